@@ -1,0 +1,29 @@
+//! Support tickets: the purpose through which customer data is reached.
+
+use sea_orm::entity::prelude::*;
+
+/// One row of `tickets`.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "tickets")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i32,
+    pub customer_id: i32,
+    /// The team that owns the ticket; supervisors see their team's tickets.
+    pub team: String,
+    /// A topic of the policy vocabulary.
+    pub topic: String,
+    /// `open`, `pending`, `resolved` or `closed`.
+    pub status: String,
+    pub subject: String,
+    pub channel: String,
+    pub assignee_id: Option<i32>,
+    pub created_at: DateTimeUtc,
+    pub resolved_at: Option<DateTimeUtc>,
+}
+
+/// Relations are resolved by id in the service's batched loaders, not by joins here.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,19 @@
+//! needtoknow's schema migrations.
+//!
+//! Every migration is written with sea-query's portable schema builder so the same steps
+//! run on SQLite (the embedded default) and on PostgreSQL. The service applies them on
+//! start; `cargo run -p migration -- up` runs them on their own.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261130_000001_create_tables;
+
+/// The ordered list of needtoknow's migrations.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261130_000001_create_tables::Migration)]
+    }
+}

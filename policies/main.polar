@@ -1,0 +1,88 @@
+# needtoknow's default policy: who sees which tickets, and how much of the customer behind
+# each ticket they see. See README.md ("Policies") for the admin workflow.
+#
+# The host asks four questions:
+#   role(name, label)       the role vocabulary, with how a hand-off names the role;
+#   topic(name)             the topic vocabulary;
+#   ticket_scope(agent, s)  which kinds of tickets an agent may see, where s is one of
+#                           "assigned" (assigned to them), "queue" (unassigned, topic in
+#                           their queues) or "team" (any ticket of their team);
+#   field_access(agent, ticket, class, level, reveal)
+#                           for a ticket the agent may see: the access level ("PLAIN",
+#                           "MASKED", "HIDDEN") and reveal option ("NONE", "WITH_REASON",
+#                           "WITH_APPROVAL") of a data class. No matching rule means HIDDEN
+#                           with reveal NONE; if several rules match, the most permissive
+#                           level wins.
+#
+# Agent attributes:  role, team, queues (list of topics).
+# Ticket attributes: topic, status, assigned_to_me, unassigned, in_my_team (booleans
+#                    computed for the asking agent).
+
+# ---- Vocabulary -------------------------------------------------------------------------
+
+role("frontline", "a frontline agent");
+role("billing", "a billing specialist");
+role("identity", "an identity specialist");
+role("supervisor", "a supervisor");
+role("auditor", "an auditor");
+role("admin", "an administrator");
+
+topic("account_access");
+topic("billing");
+topic("shipping");
+topic("technical");
+topic("identity_verification");
+topic("privacy_request");
+
+# ---- Which tickets an agent may see -------------------------------------------------------
+
+# Everyone but auditors works the tickets assigned to them and picks up unassigned tickets
+# of their queues; auditors see no tickets, only the audit trail.
+ticket_scope(agent: Agent, "assigned") if not agent.role = "auditor";
+ticket_scope(agent: Agent, "queue") if not agent.role = "auditor";
+ticket_scope(agent: Agent, "team") if agent.role = "supervisor";
+
+# ---- How much of the customer an agent sees ---------------------------------------------
+
+# Whoever may see a ticket sees the account and the customer's other tickets.
+field_access(_agent: Agent, _ticket: Ticket, "account", "PLAIN", "NONE");
+field_access(_agent: Agent, _ticket: Ticket, "ticket_history", "PLAIN", "NONE");
+
+# Everything else is for the assigned agent, by role and topic ...
+field_access(agent: Agent, ticket: Ticket, class: String, level: String, reveal: String) if
+    ticket.assigned_to_me and
+    assignee_access(agent.role, ticket.topic, class, level, reveal);
+
+# ... and for supervisors, on any ticket of their team.
+field_access(agent: Agent, ticket: Ticket, class: String, level: String, reveal: String) if
+    agent.role = "supervisor" and
+    ticket.in_my_team and
+    supervisor_access(class, level, reveal);
+
+# The assignee's view, one line per role, topic and class. Classes not listed are HIDDEN.
+assignee_access("frontline", topic, "name", "PLAIN", "NONE") if frontline_topic(topic);
+assignee_access("frontline", topic, "contact", "MASKED", "WITH_REASON") if frontline_topic(topic);
+assignee_access("frontline", "shipping", "address", "PLAIN", "NONE");
+
+assignee_access("billing", "billing", "name", "PLAIN", "NONE");
+assignee_access("billing", "billing", "contact", "MASKED", "WITH_REASON");
+assignee_access("billing", "billing", "address", "MASKED", "WITH_REASON");
+assignee_access("billing", "billing", "billing", "PLAIN", "NONE");
+
+assignee_access("identity", "identity_verification", "name", "PLAIN", "NONE");
+assignee_access("identity", "identity_verification", "contact", "PLAIN", "NONE");
+assignee_access("identity", "identity_verification", "address", "PLAIN", "NONE");
+assignee_access("identity", "identity_verification", "identity", "PLAIN", "NONE");
+
+frontline_topic(topic) if topic in ["account_access", "technical", "shipping"];
+
+# The supervisor's view of their team's tickets, whatever the topic.
+supervisor_access("name", "PLAIN", "NONE");
+supervisor_access("contact", "MASKED", "WITH_REASON");
+supervisor_access("address", "MASKED", "WITH_REASON");
+supervisor_access("identity", "HIDDEN", "WITH_APPROVAL");
+supervisor_access("billing", "MASKED", "WITH_APPROVAL");
+supervisor_access("chat_history", "MASKED", "WITH_APPROVAL");
+
+# needtoknow never asks `allow`; this rule only keeps Oso from warning that there is none.
+allow(_actor, _action, _resource) if false;

@@ -1,0 +1,364 @@
+//! Agents and their API tokens: creation, disabling, token issue and authentication.
+
+pub mod graphql;
+
+use anyhow::Context;
+use base64::Engine;
+use chrono::Utc;
+use entity::{agent, api_token};
+use rand::RngCore;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
+    TransactionTrait,
+};
+use sha2::{Digest, Sha256};
+
+use crate::policy::{is_word, AgentFacts, Vocabulary};
+
+/// Every API token starts with this, so leaked tokens are easy to recognise and scan for.
+pub const TOKEN_PREFIX: &str = "ntk_";
+
+/// An agent as the service works with it: queues parsed, facts for the policy at hand.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Agent {
+    /// Database id.
+    pub id: i32,
+    /// Unique handle.
+    pub handle: String,
+    /// Display name.
+    pub display_name: String,
+    /// Role, a word of the policy vocabulary.
+    pub role: String,
+    /// Team.
+    pub team: String,
+    /// Topics whose unassigned tickets the agent picks up.
+    pub queues: Vec<String>,
+    /// Whether the agent may sign in.
+    pub active: bool,
+}
+
+impl Agent {
+    /// What the policy may read about this agent.
+    pub fn facts(&self) -> AgentFacts {
+        AgentFacts {
+            role: self.role.clone(),
+            team: self.team.clone(),
+            queues: self.queues.clone(),
+        }
+    }
+}
+
+impl TryFrom<agent::Model> for Agent {
+    type Error = anyhow::Error;
+    fn try_from(row: agent::Model) -> anyhow::Result<Agent> {
+        let queues: Vec<String> =
+            serde_json::from_str(&row.queues).context("agents.queues is not a JSON array")?;
+        Ok(Agent {
+            id: row.id,
+            handle: row.handle,
+            display_name: row.display_name,
+            role: row.role,
+            team: row.team,
+            queues,
+            active: row.active,
+        })
+    }
+}
+
+/// A request to create an agent, checked against the policy vocabulary.
+#[derive(Clone, Debug)]
+pub struct NewAgent {
+    /// Unique handle.
+    pub handle: String,
+    /// Display name.
+    pub display_name: String,
+    /// Role.
+    pub role: String,
+    /// Team.
+    pub team: String,
+    /// Queues.
+    pub queues: Vec<String>,
+}
+
+/// Why an agent command was refused; each message is fit for the admin who ran it.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The input breaks a rule.
+    #[error("{0}")]
+    Invalid(String),
+    /// No agent has this handle.
+    #[error("no agent with handle {0:?}")]
+    UnknownHandle(String),
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] anyhow::Error),
+}
+
+fn is_handle(handle: &str) -> bool {
+    !handle.is_empty()
+        && handle.len() <= 64
+        && handle.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && handle
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+}
+
+impl NewAgent {
+    /// Checks the handle's shape and that role and queues are words of the policy.
+    pub fn validate(&self, vocabulary: &Vocabulary) -> Result<(), AgentError> {
+        if !is_handle(&self.handle) {
+            return Err(AgentError::Invalid(format!(
+                "handle {:?}: use 1-64 lower-case letters, digits, '.', '_' or '-'",
+                self.handle
+            )));
+        }
+        if !vocabulary.has_role(&self.role) {
+            let known: Vec<&str> = vocabulary.roles.iter().map(|r| r.name.as_str()).collect();
+            return Err(AgentError::Invalid(format!(
+                "role {:?} is not defined by the policy (known: {}); add a role(...) fact first",
+                self.role,
+                known.join(", ")
+            )));
+        }
+        if !is_word(&self.team) {
+            return Err(AgentError::Invalid(format!(
+                "team {:?}: use lower-case letters, digits and underscores",
+                self.team
+            )));
+        }
+        if let Some(queue) = self.queues.iter().find(|q| !vocabulary.has_topic(q)) {
+            return Err(AgentError::Invalid(format!(
+                "queue {queue:?} is not a topic of the policy (known: {})",
+                vocabulary.topics.join(", ")
+            )));
+        }
+        let name = self.display_name.trim();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(AgentError::Invalid(
+                "display name: 1-100 characters, no control characters".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Creates an agent and its first token, returning both. The token is not stored.
+pub async fn create(
+    db: &DatabaseConnection,
+    vocabulary: &Vocabulary,
+    new: NewAgent,
+) -> Result<(Agent, String), AgentError> {
+    new.validate(vocabulary)?;
+    let existing = agent::Entity::find()
+        .filter(agent::Column::Handle.eq(&new.handle))
+        .one(db)
+        .await
+        .context("looking up the handle")?;
+    if existing.is_some() {
+        return Err(AgentError::Invalid(format!(
+            "an agent with handle {:?} already exists",
+            new.handle
+        )));
+    }
+    let txn = db.begin().await.context("starting a transaction")?;
+    let row = agent::ActiveModel {
+        handle: Set(new.handle),
+        display_name: Set(new.display_name.trim().to_owned()),
+        role: Set(new.role),
+        team: Set(new.team),
+        queues: Set(serde_json::to_string(&new.queues).context("encoding queues")?),
+        active: Set(true),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await
+    .context("inserting the agent")?;
+    let token = insert_token(&txn, row.id).await?;
+    txn.commit().await.context("committing the new agent")?;
+    Ok((Agent::try_from(row)?, token))
+}
+
+/// Issues a new token for an active agent.
+pub async fn issue_token(db: &DatabaseConnection, handle: &str) -> Result<String, AgentError> {
+    let row = find_by_handle(db, handle).await?;
+    if !row.active {
+        return Err(AgentError::Invalid(format!(
+            "agent {handle:?} is disabled; create a new agent instead"
+        )));
+    }
+    Ok(insert_token(db, row.id).await?)
+}
+
+/// Disables an agent and revokes all of its tokens in one transaction. Disabling twice is
+/// harmless.
+pub async fn disable(db: &DatabaseConnection, handle: &str) -> Result<Agent, AgentError> {
+    let row = find_by_handle(db, handle).await?;
+    let txn = db.begin().await.context("starting a transaction")?;
+    let mut active: agent::ActiveModel = row.into();
+    active.active = Set(false);
+    let row = active.update(&txn).await.context("disabling the agent")?;
+    revoke_tokens(&txn, row.id).await?;
+    txn.commit().await.context("committing the disable")?;
+    Ok(Agent::try_from(row)?)
+}
+
+/// Revokes every live token of an agent.
+pub async fn revoke_tokens(
+    db: &impl sea_orm::ConnectionTrait,
+    agent_id: i32,
+) -> anyhow::Result<()> {
+    api_token::Entity::update_many()
+        .col_expr(
+            api_token::Column::RevokedAt,
+            sea_orm::sea_query::Expr::value(Utc::now()),
+        )
+        .filter(api_token::Column::AgentId.eq(agent_id))
+        .filter(api_token::Column::RevokedAt.is_null())
+        .exec(db)
+        .await
+        .context("revoking tokens")?;
+    Ok(())
+}
+
+async fn find_by_handle(db: &DatabaseConnection, handle: &str) -> Result<agent::Model, AgentError> {
+    agent::Entity::find()
+        .filter(agent::Column::Handle.eq(handle))
+        .one(db)
+        .await
+        .context("looking up the agent")?
+        .ok_or_else(|| AgentError::UnknownHandle(handle.to_owned()))
+}
+
+async fn insert_token(db: &impl sea_orm::ConnectionTrait, agent_id: i32) -> anyhow::Result<String> {
+    let token = generate_token();
+    api_token::ActiveModel {
+        agent_id: Set(agent_id),
+        token_hash: Set(hash_token(&token)),
+        created_at: Set(Utc::now()),
+        revoked_at: Set(None),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .context("inserting the token")?;
+    Ok(token)
+}
+
+/// A new token: the prefix and 32 random bytes, base64url without padding.
+pub fn generate_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!(
+        "{TOKEN_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// The stored form of a token. A fast hash is enough: tokens carry 256 random bits.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Why a request was not authenticated: logged, never sent to the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No `Authorization` header.
+    Missing,
+    /// Not `Bearer ntk_…` of the right length and alphabet.
+    Malformed,
+    /// No such token.
+    Unknown,
+    /// The token was revoked.
+    Revoked,
+    /// The agent is disabled.
+    Inactive,
+}
+
+/// Parses an `Authorization` header value into a token of the expected shape.
+pub fn parse_bearer(header: Option<&str>) -> Result<&str, AuthFailure> {
+    let header = header.ok_or(AuthFailure::Missing)?;
+    let (scheme, token) = header.split_once(' ').ok_or(AuthFailure::Malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthFailure::Malformed);
+    }
+    let token = token.trim();
+    let body = token
+        .strip_prefix(TOKEN_PREFIX)
+        .ok_or(AuthFailure::Malformed)?;
+    if body.len() != 43
+        || !body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(AuthFailure::Malformed);
+    }
+    Ok(token)
+}
+
+/// Finds the active agent holding `token`.
+pub async fn authenticate(
+    db: &DatabaseConnection,
+    token: &str,
+) -> Result<Result<Agent, AuthFailure>, anyhow::Error> {
+    let Some(stored) = api_token::Entity::find()
+        .filter(api_token::Column::TokenHash.eq(hash_token(token)))
+        .one(db)
+        .await
+        .context("looking up the token")?
+    else {
+        return Ok(Err(AuthFailure::Unknown));
+    };
+    if stored.revoked_at.is_some() {
+        return Ok(Err(AuthFailure::Revoked));
+    }
+    let Some(row) = agent::Entity::find_by_id(stored.agent_id)
+        .one(db)
+        .await
+        .context("loading the token's agent")?
+    else {
+        return Ok(Err(AuthFailure::Unknown));
+    };
+    if !row.active {
+        return Ok(Err(AuthFailure::Inactive));
+    }
+    Ok(Ok(Agent::try_from(row)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_tokens_parse_as_bearer_tokens() {
+        let token = generate_token();
+        let header = format!("Bearer {token}");
+        assert_eq!(parse_bearer(Some(&header)), Ok(token.as_str()));
+    }
+
+    #[test]
+    fn malformed_headers_are_told_apart_from_missing_ones() {
+        assert_eq!(parse_bearer(None), Err(AuthFailure::Missing));
+        for bad in [
+            "Bearer",
+            "Basic abc",
+            "Bearer ntk_short",
+            "Bearer abc",
+            "Bearer ntk_!!!",
+        ] {
+            assert_eq!(
+                parse_bearer(Some(bad)),
+                Err(AuthFailure::Malformed),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn tokens_are_stored_as_hashes_not_as_themselves() {
+        let token = generate_token();
+        let hash = hash_token(&token);
+        assert_eq!(hash.len(), 64);
+        assert!(!hash.contains(&token[4..]));
+    }
+}

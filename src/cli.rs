@@ -1,0 +1,165 @@
+//! The `needtoknow` command line: one binary, one subcommand per job.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{DatabaseSettings, LogFormat, Mode, Settings};
+
+/// needtoknow: a GraphQL backend that reveals customer data to support agents on a
+/// need-to-know basis, decided by Oso Polar policies.
+#[derive(Debug, Parser)]
+#[command(name = "needtoknow", version, about, long_about = None)]
+pub struct Cli {
+    /// Settings shared by every subcommand.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings shared by every subcommand.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Directory for the SQLite file, demo tokens and dev keys (created if missing).
+    #[arg(
+        long,
+        global = true,
+        env = "NEEDTOKNOW_DATA_DIR",
+        default_value = "./data"
+    )]
+    pub data_dir: PathBuf,
+    /// Database URL: postgres://… for PostgreSQL; default: the SQLite file in the data dir.
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Directory of the *.polar policy files.
+    #[arg(
+        long,
+        global = true,
+        env = "NEEDTOKNOW_POLICY_DIR",
+        default_value = "./policies"
+    )]
+    pub policy_dir: PathBuf,
+    /// Log format.
+    #[arg(
+        long,
+        global = true,
+        env = "NEEDTOKNOW_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `info` or `needtoknow=debug,info`.
+    #[arg(long, global = true, env = "NEEDTOKNOW_LOG", default_value = "info")]
+    pub log: String,
+    /// Seconds to wait for the database when connecting.
+    #[arg(long, global = true, env = "NEEDTOKNOW_DATABASE_TIMEOUT_SECS", default_value = "5",
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub database_timeout_secs: u64,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the GraphQL service (migrations are applied on start).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the GraphQL schema (SDL); `schema.graphql` is this output.
+    Schema,
+    /// Manage agents and their API tokens.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+}
+
+/// Options of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Seed the demo dataset (idempotent) and write <data dir>/demo-tokens.json; implies dev mode.
+    #[arg(long)]
+    pub demo: bool,
+    /// Address to listen on.
+    #[arg(long, env = "NEEDTOKNOW_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// `dev` serves GraphiQL on GET /graphql; `production` does not.
+    #[arg(
+        long,
+        env = "NEEDTOKNOW_MODE",
+        value_enum,
+        default_value = "production"
+    )]
+    pub mode: Mode,
+    /// Largest accepted request body in bytes; larger bodies get HTTP 413.
+    #[arg(long, env = "NEEDTOKNOW_MAX_BODY_BYTES", default_value = "65536",
+          value_parser = clap::value_parser!(u64).range(1024..=16 * 1024 * 1024))]
+    pub max_body_bytes: u64,
+    /// HTTP worker threads (0: one per core).
+    #[arg(long, env = "NEEDTOKNOW_WORKERS", default_value = "0")]
+    pub workers: usize,
+}
+
+/// `agent` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Create an agent and print its first API token (shown once, stored only as a hash).
+    Create(CreateAgentArgs),
+    /// Disable an agent and revoke all of its tokens at once.
+    Disable {
+        /// The agent's handle.
+        handle: String,
+    },
+    /// Issue an additional API token for an active agent (printed once).
+    Token {
+        /// The agent's handle.
+        handle: String,
+    },
+}
+
+/// Options of `agent create`.
+#[derive(Debug, Args)]
+pub struct CreateAgentArgs {
+    /// Unique handle: lower-case letters, digits, `.`, `_` or `-`.
+    #[arg(long)]
+    pub handle: String,
+    /// A role of the policy vocabulary (`role(...)` facts in policies/).
+    #[arg(long)]
+    pub role: String,
+    /// The agent's team.
+    #[arg(long)]
+    pub team: String,
+    /// A topic whose unassigned tickets the agent picks up; repeat for several.
+    #[arg(long = "queue")]
+    pub queues: Vec<String>,
+    /// Display name (default: the handle).
+    #[arg(long)]
+    pub display_name: Option<String>,
+}
+
+impl GlobalArgs {
+    /// Settings for commands that only need the database and policies.
+    pub fn settings(&self) -> Result<Settings, String> {
+        let database = DatabaseSettings::from_url(self.database_url.as_deref(), &self.data_dir)?;
+        let mut settings = Settings::for_data_dir(&self.data_dir, database);
+        settings.policy_dir = self.policy_dir.clone();
+        settings.database_timeout = Duration::from_secs(self.database_timeout_secs);
+        settings.mode = Mode::Production;
+        Ok(settings)
+    }
+}
+
+impl ServeArgs {
+    /// The full settings of `serve`.
+    pub fn settings(&self, global: &GlobalArgs) -> Result<Settings, String> {
+        let mut settings = global.settings()?;
+        settings.listen = self.listen;
+        settings.demo = self.demo;
+        settings.mode = if self.demo { Mode::Dev } else { self.mode };
+        settings.max_body_bytes = usize::try_from(self.max_body_bytes)
+            .map_err(|_| "NEEDTOKNOW_MAX_BODY_BYTES: too large for this machine".to_owned())?;
+        settings.workers = self.workers;
+        Ok(settings)
+    }
+}

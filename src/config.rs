@@ -1,0 +1,142 @@
+//! Typed settings, read from flags and `NEEDTOKNOW_*` environment variables by [`crate::cli`].
+//!
+//! Every value is parsed here, at the edge, so a bad setting stops start-up with one line
+//! naming it; code past this point never re-checks configuration.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A value that must never be printed (it may embed a password).
+#[derive(Clone)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    /// Wraps a secret value.
+    pub fn new(value: T) -> Self {
+        Secret(value)
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Where data lives: a SQLite file (the default) or PostgreSQL.
+#[derive(Clone, Debug)]
+pub enum DatabaseSettings {
+    /// The embedded default: a SQLite file, created on first start.
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+    },
+    /// A PostgreSQL server named by `DATABASE_URL`.
+    Postgres {
+        /// The connection URL (may hold a password).
+        url: Secret<String>,
+    },
+}
+
+impl DatabaseSettings {
+    /// Chooses the database from an optional `DATABASE_URL` and the data directory.
+    pub fn from_url(url: Option<&str>, data_dir: &Path) -> Result<Self, String> {
+        match url.map(str::trim).filter(|u| !u.is_empty()) {
+            None => Ok(DatabaseSettings::Sqlite {
+                path: data_dir.join("needtoknow.sqlite"),
+            }),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(DatabaseSettings::Postgres {
+                    url: Secret::new(url.to_owned()),
+                })
+            }
+            Some(url) if url.starts_with("sqlite:") => {
+                let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+                let path = rest.split('?').next().unwrap_or_default();
+                if path.is_empty() {
+                    return Err("DATABASE_URL: a sqlite URL needs a file path".into());
+                }
+                Ok(DatabaseSettings::Sqlite {
+                    path: PathBuf::from(path),
+                })
+            }
+            Some(_) => Err(
+                "DATABASE_URL: must start with postgres://, postgresql:// or sqlite: (value not shown)"
+                    .into(),
+            ),
+        }
+    }
+
+    /// A description safe for logs: the backend and, for SQLite, the file.
+    pub fn describe(&self) -> String {
+        match self {
+            DatabaseSettings::Sqlite { path } => format!("sqlite file {}", path.display()),
+            DatabaseSettings::Postgres { .. } => "postgresql (DATABASE_URL)".to_owned(),
+        }
+    }
+}
+
+/// Whether developer conveniences (GraphiQL) are on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// GraphiQL on `GET /graphql`.
+    Dev,
+    /// No GraphiQL.
+    Production,
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Everything the service needs to start.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Directory of the SQLite file and demo tokens.
+    pub data_dir: PathBuf,
+    /// The database.
+    pub database: DatabaseSettings,
+    /// Directory of the `*.polar` policy files.
+    pub policy_dir: PathBuf,
+    /// Dev (GraphiQL) or production.
+    pub mode: Mode,
+    /// Seed the demo dataset and write demo tokens.
+    pub demo: bool,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// How long to wait for the database before giving up on a connection.
+    pub database_timeout: Duration,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+}
+
+impl Settings {
+    /// Settings for tests and tools: an ephemeral port, the given data directory and database.
+    pub fn for_data_dir(data_dir: &Path, database: DatabaseSettings) -> Settings {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.to_owned(),
+            database,
+            policy_dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("policies"),
+            mode: Mode::Dev,
+            demo: false,
+            max_body_bytes: 64 * 1024,
+            database_timeout: Duration::from_secs(5),
+            workers: 2,
+        }
+    }
+}

@@ -1,0 +1,454 @@
+//! The `Customer` type and the item types of its protected lists.
+//!
+//! Every resolver here goes through [`Gate`]; none reads a personal value otherwise.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, Object, SimpleObject, ID};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use entity::{attachment, customer, message, ticket};
+
+use super::mask;
+use crate::disclosure::{Field, Gate, Protected, Shown};
+use crate::error::ApiResult;
+use crate::graphql::RequestContext;
+use crate::loaders::load_error;
+use crate::tickets::graphql::TicketStatus;
+
+/// The customer behind a ticket, as the asking agent may see them on that ticket.
+pub struct Customer {
+    row: Arc<customer::Model>,
+    gate: Arc<Gate>,
+    /// The ticket through which the customer is reached (excluded from their history).
+    ticket_id: i32,
+}
+
+impl Customer {
+    /// The customer `row` reached through ticket `ticket_id`, disclosed by `gate`.
+    pub fn new(row: customer::Model, gate: Arc<Gate>, ticket_id: i32) -> Customer {
+        Customer {
+            row: Arc::new(row),
+            gate,
+            ticket_id,
+        }
+    }
+
+    fn plain_or(
+        &self,
+        field: Field,
+        plain: impl FnOnce() -> String,
+        masked: impl FnOnce() -> String,
+    ) -> Protected<String> {
+        self.gate.disclose(field, |shown| match shown {
+            Shown::Plain => plain(),
+            Shown::Masked => masked(),
+        })
+    }
+
+    async fn other_tickets_rows(&self, ctx: &Context<'_>) -> ApiResult<Vec<ticket::Model>> {
+        let loaded = RequestContext::get(ctx)
+            .loaders
+            .tickets_of_customer
+            .load_one(self.row.id)
+            .await
+            .map_err(load_error)?
+            .unwrap_or_default();
+        Ok(loaded
+            .iter()
+            .filter(|t| t.id != self.ticket_id)
+            .cloned()
+            .collect())
+    }
+}
+
+/// Data-class `account` fields are masked, if a policy masks them, as `***`.
+const ACCOUNT_MASK: &str = "***";
+
+#[Object]
+impl Customer {
+    /// Opaque customer id.
+    async fn id(&self) -> ID {
+        ID(self.row.id.to_string())
+    }
+
+    /// Account status. Class `account`. MASKED: `***`.
+    async fn account_status(&self) -> Protected<String> {
+        self.plain_or(
+            Field::AccountStatus,
+            || self.row.account_status.clone(),
+            || ACCOUNT_MASK.into(),
+        )
+    }
+
+    /// Plan. Class `account`. MASKED: `***`.
+    async fn plan(&self) -> Protected<String> {
+        self.plain_or(
+            Field::Plan,
+            || self.row.plan.clone(),
+            || ACCOUNT_MASK.into(),
+        )
+    }
+
+    /// Customer since (ISO 8601 date). Class `account`. MASKED: the year.
+    async fn customer_since(&self) -> Protected<String> {
+        let date = self.row.customer_since.to_string();
+        self.plain_or(
+            Field::CustomerSince,
+            || date.clone(),
+            || mask::mask_date_of_birth(&date),
+        )
+    }
+
+    /// Region. Class `account`. MASKED: `***`.
+    async fn region(&self) -> Protected<String> {
+        self.plain_or(
+            Field::Region,
+            || self.row.region.clone(),
+            || ACCOUNT_MASK.into(),
+        )
+    }
+
+    /// Full name. Class `name`. MASKED: first name and last initial (`Robin S.`).
+    async fn full_name(&self) -> Protected<String> {
+        self.plain_or(
+            Field::FullName,
+            || self.row.full_name.clone(),
+            || mask::mask_name(&self.row.full_name),
+        )
+    }
+
+    /// Email address. Class `contact`. MASKED: first character of the local part, `***`,
+    /// then the domain (`r***@example.com`).
+    async fn email(&self) -> Protected<String> {
+        self.plain_or(
+            Field::Email,
+            || self.row.email.clone(),
+            || mask::mask_email(&self.row.email),
+        )
+    }
+
+    /// Phone number. Class `contact`. MASKED: all digits but the last two replaced
+    /// (`+* *** **** **33`).
+    async fn phone(&self) -> Protected<String> {
+        self.plain_or(
+            Field::Phone,
+            || self.row.phone.clone(),
+            || mask::mask_phone(&self.row.phone),
+        )
+    }
+
+    /// Postal address on one line. Class `address`. MASKED: city and country only.
+    async fn postal_address(&self) -> Protected<String> {
+        let row = &self.row;
+        self.plain_or(
+            Field::PostalAddress,
+            || one_line_address(&row.street, &row.city, &row.postal_code, &row.country),
+            || mask::mask_address(&row.city, &row.country),
+        )
+    }
+
+    /// Date of birth (ISO 8601). Class `identity`. MASKED: the year only.
+    async fn date_of_birth(&self) -> Protected<String> {
+        self.plain_or(
+            Field::DateOfBirth,
+            || self.row.date_of_birth.clone(),
+            || mask::mask_date_of_birth(&self.row.date_of_birth),
+        )
+    }
+
+    /// Identity documents (attachments of kind `id_document` on the customer's tickets).
+    /// Class `identity`. MASKED: kind and size only, no file name or content.
+    async fn identity_documents(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Protected<Vec<IdentityDocument>>> {
+        self.gate
+            .disclose_loaded(Field::IdentityDocuments, |shown| async move {
+                let mut tickets: Vec<i32> = self
+                    .other_tickets_rows(ctx)
+                    .await?
+                    .iter()
+                    .map(|t| t.id)
+                    .collect();
+                tickets.push(self.ticket_id);
+                tickets.sort_unstable();
+                let loaded = RequestContext::get(ctx)
+                    .loaders
+                    .attachments
+                    .load_many(tickets.iter().copied())
+                    .await
+                    .map_err(load_error)?;
+                Ok(tickets
+                    .iter()
+                    .filter_map(|id| loaded.get(id))
+                    .flat_map(|rows| rows.iter())
+                    .filter(|a| a.kind == "id_document")
+                    .map(|a| IdentityDocument::render(a, shown))
+                    .collect())
+            })
+            .await
+    }
+
+    /// Payment methods with their billing addresses. Class `billing`. MASKED: brand and
+    /// last 4 only. A full card number or CVV is never stored.
+    async fn payment_methods(&self, ctx: &Context<'_>) -> ApiResult<Protected<Vec<PaymentMethod>>> {
+        self.gate
+            .disclose_loaded(Field::PaymentMethods, |shown| async move {
+                let rows = RequestContext::get(ctx)
+                    .loaders
+                    .payment_methods
+                    .load_one(self.row.id)
+                    .await
+                    .map_err(load_error)?
+                    .unwrap_or_default();
+                Ok(rows
+                    .iter()
+                    .map(|p| PaymentMethod::render(p, shown))
+                    .collect())
+            })
+            .await
+    }
+
+    /// Invoices (payment history). Class `billing`. MASKED: number, status and issue date;
+    /// no amounts.
+    async fn invoices(&self, ctx: &Context<'_>) -> ApiResult<Protected<Vec<Invoice>>> {
+        self.gate
+            .disclose_loaded(Field::Invoices, |shown| async move {
+                let rows = RequestContext::get(ctx)
+                    .loaders
+                    .invoices
+                    .load_one(self.row.id)
+                    .await
+                    .map_err(load_error)?
+                    .unwrap_or_default();
+                Ok(rows.iter().map(|i| Invoice::render(i, shown)).collect())
+            })
+            .await
+    }
+
+    /// The customer's other tickets, oldest first. Class `ticket_history`. MASKED: topic,
+    /// status and dates; no subject.
+    async fn other_tickets(&self, ctx: &Context<'_>) -> ApiResult<Protected<Vec<TicketSummary>>> {
+        self.gate
+            .disclose_loaded(Field::OtherTickets, |shown| async move {
+                let rows = self.other_tickets_rows(ctx).await?;
+                rows.iter()
+                    .map(|t| TicketSummary::render(t, shown))
+                    .collect()
+            })
+            .await
+    }
+
+    /// The messages of the customer's other tickets, oldest first. Class `chat_history`.
+    /// MASKED: the text with emails, phone numbers, card numbers, IBANs and dates replaced
+    /// by `[email]`, `[phone]`, `[card]`, `[iban]` and `[date]`.
+    async fn chat_history(&self, ctx: &Context<'_>) -> ApiResult<Protected<Vec<ChatMessage>>> {
+        self.gate
+            .disclose_loaded(Field::ChatHistory, |shown| async move {
+                let tickets = self.other_tickets_rows(ctx).await?;
+                let loaded = RequestContext::get(ctx)
+                    .loaders
+                    .messages
+                    .load_many(tickets.iter().map(|t| t.id))
+                    .await
+                    .map_err(load_error)?;
+                Ok(tickets
+                    .iter()
+                    .filter_map(|t| loaded.get(&t.id))
+                    .flat_map(|rows| rows.iter())
+                    .map(|m| ChatMessage::render(m, shown))
+                    .collect())
+            })
+            .await
+    }
+}
+
+fn one_line_address(street: &str, city: &str, postal_code: &str, country: &str) -> String {
+    format!("{street}, {city} {postal_code}, {country}")
+}
+
+/// An identity document's metadata and, when plain, its content.
+#[derive(Clone, SimpleObject)]
+pub struct IdentityDocument {
+    /// Opaque attachment id.
+    pub id: ID,
+    /// Always `id_document`.
+    pub kind: String,
+    /// File name; null when masked.
+    pub file_name: Option<String>,
+    /// Size in bytes.
+    pub size_bytes: i64,
+    /// The file, base64-encoded; null when masked.
+    pub content_base64: Option<String>,
+}
+
+impl IdentityDocument {
+    fn render(row: &attachment::Model, shown: Shown) -> IdentityDocument {
+        let plain = shown == Shown::Plain;
+        IdentityDocument {
+            id: ID(row.id.to_string()),
+            kind: row.kind.clone(),
+            file_name: plain.then(|| row.file_name.clone()),
+            size_bytes: row.size_bytes,
+            content_base64: plain
+                .then(|| base64::engine::general_purpose::STANDARD.encode(&row.content)),
+        }
+    }
+}
+
+/// A payment method.
+#[derive(Clone, SimpleObject)]
+pub struct PaymentMethod {
+    /// Opaque id.
+    pub id: ID,
+    /// Card brand, e.g. `Visa`.
+    pub brand: String,
+    /// Last four digits.
+    pub last4: String,
+    /// Expiry month (1-12); null when masked.
+    pub exp_month: Option<i32>,
+    /// Expiry year; null when masked.
+    pub exp_year: Option<i32>,
+    /// Billing address on one line; null when masked.
+    pub billing_address: Option<String>,
+}
+
+impl PaymentMethod {
+    fn render(row: &entity::payment_method::Model, shown: Shown) -> PaymentMethod {
+        let plain = shown == Shown::Plain;
+        PaymentMethod {
+            id: ID(row.id.to_string()),
+            brand: row.brand.clone(),
+            last4: row.last4.clone(),
+            exp_month: plain.then_some(row.exp_month),
+            exp_year: plain.then_some(row.exp_year),
+            billing_address: plain.then(|| {
+                one_line_address(
+                    &row.billing_street,
+                    &row.billing_city,
+                    &row.billing_postal_code,
+                    &row.billing_country,
+                )
+            }),
+        }
+    }
+}
+
+/// An invoice.
+#[derive(Clone, SimpleObject)]
+pub struct Invoice {
+    /// Invoice number, e.g. `INV-1001`.
+    pub number: String,
+    /// `paid`, `open`, `refunded`, ….
+    pub status: String,
+    /// When it was issued.
+    pub issued_at: DateTime<Utc>,
+    /// Amount in minor units (cents); null when masked.
+    pub amount_cents: Option<i64>,
+    /// ISO 4217 currency; null when masked.
+    pub currency: Option<String>,
+    /// When it was paid; null when unpaid or masked.
+    pub paid_at: Option<DateTime<Utc>>,
+}
+
+impl Invoice {
+    fn render(row: &entity::invoice::Model, shown: Shown) -> Invoice {
+        let plain = shown == Shown::Plain;
+        Invoice {
+            number: row.number.clone(),
+            status: row.status.clone(),
+            issued_at: row.issued_at,
+            amount_cents: plain.then_some(row.amount_cents),
+            currency: plain.then(|| row.currency.clone()),
+            paid_at: if plain { row.paid_at } else { None },
+        }
+    }
+}
+
+/// Another ticket of the same customer.
+#[derive(Clone, SimpleObject)]
+pub struct TicketSummary {
+    /// Opaque ticket id (the agent may still be unable to open it).
+    pub id: ID,
+    /// Subject; null when masked.
+    pub subject: Option<String>,
+    /// Topic.
+    pub topic: String,
+    /// Status.
+    pub status: TicketStatus,
+    /// When it was opened.
+    pub created_at: DateTime<Utc>,
+    /// When it was resolved, if it was.
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+impl TicketSummary {
+    fn render(row: &ticket::Model, shown: Shown) -> ApiResult<TicketSummary> {
+        Ok(TicketSummary {
+            id: ID(row.id.to_string()),
+            subject: (shown == Shown::Plain).then(|| row.subject.clone()),
+            topic: row.topic.clone(),
+            status: row.status.parse()?,
+            created_at: row.created_at,
+            resolved_at: row.resolved_at,
+        })
+    }
+}
+
+/// A message of another ticket of the customer.
+#[derive(Clone, SimpleObject)]
+pub struct ChatMessage {
+    /// The ticket it belongs to.
+    pub ticket_id: ID,
+    /// `customer` or `agent`.
+    pub author_kind: String,
+    /// The text, redacted when masked.
+    pub body: String,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
+}
+
+impl ChatMessage {
+    fn render(row: &message::Model, shown: Shown) -> ChatMessage {
+        ChatMessage {
+            ticket_id: ID(row.ticket_id.to_string()),
+            author_kind: row.author_kind.clone(),
+            body: match shown {
+                Shown::Plain => row.body.clone(),
+                Shown::Masked => mask::redact_message(&row.body),
+            },
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::disclosure::Field;
+
+    /// Frontend teams read a field's data class in the schema; it must match the code.
+    #[test]
+    fn every_protected_field_names_its_class_in_the_schema() {
+        let sdl = crate::graphql::build_schema().sdl();
+        let customer = sdl
+            .split("type Customer {")
+            .nth(1)
+            .and_then(|rest| rest.split("\n}").next())
+            .expect("Customer type in SDL");
+        for field in Field::ALL {
+            let name = field.graphql_name();
+            let at = customer
+                .find(&format!("\t{name}"))
+                .or_else(|| customer.find(&format!(" {name}")))
+                .unwrap_or_else(|| panic!("{name} missing from Customer"));
+            let doc = &customer[..at];
+            let doc = doc.rsplit("\"\"\"").nth(1).unwrap_or_default();
+            assert!(
+                doc.contains(&format!("Class `{}`", field.class())),
+                "description of {name} must say Class `{}`: {doc:?}",
+                field.class()
+            );
+        }
+    }
+}

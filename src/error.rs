@@ -1,0 +1,108 @@
+//! The one error type clients see. Each variant is a stable `extensions.code`; unexpected
+//! failures are logged with their cause (inside the request's span, so with its request id)
+//! and answered with a generic message.
+
+use std::sync::Arc;
+
+use async_graphql::ErrorExtensions;
+
+/// An error as the client sees it.
+///
+/// It deliberately does not implement `Display`: async-graphql converts any `Display` type
+/// into an error without a code, and this type must only ever convert through its own
+/// `From` impl below, which sets `extensions.code` and logs internal causes.
+#[derive(Debug, Clone)]
+pub enum ApiError {
+    /// No valid credentials.
+    Unauthenticated,
+    /// Authenticated, but the action is not allowed. The message never names hidden data.
+    Forbidden(String),
+    /// The thing does not exist or the agent may not see it; the two are indistinguishable.
+    NotFound,
+    /// The input is malformed; the message says how.
+    BadUserInput(String),
+    /// Too many requests; retry after the given number of seconds.
+    RateLimited {
+        /// Seconds until a retry may succeed.
+        retry_after_secs: u64,
+    },
+    /// Reveals cannot be granted right now (the grant store is unavailable).
+    RevealUnavailable,
+    /// Anything unexpected; the cause is logged, never sent.
+    Internal(Arc<anyhow::Error>),
+}
+
+impl ApiError {
+    /// The stable code in `extensions.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthenticated => "UNAUTHENTICATED",
+            ApiError::Forbidden(_) => "FORBIDDEN",
+            ApiError::NotFound => "NOT_FOUND",
+            ApiError::BadUserInput(_) => "BAD_USER_INPUT",
+            ApiError::RateLimited { .. } => "RATE_LIMITED",
+            ApiError::RevealUnavailable => "REVEAL_UNAVAILABLE",
+            ApiError::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// The message the client reads: what to do, never why it failed inside.
+    pub fn message(&self) -> String {
+        match self {
+            ApiError::Unauthenticated => {
+                "authentication required: send a valid API token as `Authorization: Bearer <token>`"
+                    .into()
+            }
+            ApiError::Forbidden(message) | ApiError::BadUserInput(message) => message.clone(),
+            ApiError::NotFound => "not found".into(),
+            ApiError::RateLimited { retry_after_secs } => {
+                format!("rate limited: retry after {retry_after_secs} s")
+            }
+            ApiError::RevealUnavailable => "reveal unavailable: try again shortly".into(),
+            ApiError::Internal(_) => "internal error".into(),
+        }
+    }
+
+    /// Wraps an unexpected failure, with context saying what was being done.
+    pub fn internal(error: impl Into<anyhow::Error>, context: &'static str) -> ApiError {
+        ApiError::Internal(Arc::new(error.into().context(context)))
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(error: sea_orm::DbErr) -> Self {
+        ApiError::internal(error, "database")
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(error: ApiError) -> Self {
+        if let ApiError::Internal(cause) = &error {
+            tracing::error!(error = format!("{cause:#}"), "internal error");
+        }
+        async_graphql::Error::new(error.message()).extend_with(|_, ext| {
+            ext.set("code", error.code());
+            if let ApiError::RateLimited { retry_after_secs } = error {
+                ext.set("retryAfterSeconds", retry_after_secs);
+            }
+        })
+    }
+}
+
+/// The result type of resolvers and services.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_never_carry_their_cause_to_the_client() {
+        let err: async_graphql::Error =
+            ApiError::internal(anyhow::anyhow!("disk full at /secret"), "saving").into();
+        assert_eq!(err.message, "internal error");
+        let ext = serde_json::to_string(&err.extensions).unwrap();
+        assert!(ext.contains("INTERNAL"));
+        assert!(!ext.contains("secret"));
+    }
+}

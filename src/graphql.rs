@@ -1,0 +1,51 @@
+//! The GraphQL schema: one merged query root per feature, built apart from the transport.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, EmptyMutation, EmptySubscription, MergedObject, Schema};
+use sea_orm::DatabaseConnection;
+
+use crate::agents::graphql::AgentQuery;
+use crate::agents::Agent;
+use crate::loaders::Loaders;
+use crate::policy::PolicySet;
+use crate::telemetry::RequestId;
+use crate::tickets::graphql::TicketQuery;
+
+/// The query root.
+#[derive(MergedObject, Default)]
+pub struct Query(AgentQuery, TicketQuery);
+
+/// needtoknow's schema.
+pub type AppSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+
+/// Largest query depth accepted.
+pub const MAX_DEPTH: usize = 16;
+
+/// Builds the schema.
+pub fn build_schema() -> AppSchema {
+    Schema::build(Query::default(), EmptyMutation, EmptySubscription)
+        .limit_depth(MAX_DEPTH)
+        .finish()
+}
+
+/// Everything a resolver may use for one request: who asks, with which policy snapshot.
+pub struct RequestContext {
+    /// The authenticated agent.
+    pub agent: Agent,
+    /// The request's id, for logs and audit events.
+    pub request_id: RequestId,
+    /// The policy set this request is evaluated against, fixed for the whole request.
+    pub policy: Arc<PolicySet>,
+    /// The database.
+    pub db: DatabaseConnection,
+    /// Per-request batched loaders.
+    pub loaders: Loaders,
+}
+
+impl RequestContext {
+    /// The request context; the HTTP handler always attaches one before executing.
+    pub fn get<'a>(ctx: &'a Context<'_>) -> &'a RequestContext {
+        ctx.data_unchecked::<RequestContext>()
+    }
+}

@@ -1,0 +1,31 @@
+//! needtoknow: a GraphQL backend for customer-support tools that reveals customer data on a
+//! need-to-know basis.
+//!
+//! Map of the crate:
+//! - [`startup`] builds and runs the service (shared by `main` and the tests); [`config`]
+//!   and [`cli`] read settings; [`telemetry`] sets up logs and request ids; [`db`] connects
+//!   and migrates; [`http`] is the transport; [`graphql`] the schema; [`error`] the errors
+//!   clients see; [`loaders`] the batched loads behind every list.
+//! - [`policy`] loads the Oso policies in `policies/` and answers, with cached decisions,
+//!   which tickets an agent may see and how much of each data class they see.
+//! - [`disclosure`] is the one path by which customer data reaches a response: it asks the
+//!   policy, picks the mask, and is where grants and audit events attach.
+//! - Features: [`agents`] (tokens, `me`), [`tickets`] (visibility in SQL, `ticket`,
+//!   `tickets`), [`customers`] (the `Customer` type and its masks).
+//! - [`demo`] seeds the demo dataset.
+
+pub mod agents;
+pub mod cli;
+pub mod config;
+pub mod customers;
+pub mod db;
+pub mod demo;
+pub mod disclosure;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod loaders;
+pub mod policy;
+pub mod startup;
+pub mod telemetry;
+pub mod tickets;

@@ -1,0 +1,160 @@
+//! The `needtoknow` binary: parses the command line and runs one subcommand.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use needtoknow::cli::{AgentCommand, Cli, Command};
+use needtoknow::policy::Policy;
+use needtoknow::startup::Application;
+use needtoknow::{agents, db, graphql, telemetry};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            use clap::error::ErrorKind;
+            return match error.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = error.print();
+                    ExitCode::SUCCESS
+                }
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = error.print();
+                    ExitCode::from(2)
+                }
+                // One clear line naming the setting, instead of clap's usage block.
+                _ => {
+                    let rendered = error.to_string();
+                    let line = rendered.lines().next().unwrap_or("invalid command line");
+                    eprintln!("needtoknow: {}", line.trim_start_matches("error: "));
+                    ExitCode::from(2)
+                }
+            };
+        }
+    };
+    if let Err(message) = telemetry::init(cli.global.log_format, &cli.global.log) {
+        eprintln!("needtoknow: {message}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("needtoknow: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Config(message)) => {
+            eprintln!("needtoknow: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Other(error)) => {
+            eprintln!("needtoknow: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum Failure {
+    Config(String),
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Self {
+        Failure::Other(error)
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = args.settings(&cli.global).map_err(Failure::Config)?;
+            let demo = settings.demo;
+            let data_dir = settings.data_dir.clone();
+            let app = Application::build(settings).await?;
+            if demo {
+                println!(
+                    "Demo agents and their API tokens (also in {}):",
+                    data_dir.join("demo-tokens.json").display()
+                );
+                for (handle, token) in app.demo_tokens() {
+                    println!("  {handle:<11} {token}");
+                }
+                println!("GraphiQL: http://127.0.0.1:{}/graphql", app.port());
+            }
+            app.run_until_stopped().await.context("serving")?;
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Command::Migrate => {
+            let settings = cli.global.settings().map_err(Failure::Config)?;
+            let db = db::connect(&settings).await?;
+            db::migrate(&db).await?;
+            println!("migrations applied to the {}", settings.database.describe());
+            Ok(())
+        }
+        Command::Schema => {
+            print!("{}", graphql::build_schema().sdl());
+            Ok(())
+        }
+        Command::Agent(command) => {
+            let settings = cli.global.settings().map_err(Failure::Config)?;
+            let db = db::connect(&settings).await?;
+            db::migrate(&db).await?;
+            match command {
+                AgentCommand::Create(args) => {
+                    let policy = Policy::load(&settings.policy_dir).with_context(|| {
+                        format!(
+                            "cannot load policies from {}",
+                            settings.policy_dir.display()
+                        )
+                    })?;
+                    let new = agents::NewAgent {
+                        display_name: args.display_name.unwrap_or_else(|| args.handle.clone()),
+                        handle: args.handle,
+                        role: args.role,
+                        team: args.team,
+                        queues: args.queues,
+                    };
+                    let (agent, token) = agents::create(&db, policy.current().vocabulary(), new)
+                        .await
+                        .map_err(agent_failure)?;
+                    eprintln!(
+                        "created agent {} (role {}, team {}); its API token, shown only once:",
+                        agent.handle, agent.role, agent.team
+                    );
+                    println!("{token}");
+                }
+                AgentCommand::Disable { handle } => {
+                    let agent = agents::disable(&db, &handle).await.map_err(agent_failure)?;
+                    println!(
+                        "disabled agent {} and revoked all of its tokens",
+                        agent.handle
+                    );
+                }
+                AgentCommand::Token { handle } => {
+                    let token = agents::issue_token(&db, &handle)
+                        .await
+                        .map_err(agent_failure)?;
+                    eprintln!("new API token for {handle}, shown only once:");
+                    println!("{token}");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn agent_failure(error: agents::AgentError) -> Failure {
+    match error {
+        agents::AgentError::Database(error) => Failure::Other(error),
+        other => Failure::Config(other.to_string()),
+    }
+}

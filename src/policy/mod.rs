@@ -1,0 +1,518 @@
+//! Oso (Polar) policies: loading, checking, and the cached decisions every protected field
+//! and every ticket list relies on.
+//!
+//! The policy in `policies/*.polar` is the single source of truth for access. This module is
+//! mechanism only: it hands the policy what it may read about the agent and the ticket
+//! ([`AgentFacts`], [`TicketFacts`]) and turns the answers into [`Decision`]s and
+//! [`TicketScope`]s. Rust code never decides access by a role or topic name.
+//!
+//! Decisions are cached per policy set on everything the policy can read, so a page of 50
+//! tickets costs hash look-ups, not Polar evaluations. Reloading builds a new [`PolicySet`]
+//! (with an empty cache) and swaps it in atomically.
+
+pub mod model;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use arc_swap::ArcSwap;
+use oso::{Oso, PolarClass, PolarValue};
+
+pub use model::{Access, DataClass, Decision, RevealOption, TicketScope, UnknownWord};
+
+/// What the policy may read about the agent asking (`Agent` in Polar).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PolarClass)]
+#[polar(class_name = "Agent")]
+pub struct AgentFacts {
+    /// The agent's role, a word of the policy's role vocabulary.
+    #[polar(attribute)]
+    pub role: String,
+    /// The agent's team.
+    #[polar(attribute)]
+    pub team: String,
+    /// The topics whose unassigned tickets the agent may pick up.
+    #[polar(attribute)]
+    pub queues: Vec<String>,
+}
+
+/// What the policy may read about a ticket, as seen by one agent (`Ticket` in Polar).
+///
+/// Relations are precomputed booleans because Polar does not compare `Option` attributes
+/// with plain values (see OSO-NOTES.md).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PolarClass)]
+#[polar(class_name = "Ticket")]
+pub struct TicketFacts {
+    /// The ticket's topic.
+    #[polar(attribute)]
+    pub topic: String,
+    /// `open`, `pending`, `resolved` or `closed`.
+    #[polar(attribute)]
+    pub status: String,
+    /// The asking agent is the assignee.
+    #[polar(attribute)]
+    pub assigned_to_me: bool,
+    /// Nobody is assigned.
+    #[polar(attribute)]
+    pub unassigned: bool,
+    /// The ticket belongs to the asking agent's team.
+    #[polar(attribute)]
+    pub in_my_team: bool,
+}
+
+/// A role of the policy's vocabulary and how a hand-off names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleInfo {
+    /// The role as agents carry it, e.g. `billing`.
+    pub name: String,
+    /// How a sentence names someone with the role, e.g. `a billing specialist`.
+    pub label: String,
+}
+
+/// The words a policy set defines: roles and topics are data, extended by editing policies.
+#[derive(Clone, Debug, Default)]
+pub struct Vocabulary {
+    /// The roles, in policy order.
+    pub roles: Vec<RoleInfo>,
+    /// The topics, in policy order.
+    pub topics: Vec<String>,
+}
+
+impl Vocabulary {
+    /// Whether `role` is a role of the policy.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r.name == role)
+    }
+
+    /// Whether `topic` is a topic of the policy.
+    pub fn has_topic(&self, topic: &str) -> bool {
+        self.topics.iter().any(|t| t == topic)
+    }
+}
+
+/// Why a policy set could not be loaded. The message names file and line where Polar does.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The policy directory could not be read.
+    #[error("cannot read policies in {dir}: {source}")]
+    Read {
+        /// The directory.
+        dir: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The directory has no `.polar` file.
+    #[error("no .polar files in {0}")]
+    Empty(PathBuf),
+    /// Polar rejected the files.
+    #[error("{0}")]
+    Polar(String),
+    /// The policy loaded but answers with words the host does not know.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// One loaded, checked policy set with its decision caches.
+pub struct PolicySet {
+    oso: Oso,
+    vocabulary: Vocabulary,
+    files: Vec<PathBuf>,
+    decisions: RwLock<HashMap<(AgentFacts, TicketFacts), Arc<ClassDecisions>>>,
+    scopes: RwLock<HashMap<AgentFacts, Arc<[TicketScope]>>>,
+    hand_offs: RwLock<HashMap<(String, DataClass), Arc<[RoleInfo]>>>,
+}
+
+/// The decisions for every data class on one ticket for one agent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClassDecisions([Decision; DataClass::ALL.len()]);
+
+impl ClassDecisions {
+    /// The decision for `class`.
+    pub fn get(&self, class: DataClass) -> Decision {
+        self.0[class as usize]
+    }
+}
+
+/// Upper bound on cached decisions; the cache is cleared when it is reached. Keys are
+/// (role, team, queues, topic, status, relation), so real deployments stay far below it.
+const CACHE_LIMIT: usize = 100_000;
+
+impl PolicySet {
+    /// Loads every `*.polar` file of `dir` (sorted by name) and checks the vocabulary.
+    pub fn load_dir(dir: &Path) -> Result<PolicySet, PolicyError> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|source| PolicyError::Read {
+                dir: dir.to_owned(),
+                source,
+            })?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "polar") && p.is_file())
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(PolicyError::Empty(dir.to_owned()));
+        }
+        let mut oso = new_oso()?;
+        oso.load_files(files.clone())
+            .map_err(|e| PolicyError::Polar(e.to_string()))?;
+        let vocabulary = read_vocabulary(&oso)?;
+        Ok(PolicySet {
+            oso,
+            vocabulary,
+            files,
+            decisions: RwLock::default(),
+            scopes: RwLock::default(),
+            hand_offs: RwLock::default(),
+        })
+    }
+
+    /// The roles and topics this policy set defines.
+    pub fn vocabulary(&self) -> &Vocabulary {
+        &self.vocabulary
+    }
+
+    /// The files this set was loaded from.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    /// The decisions for every data class on `ticket` for `agent`, from the cache when the
+    /// same facts were seen before. Policy errors fail closed (`HIDDEN`, reveal `NONE`).
+    pub fn decide(&self, agent: &AgentFacts, ticket: &TicketFacts) -> Arc<ClassDecisions> {
+        let key = (agent.clone(), ticket.clone());
+        if let Some(hit) = read_cache(&self.decisions, &key) {
+            return hit;
+        }
+        let decisions = Arc::new(ClassDecisions(
+            DataClass::ALL.map(|class| self.evaluate(agent, ticket, class)),
+        ));
+        write_cache(&self.decisions, key, decisions.clone());
+        decisions
+    }
+
+    /// Evaluates `field_access` for one class without the cache.
+    fn evaluate(&self, agent: &AgentFacts, ticket: &TicketFacts, class: DataClass) -> Decision {
+        match self.try_evaluate(agent, ticket, class) {
+            Ok(decision) => decision,
+            Err(error) => {
+                tracing::error!(%class, %error, "policy evaluation failed; field stays hidden");
+                Decision::DENY
+            }
+        }
+    }
+
+    fn try_evaluate(
+        &self,
+        agent: &AgentFacts,
+        ticket: &TicketFacts,
+        class: DataClass,
+    ) -> Result<Decision, PolicyError> {
+        let query = self
+            .oso
+            .query_rule(
+                "field_access",
+                (
+                    agent.clone(),
+                    ticket.clone(),
+                    class.as_str(),
+                    PolarValue::Variable("level".into()),
+                    PolarValue::Variable("reveal".into()),
+                ),
+            )
+            .map_err(|e| PolicyError::Polar(e.to_string()))?;
+        let mut decision = Decision::DENY;
+        for result in query {
+            let result = result.map_err(|e| PolicyError::Polar(e.to_string()))?;
+            let level: String = result
+                .get_typed("level")
+                .map_err(|e| PolicyError::Invalid(format!("field_access level: {e}")))?;
+            let reveal: String = result
+                .get_typed("reveal")
+                .map_err(|e| PolicyError::Invalid(format!("field_access reveal: {e}")))?;
+            let access = level.parse().map_err(|e: UnknownWord| {
+                PolicyError::Invalid(format!("field_access yields level {}", e.0))
+            })?;
+            let reveal = reveal.parse().map_err(|e: UnknownWord| {
+                PolicyError::Invalid(format!("field_access yields reveal option {}", e.0))
+            })?;
+            decision = decision.most_permissive(Decision { access, reveal });
+        }
+        Ok(decision)
+    }
+
+    /// The kinds of tickets `agent` may see. Policy errors fail closed (no tickets).
+    pub fn ticket_scopes(&self, agent: &AgentFacts) -> Arc<[TicketScope]> {
+        if let Some(hit) = read_cache(&self.scopes, agent) {
+            return hit;
+        }
+        let scopes: Arc<[TicketScope]> = match self.try_ticket_scopes(agent) {
+            Ok(scopes) => scopes.into(),
+            Err(error) => {
+                tracing::error!(%error, "policy evaluation of ticket_scope failed; no tickets");
+                Arc::from([])
+            }
+        };
+        write_cache(&self.scopes, agent.clone(), scopes.clone());
+        scopes
+    }
+
+    fn try_ticket_scopes(&self, agent: &AgentFacts) -> Result<Vec<TicketScope>, PolicyError> {
+        let query = self
+            .oso
+            .query_rule(
+                "ticket_scope",
+                (agent.clone(), PolarValue::Variable("scope".into())),
+            )
+            .map_err(|e| PolicyError::Polar(e.to_string()))?;
+        let mut scopes = Vec::new();
+        for result in query {
+            let result = result.map_err(|e| PolicyError::Polar(e.to_string()))?;
+            let scope: String = result
+                .get_typed("scope")
+                .map_err(|e| PolicyError::Invalid(format!("ticket_scope: {e}")))?;
+            let scope: TicketScope = scope.parse().map_err(|e: UnknownWord| {
+                PolicyError::Invalid(format!("ticket_scope yields unknown scope {}", e.0))
+            })?;
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+        Ok(scopes)
+    }
+
+    /// The roles (other than `except_role`) whose assignee on a ticket of `topic` would see
+    /// `class` at all: the hand-off hint for a hidden class.
+    pub fn hand_off_roles(
+        &self,
+        topic: &str,
+        class: DataClass,
+        except_role: &str,
+    ) -> Vec<RoleInfo> {
+        let key = (topic.to_owned(), class);
+        let roles = match read_cache(&self.hand_offs, &key) {
+            Some(hit) => hit,
+            None => {
+                let roles: Arc<[RoleInfo]> = self
+                    .vocabulary
+                    .roles
+                    .iter()
+                    .filter(|role| {
+                        let agent = AgentFacts {
+                            role: role.name.clone(),
+                            team: String::new(),
+                            queues: vec![topic.to_owned()],
+                        };
+                        let ticket = TicketFacts {
+                            topic: topic.to_owned(),
+                            status: "open".to_owned(),
+                            assigned_to_me: true,
+                            unassigned: false,
+                            in_my_team: true,
+                        };
+                        self.decide(&agent, &ticket).get(class).access != Access::Hidden
+                    })
+                    .cloned()
+                    .collect();
+                write_cache(&self.hand_offs, key, roles.clone());
+                roles
+            }
+        };
+        roles
+            .iter()
+            .filter(|r| r.name != except_role)
+            .cloned()
+            .collect()
+    }
+}
+
+fn read_cache<K, V>(cache: &RwLock<HashMap<K, V>>, key: &K) -> Option<V>
+where
+    K: std::hash::Hash + Eq,
+    V: Clone,
+{
+    // A poisoned lock only means another thread panicked mid-insert of a complete value.
+    let map = cache.read().unwrap_or_else(|p| p.into_inner());
+    map.get(key).cloned()
+}
+
+fn write_cache<K, V>(cache: &RwLock<HashMap<K, V>>, key: K, value: V)
+where
+    K: std::hash::Hash + Eq,
+{
+    let mut map = cache.write().unwrap_or_else(|p| p.into_inner());
+    if map.len() >= CACHE_LIMIT {
+        map.clear();
+    }
+    map.insert(key, value);
+}
+
+fn new_oso() -> Result<Oso, PolicyError> {
+    let mut oso = Oso::new();
+    oso.register_class(AgentFacts::get_polar_class())
+        .map_err(|e| PolicyError::Polar(e.to_string()))?;
+    oso.register_class(TicketFacts::get_polar_class())
+        .map_err(|e| PolicyError::Polar(e.to_string()))?;
+    Ok(oso)
+}
+
+fn read_vocabulary(oso: &Oso) -> Result<Vocabulary, PolicyError> {
+    let mut vocabulary = Vocabulary::default();
+    let roles = oso
+        .query_rule(
+            "role",
+            (
+                PolarValue::Variable("name".into()),
+                PolarValue::Variable("label".into()),
+            ),
+        )
+        .map_err(|e| PolicyError::Polar(e.to_string()))?;
+    for result in roles {
+        let result = result.map_err(|e| PolicyError::Polar(e.to_string()))?;
+        let name: String = result
+            .get_typed("name")
+            .map_err(|e| PolicyError::Invalid(format!("role name: {e}")))?;
+        let label: String = result
+            .get_typed("label")
+            .map_err(|e| PolicyError::Invalid(format!("role label: {e}")))?;
+        check_word("role", &name)?;
+        vocabulary.roles.push(RoleInfo { name, label });
+    }
+    let topics = oso
+        .query_rule("topic", (PolarValue::Variable("name".into()),))
+        .map_err(|e| PolicyError::Polar(e.to_string()))?;
+    for result in topics {
+        let result = result.map_err(|e| PolicyError::Polar(e.to_string()))?;
+        let name: String = result
+            .get_typed("name")
+            .map_err(|e| PolicyError::Invalid(format!("topic name: {e}")))?;
+        check_word("topic", &name)?;
+        vocabulary.topics.push(name);
+    }
+    if vocabulary.roles.is_empty() {
+        return Err(PolicyError::Invalid(
+            "the policy defines no role(name, label) facts".into(),
+        ));
+    }
+    if vocabulary.topics.is_empty() {
+        return Err(PolicyError::Invalid(
+            "the policy defines no topic(name) facts".into(),
+        ));
+    }
+    Ok(vocabulary)
+}
+
+/// Roles and topics are identifiers: lower-case ASCII letters, digits and underscores.
+pub fn is_word(word: &str) -> bool {
+    !word.is_empty()
+        && word.len() <= 64
+        && word.starts_with(|c: char| c.is_ascii_lowercase())
+        && word
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn check_word(kind: &str, word: &str) -> Result<(), PolicyError> {
+    if is_word(word) {
+        Ok(())
+    } else {
+        Err(PolicyError::Invalid(format!(
+            "{kind} {word:?} is not an identifier (lower-case letters, digits, underscores)"
+        )))
+    }
+}
+
+/// The running policy, shared by every request. Cloning is cheap; [`Policy::current`]
+/// returns a snapshot that stays consistent for as long as a request holds it.
+#[derive(Clone)]
+pub struct Policy {
+    current: Arc<ArcSwap<PolicySet>>,
+    dir: PathBuf,
+}
+
+impl Policy {
+    /// Loads the policy set in `dir`.
+    pub fn load(dir: &Path) -> Result<Policy, PolicyError> {
+        let set = PolicySet::load_dir(dir)?;
+        Ok(Policy {
+            current: Arc::new(ArcSwap::from_pointee(set)),
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// The policy set serving requests now.
+    pub fn current(&self) -> Arc<PolicySet> {
+        self.current.load_full()
+    }
+
+    /// The directory the policy is loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped() -> PolicySet {
+        PolicySet::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
+            .expect("the shipped policy loads")
+    }
+
+    fn agent(role: &str, queues: &[&str]) -> AgentFacts {
+        AgentFacts {
+            role: role.into(),
+            team: "support".into(),
+            queues: queues.iter().map(|q| q.to_string()).collect(),
+        }
+    }
+
+    fn assigned(topic: &str) -> TicketFacts {
+        TicketFacts {
+            topic: topic.into(),
+            status: "open".into(),
+            assigned_to_me: true,
+            unassigned: false,
+            in_my_team: true,
+        }
+    }
+
+    #[test]
+    fn the_shipped_policy_defines_the_product_vocabulary() {
+        let set = shipped();
+        assert!(set.vocabulary().has_role("billing"));
+        assert!(set.vocabulary().has_topic("identity_verification"));
+        assert!(!set.vocabulary().has_role("janitor"));
+    }
+
+    #[test]
+    fn a_billing_assignee_sees_billing_plain_on_a_billing_ticket() {
+        let set = shipped();
+        let d = set.decide(&agent("billing", &["billing"]), &assigned("billing"));
+        assert_eq!(d.get(DataClass::Billing).access, Access::Plain);
+        assert_eq!(
+            d.get(DataClass::Contact),
+            Decision {
+                access: Access::Masked,
+                reveal: RevealOption::WithReason
+            }
+        );
+        assert_eq!(d.get(DataClass::ChatHistory), Decision::DENY);
+    }
+
+    #[test]
+    fn hand_off_names_the_roles_that_would_see_a_hidden_class() {
+        let set = shipped();
+        let roles: Vec<String> = set
+            .hand_off_roles("billing", DataClass::Billing, "frontline")
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
+        assert_eq!(roles, ["billing", "supervisor"]);
+    }
+
+    #[test]
+    fn auditors_see_no_tickets() {
+        assert!(shipped().ticket_scopes(&agent("auditor", &[])).is_empty());
+    }
+}

@@ -1,0 +1,119 @@
+//! One start-up path shared by `main` and the tests: [`Application::build`] connects,
+//! migrates, loads the policy, seeds the demo if asked and binds the port;
+//! [`Application::run_until_stopped`] serves until SIGTERM or Ctrl-C.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{middleware, web, App, HttpServer};
+use anyhow::Context;
+use sea_orm::DatabaseConnection;
+
+use crate::config::{Mode, Settings};
+use crate::graphql::{build_schema, AppSchema};
+use crate::policy::Policy;
+use crate::{db, demo, http, telemetry};
+
+/// What every request handler shares.
+pub struct AppState {
+    /// The database.
+    pub db: DatabaseConnection,
+    /// The running policy.
+    pub policy: Policy,
+    /// The GraphQL schema.
+    pub schema: AppSchema,
+    /// The settings the service started with.
+    pub settings: Arc<Settings>,
+}
+
+/// A built, bound, not yet running service.
+pub struct Application {
+    port: u16,
+    server: Server,
+    demo_tokens: BTreeMap<String, String>,
+}
+
+impl Application {
+    /// Connects, migrates, loads policies, seeds the demo (when asked) and binds the port.
+    /// Any failure here is a start-up failure with a clear message.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let policy = Policy::load(&settings.policy_dir).with_context(|| {
+            format!(
+                "cannot load policies from {}",
+                settings.policy_dir.display()
+            )
+        })?;
+        let db = db::connect(&settings).await?;
+        db::migrate(&db).await?;
+        let demo_tokens = if settings.demo {
+            demo::seed(&db, &policy.current()).await?;
+            demo::tokens(&db, &settings.data_dir).await?
+        } else {
+            BTreeMap::new()
+        };
+
+        let listener = TcpListener::bind(settings.listen)
+            .with_context(|| format!("cannot listen on {} (NEEDTOKNOW_LISTEN)", settings.listen))?;
+        let port = listener
+            .local_addr()
+            .context("reading the bound address")?
+            .port();
+        tracing::info!(
+            address = %listener.local_addr().context("reading the bound address")?,
+            database = %settings.database.describe(),
+            policies = %settings.policy_dir.display(),
+            mode = ?settings.mode,
+            "needtoknow listening"
+        );
+        if settings.mode == Mode::Dev {
+            tracing::info!("dev mode: GraphiQL on GET /graphql");
+        }
+
+        let workers = settings.workers;
+        let state = web::Data::new(AppState {
+            db,
+            policy,
+            schema: build_schema(),
+            settings: Arc::new(settings),
+        });
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(middleware::from_fn(telemetry::request_span))
+                .route("/graphql", web::post().to(http::graphql))
+                .route("/graphql", web::get().to(http::graphiql))
+                .route("/healthz", web::get().to(http::healthz))
+                .route("/readyz", web::get().to(http::readyz))
+                .default_service(web::to(http::not_found))
+        })
+        .shutdown_timeout(10)
+        .listen(listener)
+        .context("starting the HTTP server")?;
+        if workers > 0 {
+            server = server.workers(workers);
+        }
+        Ok(Application {
+            port,
+            server: server.run(),
+            demo_tokens,
+        })
+    }
+
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The demo agents' tokens by handle (empty unless started with `--demo`).
+    pub fn demo_tokens(&self) -> &BTreeMap<String, String> {
+        &self.demo_tokens
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then drains in-flight requests (actix handles both
+    /// signals and stops gracefully).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

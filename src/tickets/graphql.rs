@@ -1,0 +1,298 @@
+//! The `Ticket` type and the `ticket` / `tickets` queries.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_graphql::connection::{Connection, Edge, EmptyFields};
+use async_graphql::{Context, Enum, Object, SimpleObject, ID};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use entity::ticket;
+
+use super::store::{self, TicketFilter};
+use crate::agents::Agent;
+use crate::customers::graphql::Customer;
+use crate::disclosure::Gate;
+use crate::error::{ApiError, ApiResult};
+use crate::graphql::RequestContext;
+use crate::loaders::load_error;
+use crate::policy::is_word;
+
+/// Default and largest page size of `tickets`.
+pub const DEFAULT_PAGE_SIZE: i32 = 20;
+/// The largest `first` accepted by `tickets`.
+pub const MAX_PAGE_SIZE: i32 = 100;
+
+/// A ticket's status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
+pub enum TicketStatus {
+    /// Waiting for an agent.
+    Open,
+    /// Waiting for the customer or a third party.
+    Pending,
+    /// Solved.
+    Resolved,
+    /// Closed for good.
+    Closed,
+}
+
+impl TicketStatus {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketStatus::Open => "open",
+            TicketStatus::Pending => "pending",
+            TicketStatus::Resolved => "resolved",
+            TicketStatus::Closed => "closed",
+        }
+    }
+}
+
+impl FromStr for TicketStatus {
+    type Err = ApiError;
+    fn from_str(s: &str) -> Result<Self, ApiError> {
+        match s {
+            "open" => Ok(TicketStatus::Open),
+            "pending" => Ok(TicketStatus::Pending),
+            "resolved" => Ok(TicketStatus::Resolved),
+            "closed" => Ok(TicketStatus::Closed),
+            _ => Err(ApiError::internal(
+                anyhow::anyhow!("unknown ticket status in the database"),
+                "reading a ticket",
+            )),
+        }
+    }
+}
+
+/// A support ticket the agent may see. Its customer is reachable only through it.
+pub struct Ticket {
+    row: ticket::Model,
+}
+
+/// The assignee of a ticket.
+#[derive(SimpleObject)]
+pub struct Assignee {
+    /// The assignee's handle.
+    pub handle: String,
+    /// The assignee's display name.
+    pub display_name: String,
+}
+
+/// A message of the ticket's own conversation (card numbers were redacted on arrival).
+#[derive(SimpleObject)]
+pub struct Message {
+    /// Opaque id.
+    pub id: ID,
+    /// `customer` or `agent`.
+    pub author_kind: String,
+    /// The text.
+    pub body: String,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
+}
+
+#[Object]
+impl Ticket {
+    /// Opaque ticket id.
+    async fn id(&self) -> ID {
+        ID(self.row.id.to_string())
+    }
+
+    /// Subject line.
+    async fn subject(&self) -> &str {
+        &self.row.subject
+    }
+
+    /// Topic (a word of the policy vocabulary, e.g. `billing`).
+    async fn topic(&self) -> &str {
+        &self.row.topic
+    }
+
+    /// Status.
+    async fn status(&self) -> ApiResult<TicketStatus> {
+        self.row.status.parse()
+    }
+
+    /// Channel it came in on, e.g. `email` or `chat`.
+    async fn channel(&self) -> &str {
+        &self.row.channel
+    }
+
+    /// The team that owns the ticket.
+    async fn team(&self) -> &str {
+        &self.row.team
+    }
+
+    /// When it was opened.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.row.created_at
+    }
+
+    /// When it was resolved, if it was.
+    async fn resolved_at(&self) -> Option<DateTime<Utc>> {
+        self.row.resolved_at
+    }
+
+    /// Whether the calling agent is the assignee.
+    async fn assigned_to_me(&self, ctx: &Context<'_>) -> bool {
+        self.row.assignee_id == Some(RequestContext::get(ctx).agent.id)
+    }
+
+    /// The assigned agent; null when unassigned.
+    async fn assignee(&self, ctx: &Context<'_>) -> ApiResult<Option<Assignee>> {
+        let Some(id) = self.row.assignee_id else {
+            return Ok(None);
+        };
+        let row = RequestContext::get(ctx)
+            .loaders
+            .agent
+            .load_one(id)
+            .await
+            .map_err(load_error)?;
+        Ok(row.map(|a| Assignee {
+            handle: a.handle,
+            display_name: a.display_name,
+        }))
+    }
+
+    /// The ticket's conversation, oldest first.
+    async fn messages(&self, ctx: &Context<'_>) -> ApiResult<Vec<Message>> {
+        let rows = RequestContext::get(ctx)
+            .loaders
+            .messages
+            .load_one(self.row.id)
+            .await
+            .map_err(load_error)?
+            .unwrap_or_default();
+        Ok(rows
+            .iter()
+            .map(|m| Message {
+                id: ID(m.id.to_string()),
+                author_kind: m.author_kind.clone(),
+                body: m.body.clone(),
+                created_at: m.created_at,
+            })
+            .collect())
+    }
+
+    /// The customer, each field disclosed as the policy allows on this ticket.
+    async fn customer(&self, ctx: &Context<'_>) -> ApiResult<Customer> {
+        let request = RequestContext::get(ctx);
+        let row = request
+            .loaders
+            .customer
+            .load_one(self.row.customer_id)
+            .await
+            .map_err(load_error)?
+            .ok_or_else(|| {
+                ApiError::internal(
+                    anyhow::anyhow!("ticket without customer"),
+                    "loading a customer",
+                )
+            })?;
+        let gate = Gate::new(
+            request.policy.clone(),
+            &request.agent,
+            &super::facts(&request.agent, &self.row),
+        );
+        Ok(Customer::new(row, Arc::new(gate), self.row.id))
+    }
+}
+
+/// A cursor of the ticket list: opaque to clients.
+pub struct TicketCursor(i32);
+
+impl TicketCursor {
+    fn decode(s: &str) -> Result<Self, ApiError> {
+        let bad = || ApiError::BadUserInput("`after` is not a cursor returned by `tickets`".into());
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| bad())?;
+        let text = String::from_utf8(bytes).map_err(|_| bad())?;
+        let id = text
+            .strip_prefix("ticket:")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(bad)?;
+        Ok(TicketCursor(id))
+    }
+
+    fn encode(&self) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("ticket:{}", self.0))
+    }
+}
+
+/// Ticket queries.
+#[derive(Default)]
+pub struct TicketQuery;
+
+fn parse_ticket_id(id: &ID) -> ApiResult<i32> {
+    id.parse::<i32>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ApiError::BadUserInput("`id` is not a ticket id".into()))
+}
+
+fn scopes(agent: &Agent, request: &RequestContext) -> Arc<[crate::policy::TicketScope]> {
+    request.policy.ticket_scopes(&agent.facts())
+}
+
+#[Object]
+impl TicketQuery {
+    /// A ticket the calling agent may see. Any other id, existing or not, is `NOT_FOUND`.
+    async fn ticket(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Ticket> {
+        let request = RequestContext::get(ctx);
+        let id = parse_ticket_id(&id)?;
+        let scopes = scopes(&request.agent, request);
+        store::find_visible(&request.db, &request.agent, &scopes, id)
+            .await?
+            .map(|row| Ticket { row })
+            .ok_or(ApiError::NotFound)
+    }
+
+    /// The tickets the calling agent may see, oldest first, as a Relay connection.
+    async fn tickets(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1-100 (default 20).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
+        #[graphql(desc = "Only tickets with this status.")] status: Option<TicketStatus>,
+        #[graphql(desc = "Only tickets of this topic.")] topic: Option<String>,
+    ) -> ApiResult<Connection<String, Ticket, EmptyFields, EmptyFields>> {
+        let request = RequestContext::get(ctx);
+        let first = first.unwrap_or(DEFAULT_PAGE_SIZE);
+        if !(1..=MAX_PAGE_SIZE).contains(&first) {
+            return Err(ApiError::BadUserInput(format!(
+                "`first` must be between 1 and {MAX_PAGE_SIZE}"
+            )));
+        }
+        let after = after
+            .as_deref()
+            .map(TicketCursor::decode)
+            .transpose()?
+            .map(|c| c.0);
+        if let Some(topic) = &topic {
+            if !is_word(topic) {
+                return Err(ApiError::BadUserInput(
+                    "`topic` must be a topic name (lower-case letters, digits, underscores)".into(),
+                ));
+            }
+        }
+        let filter = TicketFilter {
+            status: status.map(|s| s.as_str().to_owned()),
+            topic,
+        };
+        let scopes = scopes(&request.agent, request);
+        // One extra row tells whether a next page exists.
+        let limit = u64::try_from(first).unwrap_or(1) + 1;
+        let mut rows =
+            store::page(&request.db, &request.agent, &scopes, &filter, after, limit).await?;
+        let has_next = rows.len() as u64 == limit;
+        rows.truncate(first as usize);
+        let mut connection = Connection::new(after.is_some(), has_next);
+        connection.edges.extend(
+            rows.into_iter()
+                .map(|row| Edge::new(TicketCursor(row.id).encode(), Ticket { row })),
+        );
+        Ok(connection)
+    }
+}

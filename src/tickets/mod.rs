@@ -1,0 +1,44 @@
+//! Tickets: which ones an agent may see (filtered in SQL from the policy's scopes), and the
+//! `ticket` / `tickets` queries.
+
+pub mod graphql;
+pub mod store;
+
+use entity::ticket;
+
+use crate::agents::Agent;
+use crate::policy::TicketFacts;
+
+/// What the policy may read about `row` when `agent` asks.
+pub fn facts(agent: &Agent, row: &ticket::Model) -> TicketFacts {
+    TicketFacts {
+        topic: row.topic.clone(),
+        status: row.status.clone(),
+        assigned_to_me: row.assignee_id == Some(agent.id),
+        unassigned: row.assignee_id.is_none(),
+        in_my_team: row.team == agent.team,
+    }
+}
+
+/// Stores a message on a ticket. Every message enters through here, so card numbers are
+/// replaced by `[card ••••NNNN]` before anything is written (PCI DSS 3.3/3.4).
+pub async fn add_message(
+    db: &impl sea_orm::ConnectionTrait,
+    ticket_id: i32,
+    author_kind: &str,
+    author_agent_id: Option<i32>,
+    body: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<entity::message::Model, sea_orm::DbErr> {
+    use sea_orm::{ActiveModelTrait, Set};
+    entity::message::ActiveModel {
+        ticket_id: Set(ticket_id),
+        author_kind: Set(author_kind.to_owned()),
+        author_agent_id: Set(author_agent_id),
+        body: Set(crate::customers::mask::redact_cards_for_storage(body)),
+        created_at: Set(at),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+}
