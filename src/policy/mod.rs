@@ -112,6 +112,9 @@ pub enum PolicyError {
     Invalid(String),
 }
 
+/// A (topic, class) pair whose hand-off roles are cached.
+type HandOffKey = (String, DataClass);
+
 /// One loaded, checked policy set with its decision caches.
 pub struct PolicySet {
     oso: Oso,
@@ -119,7 +122,7 @@ pub struct PolicySet {
     files: Vec<PathBuf>,
     decisions: RwLock<HashMap<(AgentFacts, TicketFacts), Arc<ClassDecisions>>>,
     scopes: RwLock<HashMap<AgentFacts, Arc<[TicketScope]>>>,
-    hand_offs: RwLock<HashMap<(String, DataClass), Arc<[RoleInfo]>>>,
+    hand_offs: RwLock<HashMap<HandOffKey, Arc<[RoleInfo]>>>,
 }
 
 /// The decisions for every data class on one ticket for one agent.

@@ -9,7 +9,6 @@ use std::str::FromStr;
 
 /// A class of customer data; every protected field belongs to exactly one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, async_graphql::Enum)]
-#[graphql(rename_items = "snake_case")]
 pub enum DataClass {
     /// Account status, plan, customer since.
     Account,

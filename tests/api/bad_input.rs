@@ -1,0 +1,167 @@
+//! Bad input: each gets a precise error and the service keeps serving.
+
+use serde_json::json;
+
+use crate::helpers::{error_code, fresh_settings, postgres_admin_url, spawn_with, Backend};
+use crate::on_both_databases;
+
+on_both_databases! {
+    /// Malformed JSON, wrong content types, batches and oversized bodies are refused with
+    /// the right status and a GraphQL-shaped error; the next request still works.
+    async fn malformed_requests_get_precise_errors(app) {
+        let url = format!("{}/graphql", app.address);
+        let token = app.token("frontline").to_owned();
+        let send = |body: Vec<u8>, content_type: &'static str| {
+            app.client.post(&url).bearer_auth(&token).header("content-type", content_type).body(body).send()
+        };
+
+        let response = send(b"{\"query\": ".to_vec(), "application/json").await.unwrap();
+        assert_eq!(response.status().as_u16(), 400);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(error_code(&body), "BAD_USER_INPUT");
+
+        let response = send(b"query=%7Bme%7Bhandle%7D%7D".to_vec(), "application/x-www-form-urlencoded").await.unwrap();
+        assert_eq!(response.status().as_u16(), 415);
+
+        let response = send(br#"[{"query":"{ me { handle } }"}]"#.to_vec(), "application/json").await.unwrap();
+        assert_eq!(response.status().as_u16(), 400);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains("batch"));
+
+        let response = send(br#"{"query": 42}"#.to_vec(), "application/json").await.unwrap();
+        assert_eq!(response.status().as_u16(), 400);
+
+        let huge = format!(r#"{{"query":"{{ me {{ handle }} }}","variables":{{"x":"{}"}}}}"#, "a".repeat(70_000));
+        let response = send(huge.into_bytes(), "application/json").await.unwrap();
+        assert_eq!(response.status().as_u16(), 413);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(error_code(&body), "BAD_USER_INPUT");
+
+        let (status, body) = app.query_as("frontline", "{ me { handle } }", json!({})).await;
+        assert_eq!((status, &body["data"]["me"]["handle"]), (200, &json!("frontline")));
+    }
+}
+
+on_both_databases! {
+    /// Unknown fields, syntax errors and non-numeric ids are the client's errors.
+    async fn invalid_queries_are_bad_user_input(app) {
+        for query in [
+            "{ me { handle socialSecurityNumber } }",
+            "{ me { handle }",
+            "{ ticket(id: \"abc\") { subject } }",
+            "{ ticket { subject } }",
+        ] {
+            let (status, body) = app.query_as("frontline", query, json!({})).await;
+            assert_eq!(status, 200, "{query}");
+            assert_eq!(error_code(&body), "BAD_USER_INPUT", "{query}: {body:#}");
+        }
+    }
+}
+
+on_both_databases! {
+    /// A query nested deeper than the limit is refused before it runs.
+    async fn overly_deep_queries_are_refused(app) {
+        let query = format!(
+            "{{ __schema {{ types {{ fields {{ type {} {{ name }} {} }} }} }} }}",
+            "{ ofType ".repeat(20),
+            "}".repeat(20)
+        );
+        let (_, body) = app.query_as("frontline", &query, json!({})).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    }
+}
+
+/// A database that is down at start stops start-up with a clear error.
+#[tokio::test]
+async fn a_database_down_at_start_fails_start_up_clearly() {
+    let (mut settings, _dir, _) = fresh_settings(Backend::Sqlite).await;
+    settings.database = needtoknow::config::DatabaseSettings::Postgres {
+        url: needtoknow::config::Secret::new("postgres://postgres:hunter2@127.0.0.1:1/none".into()),
+    };
+    settings.database_timeout = std::time::Duration::from_secs(1);
+    let error = match needtoknow::startup::Application::build(settings).await {
+        Ok(_) => panic!("start-up must fail"),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(
+        error.contains("cannot connect to the postgresql"),
+        "{error}"
+    );
+    assert!(
+        !error.contains("hunter2"),
+        "the password never appears: {error}"
+    );
+}
+
+/// A database that goes away during a request gives `INTERNAL` (cause only in the log);
+/// the service keeps running and serves again once the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_lost_mid_run_gives_internal_then_recovers() {
+    use sea_orm::{ConnectionTrait, Database};
+    let (settings, dir, pg) = fresh_settings(Backend::Postgres).await;
+    let name = pg.clone().expect("postgres database");
+    let app = spawn_with(settings, dir, pg).await;
+    let id = app.ticket_id("Cannot reset my password").await;
+    let query = "query($id: ID!) { ticket(id: $id) { subject } }";
+
+    let admin = Database::connect(format!("{}/postgres", postgres_admin_url()))
+        .await
+        .unwrap();
+    admin
+        .execute_unprepared(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .await
+        .unwrap();
+    admin
+        .execute_unprepared(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .await
+        .unwrap();
+
+    let token = app.token("frontline").to_owned();
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .bearer_auth(&token)
+        .json(&json!({ "query": query, "variables": { "id": id } }))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_server_error() || response.status().is_success());
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(error_code(&body), "INTERNAL");
+    assert_eq!(body["errors"][0]["message"], "internal error");
+    let health = app
+        .client
+        .get(format!("{}/healthz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200, "the process stays up");
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status().as_u16(), 503);
+
+    admin
+        .execute_unprepared(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .await
+        .unwrap();
+    let mut recovered = false;
+    for _ in 0..50 {
+        let (status, body) = app.query_as("frontline", query, json!({ "id": id })).await;
+        if status == 200 && body.get("errors").is_none() {
+            assert_eq!(
+                body["data"]["ticket"]["subject"],
+                "Cannot reset my password"
+            );
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(recovered, "the service recovers when the database returns");
+}

@@ -1,0 +1,210 @@
+//! `spawn_app` and request helpers shared by the API tests.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use needtoknow::config::{DatabaseSettings, Secret, Settings};
+use needtoknow::startup::Application;
+use serde_json::{json, Value};
+
+/// Which database a test runs against.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server tests create their databases on.
+pub fn postgres_admin_url() -> String {
+    std::env::var("NEEDTOKNOW_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+/// A running application and what tests need to talk to it.
+pub struct TestApp {
+    pub address: String,
+    pub tokens: BTreeMap<String, String>,
+    pub client: reqwest::Client,
+    pub settings: Settings,
+    _data_dir: tempfile::TempDir,
+}
+
+/// Creates an empty PostgreSQL database for one test and returns its name.
+pub async fn create_pg_database() -> String {
+    use sea_orm::{ConnectionTrait, Database};
+    let name = format!("ntk_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = Database::connect(format!("{}/postgres", postgres_admin_url()))
+        .await
+        .expect("PostgreSQL must be reachable for the tests (scripts/test starts it)");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
+    admin.close().await.ok();
+    name
+}
+
+/// Settings for a fresh database of `backend` in a fresh data directory.
+pub async fn fresh_settings(backend: Backend) -> (Settings, tempfile::TempDir, Option<String>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (database, pg) = match backend {
+        Backend::Sqlite => (
+            DatabaseSettings::Sqlite {
+                path: dir.path().join("needtoknow.sqlite"),
+            },
+            None,
+        ),
+        Backend::Postgres => {
+            let name = create_pg_database().await;
+            (
+                DatabaseSettings::Postgres {
+                    url: Secret::new(format!("{}/{name}", postgres_admin_url())),
+                },
+                Some(name),
+            )
+        }
+    };
+    let mut settings = Settings::for_data_dir(dir.path(), database);
+    settings.demo = true;
+    settings.database_timeout = Duration::from_secs(2);
+    (settings, dir, pg)
+}
+
+/// Starts the application with the demo data on a fresh database.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    let (settings, dir, pg) = fresh_settings(backend).await;
+    spawn_with(settings, dir, pg).await
+}
+
+/// Starts the application with the given settings.
+pub async fn spawn_with(
+    settings: Settings,
+    dir: tempfile::TempDir,
+    _pg: Option<String>,
+) -> TestApp {
+    let app = Application::build(settings.clone())
+        .await
+        .expect("application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let tokens = app.demo_tokens().clone();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        tokens,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client"),
+        settings,
+        _data_dir: dir,
+    }
+}
+
+impl TestApp {
+    /// The demo token of `handle`.
+    pub fn token(&self, handle: &str) -> &str {
+        self.tokens
+            .get(handle)
+            .unwrap_or_else(|| panic!("no demo token for {handle}"))
+    }
+
+    /// POSTs a GraphQL query as `handle`; returns status and JSON body.
+    pub async fn query_as(&self, handle: &str, query: &str, variables: Value) -> (u16, Value) {
+        let token = self.token(handle).to_owned();
+        self.post_graphql(
+            Some(&token),
+            &json!({ "query": query, "variables": variables }),
+        )
+        .await
+    }
+
+    /// POSTs a JSON body to /graphql with an optional token.
+    pub async fn post_graphql(&self, token: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let body = response.json().await.expect("JSON body");
+        (status, body)
+    }
+
+    /// The ids of the tickets `handle` sees in `tickets`, in order.
+    pub async fn visible_ticket_subjects(&self, handle: &str) -> Vec<String> {
+        let (_, body) = self
+            .query_as(
+                handle,
+                "{ tickets(first: 100) { edges { node { subject } } } }",
+                json!({}),
+            )
+            .await;
+        assert_no_errors(&body);
+        body["data"]["tickets"]["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .map(|e| e["node"]["subject"].as_str().expect("subject").to_owned())
+            .collect()
+    }
+
+    /// The id of the demo ticket with `subject`, looked up as the supervisor (who sees all).
+    pub async fn ticket_id(&self, subject: &str) -> String {
+        let (_, body) = self
+            .query_as(
+                "supervisor",
+                "{ tickets(first: 100) { edges { node { id subject } } } }",
+                json!({}),
+            )
+            .await;
+        body["data"]["tickets"]["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .find(|e| e["node"]["subject"] == subject)
+            .and_then(|e| e["node"]["id"].as_str())
+            .unwrap_or_else(|| panic!("no demo ticket {subject:?}"))
+            .to_owned()
+    }
+}
+
+/// Fails with the errors when a GraphQL response has any.
+pub fn assert_no_errors(body: &Value) {
+    assert!(body.get("errors").is_none(), "unexpected errors: {body:#}");
+}
+
+/// The `extensions.code` of the first error.
+pub fn error_code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {body:#}"))
+}
+
+/// Declares one async test body run against SQLite and against PostgreSQL, as
+/// `<name>::on_sqlite` and `<name>::on_postgres`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($(#[doc = $doc:expr])* async fn $name:ident($app:ident) $body:block) => {
+        $(#[doc = $doc])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            use $crate::helpers::{spawn_app, Backend, TestApp};
+
+            async fn run($app: TestApp) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_sqlite() {
+                run(spawn_app(Backend::Sqlite).await).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_postgres() {
+                run(spawn_app(Backend::Postgres).await).await
+            }
+        }
+    };
+}

@@ -1,0 +1,10 @@
+//! Black-box tests of the HTTP API: each spins the real application on port 0 with the
+//! demo dataset, against a fresh SQLite file and a fresh PostgreSQL database.
+
+mod helpers;
+
+mod auth;
+mod bad_input;
+mod health;
+mod policy_matrix;
+mod tickets;

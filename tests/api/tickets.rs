@@ -1,0 +1,134 @@
+//! Ticket visibility (PRODUCT.md: assigned, unassigned in a queue, supervisors' team,
+//! auditors none), `NOT_FOUND` for foreign tickets, filters and pagination.
+
+use serde_json::json;
+
+use crate::helpers::{assert_no_errors, error_code};
+use crate::on_both_databases;
+
+on_both_databases! {
+    /// Each demo agent's list holds exactly the tickets PRODUCT.md says they may see.
+    async fn each_agent_lists_exactly_the_tickets_they_may_see(app) {
+        let expect = [
+            ("frontline", vec!["Cannot reset my password", "Where is my parcel?"]),
+            ("frontline2", vec!["App crashes on upload"]),
+            ("billing", vec!["Charged twice in March", "Refund not received"]),
+            ("identity", vec!["Verify my identity"]),
+            (
+                "supervisor",
+                vec![
+                    "Cannot reset my password",
+                    "Charged twice in March",
+                    "App crashes on upload",
+                    "Verify my identity",
+                    "Where is my parcel?",
+                    "Refund not received",
+                ],
+            ),
+            ("auditor", vec![]),
+        ];
+        for (handle, subjects) in expect {
+            assert_eq!(app.visible_ticket_subjects(handle).await, subjects, "as {handle}");
+        }
+    }
+}
+
+on_both_databases! {
+    /// A ticket the agent may not see answers exactly like one that does not exist.
+    async fn a_foreign_ticket_is_indistinguishable_from_a_missing_one(app) {
+        let foreign = app.ticket_id("Charged twice in March").await;
+        let query = "query($id: ID!) { ticket(id: $id) { subject customer { fullName { value } } } }";
+        let (status_foreign, foreign_body) = app.query_as("frontline", query, json!({ "id": foreign })).await;
+        let (status_missing, missing_body) = app.query_as("frontline", query, json!({ "id": "99999" })).await;
+        assert_eq!(status_foreign, status_missing);
+        assert_eq!(error_code(&foreign_body), "NOT_FOUND");
+        assert_eq!(foreign_body["errors"][0]["message"], missing_body["errors"][0]["message"]);
+        assert_eq!(foreign_body["data"], missing_body["data"]);
+        let text = foreign_body.to_string();
+        assert!(!text.contains("Charged twice") && !text.contains("Robin"), "{text}");
+
+        let (_, auditor) = app.query_as("auditor", query, json!({ "id": foreign })).await;
+        assert_eq!(error_code(&auditor), "NOT_FOUND");
+    }
+}
+
+on_both_databases! {
+    /// An agent opens their own ticket and reads its messages and customer.
+    async fn an_assignee_reads_their_ticket_with_messages(app) {
+        let id = app.ticket_id("Charged twice in March").await;
+        let (_, body) = app
+            .query_as(
+                "billing",
+                "query($id: ID!) { ticket(id: $id) { subject topic status assignedToMe
+                   assignee { handle } messages { authorKind body }
+                   customer { fullName { value access } } } }",
+                json!({ "id": id }),
+            )
+            .await;
+        assert_no_errors(&body);
+        let ticket = &body["data"]["ticket"];
+        assert_eq!(ticket["topic"], "billing");
+        assert_eq!(ticket["status"], "OPEN");
+        assert_eq!(ticket["assignedToMe"], true);
+        assert_eq!(ticket["assignee"]["handle"], "billing");
+        assert_eq!(
+            ticket["messages"],
+            json!([{ "authorKind": "customer", "body": "You charged my card [card ••••4242] twice." }]),
+            "card numbers are redacted before storage"
+        );
+        assert_eq!(ticket["customer"]["fullName"], json!({ "value": "Robin Sample", "access": "PLAIN" }));
+    }
+}
+
+on_both_databases! {
+    /// Status and topic filters narrow the list within what the agent may see.
+    async fn the_ticket_list_filters_by_status_and_topic(app) {
+        let query = "query($status: TicketStatus, $topic: String) {
+            tickets(status: $status, topic: $topic) { edges { node { subject } } } }";
+        let subjects = |body: &serde_json::Value| -> Vec<String> {
+            body["data"]["tickets"]["edges"].as_array().unwrap().iter()
+                .map(|e| e["node"]["subject"].as_str().unwrap().to_owned()).collect()
+        };
+        let (_, body) = app.query_as("supervisor", query, json!({ "status": "RESOLVED" })).await;
+        assert_eq!(subjects(&body), ["App crashes on upload"]);
+        let (_, body) = app.query_as("supervisor", query, json!({ "topic": "billing" })).await;
+        assert_eq!(subjects(&body), ["Charged twice in March", "Refund not received"]);
+        let (_, body) = app.query_as("frontline", query, json!({ "topic": "billing" })).await;
+        assert_eq!(subjects(&body), Vec::<String>::new(), "filters never widen visibility");
+        let (_, body) = app.query_as("frontline", query, json!({ "topic": "Robert'); DROP TABLE tickets;--" })).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    }
+}
+
+on_both_databases! {
+    /// Pages follow each other through opaque cursors, without gaps or repeats.
+    async fn the_ticket_list_pages_with_cursors(app) {
+        let query = "query($after: String) { tickets(first: 4, after: $after) {
+            edges { cursor node { subject } } pageInfo { hasNextPage hasPreviousPage endCursor } } }";
+        let (_, first) = app.query_as("supervisor", query, json!({})).await;
+        assert_no_errors(&first);
+        let page = &first["data"]["tickets"];
+        assert_eq!(page["edges"].as_array().unwrap().len(), 4);
+        assert_eq!(page["pageInfo"]["hasNextPage"], true);
+        assert_eq!(page["pageInfo"]["hasPreviousPage"], false);
+        let (_, second) = app
+            .query_as("supervisor", query, json!({ "after": page["pageInfo"]["endCursor"] }))
+            .await;
+        let page = &second["data"]["tickets"];
+        let subjects: Vec<&str> = page["edges"].as_array().unwrap().iter()
+            .map(|e| e["node"]["subject"].as_str().unwrap()).collect();
+        assert_eq!(subjects, ["Where is my parcel?", "Refund not received"]);
+        assert_eq!(page["pageInfo"]["hasNextPage"], false);
+
+        for bad in [json!({ "after": "bm90LWEtY3Vyc29y" }), json!({ "after": "%%%" })] {
+            let (_, body) = app.query_as("supervisor", query, bad).await;
+            assert_eq!(error_code(&body), "BAD_USER_INPUT");
+        }
+        for first in [0, 101, -1] {
+            let (_, body) = app
+                .query_as("supervisor", "query($n: Int) { tickets(first: $n) { edges { cursor } } }", json!({ "n": first }))
+                .await;
+            assert_eq!(error_code(&body), "BAD_USER_INPUT", "first: {first}");
+        }
+    }
+}

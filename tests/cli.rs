@@ -1,0 +1,178 @@
+//! The `needtoknow` binary: schema export, agent administration, configuration errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn needtoknow(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_needtoknow"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("DATABASE_URL")
+        .env("NEEDTOKNOW_DATA_DIR", data_dir)
+        .env("NEEDTOKNOW_LOG", "warn")
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// `schema.graphql` is the checked-in output of `needtoknow schema`; regenerate it with
+/// `cargo run -- schema > schema.graphql` when this fails.
+#[test]
+fn schema_graphql_is_the_current_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = needtoknow(dir.path(), &["schema"]);
+    assert!(output.status.success());
+    let checked_in =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("schema.graphql"))
+            .expect("schema.graphql exists");
+    assert!(
+        stdout(&output) == checked_in,
+        "schema.graphql is stale: run `cargo run -- schema > schema.graphql`"
+    );
+}
+
+/// An admin creates an agent, gets its token once, and can disable it again.
+#[test]
+fn agent_create_prints_a_token_once_and_disable_revokes() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = needtoknow(
+        dir.path(),
+        &[
+            "agent", "create", "--handle", "casey", "--role", "billing", "--team", "support",
+            "--queue", "billing",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let token = stdout(&output).trim().to_owned();
+    assert!(token.starts_with("ntk_") && token.len() == 47, "{token}");
+    let database = std::fs::read(dir.path().join("needtoknow.sqlite")).unwrap();
+    assert!(
+        !database.windows(token.len()).any(|w| w == token.as_bytes()),
+        "the token is stored only as a hash"
+    );
+
+    let again = needtoknow(
+        dir.path(),
+        &[
+            "agent", "create", "--handle", "casey", "--role", "billing", "--team", "support",
+        ],
+    );
+    assert_eq!(again.status.code(), Some(2));
+    assert!(stderr(&again).contains("already exists"));
+
+    let disabled = needtoknow(dir.path(), &["agent", "disable", "casey"]);
+    assert!(disabled.status.success(), "{}", stderr(&disabled));
+    assert!(stdout(&disabled).contains("revoked"));
+    let unknown = needtoknow(dir.path(), &["agent", "disable", "nobody"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(stderr(&unknown).contains("no agent with handle"));
+}
+
+/// Roles and queues must be words the policy defines; the error lists the known ones.
+#[test]
+fn agent_create_refuses_roles_and_queues_the_policy_does_not_know() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = needtoknow(
+        dir.path(),
+        &[
+            "agent", "create", "--handle", "x", "--role", "janitor", "--team", "support",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("role \"janitor\" is not defined by the policy"),
+        "{}",
+        stderr(&output)
+    );
+    let output = needtoknow(
+        dir.path(),
+        &[
+            "agent",
+            "create",
+            "--handle",
+            "x",
+            "--role",
+            "billing",
+            "--team",
+            "support",
+            "--queue",
+            "gardening",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("queue \"gardening\""));
+}
+
+/// Invalid configuration stops start-up with one line naming the setting.
+#[test]
+fn invalid_configuration_stops_with_one_line_naming_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_needtoknow"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NEEDTOKNOW_DATA_DIR", dir.path())
+        .env("NEEDTOKNOW_LISTEN", "not-an-address")
+        .args(["serve"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("--listen"), "{err}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_needtoknow"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NEEDTOKNOW_DATA_DIR", dir.path())
+        .env("DATABASE_URL", "mysql://root:secret@localhost/db")
+        .args(["serve"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("DATABASE_URL") && !err.contains("secret"),
+        "{err}"
+    );
+}
+
+/// A database that is down at start: clear message, non-zero exit, no password shown.
+#[test]
+fn serve_exits_non_zero_when_the_database_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_needtoknow"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NEEDTOKNOW_DATA_DIR", dir.path())
+        .env(
+            "DATABASE_URL",
+            "postgres://postgres:hunter2@127.0.0.1:1/none",
+        )
+        .env("NEEDTOKNOW_DATABASE_TIMEOUT_SECS", "1")
+        .env("NEEDTOKNOW_LOG", "warn")
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("cannot connect to the postgresql"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+/// Every subcommand explains itself.
+#[test]
+fn help_describes_each_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = needtoknow(dir.path(), &["--help"]);
+    let help = stdout(&output);
+    for command in ["serve", "migrate", "schema", "agent"] {
+        assert!(help.contains(command), "{help}");
+    }
+    let output = needtoknow(dir.path(), &["agent", "create", "--help"]);
+    assert!(stdout(&output).contains("--queue"));
+}
