@@ -176,3 +176,70 @@ fn help_describes_each_subcommand() {
     let output = needtoknow(dir.path(), &["agent", "create", "--help"]);
     assert!(stdout(&output).contains("--queue"));
 }
+
+/// `serve` logs JSON lines with request ids and no token or personal data, and stops
+/// cleanly on SIGTERM.
+#[test]
+fn serve_logs_json_without_secrets_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpStream;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_needtoknow"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("DATABASE_URL")
+        .env("NEEDTOKNOW_DATA_DIR", dir.path())
+        .env("NEEDTOKNOW_LOG_FORMAT", "json")
+        .env("NEEDTOKNOW_LOG", "info")
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--workers", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut lines = Vec::new();
+    let address = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "serve exited early: {lines:?}");
+        let event: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+        lines.push(line.clone());
+        if event["message"] == "needtoknow listening" {
+            break event["address"].as_str().unwrap().to_owned();
+        }
+    };
+    let tokens: std::collections::BTreeMap<String, String> =
+        serde_json::from_slice(&std::fs::read(dir.path().join("demo-tokens.json")).unwrap()).unwrap();
+    let body = r#"{"query":"{ ticket(id: \"1\") { customer { fullName { value } email { value } } } }"}"#;
+    let mut stream = TcpStream::connect(&address).unwrap();
+    write!(
+        stream,
+        "POST /graphql HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        tokens["frontline"],
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.contains("Robin Sample"), "{response}");
+    let request_id = response
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .expect("request id header")
+        .trim()
+        .to_owned();
+
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let log = lines.concat() + &rest;
+    for line in log.lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("every log line is JSON");
+    }
+    assert!(log.contains(&request_id), "the request id is in the log");
+    for secret in ["Robin", "robin.sample", tokens["frontline"].as_str()] {
+        assert!(!log.contains(secret), "{secret} must not be logged");
+    }
+}
