@@ -44,9 +44,12 @@ ticket_scope(agent: Agent, "team") if agent.role = "supervisor";
 
 # ---- How much of the customer an agent sees ---------------------------------------------
 
-# Whoever may see a ticket sees the account and the customer's other tickets.
-field_access(_agent: Agent, _ticket: Ticket, "account", "PLAIN", "NONE");
-field_access(_agent: Agent, _ticket: Ticket, "ticket_history", "PLAIN", "NONE");
+# Whoever may see a ticket sees the account and the customer's other tickets. (The host
+# asks only about tickets the agent may see; agents with no scope, auditors, see nothing.)
+field_access(agent: Agent, _ticket: Ticket, "account", "PLAIN", "NONE") if
+    ticket_scope(agent, _);
+field_access(agent: Agent, _ticket: Ticket, "ticket_history", "PLAIN", "NONE") if
+    ticket_scope(agent, _);
 
 # Everything else is for the assigned agent, by role and topic ...
 field_access(agent: Agent, ticket: Ticket, class: String, level: String, reveal: String) if

@@ -73,6 +73,52 @@ pub enum Command {
     /// Manage agents and their API tokens.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Check, test and explain policies before they go live.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// `policy` subcommands. DIR defaults to the policy directory (`--policy-dir`).
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Load and validate a policy directory; on error print file:line and exit 1.
+    Check {
+        /// The policy directory.
+        dir: Option<PathBuf>,
+    },
+    /// Run the table-driven cases in DIR/tests/*.cases; print expected vs got for failures.
+    Test {
+        /// The policy directory.
+        dir: Option<PathBuf>,
+    },
+    /// Print the decision for one role, topic, relation and field, and the inputs it used.
+    Explain(ExplainArgs),
+}
+
+/// Options of `policy explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The agent's role.
+    #[arg(long)]
+    pub role: String,
+    /// The ticket's topic.
+    #[arg(long)]
+    pub topic: String,
+    /// The agent is the ticket's assignee (same as `--relation assignee`).
+    #[arg(long, conflicts_with = "relation")]
+    pub assignee: bool,
+    /// The agent's relation to the ticket.
+    #[arg(long, value_enum, default_value = "queue")]
+    pub relation: crate::policy::cases::Relation,
+    /// The ticket's status.
+    #[arg(long, default_value = "open")]
+    pub status: String,
+    /// A field (e.g. `email`) or data class (e.g. `contact`).
+    #[arg(long)]
+    pub field: String,
+    /// The policy directory (default: `--policy-dir`).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
 }
 
 /// Options of `serve`.
@@ -99,6 +145,11 @@ pub struct ServeArgs {
     /// HTTP worker threads (0: one per core).
     #[arg(long, env = "NEEDTOKNOW_WORKERS", default_value = "0")]
     pub workers: usize,
+    /// Milliseconds between checks of the policy directory for changes (0: off; SIGHUP
+    /// always reloads).
+    #[arg(long, env = "NEEDTOKNOW_POLICY_WATCH_MS", default_value = "1000",
+          value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    pub policy_watch_ms: u64,
 }
 
 /// `agent` subcommands.
@@ -160,6 +211,8 @@ impl ServeArgs {
         settings.max_body_bytes = usize::try_from(self.max_body_bytes)
             .map_err(|_| "NEEDTOKNOW_MAX_BODY_BYTES: too large for this machine".to_owned())?;
         settings.workers = self.workers;
+        settings.policy_watch =
+            (self.policy_watch_ms > 0).then(|| Duration::from_millis(self.policy_watch_ms));
         Ok(settings)
     }
 }

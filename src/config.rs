@@ -122,6 +122,8 @@ pub struct Settings {
     pub database_timeout: Duration,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
+    /// How often to look for policy changes; `None` turns the watch off (SIGHUP still works).
+    pub policy_watch: Option<Duration>,
 }
 
 impl Settings {
@@ -137,6 +139,7 @@ impl Settings {
             max_body_bytes: 64 * 1024,
             database_timeout: Duration::from_secs(5),
             workers: 2,
+            policy_watch: Some(Duration::from_secs(1)),
         }
     }
 }

@@ -200,17 +200,23 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: the database answers and a policy is loaded.
+/// `GET /readyz`: the database answers and a policy is loaded. A refused policy reload is
+/// reported (with file and line) but does not make the service unready: the previous
+/// policy keeps serving.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let database = crate::db::ping(&state.db, Duration::from_secs(2)).await;
     let policy = state.policy.current();
+    let reload = state.policy.status();
     let body = json!({
         "status": if database { "ready" } else { "unavailable" },
         "checks": {
             "database": if database { "up" } else { "down" },
             "policy": {
-                "status": "loaded",
+                "status": if reload.last_error.is_some() { "reload_refused" } else { "loaded" },
                 "files": policy.files().len(),
+                "loadedAt": reload.loaded_at,
+                "reloads": reload.reloads,
+                "lastReloadError": reload.last_error,
             },
         }
     });

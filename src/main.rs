@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use needtoknow::cli::{AgentCommand, Cli, Command};
+use needtoknow::cli::{AgentCommand, Cli, Command, PolicyCommand};
+use needtoknow::policy::admin;
 use needtoknow::policy::Policy;
 use needtoknow::startup::Application;
 use needtoknow::{agents, db, graphql, telemetry};
@@ -102,6 +103,44 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Schema => {
             print!("{}", graphql::build_schema().sdl());
+            Ok(())
+        }
+        Command::Policy(command) => {
+            let default_dir = cli.global.policy_dir.clone();
+            match command {
+                PolicyCommand::Check { dir } => {
+                    let dir = dir.unwrap_or(default_dir);
+                    match admin::check(&dir) {
+                        Ok(summary) => println!("{summary}"),
+                        Err(problem) => return Err(Failure::Other(anyhow::anyhow!(problem))),
+                    }
+                }
+                PolicyCommand::Test { dir } => {
+                    let dir = dir.unwrap_or(default_dir);
+                    let (report, passed) =
+                        admin::test(&dir).map_err(|p| Failure::Other(anyhow::anyhow!(p)))?;
+                    print!("{report}");
+                    if !passed {
+                        return Err(Failure::Other(anyhow::anyhow!("policy test cases failed")));
+                    }
+                }
+                PolicyCommand::Explain(args) => {
+                    let dir = args.dir.unwrap_or(default_dir);
+                    let question = admin::Question {
+                        role: args.role,
+                        topic: args.topic,
+                        relation: if args.assignee {
+                            needtoknow::policy::cases::Relation::Assignee
+                        } else {
+                            args.relation
+                        },
+                        status: args.status,
+                        subject: args.field,
+                    };
+                    let text = admin::explain(&dir, &question).map_err(Failure::Config)?;
+                    print!("{text}");
+                }
+            }
             Ok(())
         }
         Command::Agent(command) => {

@@ -71,6 +71,7 @@ impl Application {
             tracing::info!("dev mode: GraphiQL on GET /graphql");
         }
 
+        crate::policy::reload::spawn(policy.clone(), settings.policy_watch);
         let workers = settings.workers;
         let state = web::Data::new(AppState {
             db,

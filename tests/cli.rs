@@ -191,7 +191,14 @@ fn serve_logs_json_without_secrets_and_stops_on_sigterm() {
         .env("NEEDTOKNOW_DATA_DIR", dir.path())
         .env("NEEDTOKNOW_LOG_FORMAT", "json")
         .env("NEEDTOKNOW_LOG", "info")
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--workers", "1"])
+        .args([
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -200,7 +207,10 @@ fn serve_logs_json_without_secrets_and_stops_on_sigterm() {
     let mut lines = Vec::new();
     let address = loop {
         let mut line = String::new();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "serve exited early: {lines:?}");
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "serve exited early: {lines:?}"
+        );
         let event: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
         lines.push(line.clone());
         if event["message"] == "needtoknow listening" {
@@ -208,8 +218,10 @@ fn serve_logs_json_without_secrets_and_stops_on_sigterm() {
         }
     };
     let tokens: std::collections::BTreeMap<String, String> =
-        serde_json::from_slice(&std::fs::read(dir.path().join("demo-tokens.json")).unwrap()).unwrap();
-    let body = r#"{"query":"{ ticket(id: \"1\") { customer { fullName { value } email { value } } } }"}"#;
+        serde_json::from_slice(&std::fs::read(dir.path().join("demo-tokens.json")).unwrap())
+            .unwrap();
+    let body =
+        r#"{"query":"{ ticket(id: \"1\") { customer { fullName { value } email { value } } } }"}"#;
     let mut stream = TcpStream::connect(&address).unwrap();
     write!(
         stream,
@@ -228,7 +240,10 @@ fn serve_logs_json_without_secrets_and_stops_on_sigterm() {
         .trim()
         .to_owned();
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
     assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
@@ -242,4 +257,245 @@ fn serve_logs_json_without_secrets_and_stops_on_sigterm() {
     for secret in ["Robin", "robin.sample", tokens["frontline"].as_str()] {
         assert!(!log.contains(secret), "{secret} must not be logged");
     }
+}
+
+fn policies_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")
+}
+
+fn copy_policies(to: &Path) {
+    std::fs::create_dir_all(to.join("tests")).unwrap();
+    std::fs::copy(policies_dir().join("main.polar"), to.join("main.polar")).unwrap();
+    std::fs::copy(
+        policies_dir().join("tests/default.cases"),
+        to.join("tests/default.cases"),
+    )
+    .unwrap();
+}
+
+/// `policy check` accepts the shipped policy and names file and line of a broken one.
+#[test]
+fn policy_check_reports_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = needtoknow(dir.path(), &["policy", "check"]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(stdout(&ok).starts_with("ok: 1 policy file(s), 6 roles, 6 topics"));
+
+    let broken = dir.path().join("broken");
+    copy_policies(&broken);
+    let main = broken.join("main.polar");
+    let text = std::fs::read_to_string(&main).unwrap();
+    let cases: [(&str, &str, &str); 3] = [
+        (
+            "supervisor_access(\"name\", \"PLAIN\", \"NONE\");",
+            "supervisor_access(\"name\", \"PLAIN\", \"NONE\")",
+            "line 84",
+        ),
+        (
+            "supervisor_access(\"name\", \"PLAIN\", \"NONE\");",
+            "supervisor_access(\"name\", \"SHOWN\", \"NONE\");",
+            "yields level SHOWN",
+        ),
+        (
+            "ticket.in_my_team and",
+            "ticket.department and",
+            "Attribute department not found",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        std::fs::write(&main, text.replace(from, to)).unwrap();
+        let output = needtoknow(dir.path(), &["policy", "check", broken.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(1), "{to}");
+        assert!(
+            stderr(&output).contains(expected),
+            "{to}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains("main.polar"),
+            "{}",
+            stderr(&output)
+        );
+    }
+    std::fs::write(&main, format!("{text}\nextra(x: Customer) if x.id = 1;\n")).unwrap();
+    let output = needtoknow(dir.path(), &["policy", "check", broken.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let line = text.lines().count() + 2;
+    assert!(
+        stderr(&output).contains(&format!("main.polar:{line}: unknown class Customer")),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// `policy test` runs the cases, printing expected vs got, and refuses unknown words with
+/// file and line.
+#[test]
+fn policy_test_runs_the_cases_and_prints_expected_vs_got() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = needtoknow(dir.path(), &["policy", "test"]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert_eq!(stdout(&ok).trim(), "888 passed, 0 failed");
+
+    let edited = dir.path().join("edited");
+    copy_policies(&edited);
+    let cases = edited.join("tests/default.cases");
+    let text = std::fs::read_to_string(&cases).unwrap();
+    std::fs::write(
+        &cases,
+        format!("{text}frontline assignee shipping open address MASKED NONE\n"),
+    )
+    .unwrap();
+    let output = needtoknow(dir.path(), &["policy", "test", edited.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout(&output).contains("default.cases:49: frontline assignee shipping open address: expected MASKED NONE, got PLAIN NONE"),
+        "{}",
+        stdout(&output)
+    );
+    assert!(stdout(&output).contains("888 passed, 1 failed"));
+
+    std::fs::write(
+        &cases,
+        format!("{text}frontline assignee shipping open emial PLAIN NONE\n"),
+    )
+    .unwrap();
+    let output = needtoknow(dir.path(), &["policy", "test", edited.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("default.cases:49: unknown class or field \"emial\""),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// `policy explain` prints the decision, the inputs and who could help.
+#[test]
+fn policy_explain_prints_the_decision_and_its_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = needtoknow(
+        dir.path(),
+        &[
+            "policy",
+            "explain",
+            "--role",
+            "frontline",
+            "--topic",
+            "technical",
+            "--assignee",
+            "--field",
+            "email",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.starts_with("decision: MASKED WITH_REASON\n"), "{text}");
+    assert!(text.contains("field email (class contact)"), "{text}");
+    assert!(
+        text.contains("Ticket topic=\"technical\" status=\"open\" assigned_to_me=true"),
+        "{text}"
+    );
+
+    let output = needtoknow(
+        dir.path(),
+        &[
+            "policy",
+            "explain",
+            "--role",
+            "frontline",
+            "--topic",
+            "billing",
+            "--field",
+            "paymentMethods",
+        ],
+    );
+    let text = stdout(&output);
+    assert!(text.starts_with("decision: HIDDEN NONE\n"), "{text}");
+    assert!(text.contains("deny by default"), "{text}");
+    assert!(
+        text.contains("hand-off: billing (a billing specialist), supervisor (a supervisor)"),
+        "{text}"
+    );
+
+    let output = needtoknow(
+        dir.path(),
+        &[
+            "policy", "explain", "--role", "pilot", "--topic", "billing", "--field", "email",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("unknown role \"pilot\""));
+}
+
+/// SIGHUP reloads the policy even with the file watch off.
+#[test]
+fn sighup_reloads_the_policy() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpStream;
+
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    copy_policies(&policies);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_needtoknow"))
+        .env_remove("DATABASE_URL")
+        .env("NEEDTOKNOW_DATA_DIR", dir.path())
+        .env("NEEDTOKNOW_POLICY_DIR", &policies)
+        .env("NEEDTOKNOW_POLICY_WATCH_MS", "0")
+        .env("NEEDTOKNOW_LOG_FORMAT", "json")
+        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let address = loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "serve exited early"
+        );
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if event["message"] == "needtoknow listening" {
+            break event["address"].as_str().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let reloads = || -> serde_json::Value {
+        let mut stream = TcpStream::connect(&address).unwrap();
+        write!(
+            stream,
+            "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let body = response.split("\r\n\r\n").nth(1).unwrap();
+        serde_json::from_str::<serde_json::Value>(body).unwrap()["checks"]["policy"]["reloads"]
+            .clone()
+    };
+    assert_eq!(reloads(), 0);
+    let main = policies.join("main.polar");
+    let text = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(&main, text.replace("\"a supervisor\"", "\"a team lead\"")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(reloads(), 0, "the watch is off");
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let mut seen = serde_json::Value::Null;
+    for _ in 0..50 {
+        seen = reloads();
+        if seen == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(seen, 1);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
 }

@@ -7,6 +7,7 @@
 //! audit events hook in here, in one place, so no field can forget them.
 
 pub mod fields;
+pub mod summary;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -124,6 +125,38 @@ impl Gate {
         Ok(self.wrap(field, decision, value))
     }
 
+    /// Every data class with its decision and hand-off, and the sentence built from them.
+    pub fn summary(&self) -> summary::AccessSummary {
+        let classes: Vec<summary::ClassAccess> = DataClass::ALL
+            .into_iter()
+            .map(|class| {
+                let decision = self.decisions.get(class);
+                summary::ClassAccess {
+                    data_class: class,
+                    access: decision.access,
+                    reveal: decision.reveal,
+                    hand_off: self.hand_off(class, decision),
+                }
+            })
+            .collect();
+        let sentence = summary::sentence(&classes);
+        summary::AccessSummary { classes, sentence }
+    }
+
+    fn hand_off(&self, class: DataClass, decision: Decision) -> Vec<HandOff> {
+        if decision.access != Access::Hidden {
+            return Vec::new();
+        }
+        self.policy
+            .hand_off_roles(&self.topic, class, &self.role)
+            .into_iter()
+            .map(|r| HandOff {
+                role: r.name,
+                label: r.label,
+            })
+            .collect()
+    }
+
     fn resolve(&self, field: Field) -> (Decision, Option<Shown>) {
         let decision = self.decisions.get(field.class());
         let shown = match decision.access {
@@ -141,18 +174,7 @@ impl Gate {
         value: Option<T>,
     ) -> Protected<T> {
         let class = field.class();
-        let hand_off = if decision.access == Access::Hidden {
-            self.policy
-                .hand_off_roles(&self.topic, class, &self.role)
-                .into_iter()
-                .map(|r| HandOff {
-                    role: r.name,
-                    label: r.label,
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let hand_off = self.hand_off(class, decision);
         Protected {
             value,
             access: decision.access,

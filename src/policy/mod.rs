@@ -10,7 +10,10 @@
 //! tickets costs hash look-ups, not Polar evaluations. Reloading builds a new [`PolicySet`]
 //! (with an empty cache) and swaps it in atomically.
 
+pub mod admin;
+pub mod cases;
 pub mod model;
+pub mod reload;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -155,6 +158,13 @@ impl PolicySet {
         if files.is_empty() {
             return Err(PolicyError::Empty(dir.to_owned()));
         }
+        for file in &files {
+            let text = std::fs::read_to_string(file).map_err(|source| PolicyError::Read {
+                dir: file.clone(),
+                source,
+            })?;
+            check_specializers(&file.display().to_string(), &text)?;
+        }
         let mut oso = new_oso()?;
         oso.load_files(files.clone())
             .map_err(|e| PolicyError::Polar(e.to_string()))?;
@@ -193,9 +203,9 @@ impl PolicySet {
         decisions
     }
 
-    /// Evaluates `field_access` for one class without the cache.
+    /// Evaluates `field_access` for one class without the cache, failing closed.
     fn evaluate(&self, agent: &AgentFacts, ticket: &TicketFacts, class: DataClass) -> Decision {
-        match self.try_evaluate(agent, ticket, class) {
+        match self.evaluate_strict(agent, ticket, class) {
             Ok(decision) => decision,
             Err(error) => {
                 tracing::error!(%class, %error, "policy evaluation failed; field stays hidden");
@@ -204,12 +214,26 @@ impl PolicySet {
         }
     }
 
-    fn try_evaluate(
+    /// Evaluates `field_access` for one class without the cache; errors are returned.
+    pub fn evaluate_strict(
         &self,
         agent: &AgentFacts,
         ticket: &TicketFacts,
         class: DataClass,
     ) -> Result<Decision, PolicyError> {
+        Ok(self
+            .matches(agent, ticket, class)?
+            .into_iter()
+            .fold(Decision::DENY, Decision::most_permissive))
+    }
+
+    /// Every answer of `field_access` for one class, one per matching rule, in order.
+    pub fn matches(
+        &self,
+        agent: &AgentFacts,
+        ticket: &TicketFacts,
+        class: DataClass,
+    ) -> Result<Vec<Decision>, PolicyError> {
         let query = self
             .oso
             .query_rule(
@@ -223,9 +247,13 @@ impl PolicySet {
                 ),
             )
             .map_err(|e| PolicyError::Polar(e.to_string()))?;
-        let mut decision = Decision::DENY;
+        let mut decisions = Vec::new();
         for result in query {
-            let result = result.map_err(|e| PolicyError::Polar(e.to_string()))?;
+            let result = match result {
+                Ok(result) => result,
+                Err(e) if undefined_rule(&e) => break,
+                Err(e) => return Err(PolicyError::Polar(e.to_string())),
+            };
             let level: String = result
                 .get_typed("level")
                 .map_err(|e| PolicyError::Invalid(format!("field_access level: {e}")))?;
@@ -233,14 +261,37 @@ impl PolicySet {
                 .get_typed("reveal")
                 .map_err(|e| PolicyError::Invalid(format!("field_access reveal: {e}")))?;
             let access = level.parse().map_err(|e: UnknownWord| {
-                PolicyError::Invalid(format!("field_access yields level {}", e.0))
+                PolicyError::Invalid(format!(
+                    "{}field_access yields level {} (use PLAIN, MASKED or HIDDEN)",
+                    self.locate(&e.0),
+                    e.0
+                ))
             })?;
             let reveal = reveal.parse().map_err(|e: UnknownWord| {
-                PolicyError::Invalid(format!("field_access yields reveal option {}", e.0))
+                PolicyError::Invalid(format!(
+                    "{}field_access yields reveal option {} (use NONE, WITH_REASON or WITH_APPROVAL)",
+                    self.locate(&e.0),
+                    e.0
+                ))
             })?;
-            decision = decision.most_permissive(Decision { access, reveal });
+            decisions.push(Decision { access, reveal });
         }
-        Ok(decision)
+        Ok(decisions)
+    }
+
+    /// `file:line: ` of the first place a word appears as a string in the policy files, to
+    /// point an admin at the rule that yields an unknown word.
+    fn locate(&self, word: &str) -> String {
+        let quoted = format!("\"{word}\"");
+        for file in &self.files {
+            let Ok(text) = std::fs::read_to_string(file) else {
+                continue;
+            };
+            if let Some(index) = text.lines().position(|l| l.contains(&quoted)) {
+                return format!("{}:{}: ", file.display(), index + 1);
+            }
+        }
+        String::new()
     }
 
     /// The kinds of tickets `agent` may see. Policy errors fail closed (no tickets).
@@ -248,7 +299,7 @@ impl PolicySet {
         if let Some(hit) = read_cache(&self.scopes, agent) {
             return hit;
         }
-        let scopes: Arc<[TicketScope]> = match self.try_ticket_scopes(agent) {
+        let scopes: Arc<[TicketScope]> = match self.ticket_scopes_strict(agent) {
             Ok(scopes) => scopes.into(),
             Err(error) => {
                 tracing::error!(%error, "policy evaluation of ticket_scope failed; no tickets");
@@ -259,7 +310,11 @@ impl PolicySet {
         scopes
     }
 
-    fn try_ticket_scopes(&self, agent: &AgentFacts) -> Result<Vec<TicketScope>, PolicyError> {
+    /// The ticket scopes of `agent` without the cache; errors are returned.
+    pub fn ticket_scopes_strict(
+        &self,
+        agent: &AgentFacts,
+    ) -> Result<Vec<TicketScope>, PolicyError> {
         let query = self
             .oso
             .query_rule(
@@ -269,12 +324,20 @@ impl PolicySet {
             .map_err(|e| PolicyError::Polar(e.to_string()))?;
         let mut scopes = Vec::new();
         for result in query {
-            let result = result.map_err(|e| PolicyError::Polar(e.to_string()))?;
+            let result = match result {
+                Ok(result) => result,
+                Err(e) if undefined_rule(&e) => break,
+                Err(e) => return Err(PolicyError::Polar(e.to_string())),
+            };
             let scope: String = result
                 .get_typed("scope")
                 .map_err(|e| PolicyError::Invalid(format!("ticket_scope: {e}")))?;
             let scope: TicketScope = scope.parse().map_err(|e: UnknownWord| {
-                PolicyError::Invalid(format!("ticket_scope yields unknown scope {}", e.0))
+                PolicyError::Invalid(format!(
+                    "{}ticket_scope yields unknown scope {} (use assigned, queue or team)",
+                    self.locate(&e.0),
+                    e.0
+                ))
             })?;
             if !scopes.contains(&scope) {
                 scopes.push(scope);
@@ -328,6 +391,12 @@ impl PolicySet {
     }
 }
 
+/// A policy without any `field_access` (or `ticket_scope`) rule denies everything: Polar
+/// reports the undefined rule as an error, which here means "no rule matches".
+fn undefined_rule(error: &oso::OsoError) -> bool {
+    error.to_string().contains("Query for undefined rule")
+}
+
 fn read_cache<K, V>(cache: &RwLock<HashMap<K, V>>, key: &K) -> Option<V>
 where
     K: std::hash::Hash + Eq,
@@ -347,6 +416,53 @@ where
         map.clear();
     }
     map.insert(key, value);
+}
+
+/// The classes a rule may specialize on: the two the host registers and Polar's built-ins.
+const KNOWN_CLASSES: [&str; 8] = [
+    "Agent",
+    "Ticket",
+    "String",
+    "Integer",
+    "Float",
+    "Boolean",
+    "List",
+    "Dictionary",
+];
+
+/// Oso only warns (on stderr) about a specializer naming an unknown class, and such a rule
+/// silently never matches; this refuses the file instead, with its line.
+fn check_specializers(file: &str, text: &str) -> Result<(), PolicyError> {
+    for (index, line) in text.lines().enumerate() {
+        let mut in_string = false;
+        let mut code = String::new();
+        for c in line.chars() {
+            match c {
+                '"' => in_string = !in_string,
+                '#' if !in_string => break,
+                _ if in_string => continue,
+                _ => code.push(c),
+            }
+        }
+        let mut rest = code.as_str();
+        while let Some(at) = rest.find(':') {
+            rest = &rest[at + 1..];
+            let name: String = rest
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if name.starts_with(|c: char| c.is_ascii_uppercase())
+                && !KNOWN_CLASSES.contains(&name.as_str())
+            {
+                return Err(PolicyError::Invalid(format!(
+                    "{file}:{}: unknown class {name} (policies can use Agent and Ticket)",
+                    index + 1
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn new_oso() -> Result<Oso, PolicyError> {
@@ -424,20 +540,54 @@ fn check_word(kind: &str, word: &str) -> Result<(), PolicyError> {
     }
 }
 
+/// Loads a policy set and checks it completely: Polar accepts it, every rule answers with
+/// known words for every role, topic and relation, and every case in `tests/` passes.
+pub fn load_checked(dir: &Path) -> Result<PolicySet, PolicyError> {
+    let set = PolicySet::load_dir(dir)?;
+    cases::sweep(&set)?;
+    let cases = cases::load_cases(dir, &set)?;
+    let failures = cases::run_cases(&set, &cases);
+    if let Some(first) = failures.first() {
+        return Err(PolicyError::Invalid(format!(
+            "{} of {} policy test cases fail; first: {first}",
+            failures.len(),
+            cases.len()
+        )));
+    }
+    Ok(set)
+}
+
+/// The outcome of the latest (re)load, for `/readyz`.
+#[derive(Clone, Debug)]
+pub struct ReloadStatus {
+    /// When the serving policy set was loaded.
+    pub loaded_at: chrono::DateTime<chrono::Utc>,
+    /// How many times a new policy set replaced the previous one.
+    pub reloads: u64,
+    /// Why the latest reload attempt was refused, if it was (the old set keeps serving).
+    pub last_error: Option<String>,
+}
+
 /// The running policy, shared by every request. Cloning is cheap; [`Policy::current`]
 /// returns a snapshot that stays consistent for as long as a request holds it.
 #[derive(Clone)]
 pub struct Policy {
     current: Arc<ArcSwap<PolicySet>>,
+    status: Arc<ArcSwap<ReloadStatus>>,
     dir: PathBuf,
 }
 
 impl Policy {
-    /// Loads the policy set in `dir`.
+    /// Loads and checks the policy set in `dir`.
     pub fn load(dir: &Path) -> Result<Policy, PolicyError> {
-        let set = PolicySet::load_dir(dir)?;
+        let set = load_checked(dir)?;
         Ok(Policy {
             current: Arc::new(ArcSwap::from_pointee(set)),
+            status: Arc::new(ArcSwap::from_pointee(ReloadStatus {
+                loaded_at: chrono::Utc::now(),
+                reloads: 0,
+                last_error: None,
+            })),
             dir: dir.to_owned(),
         })
     }
@@ -447,9 +597,41 @@ impl Policy {
         self.current.load_full()
     }
 
+    /// The outcome of the latest (re)load.
+    pub fn status(&self) -> Arc<ReloadStatus> {
+        self.status.load_full()
+    }
+
     /// The directory the policy is loaded from.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Loads the directory again beside the running set and, only if it checks out
+    /// completely, swaps it in atomically. A refused reload keeps the running set and is
+    /// reported by [`Policy::status`].
+    pub fn reload(&self) -> Result<(), PolicyError> {
+        let previous = self.status();
+        match load_checked(&self.dir) {
+            Ok(set) => {
+                self.current.store(Arc::new(set));
+                self.status.store(Arc::new(ReloadStatus {
+                    loaded_at: chrono::Utc::now(),
+                    reloads: previous.reloads + 1,
+                    last_error: None,
+                }));
+                tracing::info!(dir = %self.dir.display(), "policy reloaded");
+                Ok(())
+            }
+            Err(error) => {
+                tracing::error!(%error, "policy reload refused; the previous policy keeps serving");
+                self.status.store(Arc::new(ReloadStatus {
+                    last_error: Some(error.to_string()),
+                    ..(*previous).clone()
+                }));
+                Err(error)
+            }
+        }
     }
 }
 
@@ -512,6 +694,35 @@ mod tests {
             .map(|r| r.name)
             .collect();
         assert_eq!(roles, ["billing", "supervisor"]);
+    }
+
+    #[test]
+    fn the_shipped_policy_passes_its_own_cases_and_sweep() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        let started = std::time::Instant::now();
+        let set = load_checked(&dir).expect("shipped policy checks out");
+        let cases = cases::load_cases(&dir, &set).unwrap();
+        assert!(
+            cases.len() > 800,
+            "the cases cover the matrix: {}",
+            cases.len()
+        );
+        eprintln!("load_checked took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_rule_on_an_unknown_class_is_refused_with_its_line() {
+        let error = check_specializers(
+            "p.polar",
+            "# x: Customer\nrole(\"a\", \"b: C\");\nf(x: Customer) if x.a = 1;",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            error,
+            "p.polar:3: unknown class Customer (policies can use Agent and Ticket)"
+        );
+        assert!(check_specializers("p.polar", "f(a: Agent, t: Ticket, c: String);").is_ok());
     }
 
     #[test]

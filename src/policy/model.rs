@@ -140,6 +140,24 @@ impl Decision {
         reveal: RevealOption::None,
     };
 
+    /// The level as policies write it.
+    pub fn access_word(self) -> &'static str {
+        match self.access {
+            Access::Plain => "PLAIN",
+            Access::Masked => "MASKED",
+            Access::Hidden => "HIDDEN",
+        }
+    }
+
+    /// The reveal option as policies write it.
+    pub fn reveal_word(self) -> &'static str {
+        match self.reveal {
+            RevealOption::None => "NONE",
+            RevealOption::WithReason => "WITH_REASON",
+            RevealOption::WithApproval => "WITH_APPROVAL",
+        }
+    }
+
     /// Combines two matching rules: the most permissive level wins, then the easiest reveal.
     /// A `PLAIN` value has nothing left to reveal.
     pub fn most_permissive(self, other: Decision) -> Decision {

@@ -12,6 +12,7 @@ use entity::ticket;
 use super::store::{self, TicketFilter};
 use crate::agents::Agent;
 use crate::customers::graphql::Customer;
+use crate::disclosure::summary::AccessSummary;
 use crate::disclosure::Gate;
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::RequestContext;
@@ -175,6 +176,12 @@ impl Ticket {
             .collect())
     }
 
+    /// What the calling agent can and cannot see of the customer on this ticket, per data
+    /// class, with a sentence to read to the customer.
+    async fn access_summary(&self, ctx: &Context<'_>) -> AccessSummary {
+        self.gate(RequestContext::get(ctx)).summary()
+    }
+
     /// The customer, each field disclosed as the policy allows on this ticket.
     async fn customer(&self, ctx: &Context<'_>) -> ApiResult<Customer> {
         let request = RequestContext::get(ctx);
@@ -190,12 +197,22 @@ impl Ticket {
                     "loading a customer",
                 )
             })?;
-        let gate = Gate::new(
+        Ok(Customer::new(
+            row,
+            Arc::new(self.gate(request)),
+            self.row.id,
+        ))
+    }
+}
+
+impl Ticket {
+    /// The disclosure gate of the calling agent on this ticket.
+    fn gate(&self, request: &RequestContext) -> Gate {
+        Gate::new(
             request.policy.clone(),
             &request.agent,
             &super::facts(&request.agent, &self.row),
-        );
-        Ok(Customer::new(row, Arc::new(gate), self.row.id))
+        )
     }
 }
 

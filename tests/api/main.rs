@@ -7,4 +7,5 @@ mod auth;
 mod bad_input;
 mod health;
 mod policy_matrix;
+mod policy_reload;
 mod tickets;
