@@ -1,0 +1,93 @@
+//! What authorization costs per request: policy decisions (cached and not), the gates of a
+//! 50-ticket page, and a full policy reload. Run with `cargo bench --bench policy`; the
+//! numbers and the machine are in BENCHMARKS.md.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use needtoknow::agents::Agent;
+use needtoknow::disclosure::Gate;
+use needtoknow::policy::{self, AgentFacts, DataClass, PolicySet, TicketFacts};
+
+fn policies() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")
+}
+
+fn agent(id: i32, role: &str, queues: &[&str]) -> Agent {
+    Agent {
+        id,
+        handle: format!("agent{id}"),
+        display_name: format!("Agent {id}"),
+        role: role.into(),
+        team: "support".into(),
+        queues: queues.iter().map(|q| q.to_string()).collect(),
+        active: true,
+    }
+}
+
+fn ticket(topic: &str, assigned_to_me: bool) -> TicketFacts {
+    TicketFacts {
+        topic: topic.into(),
+        status: "open".into(),
+        assigned_to_me,
+        unassigned: !assigned_to_me,
+        in_my_team: true,
+    }
+}
+
+fn decisions(c: &mut Criterion) {
+    let set = Arc::new(PolicySet::load_dir(&policies()).expect("policy loads"));
+    let billing: AgentFacts = agent(1, "billing", &["billing"]).facts();
+    let assigned = ticket("billing", true);
+
+    c.bench_function("decide: all 8 classes, cached", |b| {
+        set.decide(&billing, &assigned);
+        b.iter(|| black_box(set.decide(black_box(&billing), black_box(&assigned))))
+    });
+
+    c.bench_function("decide: all 8 classes, uncached (8 Polar queries)", |b| {
+        b.iter(|| {
+            for class in DataClass::ALL {
+                black_box(set.evaluate_strict(&billing, &assigned, class).unwrap());
+            }
+        })
+    });
+
+    let supervisor = agent(2, "supervisor", &[]);
+    let topics = [
+        "account_access",
+        "billing",
+        "shipping",
+        "technical",
+        "identity_verification",
+        "privacy_request",
+    ];
+    let page: Vec<TicketFacts> = (0..50)
+        .map(|i| ticket(topics[i % topics.len()], i % 3 == 0))
+        .collect();
+    c.bench_function("gates for a page of 50 tickets (warm cache)", |b| {
+        b.iter(|| {
+            for facts in &page {
+                black_box(Gate::new(set.clone(), &supervisor, facts));
+            }
+        })
+    });
+
+    c.bench_function("ticket scopes of an agent, cached", |b| {
+        b.iter(|| black_box(set.ticket_scopes(black_box(&billing))))
+    });
+}
+
+fn reload(c: &mut Criterion) {
+    let mut group = c.benchmark_group("reload");
+    group.sample_size(10);
+    group.bench_function("load, sweep and run the 888 shipped cases", |b| {
+        b.iter(|| black_box(policy::load_checked(&policies()).expect("checks out")))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decisions, reload);
+criterion_main!(benches);
