@@ -499,3 +499,26 @@ fn sighup_reloads_the_policy() {
         .unwrap();
     assert!(child.wait().unwrap().success());
 }
+
+/// A policy that does not check out stops start-up, naming file and line.
+#[test]
+fn serve_refuses_to_start_with_a_broken_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    copy_policies(&policies);
+    let main = policies.join("main.polar");
+    let text = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(&main, text.replace("topic(\"billing\");", "topic(\"billing\")")).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_needtoknow"))
+        .env_remove("DATABASE_URL")
+        .env("NEEDTOKNOW_DATA_DIR", dir.path())
+        .env("NEEDTOKNOW_POLICY_DIR", &policies)
+        .env("NEEDTOKNOW_LOG", "warn")
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("cannot load policies") && err.contains("main.polar"), "{err}");
+    assert!(err.contains("line"), "{err}");
+}
