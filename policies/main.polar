@@ -1,7 +1,7 @@
 # needtoknow's default policy: who sees which tickets, and how much of the customer behind
 # each ticket they see. See README.md ("Policies") for the admin workflow.
 #
-# The host asks four questions:
+# The host asks these questions:
 #   role(name, label)       the role vocabulary, with how a hand-off names the role;
 #   topic(name)             the topic vocabulary;
 #   ticket_scope(agent, s)  which kinds of tickets an agent may see, where s is one of
@@ -13,6 +13,8 @@
 #                           "WITH_APPROVAL") of a data class. No matching rule means HIDDEN
 #                           with reveal NONE; if several rules match, the most permissive
 #                           level wins.
+#   allow(agent, action, resource)
+#                           other permissions, e.g. ("read", "audit_trail").
 #
 # Agent attributes:  role, team, queues (list of topics).
 # Ticket attributes: topic, status, assigned_to_me, unassigned, in_my_team (booleans
@@ -87,5 +89,7 @@ supervisor_access("identity", "HIDDEN", "WITH_APPROVAL");
 supervisor_access("billing", "MASKED", "WITH_APPROVAL");
 supervisor_access("chat_history", "MASKED", "WITH_APPROVAL");
 
-# needtoknow never asks `allow`; this rule only keeps Oso from warning that there is none.
-allow(_actor, _action, _resource) if false;
+# ---- Other permissions ---------------------------------------------------------------------
+
+# Who may read the audit trail.
+allow(agent: Agent, "read", "audit_trail") if agent.role in ["auditor", "supervisor"];

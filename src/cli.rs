@@ -76,6 +76,17 @@ pub enum Command {
     /// Check, test and explain policies before they go live.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Work with the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain; name the first event that was edited, deleted, inserted or
+    /// reordered and exit 1.
+    Verify,
 }
 
 /// `policy` subcommands. DIR defaults to the policy directory (`--policy-dir`).

@@ -7,6 +7,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::agents::graphql::AgentQuery;
 use crate::agents::Agent;
+use crate::audit::graphql::AuditQuery;
 use crate::loaders::Loaders;
 use crate::policy::PolicySet;
 use crate::telemetry::RequestId;
@@ -14,7 +15,7 @@ use crate::tickets::graphql::TicketQuery;
 
 /// The query root.
 #[derive(MergedObject, Default)]
-pub struct Query(AgentQuery, TicketQuery);
+pub struct Query(AgentQuery, TicketQuery, AuditQuery);
 
 /// needtoknow's schema.
 pub type AppSchema = Schema<Query, EmptyMutation, EmptySubscription>;

@@ -14,6 +14,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::agents::{self, AuthFailure};
+use crate::audit::loader::ViewAuditor;
 use crate::config::Mode;
 use crate::graphql::RequestContext;
 use crate::loaders::Loaders;
@@ -138,12 +139,19 @@ pub async fn graphql(
         }
     };
 
+    let request_id = request_id(&req);
+    let auditor = ViewAuditor {
+        log: state.audit.clone(),
+        actor_agent_id: agent.id,
+        actor_role: agent.role.clone(),
+        request_id: request_id.0.clone(),
+    };
     let context = RequestContext {
         agent,
-        request_id: request_id(&req),
+        request_id,
         policy: state.policy.current(),
         db: state.db.clone(),
-        loaders: Loaders::new(&state.db),
+        loaders: Loaders::new(&state.db, auditor),
     };
     let response = state.schema.execute(request.data(context)).await;
     let response = mark_errors(response);

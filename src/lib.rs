@@ -12,9 +12,11 @@
 //!   policy, picks the mask, and is where grants and audit events attach.
 //! - Features: [`agents`] (tokens, `me`), [`tickets`] (visibility in SQL, `ticket`,
 //!   `tickets`), [`customers`] (the `Customer` type and its masks).
+//! - [`audit`] is the hash-chained audit trail: plaintext views, reveals, `audit verify`.
 //! - [`demo`] seeds the demo dataset.
 
 pub mod agents;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod customers;

@@ -13,6 +13,7 @@ use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, ModelTrait, QueryFilter, QueryOrder,
 };
 
+use crate::audit::loader::ViewAuditor;
 use crate::error::ApiError;
 
 /// Loads rows of `E` whose `column` is one of the keys.
@@ -88,7 +89,7 @@ where
     }
 }
 
-fn loader<T: Loader<i32>>(inner: T) -> DataLoader<T> {
+fn loader<T>(inner: T) -> DataLoader<T> {
     // Under actix each worker is single-threaded, so a zero delay still batches every load
     // issued while resolving one level of the query, without adding latency.
     DataLoader::new(inner, tokio::spawn).delay(Duration::ZERO)
@@ -110,12 +111,15 @@ pub struct Loaders {
     pub messages: DataLoader<Many<message::Entity>>,
     /// Attachments by ticket id.
     pub attachments: DataLoader<Many<attachment::Entity>>,
+    /// Audit events of plaintext views, written before the values are served.
+    pub audit: DataLoader<ViewAuditor>,
 }
 
 impl Loaders {
-    /// Fresh loaders for one request.
-    pub fn new(db: &DatabaseConnection) -> Loaders {
+    /// Fresh loaders for one request, whose plaintext views `auditor` records.
+    pub fn new(db: &DatabaseConnection, auditor: ViewAuditor) -> Loaders {
         Loaders {
+            audit: loader(auditor),
             agent: loader(One(Rows::new(db, agent::Column::Id, agent::Column::Id))),
             customer: loader(One(Rows::new(
                 db,

@@ -5,11 +5,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use needtoknow::cli::{AgentCommand, Cli, Command, PolicyCommand};
+use needtoknow::cli::{AgentCommand, AuditCommand, Cli, Command, PolicyCommand};
 use needtoknow::policy::admin;
 use needtoknow::policy::Policy;
 use needtoknow::startup::Application;
-use needtoknow::{agents, db, graphql, telemetry};
+use needtoknow::{agents, audit, db, graphql, telemetry};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -104,6 +104,23 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Schema => {
             print!("{}", graphql::build_schema().sdl());
             Ok(())
+        }
+        Command::Audit(AuditCommand::Verify) => {
+            let settings = cli.global.settings().map_err(Failure::Config)?;
+            let db = db::connect(&settings).await?;
+            db::migrate(&db).await?;
+            match audit::verify(&db).await? {
+                audit::Verdict::Intact { events } => {
+                    println!("ok: {events} audit event(s), chain intact");
+                    Ok(())
+                }
+                audit::Verdict::Broken { seq, problem } => {
+                    println!("TAMPERED: event {seq} {problem}");
+                    Err(Failure::Other(anyhow::anyhow!(
+                        "the audit trail is not intact from event {seq} on"
+                    )))
+                }
+            }
         }
         Command::Policy(command) => {
             let default_dir = cli.global.policy_dir.clone();

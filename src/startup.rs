@@ -11,6 +11,7 @@ use actix_web::{middleware, web, App, HttpServer};
 use anyhow::Context;
 use sea_orm::DatabaseConnection;
 
+use crate::audit::AuditLog;
 use crate::config::{Mode, Settings};
 use crate::graphql::{build_schema, AppSchema};
 use crate::policy::Policy;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     /// The running policy.
     pub policy: Policy,
+    /// The audit trail.
+    pub audit: AuditLog,
     /// The GraphQL schema.
     pub schema: AppSchema,
     /// The settings the service started with.
@@ -74,6 +77,7 @@ impl Application {
         crate::policy::reload::spawn(policy.clone(), settings.policy_watch);
         let workers = settings.workers;
         let state = web::Data::new(AppState {
+            audit: AuditLog::new(db.clone()),
             db,
             policy,
             schema: build_schema(),

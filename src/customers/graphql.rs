@@ -34,16 +34,19 @@ impl Customer {
         }
     }
 
-    fn plain_or(
+    async fn plain_or(
         &self,
+        ctx: &Context<'_>,
         field: Field,
         plain: impl FnOnce() -> String,
         masked: impl FnOnce() -> String,
     ) -> Protected<String> {
-        self.gate.disclose(field, |shown| match shown {
-            Shown::Plain => plain(),
-            Shown::Masked => masked(),
-        })
+        self.gate
+            .disclose(RequestContext::get(ctx), field, |shown| match shown {
+                Shown::Plain => plain(),
+                Shown::Masked => masked(),
+            })
+            .await
     }
 
     async fn other_tickets_rows(&self, ctx: &Context<'_>) -> ApiResult<Vec<ticket::Model>> {
@@ -73,88 +76,106 @@ impl Customer {
     }
 
     /// Account status. Class `account`. MASKED: `***`.
-    async fn account_status(&self) -> Protected<String> {
+    async fn account_status(&self, ctx: &Context<'_>) -> Protected<String> {
         self.plain_or(
+            ctx,
             Field::AccountStatus,
             || self.row.account_status.clone(),
             || ACCOUNT_MASK.into(),
         )
+        .await
     }
 
     /// Plan. Class `account`. MASKED: `***`.
-    async fn plan(&self) -> Protected<String> {
+    async fn plan(&self, ctx: &Context<'_>) -> Protected<String> {
         self.plain_or(
+            ctx,
             Field::Plan,
             || self.row.plan.clone(),
             || ACCOUNT_MASK.into(),
         )
+        .await
     }
 
     /// Customer since (ISO 8601 date). Class `account`. MASKED: the year.
-    async fn customer_since(&self) -> Protected<String> {
+    async fn customer_since(&self, ctx: &Context<'_>) -> Protected<String> {
         let date = self.row.customer_since.to_string();
         self.plain_or(
+            ctx,
             Field::CustomerSince,
             || date.clone(),
             || mask::mask_date_of_birth(&date),
         )
+        .await
     }
 
     /// Region. Class `account`. MASKED: `***`.
-    async fn region(&self) -> Protected<String> {
+    async fn region(&self, ctx: &Context<'_>) -> Protected<String> {
         self.plain_or(
+            ctx,
             Field::Region,
             || self.row.region.clone(),
             || ACCOUNT_MASK.into(),
         )
+        .await
     }
 
     /// Full name. Class `name`. MASKED: first name and last initial (`Robin S.`).
-    async fn full_name(&self) -> Protected<String> {
+    async fn full_name(&self, ctx: &Context<'_>) -> Protected<String> {
         self.plain_or(
+            ctx,
             Field::FullName,
             || self.row.full_name.clone(),
             || mask::mask_name(&self.row.full_name),
         )
+        .await
     }
 
     /// Email address. Class `contact`. MASKED: first character of the local part, `***`,
     /// then the domain (`r***@example.com`).
-    async fn email(&self) -> Protected<String> {
+    async fn email(&self, ctx: &Context<'_>) -> Protected<String> {
         self.plain_or(
+            ctx,
             Field::Email,
             || self.row.email.clone(),
             || mask::mask_email(&self.row.email),
         )
+        .await
     }
 
     /// Phone number. Class `contact`. MASKED: all digits but the last two replaced
     /// (`+* *** **** **33`).
-    async fn phone(&self) -> Protected<String> {
+    async fn phone(&self, ctx: &Context<'_>) -> Protected<String> {
         self.plain_or(
+            ctx,
             Field::Phone,
             || self.row.phone.clone(),
             || mask::mask_phone(&self.row.phone),
         )
+        .await
     }
 
     /// Postal address on one line. Class `address`. MASKED: city and country only.
-    async fn postal_address(&self) -> Protected<String> {
+    async fn postal_address(&self, ctx: &Context<'_>) -> Protected<String> {
         let row = &self.row;
         self.plain_or(
+            ctx,
             Field::PostalAddress,
             || one_line_address(&row.street, &row.city, &row.postal_code, &row.country),
             || mask::mask_address(&row.city, &row.country),
         )
+        .await
     }
 
     /// Date of birth (ISO 8601). Class `identity`. MASKED: the year only.
-    async fn date_of_birth(&self) -> Protected<String> {
+    async fn date_of_birth(&self, ctx: &Context<'_>) -> Protected<String> {
         self.plain_or(
+            ctx,
             Field::DateOfBirth,
             || self.row.date_of_birth.clone(),
             || mask::mask_date_of_birth(&self.row.date_of_birth),
         )
+        .await
     }
 
     /// Identity documents (attachments of kind `id_document` on the customer's tickets).
@@ -164,29 +185,33 @@ impl Customer {
         ctx: &Context<'_>,
     ) -> ApiResult<Protected<Vec<IdentityDocument>>> {
         self.gate
-            .disclose_loaded(Field::IdentityDocuments, |shown| async move {
-                let mut tickets: Vec<i32> = self
-                    .other_tickets_rows(ctx)
-                    .await?
-                    .iter()
-                    .map(|t| t.id)
-                    .collect();
-                tickets.push(self.ticket_id);
-                tickets.sort_unstable();
-                let loaded = RequestContext::get(ctx)
-                    .loaders
-                    .attachments
-                    .load_many(tickets.iter().copied())
-                    .await
-                    .map_err(load_error)?;
-                Ok(tickets
-                    .iter()
-                    .filter_map(|id| loaded.get(id))
-                    .flat_map(|rows| rows.iter())
-                    .filter(|a| a.kind == "id_document")
-                    .map(|a| IdentityDocument::render(a, shown))
-                    .collect())
-            })
+            .disclose_loaded(
+                RequestContext::get(ctx),
+                Field::IdentityDocuments,
+                |shown| async move {
+                    let mut tickets: Vec<i32> = self
+                        .other_tickets_rows(ctx)
+                        .await?
+                        .iter()
+                        .map(|t| t.id)
+                        .collect();
+                    tickets.push(self.ticket_id);
+                    tickets.sort_unstable();
+                    let loaded = RequestContext::get(ctx)
+                        .loaders
+                        .attachments
+                        .load_many(tickets.iter().copied())
+                        .await
+                        .map_err(load_error)?;
+                    Ok(tickets
+                        .iter()
+                        .filter_map(|id| loaded.get(id))
+                        .flat_map(|rows| rows.iter())
+                        .filter(|a| a.kind == "id_document")
+                        .map(|a| IdentityDocument::render(a, shown))
+                        .collect())
+                },
+            )
             .await
     }
 
@@ -194,19 +219,23 @@ impl Customer {
     /// last 4 only. A full card number or CVV is never stored.
     async fn payment_methods(&self, ctx: &Context<'_>) -> ApiResult<Protected<Vec<PaymentMethod>>> {
         self.gate
-            .disclose_loaded(Field::PaymentMethods, |shown| async move {
-                let rows = RequestContext::get(ctx)
-                    .loaders
-                    .payment_methods
-                    .load_one(self.row.id)
-                    .await
-                    .map_err(load_error)?
-                    .unwrap_or_default();
-                Ok(rows
-                    .iter()
-                    .map(|p| PaymentMethod::render(p, shown))
-                    .collect())
-            })
+            .disclose_loaded(
+                RequestContext::get(ctx),
+                Field::PaymentMethods,
+                |shown| async move {
+                    let rows = RequestContext::get(ctx)
+                        .loaders
+                        .payment_methods
+                        .load_one(self.row.id)
+                        .await
+                        .map_err(load_error)?
+                        .unwrap_or_default();
+                    Ok(rows
+                        .iter()
+                        .map(|p| PaymentMethod::render(p, shown))
+                        .collect())
+                },
+            )
             .await
     }
 
@@ -214,16 +243,20 @@ impl Customer {
     /// no amounts.
     async fn invoices(&self, ctx: &Context<'_>) -> ApiResult<Protected<Vec<Invoice>>> {
         self.gate
-            .disclose_loaded(Field::Invoices, |shown| async move {
-                let rows = RequestContext::get(ctx)
-                    .loaders
-                    .invoices
-                    .load_one(self.row.id)
-                    .await
-                    .map_err(load_error)?
-                    .unwrap_or_default();
-                Ok(rows.iter().map(|i| Invoice::render(i, shown)).collect())
-            })
+            .disclose_loaded(
+                RequestContext::get(ctx),
+                Field::Invoices,
+                |shown| async move {
+                    let rows = RequestContext::get(ctx)
+                        .loaders
+                        .invoices
+                        .load_one(self.row.id)
+                        .await
+                        .map_err(load_error)?
+                        .unwrap_or_default();
+                    Ok(rows.iter().map(|i| Invoice::render(i, shown)).collect())
+                },
+            )
             .await
     }
 
@@ -231,12 +264,16 @@ impl Customer {
     /// status and dates; no subject.
     async fn other_tickets(&self, ctx: &Context<'_>) -> ApiResult<Protected<Vec<TicketSummary>>> {
         self.gate
-            .disclose_loaded(Field::OtherTickets, |shown| async move {
-                let rows = self.other_tickets_rows(ctx).await?;
-                rows.iter()
-                    .map(|t| TicketSummary::render(t, shown))
-                    .collect()
-            })
+            .disclose_loaded(
+                RequestContext::get(ctx),
+                Field::OtherTickets,
+                |shown| async move {
+                    let rows = self.other_tickets_rows(ctx).await?;
+                    rows.iter()
+                        .map(|t| TicketSummary::render(t, shown))
+                        .collect()
+                },
+            )
             .await
     }
 
@@ -245,21 +282,25 @@ impl Customer {
     /// by `[email]`, `[phone]`, `[card]`, `[iban]` and `[date]`.
     async fn chat_history(&self, ctx: &Context<'_>) -> ApiResult<Protected<Vec<ChatMessage>>> {
         self.gate
-            .disclose_loaded(Field::ChatHistory, |shown| async move {
-                let tickets = self.other_tickets_rows(ctx).await?;
-                let loaded = RequestContext::get(ctx)
-                    .loaders
-                    .messages
-                    .load_many(tickets.iter().map(|t| t.id))
-                    .await
-                    .map_err(load_error)?;
-                Ok(tickets
-                    .iter()
-                    .filter_map(|t| loaded.get(&t.id))
-                    .flat_map(|rows| rows.iter())
-                    .map(|m| ChatMessage::render(m, shown))
-                    .collect())
-            })
+            .disclose_loaded(
+                RequestContext::get(ctx),
+                Field::ChatHistory,
+                |shown| async move {
+                    let tickets = self.other_tickets_rows(ctx).await?;
+                    let loaded = RequestContext::get(ctx)
+                        .loaders
+                        .messages
+                        .load_many(tickets.iter().map(|t| t.id))
+                        .await
+                        .map_err(load_error)?;
+                    Ok(tickets
+                        .iter()
+                        .filter_map(|t| loaded.get(&t.id))
+                        .flat_map(|rows| rows.iter())
+                        .map(|m| ChatMessage::render(m, shown))
+                        .collect())
+                },
+            )
             .await
     }
 }

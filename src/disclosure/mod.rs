@@ -1,10 +1,11 @@
 //! The one path by which customer data reaches a response.
 //!
 //! Resolvers of protected fields call [`Gate::disclose`] (or [`Gate::disclose_loaded`]) and
-//! nothing else: the gate asks the policy (through cached decisions), and only for a `PLAIN`
-//! or `MASKED` level calls the resolver's renderer, telling it which form to produce. A
-//! `HIDDEN` field is never rendered, and list fields are not even loaded. Reveal grants and
-//! audit events hook in here, in one place, so no field can forget them.
+//! nothing else: the gate asks the policy (through cached decisions), records plaintext
+//! views of audited classes in the audit trail, and only for a `PLAIN` or `MASKED` level
+//! calls the resolver's renderer, telling it which form to produce. A `HIDDEN` field is
+//! never rendered, and list fields are not even loaded. Reveal grants hook in here too, in
+//! one place, so no field can forget them.
 
 pub mod fields;
 pub mod summary;
@@ -28,7 +29,9 @@ type PaymentMethods = Vec<PaymentMethod>;
 type Invoices = Vec<Invoice>;
 type TicketHistory = Vec<TicketSummary>;
 type ChatHistory = Vec<ChatMessage>;
+use crate::audit::loader::View;
 use crate::error::ApiResult;
+use crate::graphql::RequestContext;
 use crate::policy::{Access, ClassDecisions, DataClass, Decision, PolicySet, RevealOption};
 
 /// Which form a renderer must produce: the gate never asks for a hidden value.
@@ -80,17 +83,26 @@ pub struct Gate {
     decisions: Arc<ClassDecisions>,
     role: String,
     topic: String,
+    ticket_id: i32,
+    customer_id: i32,
 }
 
 impl Gate {
-    /// The gate for `agent` on a ticket of `topic`, with decisions for `facts`.
-    pub fn new(policy: Arc<PolicySet>, agent: &Agent, ticket: &crate::policy::TicketFacts) -> Gate {
-        let decisions = policy.decide(&agent.facts(), ticket);
+    /// The gate for `agent` on `ticket`, whose policy facts are `facts`.
+    pub fn new(
+        policy: Arc<PolicySet>,
+        agent: &Agent,
+        ticket: &entity::ticket::Model,
+        facts: &crate::policy::TicketFacts,
+    ) -> Gate {
+        let decisions = policy.decide(&agent.facts(), facts);
         Gate {
             policy,
             decisions,
             role: agent.role.clone(),
-            topic: ticket.topic.clone(),
+            topic: facts.topic.clone(),
+            ticket_id: ticket.id,
+            customer_id: ticket.customer_id,
         }
     }
 
@@ -100,29 +112,69 @@ impl Gate {
     }
 
     /// Discloses a field whose value is at hand: `render` runs only for `PLAIN` or `MASKED`.
-    pub fn disclose<T: OutputType>(
+    pub async fn disclose<T: OutputType>(
         &self,
+        request: &RequestContext,
         field: Field,
         render: impl FnOnce(Shown) -> T,
     ) -> Protected<T> {
-        let (decision, shown) = self.resolve(field);
+        let (decision, shown) = self.resolve(request, field).await;
         self.wrap(field, decision, shown.map(render))
     }
 
     /// Discloses a field that must be loaded first: `load` runs only for `PLAIN` or `MASKED`,
     /// so hidden data is never read from the database.
-    pub async fn disclose_loaded<T, F, Fut>(&self, field: Field, load: F) -> ApiResult<Protected<T>>
+    pub async fn disclose_loaded<T, F, Fut>(
+        &self,
+        request: &RequestContext,
+        field: Field,
+        load: F,
+    ) -> ApiResult<Protected<T>>
     where
         T: OutputType,
         F: FnOnce(Shown) -> Fut,
         Fut: Future<Output = ApiResult<T>>,
     {
-        let (decision, shown) = self.resolve(field);
+        let (decision, shown) = self.resolve(request, field).await;
         let value = match shown {
             Some(shown) => Some(load(shown).await?),
             None => None,
         };
         Ok(self.wrap(field, decision, value))
+    }
+
+    /// The form a field is shown in. A plaintext view of an audited class is recorded
+    /// before the value is rendered; if the audit event cannot be written, the field falls
+    /// back to its mask (fail closed: never unaudited plaintext).
+    async fn resolve(&self, request: &RequestContext, field: Field) -> (Decision, Option<Shown>) {
+        let decision = self.decisions.get(field.class());
+        match decision.access {
+            Access::Hidden => (decision, None),
+            Access::Masked => (decision, Some(Shown::Masked)),
+            Access::Plain if !field.class().audited() => (decision, Some(Shown::Plain)),
+            Access::Plain => {
+                let view = View {
+                    ticket_id: self.ticket_id,
+                    customer_id: self.customer_id,
+                    field,
+                };
+                match request.loaders.audit.load_one(view).await {
+                    Ok(_) => (decision, Some(Shown::Plain)),
+                    Err(error) => {
+                        tracing::error!(
+                            error = format!("{error:#}"),
+                            field = field.graphql_name(),
+                            "audit write failed; serving the masked form instead of plaintext"
+                        );
+                        let masked = Decision {
+                            access: Access::Masked,
+                            reveal: RevealOption::None,
+                        };
+                        (masked, Some(Shown::Masked))
+                    }
+                }
+            }
+        }
     }
 
     /// Every data class with its decision and hand-off, and the sentence built from them.
@@ -155,16 +207,6 @@ impl Gate {
                 label: r.label,
             })
             .collect()
-    }
-
-    fn resolve(&self, field: Field) -> (Decision, Option<Shown>) {
-        let decision = self.decisions.get(field.class());
-        let shown = match decision.access {
-            Access::Plain => Some(Shown::Plain),
-            Access::Masked => Some(Shown::Masked),
-            Access::Hidden => None,
-        };
-        (decision, shown)
     }
 
     fn wrap<T: OutputType>(

@@ -279,6 +279,22 @@ impl PolicySet {
         Ok(decisions)
     }
 
+    /// Whether the policy's `allow(agent, action, resource)` permits an action on a named
+    /// resource (for example reading the audit trail). Errors fail closed.
+    pub fn allows(&self, agent: &AgentFacts, action: &str, resource: &str) -> bool {
+        match self
+            .oso
+            .is_allowed(agent.clone(), action.to_owned(), resource.to_owned())
+        {
+            Ok(allowed) => allowed,
+            Err(error) if undefined_rule(&error) => false,
+            Err(error) => {
+                tracing::error!(%error, action, resource, "policy evaluation of allow failed; denied");
+                false
+            }
+        }
+    }
+
     /// `file:line: ` of the first place a word appears as a string in the policy files, to
     /// point an admin at the rule that yields an unknown word.
     fn locate(&self, word: &str) -> String {

@@ -41,6 +41,12 @@ impl DataClass {
         DataClass::ChatHistory,
     ];
 
+    /// Whether a plaintext view of the class is audited: every class but `account` and
+    /// `ticket_history`.
+    pub fn audited(self) -> bool {
+        !matches!(self, DataClass::Account | DataClass::TicketHistory)
+    }
+
     /// The name policies use for the class.
     pub fn as_str(self) -> &'static str {
         match self {

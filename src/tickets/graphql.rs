@@ -211,6 +211,7 @@ impl Ticket {
         Gate::new(
             request.policy.clone(),
             &request.agent,
+            &self.row,
             &super::facts(&request.agent, &self.row),
         )
     }

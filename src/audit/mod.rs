@@ -1,0 +1,352 @@
+//! The append-only, hash-chained audit trail.
+//!
+//! Each event records who did what, when, on which ticket (the purpose) and customer, which
+//! fields, why (the reason, if any) and the request id — never a personal value. Each event
+//! carries the hash of the previous one and its own hash over its content, so
+//! [`verify`] finds the first event that was edited, deleted, inserted or reordered.
+//! Appends are serialized (a process lock, plus a transaction-scoped advisory lock on
+//! PostgreSQL so several instances extend one chain).
+
+pub mod graphql;
+pub mod loader;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use entity::audit_event;
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// The `prev_hash` of the first event.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What an event records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, async_graphql::Enum)]
+pub enum Action {
+    /// A response carried plaintext of a protected class (other than `account` and
+    /// `ticket_history`).
+    Viewed,
+    /// An agent asked to reveal fields.
+    RevealRequested,
+    /// A reveal was granted (self-service with a reason).
+    RevealGranted,
+    /// A supervisor approved a reveal request.
+    RevealApproved,
+    /// A supervisor denied a reveal request.
+    RevealDenied,
+    /// A grant was revoked.
+    RevealRevoked,
+    /// A grant was seen to have expired.
+    GrantExpired,
+}
+
+impl Action {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Viewed => "viewed",
+            Action::RevealRequested => "reveal_requested",
+            Action::RevealGranted => "reveal_granted",
+            Action::RevealApproved => "reveal_approved",
+            Action::RevealDenied => "reveal_denied",
+            Action::RevealRevoked => "reveal_revoked",
+            Action::GrantExpired => "grant_expired",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(s: &str) -> Option<Action> {
+        [
+            Action::Viewed,
+            Action::RevealRequested,
+            Action::RevealGranted,
+            Action::RevealApproved,
+            Action::RevealDenied,
+            Action::RevealRevoked,
+            Action::GrantExpired,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
+}
+
+/// An event to append. Holds ids, field names and reasons only — never a value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewEvent {
+    /// The agent who acted.
+    pub actor_agent_id: Option<i32>,
+    /// Their role at the time.
+    pub actor_role: String,
+    /// What happened.
+    pub action: Action,
+    /// The customer concerned.
+    pub customer_id: Option<i32>,
+    /// The ticket: the purpose of the access.
+    pub ticket_id: Option<i32>,
+    /// The field names concerned (schema names).
+    pub fields: Vec<String>,
+    /// The agent's reason, when one was given.
+    pub reason: Option<String>,
+    /// The request that caused it.
+    pub request_id: String,
+}
+
+/// The hashed content of an event: every stored column except `seq` and `hash`, in a fixed
+/// order.
+#[derive(Serialize)]
+struct Hashed<'a> {
+    prev_hash: &'a str,
+    occurred_at: String,
+    actor_agent_id: Option<i32>,
+    actor_role: &'a str,
+    action: &'a str,
+    customer_id: Option<i32>,
+    ticket_id: Option<i32>,
+    fields: &'a str,
+    reason: Option<&'a str>,
+    request_id: &'a str,
+}
+
+fn hash_of(row: &audit_event::Model) -> String {
+    let content = Hashed {
+        prev_hash: &row.prev_hash,
+        occurred_at: timestamp(row.occurred_at),
+        actor_agent_id: row.actor_agent_id,
+        actor_role: &row.actor_role,
+        action: &row.action,
+        customer_id: row.customer_id,
+        ticket_id: row.ticket_id,
+        fields: &row.fields,
+        reason: row.reason.as_deref(),
+        request_id: &row.request_id,
+    };
+    let bytes = serde_json::to_vec(&content).unwrap_or_default();
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Microsecond precision: what both SQLite and PostgreSQL store exactly.
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+fn now_micros() -> DateTime<Utc> {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+/// Appends events to the chain. Cheap to clone.
+#[derive(Clone)]
+pub struct AuditLog {
+    db: DatabaseConnection,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl AuditLog {
+    /// The audit log of `db`.
+    pub fn new(db: DatabaseConnection) -> AuditLog {
+        AuditLog {
+            db,
+            lock: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// Appends `events` in one transaction, chained after the current last event. Either all
+    /// are written or none.
+    #[tracing::instrument(name = "audit.append", skip_all, fields(events = events.len()))]
+    pub async fn append(&self, events: &[NewEvent]) -> anyhow::Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let _guard = self.lock.lock().await;
+        let txn = self
+            .db
+            .begin()
+            .await
+            .context("starting the audit transaction")?;
+        if txn.get_database_backend() == DatabaseBackend::Postgres {
+            // Serializes appends across instances until this transaction ends.
+            txn.execute_unprepared("SELECT pg_advisory_xact_lock(7411002)")
+                .await
+                .context("locking the audit chain")?;
+        }
+        let mut prev_hash = audit_event::Entity::find()
+            .order_by_desc(audit_event::Column::Seq)
+            .limit(1)
+            .one(&txn)
+            .await
+            .context("reading the audit chain head")?
+            .map(|e| e.hash)
+            .unwrap_or_else(|| GENESIS.to_owned());
+        let occurred_at = now_micros();
+        for event in events {
+            let mut row = audit_event::Model {
+                seq: 0,
+                occurred_at,
+                actor_agent_id: event.actor_agent_id,
+                actor_role: event.actor_role.clone(),
+                action: event.action.as_str().to_owned(),
+                customer_id: event.customer_id,
+                ticket_id: event.ticket_id,
+                fields: serde_json::to_string(&event.fields).context("encoding fields")?,
+                reason: event.reason.clone(),
+                request_id: event.request_id.clone(),
+                prev_hash: prev_hash.clone(),
+                hash: String::new(),
+            };
+            row.hash = hash_of(&row);
+            prev_hash = row.hash.clone();
+            audit_event::ActiveModel {
+                occurred_at: Set(row.occurred_at),
+                actor_agent_id: Set(row.actor_agent_id),
+                actor_role: Set(row.actor_role),
+                action: Set(row.action),
+                customer_id: Set(row.customer_id),
+                ticket_id: Set(row.ticket_id),
+                fields: Set(row.fields),
+                reason: Set(row.reason),
+                request_id: Set(row.request_id),
+                prev_hash: Set(row.prev_hash),
+                hash: Set(row.hash),
+                ..Default::default()
+            }
+            .insert(&txn)
+            .await
+            .context("writing an audit event")?;
+        }
+        txn.commit().await.context("committing audit events")?;
+        Ok(())
+    }
+}
+
+/// The outcome of walking the chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every event links to its predecessor and matches its hash.
+    Intact {
+        /// How many events were checked.
+        events: u64,
+    },
+    /// The first event where the chain breaks, and how.
+    Broken {
+        /// The event's sequence number.
+        seq: i32,
+        /// What is wrong, in words.
+        problem: String,
+    },
+}
+
+/// Walks the whole chain in sequence order, a page at a time.
+pub async fn verify(db: &DatabaseConnection) -> anyhow::Result<Verdict> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let mut expected_prev = GENESIS.to_owned();
+    let mut last_seq = 0;
+    let mut count = 0u64;
+    loop {
+        let page = audit_event::Entity::find()
+            .filter(audit_event::Column::Seq.gt(last_seq))
+            .order_by_asc(audit_event::Column::Seq)
+            .limit(1000)
+            .all(db)
+            .await
+            .context("reading the audit trail")?;
+        if page.is_empty() {
+            return Ok(Verdict::Intact { events: count });
+        }
+        for row in page {
+            if row.prev_hash != expected_prev {
+                let problem = if count == 0 && row.prev_hash != GENESIS {
+                    "the first event does not start the chain: events before it were deleted"
+                        .to_owned()
+                } else {
+                    "does not link to the event before it: an event was deleted, inserted or \
+                     reordered here"
+                        .to_owned()
+                };
+                return Ok(Verdict::Broken {
+                    seq: row.seq,
+                    problem,
+                });
+            }
+            if hash_of(&row) != row.hash {
+                return Ok(Verdict::Broken {
+                    seq: row.seq,
+                    problem: "its content does not match its hash: the event was edited".to_owned(),
+                });
+            }
+            expected_prev = row.hash.clone();
+            last_seq = row.seq;
+            count += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_round_trips_through_its_stored_form() {
+        for action in [
+            Action::Viewed,
+            Action::RevealRequested,
+            Action::RevealGranted,
+            Action::RevealApproved,
+            Action::RevealDenied,
+            Action::RevealRevoked,
+            Action::GrantExpired,
+        ] {
+            assert_eq!(Action::parse(action.as_str()), Some(action));
+        }
+    }
+
+    #[test]
+    fn the_hash_covers_every_column_but_seq() {
+        let row = audit_event::Model {
+            seq: 1,
+            occurred_at: now_micros(),
+            actor_agent_id: Some(1),
+            actor_role: "billing".into(),
+            action: "viewed".into(),
+            customer_id: Some(2),
+            ticket_id: Some(3),
+            fields: "[\"email\"]".into(),
+            reason: None,
+            request_id: "r".into(),
+            prev_hash: GENESIS.into(),
+            hash: String::new(),
+        };
+        let base = hash_of(&row);
+        assert_eq!(
+            hash_of(&audit_event::Model {
+                seq: 9,
+                ..row.clone()
+            }),
+            base
+        );
+        for changed in [
+            audit_event::Model {
+                customer_id: Some(3),
+                ..row.clone()
+            },
+            audit_event::Model {
+                fields: "[\"phone\"]".into(),
+                ..row.clone()
+            },
+            audit_event::Model {
+                reason: Some("x".into()),
+                ..row.clone()
+            },
+            audit_event::Model {
+                prev_hash: "1".into(),
+                ..row.clone()
+            },
+        ] {
+            assert_ne!(hash_of(&changed), base);
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! The audit trail: plaintext views are recorded (never the values), a failed audit write
+//! means no plaintext, the chain detects tampering, and only allowed roles read it.
+
+use entity::audit_event;
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, DatabaseBackend, EntityTrait, IntoActiveModel, QueryOrder,
+    Set,
+};
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_no_errors, error_code, TestApp};
+use crate::on_both_databases;
+use needtoknow::audit::{self, Verdict};
+
+const EVENTS: &str = "query($f: AuditFilter) { auditEvents(first: 100, filter: $f) { edges { node {
+    seq action actorRole actorAgentId customerId ticketId fields reason requestId } } } }";
+
+async fn events(app: &TestApp, filter: Value) -> Vec<Value> {
+    let (_, body) = app
+        .query_as("auditor", EVENTS, json!({ "f": filter }))
+        .await;
+    assert_no_errors(&body);
+    body["data"]["auditEvents"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect()
+}
+
+/// POSTs a query as `handle` and returns the body and the request id header.
+async fn query_with_id(
+    app: &TestApp,
+    handle: &str,
+    query: &str,
+    variables: Value,
+) -> (Value, String) {
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .bearer_auth(app.token(handle))
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .unwrap();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (response.json().await.unwrap(), id)
+}
+
+const BILLING_VIEW: &str = "query($id: ID!) { ticket(id: $id) { customer {
+    accountStatus { value } fullName { value } email { value } postalAddress { value }
+    paymentMethods { access value { last4 billingAddress } } otherTickets { value { subject } } } } }";
+
+on_both_databases! {
+    /// A response with plaintext of audited classes writes one event naming the fields,
+    /// ticket, customer and request, and no value; masked and account data write none.
+    async fn plaintext_views_are_audited_without_values(app) {
+        let id = app.ticket_id("Charged twice in March").await;
+        let (body, request_id) = query_with_id(&app, "billing", BILLING_VIEW, json!({ "id": id })).await;
+        assert_no_errors(&body);
+        let viewed = events(&app, json!({ "action": "VIEWED" })).await;
+        assert_eq!(viewed.len(), 1, "{viewed:#?}");
+        let event = &viewed[0];
+        assert_eq!(event["fields"], json!(["fullName", "paymentMethods"]));
+        assert_eq!(event["ticketId"], json!(id));
+        assert_eq!(event["actorRole"], "billing");
+        assert_eq!(event["requestId"], json!(request_id));
+        assert!(event["customerId"].is_string());
+
+        // Masked and unaudited classes only: no event.
+        let id = app.ticket_id("Cannot reset my password").await;
+        let (body, _) = query_with_id(&app, "frontline", "query($id: ID!) { ticket(id: $id) { customer {
+            email { value } accountStatus { value } otherTickets { value { subject } } } } }", json!({ "id": id })).await;
+        assert_no_errors(&body);
+        assert_eq!(events(&app, json!({ "action": "VIEWED" })).await.len(), 1);
+
+        // A page: one event per ticket with plaintext, written in the same request.
+        let (body, request_id) = query_with_id(&app, "supervisor",
+            "{ tickets(first: 10) { edges { node { customer { fullName { value } } } } } }", json!({})).await;
+        assert_no_errors(&body);
+        let page: Vec<Value> = events(&app, json!({ "action": "VIEWED", "actor": "supervisor" })).await;
+        assert_eq!(page.len(), 6);
+        assert!(page.iter().all(|e| e["requestId"] == json!(request_id) && e["fields"] == json!(["fullName"])));
+
+        let db = needtoknow::db::connect(&app.settings).await.unwrap();
+        let stored = format!("{:?}", audit_event::Entity::find().all(&db).await.unwrap());
+        for value in ["Robin", "Sample", "4242", "Harbour", "Springfield", "example.com", "Kim"] {
+            assert!(!stored.contains(value), "{value} stored in the audit trail");
+        }
+        assert_eq!(audit::verify(&db).await.unwrap(), Verdict::Intact { events: 7 });
+    }
+}
+
+on_both_databases! {
+    /// When the audit event cannot be written, fields fall back to their mask: never
+    /// unaudited plaintext. The rest of the response is served.
+    async fn an_audit_write_failure_serves_no_plaintext(app) {
+        let db = needtoknow::db::connect(&app.settings).await.unwrap();
+        let sql = match db.get_database_backend() {
+            DatabaseBackend::Postgres => vec![
+                "CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'audit store down'; END $$ LANGUAGE plpgsql",
+                "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_audit()",
+            ],
+            _ => vec!["CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'audit store down'); END"],
+        };
+        for statement in sql {
+            db.execute_unprepared(statement).await.unwrap();
+        }
+        let id = app.ticket_id("Charged twice in March").await;
+        let (body, _) = query_with_id(&app, "billing", BILLING_VIEW, json!({ "id": id })).await;
+        assert_no_errors(&body);
+        let customer = &body["data"]["ticket"]["customer"];
+        assert_eq!(customer["fullName"]["value"], "Robin S.");
+        assert_eq!(customer["paymentMethods"]["access"], "MASKED");
+        assert_eq!(customer["paymentMethods"]["value"], json!([{ "last4": "4242", "billingAddress": null }]));
+        assert_eq!(customer["accountStatus"]["value"], "active", "unaudited classes are served");
+        let text = body.to_string();
+        for secret in ["Robin Sample", "Harbour"] {
+            assert!(!text.contains(secret), "{secret} served without an audit event");
+        }
+        assert_eq!(audit_event::Entity::find().all(&db).await.unwrap().len(), 0);
+    }
+}
+
+async fn rows(db: &sea_orm::DatabaseConnection) -> Vec<audit_event::Model> {
+    audit_event::Entity::find()
+        .order_by_asc(audit_event::Column::Seq)
+        .all(db)
+        .await
+        .unwrap()
+}
+
+async fn put(db: &sea_orm::DatabaseConnection, seq: i32, content: &audit_event::Model) {
+    let mut row = audit_event::Model {
+        seq,
+        ..content.clone()
+    }
+    .into_active_model()
+    .reset_all();
+    row.seq = sea_orm::ActiveValue::Unchanged(seq);
+    row.update(db).await.unwrap();
+}
+
+on_both_databases! {
+    /// `audit verify` names the first event that was edited, reordered, inserted or
+    /// deleted; the chain verifies again once the change is undone.
+    async fn tampering_with_the_trail_is_detected(app) {
+        let id = app.ticket_id("Charged twice in March").await;
+        for _ in 0..4 {
+            let (body, _) = query_with_id(&app, "billing", BILLING_VIEW, json!({ "id": id })).await;
+            assert_no_errors(&body);
+        }
+        let db = needtoknow::db::connect(&app.settings).await.unwrap();
+        let original = rows(&db).await;
+        assert_eq!(original.len(), 4);
+        let seq = |i: usize| original[i].seq;
+        assert_eq!(audit::verify(&db).await.unwrap(), Verdict::Intact { events: 4 });
+
+        // Edit: someone removes a field from event 2.
+        put(&db, seq(1), &audit_event::Model { fields: "[\"fullName\"]".into(), ..original[1].clone() }).await;
+        assert!(matches!(audit::verify(&db).await.unwrap(), Verdict::Broken { seq: s, ref problem } if s == seq(1) && problem.contains("edited")));
+        put(&db, seq(1), &original[1]).await;
+        assert_eq!(audit::verify(&db).await.unwrap(), Verdict::Intact { events: 4 });
+
+        // Reorder: events 2 and 3 swap places.
+        put(&db, seq(1), &original[2]).await;
+        put(&db, seq(2), &original[1]).await;
+        assert!(matches!(audit::verify(&db).await.unwrap(), Verdict::Broken { seq: s, .. } if s == seq(1)));
+        put(&db, seq(1), &original[1]).await;
+        put(&db, seq(2), &original[2]).await;
+        assert_eq!(audit::verify(&db).await.unwrap(), Verdict::Intact { events: 4 });
+
+        // Insert: a forged event appended with a made-up link.
+        let forged = audit_event::ActiveModel {
+            prev_hash: Set("f".repeat(64)),
+            hash: Set("e".repeat(64)),
+            ..original[3].clone().into_active_model()
+        };
+        let mut forged = forged;
+        forged.seq = sea_orm::ActiveValue::NotSet;
+        let forged = forged.insert(&db).await.unwrap();
+        assert!(matches!(audit::verify(&db).await.unwrap(), Verdict::Broken { seq: s, .. } if s == forged.seq));
+        audit_event::Entity::delete_by_id(forged.seq).exec(&db).await.unwrap();
+        assert_eq!(audit::verify(&db).await.unwrap(), Verdict::Intact { events: 4 });
+
+        // Delete: event 3 disappears; the break shows at event 4.
+        audit_event::Entity::delete_by_id(seq(2)).exec(&db).await.unwrap();
+        assert!(matches!(audit::verify(&db).await.unwrap(), Verdict::Broken { seq: s, ref problem } if s == seq(3) && problem.contains("deleted")));
+
+        if let needtoknow::config::DatabaseSettings::Sqlite { .. } = app.settings.database {
+            let output = std::process::Command::new(env!("CARGO_BIN_EXE_needtoknow"))
+                .env_remove("DATABASE_URL")
+                .env("NEEDTOKNOW_DATA_DIR", &app.settings.data_dir)
+                .env("NEEDTOKNOW_LOG", "warn")
+                .args(["audit", "verify"])
+                .output()
+                .unwrap();
+            assert_eq!(output.status.code(), Some(1));
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(stdout.contains(&format!("TAMPERED: event {}", seq(3))), "{stdout}");
+        }
+    }
+}
+
+on_both_databases! {
+    /// Auditors and supervisors read the trail, filtered; other roles get FORBIDDEN.
+    async fn only_allowed_roles_read_the_audit_trail(app) {
+        let id = app.ticket_id("Charged twice in March").await;
+        let (body, _) = query_with_id(&app, "billing", BILLING_VIEW, json!({ "id": id })).await;
+        assert_no_errors(&body);
+        for handle in ["frontline", "billing", "identity"] {
+            let (_, body) = app.query_as(handle, EVENTS, json!({})).await;
+            assert_eq!(error_code(&body), "FORBIDDEN", "{handle}");
+            assert_eq!(body["data"], Value::Null);
+        }
+        let (_, body) = app.query_as("supervisor", EVENTS, json!({ "f": { "ticketId": id } })).await;
+        assert_no_errors(&body);
+        assert_eq!(body["data"]["auditEvents"]["edges"].as_array().unwrap().len(), 1);
+        assert_eq!(events(&app, json!({ "ticketId": "99999" })).await.len(), 0);
+        assert_eq!(events(&app, json!({ "actor": "nobody" })).await.len(), 0);
+        assert_eq!(events(&app, json!({ "actor": "billing" })).await.len(), 1);
+    }
+}
