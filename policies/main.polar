@@ -13,8 +13,11 @@
 #                           "WITH_APPROVAL") of a data class. No matching rule means HIDDEN
 #                           with reveal NONE; if several rules match, the most permissive
 #                           level wins.
+#   reveal_seconds(agent, ticket, class, seconds)
+#                           how long a reveal grant lasts (default 900, capped by config);
 #   allow(agent, action, resource)
-#                           other permissions, e.g. ("read", "audit_trail").
+#                           other permissions: ("read", "audit_trail"), and on a ticket
+#                           "approve_reveal", "revoke_reveal" (others' grants), "set_status".
 #
 # Agent attributes:  role, team, queues (list of topics).
 # Ticket attributes: topic, status, assigned_to_me, unassigned, in_my_team (booleans
@@ -89,7 +92,24 @@ supervisor_access("identity", "HIDDEN", "WITH_APPROVAL");
 supervisor_access("billing", "MASKED", "WITH_APPROVAL");
 supervisor_access("chat_history", "MASKED", "WITH_APPROVAL");
 
+# ---- Reveals ---------------------------------------------------------------------------------
+
+# How long a reveal grant lasts, in seconds (the service caps it by configuration; 900 when
+# no rule answers).
+reveal_seconds(_agent: Agent, _ticket: Ticket, _class: String, 900);
+
+# Who decides reveal requests that need approval, and who may revoke others' grants.
+allow(agent: Agent, "approve_reveal", ticket: Ticket) if
+    agent.role = "supervisor" and ticket.in_my_team;
+allow(agent: Agent, "revoke_reveal", ticket: Ticket) if
+    agent.role = "supervisor" and ticket.in_my_team;
+
 # ---- Other permissions ---------------------------------------------------------------------
+
+# Who may resolve or close a ticket (which revokes every grant on it).
+allow(_agent: Agent, "set_status", ticket: Ticket) if ticket.assigned_to_me;
+allow(agent: Agent, "set_status", ticket: Ticket) if
+    agent.role = "supervisor" and ticket.in_my_team;
 
 # Who may read the audit trail.
 allow(agent: Agent, "read", "audit_trail") if agent.role in ["auditor", "supervisor"];

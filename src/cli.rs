@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{DatabaseSettings, LogFormat, Mode, Settings};
+use crate::config::{DatabaseSettings, GrantStoreSettings, LogFormat, Mode, Settings};
 
 /// needtoknow: a GraphQL backend that reveals customer data to support agents on a
 /// need-to-know basis, decided by Oso Polar policies.
@@ -55,6 +55,25 @@ pub struct GlobalArgs {
     /// Log filter, e.g. `info` or `needtoknow=debug,info`.
     #[arg(long, global = true, env = "NEEDTOKNOW_LOG", default_value = "info")]
     pub log: String,
+    /// Redis for reveal grants (`redis://host:6379`); default: in-process, one instance only.
+    #[arg(long, global = true, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key.
+    #[arg(
+        long,
+        global = true,
+        env = "NEEDTOKNOW_REDIS_PREFIX",
+        default_value = "needtoknow"
+    )]
+    pub redis_prefix: String,
+    /// Milliseconds a Redis call may take before it counts as failed (fail closed).
+    #[arg(long, global = true, env = "NEEDTOKNOW_REDIS_TIMEOUT_MS", default_value = "250",
+          value_parser = clap::value_parser!(u64).range(10..=10_000))]
+    pub redis_timeout_ms: u64,
+    /// The longest a reveal grant may last in seconds, whatever the policy says.
+    #[arg(long, global = true, env = "NEEDTOKNOW_MAX_GRANT_SECS", default_value = "3600",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub max_grant_secs: u64,
     /// Seconds to wait for the database when connecting.
     #[arg(long, global = true, env = "NEEDTOKNOW_DATABASE_TIMEOUT_SECS", default_value = "5",
           value_parser = clap::value_parser!(u64).range(1..=300))]
@@ -208,6 +227,27 @@ impl GlobalArgs {
         settings.policy_dir = self.policy_dir.clone();
         settings.database_timeout = Duration::from_secs(self.database_timeout_secs);
         settings.mode = Mode::Production;
+        settings.max_grant = Duration::from_secs(self.max_grant_secs);
+        settings.grants = match self
+            .redis_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        {
+            None => GrantStoreSettings::Memory,
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                GrantStoreSettings::Redis {
+                    url: crate::config::Secret::new(url.to_owned()),
+                    prefix: self.redis_prefix.clone(),
+                    timeout: Duration::from_millis(self.redis_timeout_ms),
+                }
+            }
+            Some(_) => {
+                return Err(
+                    "REDIS_URL: must start with redis:// or rediss:// (value not shown)".into(),
+                )
+            }
+        };
         Ok(settings)
     }
 }

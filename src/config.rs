@@ -124,6 +124,26 @@ pub struct Settings {
     pub workers: usize,
     /// How often to look for policy changes; `None` turns the watch off (SIGHUP still works).
     pub policy_watch: Option<Duration>,
+    /// Where reveal grants live.
+    pub grants: GrantStoreSettings,
+    /// The longest a reveal grant may last, whatever the policy says.
+    pub max_grant: Duration,
+}
+
+/// Where reveal grants live.
+#[derive(Clone, Debug)]
+pub enum GrantStoreSettings {
+    /// In process memory: the embedded default, one instance only.
+    Memory,
+    /// Redis, shared by every instance.
+    Redis {
+        /// `redis://…` (may hold a password).
+        url: Secret<String>,
+        /// Prefix of every key, so several deployments (or tests) can share one Redis.
+        prefix: String,
+        /// Bound on every Redis call.
+        timeout: Duration,
+    },
 }
 
 impl Settings {
@@ -140,6 +160,8 @@ impl Settings {
             database_timeout: Duration::from_secs(5),
             workers: 2,
             policy_watch: Some(Duration::from_secs(1)),
+            grants: GrantStoreSettings::Memory,
+            max_grant: Duration::from_secs(3600),
         }
     }
 }

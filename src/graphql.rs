@@ -2,30 +2,38 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, EmptyMutation, EmptySubscription, MergedObject, Schema};
+use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
 use sea_orm::DatabaseConnection;
 
 use crate::agents::graphql::AgentQuery;
 use crate::agents::Agent;
 use crate::audit::graphql::AuditQuery;
+use crate::audit::AuditLog;
 use crate::loaders::Loaders;
 use crate::policy::PolicySet;
+use crate::reveal::graphql::{RevealMutation, RevealQuery};
+use crate::reveal::store::GrantStore;
+use crate::reveal::RequestGrants;
 use crate::telemetry::RequestId;
-use crate::tickets::graphql::TicketQuery;
+use crate::tickets::graphql::{TicketMutation, TicketQuery};
 
 /// The query root.
 #[derive(MergedObject, Default)]
-pub struct Query(AgentQuery, TicketQuery, AuditQuery);
+pub struct Query(AgentQuery, TicketQuery, RevealQuery, AuditQuery);
+
+/// The mutation root.
+#[derive(MergedObject, Default)]
+pub struct Mutation(RevealMutation, TicketMutation);
 
 /// needtoknow's schema.
-pub type AppSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Largest query depth accepted.
 pub const MAX_DEPTH: usize = 16;
 
 /// Builds the schema.
 pub fn build_schema() -> AppSchema {
-    Schema::build(Query::default(), EmptyMutation, EmptySubscription)
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(MAX_DEPTH)
         .finish()
 }
@@ -42,6 +50,14 @@ pub struct RequestContext {
     pub db: DatabaseConnection,
     /// Per-request batched loaders.
     pub loaders: Loaders,
+    /// The audit trail.
+    pub audit: AuditLog,
+    /// Where grants live.
+    pub grant_store: GrantStore,
+    /// The caller's grants, read at most once per request.
+    pub grants: RequestGrants,
+    /// The longest a grant may last.
+    pub max_grant: std::time::Duration,
 }
 
 impl RequestContext {

@@ -18,6 +18,7 @@ use crate::audit::loader::ViewAuditor;
 use crate::config::Mode;
 use crate::graphql::RequestContext;
 use crate::loaders::Loaders;
+use crate::reveal::RequestGrants;
 use crate::startup::AppState;
 use crate::telemetry::RequestId;
 
@@ -146,12 +147,23 @@ pub async fn graphql(
         actor_role: agent.role.clone(),
         request_id: request_id.0.clone(),
     };
+    let grants = RequestGrants::new(
+        state.grants.clone(),
+        state.audit.clone(),
+        agent.id,
+        &agent.role,
+        &request_id.0,
+    );
     let context = RequestContext {
         agent,
         request_id,
         policy: state.policy.current(),
         db: state.db.clone(),
         loaders: Loaders::new(&state.db, auditor),
+        audit: state.audit.clone(),
+        grant_store: state.grants.clone(),
+        grants,
+        max_grant: state.settings.max_grant,
     };
     let response = state.schema.execute(request.data(context)).await;
     let response = mark_errors(response);
@@ -208,17 +220,29 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: the database answers and a policy is loaded. A refused policy reload is
-/// reported (with file and line) but does not make the service unready: the previous
-/// policy keeps serving.
+/// `GET /readyz`: the database answers and a policy is loaded (HTTP 503 otherwise). A grant
+/// store that does not answer makes the status `degraded` (reveals fail closed) and a
+/// refused policy reload is reported with file and line; neither makes the service unready,
+/// since it keeps serving safely.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let database = crate::db::ping(&state.db, Duration::from_secs(2)).await;
+    let (database, grant_store) = tokio::join!(
+        crate::db::ping(&state.db, Duration::from_secs(2)),
+        state.grants.ping()
+    );
     let policy = state.policy.current();
     let reload = state.policy.status();
     let body = json!({
-        "status": if database { "ready" } else { "unavailable" },
+        "status": match (database, grant_store.is_ok()) {
+            (false, _) => "unavailable",
+            (true, false) => "degraded",
+            (true, true) => "ready",
+        },
         "checks": {
             "database": if database { "up" } else { "down" },
+            "grantStore": {
+                "kind": state.grants.describe(),
+                "status": if grant_store.is_ok() { "up" } else { "down" },
+            },
             "policy": {
                 "status": if reload.last_error.is_some() { "reload_refused" } else { "loaded" },
                 "files": policy.files().len(),

@@ -12,6 +12,7 @@
 //!   policy, picks the mask, and is where grants and audit events attach.
 //! - Features: [`agents`] (tokens, `me`), [`tickets`] (visibility in SQL, `ticket`,
 //!   `tickets`), [`customers`] (the `Customer` type and its masks).
+//! - [`reveal`] issues, stores (Redis or in-process) and revokes reveal grants.
 //! - [`audit`] is the hash-chained audit trail: plaintext views, reveals, `audit verify`.
 //! - [`demo`] seeds the demo dataset.
 
@@ -28,6 +29,7 @@ pub mod graphql;
 pub mod http;
 pub mod loaders;
 pub mod policy;
+pub mod reveal;
 pub mod startup;
 pub mod telemetry;
 pub mod tickets;

@@ -194,6 +194,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         "disabled agent {} and revoked all of its tokens",
                         agent.handle
                     );
+                    revoke_grants_of(&settings, &db, &agent).await?;
                 }
                 AgentCommand::Token { handle } => {
                     let token = agents::issue_token(&db, &handle)
@@ -206,6 +207,45 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// Revokes a disabled agent's grants in a shared (Redis) grant store, auditing each. With
+/// the in-process store the grants live inside the running service; they are unusable
+/// anyway, since the agent's tokens no longer authenticate.
+async fn revoke_grants_of(
+    settings: &needtoknow::config::Settings,
+    db: &sea_orm::DatabaseConnection,
+    agent: &agents::Agent,
+) -> Result<(), Failure> {
+    if matches!(
+        settings.grants,
+        needtoknow::config::GrantStoreSettings::Memory
+    ) {
+        println!("(in-process grant store: the agent's grants die with its tokens)");
+        return Ok(());
+    }
+    let store = needtoknow::startup::grant_store(settings)?;
+    let revoked = store.remove_for_agent(agent.id).await.map_err(|e| {
+        Failure::Other(anyhow::anyhow!(
+            "tokens revoked, but {e}: run the command again"
+        ))
+    })?;
+    let events: Vec<audit::NewEvent> = revoked
+        .iter()
+        .map(|g| audit::NewEvent {
+            actor_agent_id: None,
+            actor_role: "admin".into(),
+            action: audit::Action::RevealRevoked,
+            customer_id: Some(g.customer_id),
+            ticket_id: Some(g.ticket_id),
+            fields: vec![g.field.clone()],
+            reason: Some("agent disabled".into()),
+            request_id: "cli".into(),
+        })
+        .collect();
+    audit::AuditLog::new(db.clone()).append(&events).await?;
+    println!("revoked {} reveal grant(s)", revoked.len());
+    Ok(())
 }
 
 fn agent_failure(error: agents::AgentError) -> Failure {

@@ -12,9 +12,10 @@ use anyhow::Context;
 use sea_orm::DatabaseConnection;
 
 use crate::audit::AuditLog;
-use crate::config::{Mode, Settings};
+use crate::config::{GrantStoreSettings, Mode, Settings};
 use crate::graphql::{build_schema, AppSchema};
 use crate::policy::Policy;
+use crate::reveal::store::GrantStore;
 use crate::{db, demo, http, telemetry};
 
 /// What every request handler shares.
@@ -25,10 +26,26 @@ pub struct AppState {
     pub policy: Policy,
     /// The audit trail.
     pub audit: AuditLog,
+    /// Where reveal grants live.
+    pub grants: GrantStore,
     /// The GraphQL schema.
     pub schema: AppSchema,
     /// The settings the service started with.
     pub settings: Arc<Settings>,
+}
+
+/// The grant store the settings name. Redis connects lazily: the service starts (and
+/// recovers) while it is down, failing closed meanwhile.
+pub fn grant_store(settings: &Settings) -> anyhow::Result<GrantStore> {
+    Ok(match &settings.grants {
+        GrantStoreSettings::Memory => GrantStore::memory(),
+        GrantStoreSettings::Redis {
+            url,
+            prefix,
+            timeout,
+        } => GrantStore::redis(url.expose(), prefix, *timeout)
+            .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?,
+    })
 }
 
 /// A built, bound, not yet running service.
@@ -76,8 +93,11 @@ impl Application {
 
         crate::policy::reload::spawn(policy.clone(), settings.policy_watch);
         let workers = settings.workers;
+        let grants = grant_store(&settings)?;
+        tracing::info!(grant_store = grants.describe(), "reveal grants");
         let state = web::Data::new(AppState {
             audit: AuditLog::new(db.clone()),
+            grants,
             db,
             policy,
             schema: build_schema(),

@@ -11,6 +11,7 @@ pub mod invoice;
 pub mod message;
 pub mod meta;
 pub mod payment_method;
+pub mod reveal_request;
 pub mod ticket;
 
 pub use sea_orm;

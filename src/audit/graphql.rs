@@ -75,7 +75,7 @@ impl AuditQuery {
         let request = RequestContext::get(ctx);
         if !request
             .policy
-            .allows(&request.agent.facts(), "read", "audit_trail")
+            .allows(&request.agent.facts(), "read", "audit_trail".to_owned())
         {
             return Err(ApiError::Forbidden(
                 "your role may not read the audit trail".into(),

@@ -77,6 +77,16 @@ pub struct Protected<T: OutputType> {
     pub hand_off: Vec<HandOff>,
 }
 
+/// How one field is served in one response.
+struct Resolved {
+    /// The level served and the policy's reveal option.
+    decision: Decision,
+    /// The form to render; `None` when hidden.
+    shown: Option<Shown>,
+    /// The expiry of the grant that makes it plain, if one does.
+    grant: Option<DateTime<Utc>>,
+}
+
 /// The decisions for one agent on one ticket: the purpose of every access it serves.
 pub struct Gate {
     policy: Arc<PolicySet>,
@@ -118,8 +128,9 @@ impl Gate {
         field: Field,
         render: impl FnOnce(Shown) -> T,
     ) -> Protected<T> {
-        let (decision, shown) = self.resolve(request, field).await;
-        self.wrap(field, decision, shown.map(render))
+        let resolved = self.resolve(request, field).await;
+        let value = resolved.shown.map(render);
+        self.wrap(field, resolved, value)
     }
 
     /// Discloses a field that must be loaded first: `load` runs only for `PLAIN` or `MASKED`,
@@ -135,43 +146,76 @@ impl Gate {
         F: FnOnce(Shown) -> Fut,
         Fut: Future<Output = ApiResult<T>>,
     {
-        let (decision, shown) = self.resolve(request, field).await;
-        let value = match shown {
+        let resolved = self.resolve(request, field).await;
+        let value = match resolved.shown {
             Some(shown) => Some(load(shown).await?),
             None => None,
         };
-        Ok(self.wrap(field, decision, value))
+        Ok(self.wrap(field, resolved, value))
     }
 
-    /// The form a field is shown in. A plaintext view of an audited class is recorded
+    /// The form a field is shown in, and the expiry of the grant that shows it, if any.
+    ///
+    /// A revealable field (reveal option not `NONE`) is `PLAIN` while the agent holds an
+    /// active grant for it on this ticket. A plaintext view of an audited class is recorded
     /// before the value is rendered; if the audit event cannot be written, the field falls
-    /// back to its mask (fail closed: never unaudited plaintext).
-    async fn resolve(&self, request: &RequestContext, field: Field) -> (Decision, Option<Shown>) {
-        let decision = self.decisions.get(field.class());
-        match decision.access {
-            Access::Hidden => (decision, None),
-            Access::Masked => (decision, Some(Shown::Masked)),
-            Access::Plain if !field.class().audited() => (decision, Some(Shown::Plain)),
-            Access::Plain => {
-                let view = View {
-                    ticket_id: self.ticket_id,
-                    customer_id: self.customer_id,
-                    field,
-                };
-                match request.loaders.audit.load_one(view).await {
-                    Ok(_) => (decision, Some(Shown::Plain)),
-                    Err(error) => {
-                        tracing::error!(
-                            error = format!("{error:#}"),
-                            field = field.graphql_name(),
-                            "audit write failed; serving the masked form instead of plaintext"
-                        );
-                        let masked = Decision {
-                            access: Access::Masked,
-                            reveal: RevealOption::None,
-                        };
-                        (masked, Some(Shown::Masked))
+    /// back to its policy level, or to its mask if that level is `PLAIN` (fail closed: never
+    /// unaudited plaintext).
+    async fn resolve(&self, request: &RequestContext, field: Field) -> Resolved {
+        let policy = self.decisions.get(field.class());
+        let grant = if policy.access != Access::Plain && policy.reveal != RevealOption::None {
+            request.grants.expiry(self.ticket_id, field).await
+        } else {
+            None
+        };
+        let decision = match grant {
+            Some(_) => Decision {
+                access: Access::Plain,
+                reveal: policy.reveal,
+            },
+            None => policy,
+        };
+        let shown = |decision: Decision| match decision.access {
+            Access::Hidden => None,
+            Access::Masked => Some(Shown::Masked),
+            Access::Plain => Some(Shown::Plain),
+        };
+        if decision.access != Access::Plain || !field.class().audited() {
+            return Resolved {
+                decision,
+                shown: shown(decision),
+                grant,
+            };
+        }
+        let view = View {
+            ticket_id: self.ticket_id,
+            customer_id: self.customer_id,
+            field,
+        };
+        match request.loaders.audit.load_one(view).await {
+            Ok(_) => Resolved {
+                decision,
+                shown: Some(Shown::Plain),
+                grant,
+            },
+            Err(error) => {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    field = field.graphql_name(),
+                    "audit write failed; serving the field without plaintext"
+                );
+                let fallback = if policy.access == Access::Plain {
+                    Decision {
+                        access: Access::Masked,
+                        reveal: RevealOption::None,
                     }
+                } else {
+                    policy
+                };
+                Resolved {
+                    decision: fallback,
+                    shown: shown(fallback),
+                    grant: None,
                 }
             }
         }
@@ -212,16 +256,17 @@ impl Gate {
     fn wrap<T: OutputType>(
         &self,
         field: Field,
-        decision: Decision,
+        resolved: Resolved,
         value: Option<T>,
     ) -> Protected<T> {
+        let decision = resolved.decision;
         let class = field.class();
         let hand_off = self.hand_off(class, decision);
         Protected {
             value,
             access: decision.access,
             reveal: decision.reveal,
-            grant_expires_at: None,
+            grant_expires_at: resolved.grant,
             data_class: class,
             hand_off,
         }

@@ -280,19 +280,57 @@ impl PolicySet {
     }
 
     /// Whether the policy's `allow(agent, action, resource)` permits an action on a named
-    /// resource (for example reading the audit trail). Errors fail closed.
-    pub fn allows(&self, agent: &AgentFacts, action: &str, resource: &str) -> bool {
+    /// resource (`"audit_trail"`) or a ticket ([`TicketFacts`]). Errors fail closed.
+    pub fn allows<R>(&self, agent: &AgentFacts, action: &str, resource: R) -> bool
+    where
+        R: oso::ToPolar,
+    {
         match self
             .oso
-            .is_allowed(agent.clone(), action.to_owned(), resource.to_owned())
+            .is_allowed(agent.clone(), action.to_owned(), resource)
         {
             Ok(allowed) => allowed,
             Err(error) if undefined_rule(&error) => false,
             Err(error) => {
-                tracing::error!(%error, action, resource, "policy evaluation of allow failed; denied");
+                tracing::error!(%error, action, "policy evaluation of allow failed; denied");
                 false
             }
         }
+    }
+
+    /// The lifetime the policy gives a grant of `class` (`reveal_seconds`); the longest
+    /// answer wins, none means `None`. Errors fail closed to the shortest sane lifetime.
+    pub fn reveal_seconds(
+        &self,
+        agent: &AgentFacts,
+        ticket: &TicketFacts,
+        class: DataClass,
+    ) -> Option<i64> {
+        let query = self.oso.query_rule(
+            "reveal_seconds",
+            (
+                agent.clone(),
+                ticket.clone(),
+                class.as_str(),
+                PolarValue::Variable("seconds".into()),
+            ),
+        );
+        let mut longest: Option<i64> = None;
+        for result in query.into_iter().flatten() {
+            match result {
+                Ok(result) => {
+                    if let Ok(seconds) = result.get_typed::<i64>("seconds") {
+                        longest = Some(longest.map_or(seconds, |l| l.max(seconds)));
+                    }
+                }
+                Err(error) if undefined_rule(&error) => break,
+                Err(error) => {
+                    tracing::error!(%error, "policy evaluation of reveal_seconds failed");
+                    return Some(60);
+                }
+            }
+        }
+        longest
     }
 
     /// `file:line: ` of the first place a word appears as a string in the policy files, to

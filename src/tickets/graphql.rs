@@ -243,28 +243,86 @@ impl TicketCursor {
 #[derive(Default)]
 pub struct TicketQuery;
 
-fn parse_ticket_id(id: &ID) -> ApiResult<i32> {
-    id.parse::<i32>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| ApiError::BadUserInput("`id` is not a ticket id".into()))
-}
-
 fn scopes(agent: &Agent, request: &RequestContext) -> Arc<[crate::policy::TicketScope]> {
     request.policy.ticket_scopes(&agent.facts())
+}
+
+/// Ticket mutations.
+#[derive(Default)]
+pub struct TicketMutation;
+
+#[Object]
+impl TicketMutation {
+    /// Sets a ticket's status (the assignee, or whoever the policy allows:
+    /// `allow(agent, "set_status", ticket)`). Resolving or closing a ticket revokes every
+    /// reveal grant on it; if the grant store cannot be reached, nothing changes and the
+    /// answer is `REVEAL_UNAVAILABLE`.
+    async fn set_ticket_status(
+        &self,
+        ctx: &Context<'_>,
+        ticket_id: ID,
+        status: TicketStatus,
+    ) -> ApiResult<Ticket> {
+        use sea_orm::{ActiveModelTrait, Set};
+        let request = RequestContext::get(ctx);
+        let row = super::visible(request, &ticket_id).await?;
+        let facts = super::facts(&request.agent, &row);
+        if !request
+            .policy
+            .allows(&request.agent.facts(), "set_status", facts)
+        {
+            return Err(ApiError::Forbidden(
+                "you may not change this ticket's status".into(),
+            ));
+        }
+        if matches!(status, TicketStatus::Resolved | TicketStatus::Closed) {
+            let revoked = request
+                .grant_store
+                .remove_for_ticket(row.id)
+                .await
+                .map_err(|error| {
+                    tracing::warn!(%error, "cannot revoke the ticket's grants");
+                    ApiError::RevealUnavailable
+                })?;
+            let events: Vec<crate::audit::NewEvent> = revoked
+                .iter()
+                .map(|g| crate::audit::NewEvent {
+                    actor_agent_id: Some(request.agent.id),
+                    actor_role: request.agent.role.clone(),
+                    action: crate::audit::Action::RevealRevoked,
+                    customer_id: Some(g.customer_id),
+                    ticket_id: Some(g.ticket_id),
+                    fields: vec![g.field.clone()],
+                    reason: Some(format!("ticket {}", status.as_str())),
+                    request_id: request.request_id.0.clone(),
+                })
+                .collect();
+            request
+                .audit
+                .append(&events)
+                .await
+                .map_err(|e| ApiError::internal(e, "auditing revocations"))?;
+        }
+        let resolved_at = match status {
+            TicketStatus::Resolved | TicketStatus::Closed => {
+                row.resolved_at.or(Some(chrono::Utc::now()))
+            }
+            TicketStatus::Open | TicketStatus::Pending => None,
+        };
+        let mut active: ticket::ActiveModel = row.into();
+        active.status = Set(status.as_str().to_owned());
+        active.resolved_at = Set(resolved_at);
+        let row = active.update(&request.db).await?;
+        Ok(Ticket { row })
+    }
 }
 
 #[Object]
 impl TicketQuery {
     /// A ticket the calling agent may see. Any other id, existing or not, is `NOT_FOUND`.
     async fn ticket(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Ticket> {
-        let request = RequestContext::get(ctx);
-        let id = parse_ticket_id(&id)?;
-        let scopes = scopes(&request.agent, request);
-        store::find_visible(&request.db, &request.agent, &scopes, id)
-            .await?
-            .map(|row| Ticket { row })
-            .ok_or(ApiError::NotFound)
+        let row = super::visible(RequestContext::get(ctx), &id).await?;
+        Ok(Ticket { row })
     }
 
     /// The tickets the calling agent may see, oldest first, as a Relay connection.

@@ -20,6 +20,22 @@ pub fn facts(agent: &Agent, row: &ticket::Model) -> TicketFacts {
     }
 }
 
+/// The ticket `id` if the calling agent may see it; `NOT_FOUND` otherwise, whether it exists
+/// or not.
+pub async fn visible(
+    request: &crate::graphql::RequestContext,
+    id: &async_graphql::ID,
+) -> crate::error::ApiResult<ticket::Model> {
+    let id =
+        id.parse::<i32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            crate::error::ApiError::BadUserInput("`id` is not a ticket id".into())
+        })?;
+    let scopes = request.policy.ticket_scopes(&request.agent.facts());
+    store::find_visible(&request.db, &request.agent, &scopes, id)
+        .await?
+        .ok_or(crate::error::ApiError::NotFound)
+}
+
 /// Stores a message on a ticket. Every message enters through here, so card numbers are
 /// replaced by `[card ••••NNNN]` before anything is written (PCI DSS 3.3/3.4).
 pub async fn add_message(

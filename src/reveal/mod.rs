@@ -1,0 +1,236 @@
+//! Reveal grants: an agent gets plaintext beyond their policy level only through a grant —
+//! scoped to (agent, ticket, field), reasoned, short-lived, revocable and audited.
+//!
+//! `WITH_REASON` reveals are granted at once; `WITH_APPROVAL` reveals become pending requests
+//! that a supervisor of the ticket's team approves or denies. Grants live in the
+//! [`store::GrantStore`]; pending requests in the database. Every step writes an audit event.
+
+pub mod graphql;
+pub mod store;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::OnceCell;
+
+use crate::audit::{Action, AuditLog, NewEvent};
+use crate::disclosure::Field;
+use crate::error::ApiError;
+use crate::policy::cases::parse_subject;
+use store::{Grant, GrantStore};
+
+/// Shortest and longest reason, in characters, after trimming.
+pub const REASON_CHARS: std::ops::RangeInclusive<usize> = 10..=500;
+
+/// Why an agent needs to see more: trimmed, 10-500 characters, no control characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reason(String);
+
+impl Reason {
+    /// Parses a reason as typed by the agent.
+    pub fn parse(text: &str) -> Result<Reason, ApiError> {
+        let text = text.trim();
+        let chars = text.chars().count();
+        if !REASON_CHARS.contains(&chars) {
+            return Err(ApiError::BadUserInput(format!(
+                "`reason` must be {} to {} characters after trimming (got {chars})",
+                REASON_CHARS.start(),
+                REASON_CHARS.end()
+            )));
+        }
+        if text.chars().any(char::is_control) {
+            return Err(ApiError::BadUserInput(
+                "`reason` must not contain control characters (line breaks, tabs, …)".into(),
+            ));
+        }
+        Ok(Reason(text.to_owned()))
+    }
+
+    /// The reason's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Expands field names and class names into protected fields (deduplicated, in schema
+/// order). Classes `account` and `ticket_history` are never revealable (they are plain or
+/// not shown at all), but the policy decides that, not this function.
+pub fn expand(subjects: &[String]) -> Result<Vec<Field>, ApiError> {
+    if subjects.is_empty() {
+        return Err(ApiError::BadUserInput(
+            "`fields` must name at least one field or class".into(),
+        ));
+    }
+    if subjects.len() > Field::ALL.len() {
+        return Err(ApiError::BadUserInput(
+            "`fields` names too many fields".into(),
+        ));
+    }
+    let mut fields = BTreeSet::new();
+    for subject in subjects {
+        let Some((class, field)) = parse_subject(subject) else {
+            return Err(ApiError::BadUserInput(format!(
+                "`fields`: {:?} is neither a field of Customer nor a data class",
+                subject.chars().take(40).collect::<String>()
+            )));
+        };
+        match field {
+            Some(field) => {
+                fields.insert(position(field));
+            }
+            None => fields.extend(
+                Field::ALL
+                    .into_iter()
+                    .filter(|f| f.class() == class)
+                    .map(position),
+            ),
+        }
+    }
+    Ok(fields.into_iter().map(|i| Field::ALL[i]).collect())
+}
+
+fn position(field: Field) -> usize {
+    Field::ALL.iter().position(|f| *f == field).unwrap_or(0)
+}
+
+/// A field's schema name back to the field.
+pub fn field_named(name: &str) -> Option<Field> {
+    Field::ALL.into_iter().find(|f| f.graphql_name() == name)
+}
+
+/// The grants of the agent making one request, fetched at most once per request (one round
+/// trip to the store). If the store fails, the request sees no grants: protected fields
+/// fall back to their policy level.
+pub struct RequestGrants {
+    store: GrantStore,
+    audit: AuditLog,
+    agent_id: i32,
+    role: String,
+    request_id: String,
+    cell: OnceCell<Arc<[Grant]>>,
+}
+
+impl RequestGrants {
+    /// The grants of `agent_id` for one request.
+    pub fn new(
+        store: GrantStore,
+        audit: AuditLog,
+        agent_id: i32,
+        role: &str,
+        request_id: &str,
+    ) -> Self {
+        RequestGrants {
+            store,
+            audit,
+            agent_id,
+            role: role.to_owned(),
+            request_id: request_id.to_owned(),
+            cell: OnceCell::new(),
+        }
+    }
+
+    /// The agent's active grants (by the service's clock).
+    pub async fn active(&self) -> Arc<[Grant]> {
+        self.cell
+            .get_or_init(|| async {
+                match self.store.of_agent(self.agent_id).await {
+                    Ok(all) => {
+                        let now = Utc::now();
+                        let (active, expired): (Vec<Grant>, Vec<Grant>) =
+                            all.into_iter().partition(|g| g.is_active(now));
+                        if !expired.is_empty() {
+                            self.record_expiry(&expired).await;
+                        }
+                        active.into()
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "grant store unavailable; serving policy levels");
+                        Arc::from([])
+                    }
+                }
+            })
+            .await
+            .clone()
+    }
+
+    /// When the active grant for `field` on `ticket_id` expires, if there is one.
+    pub async fn expiry(&self, ticket_id: i32, field: Field) -> Option<DateTime<Utc>> {
+        let now = Utc::now();
+        self.active()
+            .await
+            .iter()
+            .filter(|g| {
+                g.ticket_id == ticket_id && g.field == field.graphql_name() && g.is_active(now)
+            })
+            .map(|g| g.expires_at)
+            .max()
+    }
+
+    /// Records "grant expiry seen" and drops the expired grants from the store.
+    async fn record_expiry(&self, expired: &[Grant]) {
+        let events: Vec<NewEvent> = expired
+            .iter()
+            .map(|g| NewEvent {
+                actor_agent_id: Some(self.agent_id),
+                actor_role: self.role.clone(),
+                action: Action::GrantExpired,
+                customer_id: Some(g.customer_id),
+                ticket_id: Some(g.ticket_id),
+                fields: vec![g.field.clone()],
+                reason: None,
+                request_id: self.request_id.clone(),
+            })
+            .collect();
+        match self.audit.append(&events).await {
+            Ok(()) => {
+                if let Err(error) = self.store.remove(expired).await {
+                    tracing::warn!(%error, "could not drop expired grants");
+                }
+            }
+            Err(error) => {
+                tracing::error!(error = format!("{error:#}"), "could not audit grant expiry")
+            }
+        }
+    }
+}
+
+/// A fresh grant id.
+pub fn new_grant_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_trimmed_and_bounded() {
+        assert_eq!(
+            Reason::parse("  customer asked to update email  ")
+                .unwrap()
+                .as_str(),
+            "customer asked to update email"
+        );
+        for bad in [
+            "",
+            "too short",
+            &"x".repeat(501),
+            "line one\nline two is here",
+        ] {
+            assert!(Reason::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(
+            Reason::parse(&"é".repeat(500)).is_ok(),
+            "characters, not bytes"
+        );
+    }
+
+    #[test]
+    fn classes_expand_to_their_fields() {
+        let fields = expand(&["contact".into(), "email".into(), "paymentMethods".into()]).unwrap();
+        assert_eq!(fields, [Field::Email, Field::Phone, Field::PaymentMethods]);
+        assert!(expand(&["socialSecurityNumber".into()]).is_err());
+        assert!(expand(&[]).is_err());
+    }
+}

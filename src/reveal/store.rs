@@ -1,0 +1,330 @@
+//! Where active reveal grants live: Redis when `REDIS_URL` is set (shared by every
+//! instance, keys expiring with their grants), or in process memory (one instance only).
+//!
+//! Both stores answer the same operations, pinned by one conformance suite
+//! (`tests/grant_store.rs`). Every Redis call is bounded by a timeout, so a slow or absent
+//! Redis makes callers fail closed instead of hanging. Grants hold ids and field names
+//! only: no reason and no personal value ever reaches Redis.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::{Deserialize, Serialize};
+
+/// An active permission for one agent to see one field in plaintext on one ticket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// Opaque id.
+    pub id: String,
+    /// The agent holding it.
+    pub agent_id: i32,
+    /// The ticket it is scoped to.
+    pub ticket_id: i32,
+    /// The ticket's customer.
+    pub customer_id: i32,
+    /// The field (schema name).
+    pub field: String,
+    /// When it was granted.
+    pub granted_at: DateTime<Utc>,
+    /// When it stops revealing (checked by the service's clock too).
+    pub expires_at: DateTime<Utc>,
+    /// The supervisor who approved it, for `WITH_APPROVAL` reveals.
+    pub approved_by: Option<i32>,
+}
+
+impl Grant {
+    /// Whether the grant still reveals at `now`.
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        now < self.expires_at
+    }
+
+    fn ttl_secs(&self, now: DateTime<Utc>) -> i64 {
+        (self.expires_at - now).num_seconds().max(0) + 1
+    }
+}
+
+/// The grant store failed or did not answer in time.
+#[derive(Debug, thiserror::Error)]
+#[error("grant store unavailable: {0}")]
+pub struct StoreError(String);
+
+/// Either store. Cheap to clone.
+#[derive(Clone)]
+pub enum GrantStore {
+    /// Process memory: the embedded default, for a single instance.
+    Memory(MemoryStore),
+    /// Redis, shared by every instance.
+    Redis(RedisStore),
+}
+
+impl GrantStore {
+    /// The in-process store.
+    pub fn memory() -> GrantStore {
+        GrantStore::Memory(MemoryStore::default())
+    }
+
+    /// A Redis store at `url` (not connected until first used, so the service starts and
+    /// recovers by itself while Redis is down). Keys start with `prefix`.
+    pub fn redis(url: &str, prefix: &str, timeout: Duration) -> Result<GrantStore, StoreError> {
+        let client = redis::Client::open(url).map_err(|e| StoreError(e.to_string()))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(timeout);
+        let manager = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| StoreError(e.to_string()))?;
+        Ok(GrantStore::Redis(RedisStore {
+            manager,
+            prefix: prefix.to_owned(),
+            timeout,
+        }))
+    }
+
+    /// A description for logs and `/readyz`.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            GrantStore::Memory(_) => "in-process (single instance only)",
+            GrantStore::Redis(_) => "redis",
+        }
+    }
+
+    /// Stores grants.
+    pub async fn put(&self, grants: &[Grant]) -> Result<(), StoreError> {
+        match self {
+            GrantStore::Memory(m) => {
+                m.put(grants);
+                Ok(())
+            }
+            GrantStore::Redis(r) => r.put(grants).await,
+        }
+    }
+
+    /// Every stored grant of an agent, expired ones included (callers check the clock).
+    /// One round trip.
+    pub async fn of_agent(&self, agent_id: i32) -> Result<Vec<Grant>, StoreError> {
+        match self {
+            GrantStore::Memory(m) => Ok(m.of_agent(agent_id)),
+            GrantStore::Redis(r) => r.of_agent(agent_id).await,
+        }
+    }
+
+    /// The grant with this id, if stored.
+    pub async fn find(&self, id: &str) -> Result<Option<Grant>, StoreError> {
+        match self {
+            GrantStore::Memory(m) => Ok(m.find(id)),
+            GrantStore::Redis(r) => r.find(id).await,
+        }
+    }
+
+    /// Removes the given grants.
+    pub async fn remove(&self, grants: &[Grant]) -> Result<(), StoreError> {
+        match self {
+            GrantStore::Memory(m) => {
+                m.remove(grants);
+                Ok(())
+            }
+            GrantStore::Redis(r) => r.remove(grants).await,
+        }
+    }
+
+    /// Removes and returns every grant on a ticket.
+    pub async fn remove_for_ticket(&self, ticket_id: i32) -> Result<Vec<Grant>, StoreError> {
+        match self {
+            GrantStore::Memory(m) => Ok(m.take(|g| g.ticket_id == ticket_id)),
+            GrantStore::Redis(r) => r.remove_for_ticket(ticket_id).await,
+        }
+    }
+
+    /// Removes and returns every grant of an agent.
+    pub async fn remove_for_agent(&self, agent_id: i32) -> Result<Vec<Grant>, StoreError> {
+        match self {
+            GrantStore::Memory(m) => Ok(m.take(|g| g.agent_id == agent_id)),
+            GrantStore::Redis(r) => {
+                let grants = r.of_agent(agent_id).await?;
+                r.remove(&grants).await?;
+                Ok(grants)
+            }
+        }
+    }
+
+    /// Whether the store answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            GrantStore::Memory(_) => Ok(()),
+            GrantStore::Redis(r) => r.ping().await,
+        }
+    }
+}
+
+/// Grants in process memory.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    grants: Arc<Mutex<HashMap<String, Grant>>>,
+}
+
+impl MemoryStore {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Grant>> {
+        // A poisoned lock only means a panic elsewhere mid-insert of a whole grant.
+        self.grants.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn put(&self, grants: &[Grant]) {
+        let now = Utc::now();
+        let mut map = self.map();
+        // Expired grants are dropped here too, so memory stays bounded by live grants.
+        map.retain(|_, g| g.expires_at + chrono::Duration::hours(1) > now);
+        for grant in grants {
+            map.insert(grant.id.clone(), grant.clone());
+        }
+    }
+
+    fn of_agent(&self, agent_id: i32) -> Vec<Grant> {
+        self.map()
+            .values()
+            .filter(|g| g.agent_id == agent_id)
+            .cloned()
+            .collect()
+    }
+
+    fn find(&self, id: &str) -> Option<Grant> {
+        self.map().get(id).cloned()
+    }
+
+    fn remove(&self, grants: &[Grant]) {
+        let mut map = self.map();
+        for grant in grants {
+            map.remove(&grant.id);
+        }
+    }
+
+    fn take(&self, matches: impl Fn(&Grant) -> bool) -> Vec<Grant> {
+        let mut map = self.map();
+        let ids: Vec<String> = map
+            .values()
+            .filter(|g| matches(g))
+            .map(|g| g.id.clone())
+            .collect();
+        ids.iter().filter_map(|id| map.remove(id)).collect()
+    }
+}
+
+/// Grants in Redis. Layout under the prefix `p`:
+/// - `p:grant:{id}`: the grant as JSON, expiring with it;
+/// - `p:agent:{agent}`: hash of grant id → JSON, so one `HGETALL` reads an agent's grants;
+/// - `p:ticket:{ticket}`: set of grant ids on a ticket, for revocation when it closes.
+///
+/// Index keys expire with their longest-lived grant.
+#[derive(Clone)]
+pub struct RedisStore {
+    manager: ConnectionManager,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl RedisStore {
+    fn key(&self, kind: &str, id: impl std::fmt::Display) -> String {
+        format!("{}:{kind}:{id}", self.prefix)
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, StoreError> {
+        let mut connection = self.manager.clone();
+        match tokio::time::timeout(self.timeout, pipe.query_async(&mut connection)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(StoreError(error.to_string())),
+            Err(_) => Err(StoreError(format!("no answer within {:?}", self.timeout))),
+        }
+    }
+
+    async fn put(&self, grants: &[Grant]) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for grant in grants {
+            let json = serde_json::to_string(grant).map_err(|e| StoreError(e.to_string()))?;
+            let ttl = grant.ttl_secs(now);
+            let agent = self.key("agent", grant.agent_id);
+            let ticket = self.key("ticket", grant.ticket_id);
+            pipe.cmd("SET")
+                .arg(self.key("grant", &grant.id))
+                .arg(&json)
+                .arg("EX")
+                .arg(ttl)
+                .ignore();
+            pipe.hset(&agent, &grant.id, &json).ignore();
+            pipe.sadd(&ticket, &grant.id).ignore();
+            for key in [&agent, &ticket] {
+                // NX sets a first expiry; GT only ever extends it.
+                pipe.cmd("EXPIRE").arg(key).arg(ttl).arg("NX").ignore();
+                pipe.cmd("EXPIRE").arg(key).arg(ttl).arg("GT").ignore();
+            }
+        }
+        self.run::<()>(&pipe).await
+    }
+
+    async fn of_agent(&self, agent_id: i32) -> Result<Vec<Grant>, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.hgetall(self.key("agent", agent_id));
+        let (map,): (HashMap<String, String>,) = self.run(&pipe).await?;
+        Ok(map
+            .values()
+            .filter_map(|json| serde_json::from_str(json).ok())
+            .collect())
+    }
+
+    async fn find(&self, id: &str) -> Result<Option<Grant>, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.get(self.key("grant", id));
+        let (json,): (Option<String>,) = self.run(&pipe).await?;
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+    }
+
+    async fn remove(&self, grants: &[Grant]) -> Result<(), StoreError> {
+        if grants.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for grant in grants {
+            pipe.del(self.key("grant", &grant.id)).ignore();
+            pipe.hdel(self.key("agent", grant.agent_id), &grant.id)
+                .ignore();
+            pipe.srem(self.key("ticket", grant.ticket_id), &grant.id)
+                .ignore();
+        }
+        self.run::<()>(&pipe).await
+    }
+
+    async fn remove_for_ticket(&self, ticket_id: i32) -> Result<Vec<Grant>, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.smembers(self.key("ticket", ticket_id));
+        let (ids,): (Vec<String>,) = self.run(&pipe).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.get(self.key("grant", id));
+        }
+        let found: Vec<Option<String>> = self.run(&pipe).await?;
+        let grants: Vec<Grant> = found
+            .into_iter()
+            .flatten()
+            .filter_map(|j| serde_json::from_str(&j).ok())
+            .collect();
+        self.remove(&grants).await?;
+        let mut pipe = redis::pipe();
+        pipe.del(self.key("ticket", ticket_id)).ignore();
+        self.run::<()>(&pipe).await?;
+        Ok(grants)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("PING");
+        self.run::<(String,)>(&pipe).await.map(|_| ())
+    }
+}
