@@ -212,12 +212,15 @@ impl MemoryStore {
     }
 }
 
+/// How long the per-agent and per-ticket indexes outlive their last grant.
+const INDEX_GRACE_SECS: i64 = 300;
+
 /// Grants in Redis. Layout under the prefix `p`:
 /// - `p:grant:{id}`: the grant as JSON, expiring with it;
 /// - `p:agent:{agent}`: hash of grant id → JSON, so one `HGETALL` reads an agent's grants;
 /// - `p:ticket:{ticket}`: set of grant ids on a ticket, for revocation when it closes.
 ///
-/// Index keys expire with their longest-lived grant.
+/// Index keys expire a grace period after their longest-lived grant.
 #[derive(Clone)]
 pub struct RedisStore {
     manager: ConnectionManager,
@@ -256,10 +259,20 @@ impl RedisStore {
                 .ignore();
             pipe.hset(&agent, &grant.id, &json).ignore();
             pipe.sadd(&ticket, &grant.id).ignore();
+            // The indexes outlive their grants a little, so the service sees (and audits)
+            // the expiry; NX sets a first expiry, GT only ever extends it.
+            let index_ttl = ttl + INDEX_GRACE_SECS;
             for key in [&agent, &ticket] {
-                // NX sets a first expiry; GT only ever extends it.
-                pipe.cmd("EXPIRE").arg(key).arg(ttl).arg("NX").ignore();
-                pipe.cmd("EXPIRE").arg(key).arg(ttl).arg("GT").ignore();
+                pipe.cmd("EXPIRE")
+                    .arg(key)
+                    .arg(index_ttl)
+                    .arg("NX")
+                    .ignore();
+                pipe.cmd("EXPIRE")
+                    .arg(key)
+                    .arg(index_ttl)
+                    .arg("GT")
+                    .ignore();
             }
         }
         self.run::<()>(&pipe).await

@@ -76,6 +76,27 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_with(settings, dir, pg).await
 }
 
+/// The Redis tests share, each app with its own key prefix.
+pub fn redis_url() -> String {
+    std::env::var("NEEDTOKNOW_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Starts the application with the demo data, after `adjust` changed the settings.
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let (mut settings, dir, pg) = fresh_settings(backend).await;
+    adjust(&mut settings);
+    spawn_with(settings, dir, pg).await
+}
+
+/// Grant-store settings for a shared Redis with a fresh prefix.
+pub fn redis_grants(url: &str) -> needtoknow::config::GrantStoreSettings {
+    needtoknow::config::GrantStoreSettings::Redis {
+        url: Secret::new(url.to_owned()),
+        prefix: format!("ntk-test-{}", uuid::Uuid::new_v4().simple()),
+        timeout: Duration::from_millis(300),
+    }
+}
+
 /// Starts the application with the given settings.
 pub async fn spawn_with(
     settings: Settings,
@@ -149,6 +170,13 @@ impl TestApp {
             .iter()
             .map(|e| e["node"]["subject"].as_str().expect("subject").to_owned())
             .collect()
+    }
+
+    /// Runs a query as `handle` and fails on errors; returns `data`.
+    pub async fn data_as(&self, handle: &str, query: &str, variables: Value) -> Value {
+        let (_, body) = self.query_as(handle, query, variables).await;
+        assert_no_errors(&body);
+        body["data"].clone()
     }
 
     /// The id of the demo ticket with `subject`, looked up as the supervisor (who sees all).

@@ -9,4 +9,5 @@ mod bad_input;
 mod health;
 mod policy_matrix;
 mod policy_reload;
+mod reveal;
 mod tickets;

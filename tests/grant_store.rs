@@ -1,0 +1,134 @@
+//! One conformance suite for both grant stores: the in-process store and a real Redis
+//! (127.0.0.1:6379, or NEEDTOKNOW_TEST_REDIS), each test with its own key prefix.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use needtoknow::reveal::store::{Grant, GrantStore};
+
+fn redis_url() -> String {
+    std::env::var("NEEDTOKNOW_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn stores() -> Vec<(&'static str, GrantStore)> {
+    let prefix = format!("ntk-test-{}", uuid::Uuid::new_v4().simple());
+    vec![
+        ("memory", GrantStore::memory()),
+        (
+            "redis",
+            GrantStore::redis(&redis_url(), &prefix, Duration::from_secs(2)).expect("redis url"),
+        ),
+    ]
+}
+
+fn grant(agent_id: i32, ticket_id: i32, field: &str, seconds: i64) -> Grant {
+    let now = Utc::now();
+    Grant {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        agent_id,
+        ticket_id,
+        customer_id: 1,
+        field: field.into(),
+        granted_at: now,
+        expires_at: now + chrono::Duration::seconds(seconds),
+        approved_by: None,
+    }
+}
+
+fn ids(grants: &[Grant]) -> Vec<String> {
+    let mut ids: Vec<String> = grants.iter().map(|g| g.id.clone()).collect();
+    ids.sort();
+    ids
+}
+
+/// Stored grants come back by agent and by id, and nowhere else.
+#[tokio::test]
+async fn grants_are_found_by_agent_and_id_only() {
+    for (name, store) in stores() {
+        store.ping().await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let a = grant(1, 10, "email", 60);
+        let b = grant(1, 11, "phone", 60);
+        let c = grant(2, 10, "email", 60);
+        store.put(&[a.clone(), b.clone(), c.clone()]).await.unwrap();
+        assert_eq!(
+            ids(&store.of_agent(1).await.unwrap()),
+            ids(&[a.clone(), b.clone()]),
+            "{name}"
+        );
+        assert_eq!(store.of_agent(3).await.unwrap(), vec![], "{name}");
+        assert_eq!(store.find(&c.id).await.unwrap(), Some(c.clone()), "{name}");
+        assert_eq!(store.find("nope").await.unwrap(), None, "{name}");
+    }
+}
+
+/// Removal by grant, by ticket and by agent takes exactly those grants.
+#[tokio::test]
+async fn grants_are_removed_by_grant_ticket_and_agent() {
+    for (name, store) in stores() {
+        let a = grant(1, 10, "email", 60);
+        let b = grant(1, 11, "phone", 60);
+        let c = grant(2, 10, "email", 60);
+        let d = grant(2, 12, "email", 60);
+        store
+            .put(&[a.clone(), b.clone(), c.clone(), d.clone()])
+            .await
+            .unwrap();
+
+        store.remove(std::slice::from_ref(&b)).await.unwrap();
+        assert_eq!(store.find(&b.id).await.unwrap(), None, "{name}");
+        assert_eq!(
+            ids(&store.of_agent(1).await.unwrap()),
+            ids(&[a.clone()]),
+            "{name}"
+        );
+
+        let on_ticket = store.remove_for_ticket(10).await.unwrap();
+        assert_eq!(ids(&on_ticket), ids(&[a.clone(), c.clone()]), "{name}");
+        assert_eq!(store.of_agent(1).await.unwrap(), vec![], "{name}");
+        assert_eq!(
+            ids(&store.of_agent(2).await.unwrap()),
+            ids(&[d.clone()]),
+            "{name}"
+        );
+
+        let of_agent = store.remove_for_agent(2).await.unwrap();
+        assert_eq!(ids(&of_agent), ids(&[d.clone()]), "{name}");
+        assert_eq!(store.find(&d.id).await.unwrap(), None, "{name}");
+        assert_eq!(store.remove_for_ticket(99).await.unwrap(), vec![], "{name}");
+    }
+}
+
+/// Expired grants may still be listed for a while (so their expiry is seen and audited), but
+/// never count as active; in Redis the grant's own key expires by itself.
+#[tokio::test]
+async fn expiry_is_judged_by_the_clock_and_keys_expire() {
+    for (name, store) in stores() {
+        let short = grant(5, 20, "email", 1);
+        store.put(std::slice::from_ref(&short)).await.unwrap();
+        assert!(short.is_active(Utc::now()), "{name}");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert!(!short.is_active(Utc::now()), "{name}");
+        if name == "redis" {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            assert_eq!(
+                store.find(&short.id).await.unwrap(),
+                None,
+                "redis keys expire with the grant"
+            );
+        }
+    }
+}
+
+/// A Redis that does not answer fails fast instead of hanging.
+#[tokio::test]
+async fn an_unreachable_redis_fails_within_the_timeout() {
+    let store = GrantStore::redis("redis://127.0.0.1:1", "x", Duration::from_millis(200)).unwrap();
+    let started = std::time::Instant::now();
+    assert!(store.of_agent(1).await.is_err());
+    assert!(store.put(&[grant(1, 1, "email", 60)]).await.is_err());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
