@@ -78,7 +78,7 @@ async fn grants_are_removed_by_grant_ticket_and_agent() {
         assert_eq!(store.find(&b.id).await.unwrap(), None, "{name}");
         assert_eq!(
             ids(&store.of_agent(1).await.unwrap()),
-            ids(&[a.clone()]),
+            ids(std::slice::from_ref(&a)),
             "{name}"
         );
 
@@ -87,12 +87,12 @@ async fn grants_are_removed_by_grant_ticket_and_agent() {
         assert_eq!(store.of_agent(1).await.unwrap(), vec![], "{name}");
         assert_eq!(
             ids(&store.of_agent(2).await.unwrap()),
-            ids(&[d.clone()]),
+            ids(std::slice::from_ref(&d)),
             "{name}"
         );
 
         let of_agent = store.remove_for_agent(2).await.unwrap();
-        assert_eq!(ids(&of_agent), ids(&[d.clone()]), "{name}");
+        assert_eq!(ids(&of_agent), ids(std::slice::from_ref(&d)), "{name}");
         assert_eq!(store.find(&d.id).await.unwrap(), None, "{name}");
         assert_eq!(store.remove_for_ticket(99).await.unwrap(), vec![], "{name}");
     }
