@@ -104,5 +104,55 @@ fn reload(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decisions, reload);
+/// The grant look-ups of one request against the in-process store: the first look-up reads
+/// the agent's grants (one store call), later ones filter them in memory.
+fn grants(c: &mut Criterion) {
+    use needtoknow::audit::AuditLog;
+    use needtoknow::disclosure::Field;
+    use needtoknow::reveal::store::{Grant, GrantStore};
+    use needtoknow::reveal::RequestGrants;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = runtime
+        .block_on(sea_orm::Database::connect("sqlite::memory:"))
+        .unwrap();
+    let store = GrantStore::memory();
+    let now = chrono::Utc::now();
+    // 10 000 grants of other agents, 10 of the asking agent.
+    let all: Vec<Grant> = (0..10_010)
+        .map(|i| Grant {
+            id: format!("g{i}"),
+            agent_id: if i < 10 { 1 } else { 2 + i % 500 },
+            ticket_id: i % 50,
+            customer_id: i,
+            field: "email".into(),
+            granted_at: now,
+            expires_at: now + chrono::Duration::hours(1),
+            approved_by: None,
+        })
+        .collect();
+    runtime.block_on(store.put(&all)).unwrap();
+    let audit = AuditLog::new(db);
+    c.bench_function(
+        "grants: one request's look-ups for a 50-ticket page (in-process store)",
+        |b| {
+            b.iter(|| {
+                runtime.block_on(async {
+                    let grants =
+                        RequestGrants::new(store.clone(), audit.clone(), 1, "frontline", "r");
+                    for ticket in 0..50 {
+                        for field in [Field::Email, Field::Phone] {
+                            black_box(grants.expiry(ticket, field).await);
+                        }
+                    }
+                })
+            })
+        },
+    );
+}
+
+criterion_group!(benches, decisions, reload, grants);
 criterion_main!(benches);

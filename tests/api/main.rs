@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod bad_input;
 mod health;
+mod instances;
 mod policy_matrix;
 mod policy_reload;
 mod reveal;
