@@ -16,7 +16,8 @@
 #   reveal_seconds(agent, ticket, class, seconds)
 #                           how long a reveal grant lasts (default 900, capped by config);
 #   allow(agent, action, resource)
-#                           other permissions: ("read", "audit_trail"), and on a ticket
+#                           other permissions: ("read", "audit_trail"), ("read",
+#                           "access_report"), and on a ticket
 #                           "approve_reveal", "revoke_reveal" (others' grants), "set_status".
 #
 # Agent attributes:  role, team, queues (list of topics).
@@ -111,5 +112,6 @@ allow(_agent: Agent, "set_status", ticket: Ticket) if ticket.assigned_to_me;
 allow(agent: Agent, "set_status", ticket: Ticket) if
     agent.role = "supervisor" and ticket.in_my_team;
 
-# Who may read the audit trail.
+# Who may read the audit trail, and per-customer access reports (the privacy officer).
 allow(agent: Agent, "read", "audit_trail") if agent.role in ["auditor", "supervisor"];
+allow(agent: Agent, "read", "access_report") if agent.role in ["admin", "auditor"];

@@ -74,6 +74,10 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "NEEDTOKNOW_MAX_GRANT_SECS", default_value = "3600",
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub max_grant_secs: u64,
+    /// Name the agents in customer access reports (default: roles only).
+    #[arg(long, global = true, env = "NEEDTOKNOW_REPORT_AGENT_IDENTITIES", default_value = "false",
+          action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
+    pub report_agent_identities: bool,
     /// Seconds to wait for the database when connecting.
     #[arg(long, global = true, env = "NEEDTOKNOW_DATABASE_TIMEOUT_SECS", default_value = "5",
           value_parser = clap::value_parser!(u64).range(1..=300))]
@@ -228,6 +232,7 @@ impl GlobalArgs {
         settings.database_timeout = Duration::from_secs(self.database_timeout_secs);
         settings.mode = Mode::Production;
         settings.max_grant = Duration::from_secs(self.max_grant_secs);
+        settings.report_agent_identities = self.report_agent_identities;
         settings.grants = match self
             .redis_url
             .as_deref()

@@ -128,6 +128,8 @@ pub struct Settings {
     pub grants: GrantStoreSettings,
     /// The longest a reveal grant may last, whatever the policy says.
     pub max_grant: Duration,
+    /// Whether customer access reports name the agents (otherwise only their roles).
+    pub report_agent_identities: bool,
 }
 
 /// Where reveal grants live.
@@ -162,6 +164,7 @@ impl Settings {
             policy_watch: Some(Duration::from_secs(1)),
             grants: GrantStoreSettings::Memory,
             max_grant: Duration::from_secs(3600),
+            report_agent_identities: false,
         }
     }
 }

@@ -56,8 +56,8 @@ pub struct RequestContext {
     pub grant_store: GrantStore,
     /// The caller's grants, read at most once per request.
     pub grants: RequestGrants,
-    /// The longest a grant may last.
-    pub max_grant: std::time::Duration,
+    /// The service's settings.
+    pub settings: std::sync::Arc<crate::config::Settings>,
 }
 
 impl RequestContext {

@@ -163,7 +163,7 @@ pub async fn graphql(
         audit: state.audit.clone(),
         grant_store: state.grants.clone(),
         grants,
-        max_grant: state.settings.max_grant,
+        settings: state.settings.clone(),
     };
     let response = state.schema.execute(request.data(context)).await;
     let response = mark_errors(response);

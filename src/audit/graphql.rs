@@ -61,8 +61,111 @@ fn optional_id(id: Option<i32>) -> Option<ID> {
     id.map(|i| ID(i.to_string()))
 }
 
+/// One access to a customer's data, as the customer may be told about it.
+#[derive(SimpleObject)]
+pub struct AccessReportEntry {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// What happened (a view of plaintext, a reveal, …).
+    pub action: Action,
+    /// The ticket: the purpose of the access.
+    pub ticket_id: Option<ID>,
+    /// The ticket's topic, as the purpose in words (null if the ticket is gone).
+    pub purpose: Option<String>,
+    /// The role of the agent.
+    pub role: String,
+    /// The agent's handle, only when the service is configured to name agents
+    /// (`NEEDTOKNOW_REPORT_AGENT_IDENTITIES`).
+    pub agent: Option<String>,
+    /// The fields concerned.
+    pub fields: Vec<String>,
+}
+
+/// Every recorded access to one customer's data, oldest first.
+#[derive(SimpleObject)]
+pub struct AccessReport {
+    /// The customer.
+    pub customer_id: ID,
+    /// Whether `agent` is filled in.
+    pub names_agents: bool,
+    /// The accesses.
+    pub entries: Vec<AccessReportEntry>,
+}
+
 #[Object]
 impl AuditQuery {
+    /// Who accessed a customer's data, when and for which purpose: for the privacy officer
+    /// (roles the policy allows: `allow(agent, "read", "access_report")`). Agents are named
+    /// only if configured; otherwise the report gives their roles.
+    async fn customer_access_report(
+        &self,
+        ctx: &Context<'_>,
+        customer_id: ID,
+    ) -> ApiResult<AccessReport> {
+        use entity::{customer, ticket};
+        let request = RequestContext::get(ctx);
+        if !request
+            .policy
+            .allows(&request.agent.facts(), "read", "access_report".to_owned())
+        {
+            return Err(ApiError::Forbidden(
+                "your role may not read access reports".into(),
+            ));
+        }
+        let id = parse_id(&customer_id, "customerId")?;
+        if customer::Entity::find_by_id(id)
+            .one(&request.db)
+            .await?
+            .is_none()
+        {
+            return Err(ApiError::NotFound);
+        }
+        let rows = audit_event::Entity::find()
+            .filter(audit_event::Column::CustomerId.eq(id))
+            .order_by_asc(audit_event::Column::Seq)
+            .all(&request.db)
+            .await?;
+        let tickets: std::collections::HashMap<i32, String> = ticket::Entity::find()
+            .filter(ticket::Column::CustomerId.eq(id))
+            .all(&request.db)
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t.topic))
+            .collect();
+        let names = request.settings.report_agent_identities;
+        let handles: std::collections::HashMap<i32, String> = if names {
+            agent::Entity::find()
+                .all(&request.db)
+                .await?
+                .into_iter()
+                .map(|a| (a.id, a.handle))
+                .collect()
+        } else {
+            Default::default()
+        };
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in rows {
+            let Some(action) = Action::parse(&row.action) else {
+                continue;
+            };
+            entries.push(AccessReportEntry {
+                at: row.occurred_at,
+                action,
+                ticket_id: optional_id(row.ticket_id),
+                purpose: row.ticket_id.and_then(|t| tickets.get(&t).cloned()),
+                role: row.actor_role,
+                agent: row.actor_agent_id.and_then(|a| handles.get(&a).cloned()),
+                fields: serde_json::from_str(&row.fields)
+                    .map_err(|e| ApiError::internal(e, "reading audit fields"))?,
+            });
+        }
+        Ok(AccessReport {
+            customer_id,
+            names_agents: names,
+            entries,
+        })
+    }
+
     /// The audit trail, newest first. Only for roles the policy allows to read it
     /// (`allow(agent, "read", "audit_trail")`); others get `FORBIDDEN`.
     async fn audit_events(

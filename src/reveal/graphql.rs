@@ -171,7 +171,7 @@ fn build_grants(
 ) -> Vec<Grant> {
     let now = Utc::now();
     let facts = tickets::facts(holder, ticket);
-    let cap = i64::try_from(request.max_grant.as_secs()).unwrap_or(i64::MAX);
+    let cap = i64::try_from(request.settings.max_grant.as_secs()).unwrap_or(i64::MAX);
     fields
         .iter()
         .map(|field| {

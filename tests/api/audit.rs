@@ -224,3 +224,57 @@ on_both_databases! {
         assert_eq!(events(&app, json!({ "actor": "billing" })).await.len(), 1);
     }
 }
+
+const REPORT: &str = "query($c: ID!) { customerAccessReport(customerId: $c) {
+    namesAgents entries { action ticketId purpose role agent fields } } }";
+
+async fn customer_id(app: &TestApp, ticket: &str) -> String {
+    let data = app
+        .data_as(
+            "supervisor",
+            "query($id: ID!) { ticket(id: $id) { customer { id } } }",
+            json!({ "id": ticket }),
+        )
+        .await;
+    data["ticket"]["customer"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The privacy officer's access report lists dates, purposes and roles of every access to
+/// one customer, naming agents only when configured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_report_gives_purposes_and_roles_and_names_agents_only_if_configured() {
+    for names in [false, true] {
+        let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, |s| {
+            s.report_agent_identities = names
+        })
+        .await;
+        let ticket = app.ticket_id("Charged twice in March").await;
+        let (body, _) = query_with_id(&app, "billing", BILLING_VIEW, json!({ "id": ticket })).await;
+        assert_no_errors(&body);
+        let robin = customer_id(&app, &ticket).await;
+        let kim = customer_id(&app, &app.ticket_id("Where is my parcel?").await).await;
+
+        let report = app.data_as("auditor", REPORT, json!({ "c": robin })).await;
+        let report = &report["customerAccessReport"];
+        assert_eq!(report["namesAgents"], names);
+        assert_eq!(
+            report["entries"],
+            json!([{ "action": "VIEWED", "ticketId": ticket, "purpose": "billing", "role": "billing",
+                     "agent": if names { json!("billing") } else { Value::Null },
+                     "fields": ["fullName", "paymentMethods"] }])
+        );
+        let other = app.data_as("auditor", REPORT, json!({ "c": kim })).await;
+        assert_eq!(other["customerAccessReport"]["entries"], json!([]));
+        let (_, body) = app
+            .query_as("frontline", REPORT, json!({ "c": robin }))
+            .await;
+        assert_eq!(error_code(&body), "FORBIDDEN");
+        let (_, body) = app
+            .query_as("auditor", REPORT, json!({ "c": "99999" }))
+            .await;
+        assert_eq!(error_code(&body), "NOT_FOUND");
+    }
+}
