@@ -16,8 +16,8 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use entity::audit_event;
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryOrder, QuerySelect,
+    Set, TransactionTrait,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -183,6 +183,8 @@ impl AuditLog {
             .map(|e| e.hash)
             .unwrap_or_else(|| GENESIS.to_owned());
         let occurred_at = now_micros();
+        // One multi-row INSERT: rows get their sequence numbers in this order.
+        let mut rows = Vec::with_capacity(events.len());
         for event in events {
             let mut row = audit_event::Model {
                 seq: 0,
@@ -200,7 +202,7 @@ impl AuditLog {
             };
             row.hash = hash_of(&row);
             prev_hash = row.hash.clone();
-            audit_event::ActiveModel {
+            rows.push(audit_event::ActiveModel {
                 occurred_at: Set(row.occurred_at),
                 actor_agent_id: Set(row.actor_agent_id),
                 actor_role: Set(row.actor_role),
@@ -213,11 +215,12 @@ impl AuditLog {
                 prev_hash: Set(row.prev_hash),
                 hash: Set(row.hash),
                 ..Default::default()
-            }
-            .insert(&txn)
-            .await
-            .context("writing an audit event")?;
+            });
         }
+        audit_event::Entity::insert_many(rows)
+            .exec_without_returning(&txn)
+            .await
+            .context("writing audit events")?;
         txn.commit().await.context("committing audit events")?;
         Ok(())
     }
