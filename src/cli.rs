@@ -78,6 +78,18 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "NEEDTOKNOW_REPORT_AGENT_IDENTITIES", default_value = "false",
           action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub report_agent_identities: bool,
+    /// Master keys as `VERSION:BASE64` entries separated by commas (a bare BASE64 is version
+    /// 1); overrides the key file.
+    #[arg(
+        long,
+        global = true,
+        env = "NEEDTOKNOW_MASTER_KEY",
+        hide_env_values = true
+    )]
+    pub master_key: Option<String>,
+    /// Master key file (default: <data dir>/master-keys.json; generated in dev/demo mode).
+    #[arg(long, global = true, env = "NEEDTOKNOW_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
     /// Seconds to wait for the database when connecting.
     #[arg(long, global = true, env = "NEEDTOKNOW_DATABASE_TIMEOUT_SECS", default_value = "5",
           value_parser = clap::value_parser!(u64).range(1..=300))]
@@ -102,6 +114,18 @@ pub enum Command {
     /// Work with the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage master keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `keys` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Introduce a new master key version and re-wrap every data key under it, without
+    /// downtime. With a key file, adds the version to the file; with NEEDTOKNOW_MASTER_KEY,
+    /// re-wraps under its highest version (add `N:BASE64` there and roll it out first).
+    Rotate,
 }
 
 /// `audit` subcommands.
@@ -233,6 +257,15 @@ impl GlobalArgs {
         settings.mode = Mode::Production;
         settings.max_grant = Duration::from_secs(self.max_grant_secs);
         settings.report_agent_identities = self.report_agent_identities;
+        settings.master_key = self
+            .master_key
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(|k| crate::config::Secret::new(k.to_owned()));
+        if let Some(file) = &self.master_key_file {
+            settings.master_key_file = file.clone();
+        }
         settings.grants = match self
             .redis_url
             .as_deref()

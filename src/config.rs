@@ -130,6 +130,10 @@ pub struct Settings {
     pub max_grant: Duration,
     /// Whether customer access reports name the agents (otherwise only their roles).
     pub report_agent_identities: bool,
+    /// `NEEDTOKNOW_MASTER_KEY`, if set (takes precedence over the key file).
+    pub master_key: Option<Secret<String>>,
+    /// The master key file (default `<data dir>/master-keys.json`).
+    pub master_key_file: PathBuf,
 }
 
 /// Where reveal grants live.
@@ -165,6 +169,8 @@ impl Settings {
             grants: GrantStoreSettings::Memory,
             max_grant: Duration::from_secs(3600),
             report_agent_identities: false,
+            master_key: None,
+            master_key_file: data_dir.join("master-keys.json"),
         }
     }
 }

@@ -16,6 +16,7 @@ use sea_orm::{
 };
 
 use crate::agents::{self, NewAgent};
+use crate::crypto::vault::{seal_field, DataKey, Vault};
 use crate::policy::PolicySet;
 
 const MARKER: &str = "demo_seeded_at";
@@ -49,7 +50,11 @@ pub const DEMO_AGENTS: [(&str, &str, &str, &[&str]); 6] = [
 pub const DEMO_TEAM: &str = "support";
 
 /// Seeds the demo dataset unless it is already there.
-pub async fn seed(db: &DatabaseConnection, policy: &PolicySet) -> anyhow::Result<()> {
+pub async fn seed(
+    db: &DatabaseConnection,
+    policy: &PolicySet,
+    vault: &Vault,
+) -> anyhow::Result<()> {
     if meta::Entity::find_by_id(MARKER.to_owned())
         .one(db)
         .await
@@ -88,8 +93,9 @@ pub async fn seed(db: &DatabaseConnection, policy: &PolicySet) -> anyhow::Result
     let txn = db.begin().await.context("starting the demo transaction")?;
     let now = Utc::now();
 
-    let robin = insert_customer(
+    let (robin, robin_key) = insert_customer(
         &txn,
+        vault,
         ["active", "premium", "US"],
         date(2019, 3, 14)?,
         [
@@ -101,8 +107,9 @@ pub async fn seed(db: &DatabaseConnection, policy: &PolicySet) -> anyhow::Result
         "1984-07-19",
     )
     .await?;
-    let kim = insert_customer(
+    let (kim, kim_key) = insert_customer(
         &txn,
+        vault,
         ["active", "basic", "GB"],
         date(2021, 6, 1)?,
         [
@@ -116,6 +123,7 @@ pub async fn seed(db: &DatabaseConnection, policy: &PolicySet) -> anyhow::Result
     .await?;
     insert_card(
         &txn,
+        &robin_key,
         robin,
         "Visa",
         "4242",
@@ -125,6 +133,7 @@ pub async fn seed(db: &DatabaseConnection, policy: &PolicySet) -> anyhow::Result
     .await?;
     insert_card(
         &txn,
+        &kim_key,
         kim,
         "Mastercard",
         "5454",
@@ -251,19 +260,24 @@ pub async fn seed(db: &DatabaseConnection, policy: &PolicySet) -> anyhow::Result
         .await
         .context("inserting a demo ticket")?;
         if let Some(body) = body {
-            crate::tickets::add_message(&txn, row.id, "customer", None, body, created)
+            let key = if customer_id == robin {
+                &robin_key
+            } else {
+                &kim_key
+            };
+            crate::tickets::add_message(&txn, key, row.id, "customer", None, body, created)
                 .await
                 .context("inserting a demo message")?;
         }
         if topic == "identity_verification" {
             let mut content = b"\x89PNG\r\n\x1a\n".to_vec();
             content.extend_from_slice(b"PASSPORT-SENTINEL-C1");
-            attachment::ActiveModel {
+            let stored = attachment::ActiveModel {
                 ticket_id: Set(row.id),
                 kind: Set("id_document".into()),
                 file_name: Set("passport-scan.png".into()),
                 size_bytes: Set(i64::try_from(content.len()).context("size")?),
-                content: Set(content),
+                content: Set(Vec::new()),
                 purge_after: Set(None),
                 created_at: Set(created),
                 ..Default::default()
@@ -271,6 +285,13 @@ pub async fn seed(db: &DatabaseConnection, policy: &PolicySet) -> anyhow::Result
             .insert(&txn)
             .await
             .context("inserting the demo attachment")?;
+            let sealed = seal_field(&robin_key, "attachments", "content", stored.id, &content);
+            let mut stored: attachment::ActiveModel = stored.into();
+            stored.content = Set(sealed);
+            stored
+                .update(&txn)
+                .await
+                .context("sealing the demo attachment")?;
         }
     }
     meta::ActiveModel {
@@ -291,56 +312,85 @@ fn date(y: i32, m: u32, d: u32) -> anyhow::Result<NaiveDate> {
 
 async fn insert_customer(
     db: &impl sea_orm::ConnectionTrait,
+    vault: &Vault,
     [status, plan, region]: [&str; 3],
     since: NaiveDate,
     [name, email, phone]: [&str; 3],
     [street, city, postal_code, country]: [&str; 4],
     born: &str,
-) -> anyhow::Result<i32> {
+) -> anyhow::Result<(i32, DataKey)> {
+    // The row id is bound into every ciphertext, so the row comes first, then its key.
     let row = customer::ActiveModel {
         account_status: Set(status.into()),
         plan: Set(plan.into()),
         customer_since: Set(since),
         region: Set(region.into()),
-        full_name: Set(name.into()),
-        email: Set(email.into()),
-        phone: Set(phone.into()),
-        street: Set(street.into()),
-        city: Set(city.into()),
-        postal_code: Set(postal_code.into()),
-        country: Set(country.into()),
-        date_of_birth: Set(born.into()),
+        full_name: Set(Vec::new()),
+        email: Set(Vec::new()),
+        phone: Set(Vec::new()),
+        street: Set(Vec::new()),
+        city: Set(Vec::new()),
+        postal_code: Set(Vec::new()),
+        country: Set(Vec::new()),
+        date_of_birth: Set(Vec::new()),
         ..Default::default()
     }
     .insert(db)
     .await
     .context("inserting a demo customer")?;
-    Ok(row.id)
+    let id = row.id;
+    let key = vault.create_data_key(db, id).await?;
+    let seal =
+        |column: &str, value: &str| seal_field(&key, "customers", column, id, value.as_bytes());
+    let mut row: customer::ActiveModel = row.into();
+    row.full_name = Set(seal("full_name", name));
+    row.email = Set(seal("email", email));
+    row.phone = Set(seal("phone", phone));
+    row.street = Set(seal("street", street));
+    row.city = Set(seal("city", city));
+    row.postal_code = Set(seal("postal_code", postal_code));
+    row.country = Set(seal("country", country));
+    row.date_of_birth = Set(seal("date_of_birth", born));
+    row.update(db).await.context("sealing a demo customer")?;
+    Ok((id, key))
 }
 
 async fn insert_card(
     db: &impl sea_orm::ConnectionTrait,
+    key: &DataKey,
     customer_id: i32,
     brand: &str,
     last4: &str,
     (month, year): (i32, i32),
     [street, city, postal_code, country]: [&str; 4],
 ) -> anyhow::Result<()> {
-    payment_method::ActiveModel {
+    let row = payment_method::ActiveModel {
         customer_id: Set(customer_id),
         brand: Set(brand.into()),
         last4: Set(last4.into()),
         exp_month: Set(month),
         exp_year: Set(year),
-        billing_street: Set(street.into()),
-        billing_city: Set(city.into()),
-        billing_postal_code: Set(postal_code.into()),
-        billing_country: Set(country.into()),
+        billing_street: Set(Vec::new()),
+        billing_city: Set(Vec::new()),
+        billing_postal_code: Set(Vec::new()),
+        billing_country: Set(Vec::new()),
         ..Default::default()
     }
     .insert(db)
     .await
     .context("inserting a demo payment method")?;
+    let id = row.id;
+    let seal = |column: &str, value: &str| {
+        seal_field(key, "payment_methods", column, id, value.as_bytes())
+    };
+    let mut row: payment_method::ActiveModel = row.into();
+    row.billing_street = Set(seal("billing_street", street));
+    row.billing_city = Set(seal("billing_city", city));
+    row.billing_postal_code = Set(seal("billing_postal_code", postal_code));
+    row.billing_country = Set(seal("billing_country", country));
+    row.update(db)
+        .await
+        .context("sealing a demo payment method")?;
     Ok(())
 }
 

@@ -159,7 +159,7 @@ pub async fn graphql(
         request_id,
         policy: state.policy.current(),
         db: state.db.clone(),
-        loaders: Loaders::new(&state.db, auditor),
+        loaders: Loaders::new(&state.db, auditor, state.vault.clone()),
         audit: state.audit.clone(),
         grant_store: state.grants.clone(),
         grants,

@@ -20,6 +20,7 @@ pub mod agents;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod customers;
 pub mod db;
 pub mod demo;

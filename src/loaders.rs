@@ -14,6 +14,7 @@ use sea_orm::{
 };
 
 use crate::audit::loader::ViewAuditor;
+use crate::crypto::vault::{DataKey, Vault};
 use crate::error::ApiError;
 
 /// Loads rows of `E` whose `column` is one of the keys.
@@ -95,6 +96,21 @@ fn loader<T>(inner: T) -> DataLoader<T> {
     DataLoader::new(inner, tokio::spawn).delay(Duration::ZERO)
 }
 
+/// Unwrapped data keys by customer id (cached across requests by the vault).
+pub struct DataKeys {
+    db: DatabaseConnection,
+    vault: Arc<Vault>,
+}
+
+impl Loader<i32> for DataKeys {
+    type Value = DataKey;
+    type Error = Arc<anyhow::Error>;
+
+    async fn load(&self, keys: &[i32]) -> Result<HashMap<i32, DataKey>, Self::Error> {
+        self.vault.data_keys(&self.db, keys).await.map_err(Arc::new)
+    }
+}
+
 /// The loaders of one request.
 pub struct Loaders {
     /// Agents by id.
@@ -113,13 +129,19 @@ pub struct Loaders {
     pub attachments: DataLoader<Many<attachment::Entity>>,
     /// Audit events of plaintext views, written before the values are served.
     pub audit: DataLoader<ViewAuditor>,
+    /// Customers' data keys.
+    pub data_keys: DataLoader<DataKeys>,
 }
 
 impl Loaders {
     /// Fresh loaders for one request, whose plaintext views `auditor` records.
-    pub fn new(db: &DatabaseConnection, auditor: ViewAuditor) -> Loaders {
+    pub fn new(db: &DatabaseConnection, auditor: ViewAuditor, vault: Arc<Vault>) -> Loaders {
         Loaders {
             audit: loader(auditor),
+            data_keys: loader(DataKeys {
+                db: db.clone(),
+                vault,
+            }),
             agent: loader(One(Rows::new(db, agent::Column::Id, agent::Column::Id))),
             customer: loader(One(Rows::new(
                 db,
@@ -156,6 +178,6 @@ impl Loaders {
 }
 
 /// Turns a loader error into the client-facing internal error (cause logged).
-pub fn load_error(error: Arc<DbErr>) -> ApiError {
-    ApiError::internal(anyhow::anyhow!("{error}"), "batched load")
+pub fn load_error(error: Arc<impl std::fmt::Display>) -> ApiError {
+    ApiError::internal(anyhow::anyhow!("{error:#}"), "batched load")
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use needtoknow::cli::{AgentCommand, AuditCommand, Cli, Command, PolicyCommand};
+use needtoknow::cli::{AgentCommand, AuditCommand, Cli, Command, KeysCommand, PolicyCommand};
 use needtoknow::policy::admin;
 use needtoknow::policy::Policy;
 use needtoknow::startup::Application;
@@ -103,6 +103,22 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Schema => {
             print!("{}", graphql::build_schema().sdl());
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            let settings = cli.global.settings().map_err(Failure::Config)?;
+            let (_, key_file) = needtoknow::crypto::keys::load_master_keys(&settings)?;
+            if let Some(path) = &key_file {
+                let version = needtoknow::crypto::keys::add_version(path)?;
+                println!("added master key version {version} to {}", path.display());
+            }
+            let (keys, key_file) = needtoknow::crypto::keys::load_master_keys(&settings)?;
+            let db = db::connect(&settings).await?;
+            db::migrate(&db).await?;
+            let vault = needtoknow::crypto::vault::Vault::new(keys, key_file);
+            vault.check_master(&db).await?;
+            let count = vault.rewrap_all(&db).await?;
+            println!("re-wrapped {count} data key(s) under the current master key version; older versions keep decrypting until you remove them");
             Ok(())
         }
         Command::Audit(AuditCommand::Verify) => {

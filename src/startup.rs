@@ -13,6 +13,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::audit::AuditLog;
 use crate::config::{GrantStoreSettings, Mode, Settings};
+use crate::crypto::vault::Vault;
 use crate::graphql::{build_schema, AppSchema};
 use crate::policy::Policy;
 use crate::reveal::store::GrantStore;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub audit: AuditLog,
     /// Where reveal grants live.
     pub grants: GrantStore,
+    /// Customers' data keys, behind the master keys.
+    pub vault: Arc<Vault>,
     /// The GraphQL schema.
     pub schema: AppSchema,
     /// The settings the service started with.
@@ -65,10 +68,14 @@ impl Application {
                 settings.policy_dir.display()
             )
         })?;
+        // A missing or malformed master key stops start-up before anything is touched.
+        let (master, key_file) = crate::crypto::keys::load_master_keys(&settings)?;
         let db = db::connect(&settings).await?;
         db::migrate(&db).await?;
+        let vault = Arc::new(Vault::new(master, key_file));
+        vault.check_master(&db).await?;
         let demo_tokens = if settings.demo {
-            demo::seed(&db, &policy.current()).await?;
+            demo::seed(&db, &policy.current(), &vault).await?;
             demo::tokens(&db, &settings.data_dir).await?
         } else {
             BTreeMap::new()
@@ -98,6 +105,7 @@ impl Application {
         let state = web::Data::new(AppState {
             audit: AuditLog::new(db.clone()),
             grants,
+            vault,
             db,
             policy,
             schema: build_schema(),

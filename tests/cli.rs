@@ -153,6 +153,10 @@ fn serve_exits_non_zero_when_the_database_is_down() {
             "DATABASE_URL",
             "postgres://postgres:hunter2@127.0.0.1:1/none",
         )
+        .env(
+            "NEEDTOKNOW_MASTER_KEY",
+            needtoknow::crypto::keys::generate_key(),
+        )
         .env("NEEDTOKNOW_DATABASE_TIMEOUT_SECS", "1")
         .env("NEEDTOKNOW_LOG", "warn")
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -448,6 +452,10 @@ fn sighup_reloads_the_policy() {
         .env("NEEDTOKNOW_DATA_DIR", dir.path())
         .env("NEEDTOKNOW_POLICY_DIR", &policies)
         .env("NEEDTOKNOW_POLICY_WATCH_MS", "0")
+        .env(
+            "NEEDTOKNOW_MASTER_KEY",
+            needtoknow::crypto::keys::generate_key(),
+        )
         .env("NEEDTOKNOW_LOG_FORMAT", "json")
         .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
         .stdout(std::process::Stdio::null())
@@ -535,4 +543,71 @@ fn serve_refuses_to_start_with_a_broken_policy() {
         "{err}"
     );
     assert!(err.contains("line"), "{err}");
+}
+
+/// In production a missing master key stops start-up before anything is written; a wrong
+/// one is refused on a database sealed with another key, which stays readable with its own.
+#[test]
+fn serve_refuses_a_missing_or_wrong_master_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |key: &str| {
+        Command::new(env!("CARGO_BIN_EXE_needtoknow"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("DATABASE_URL")
+            .env("NEEDTOKNOW_DATA_DIR", dir.path())
+            .env("NEEDTOKNOW_LOG", "warn")
+            .env("NEEDTOKNOW_MASTER_KEY", key)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .spawn()
+            .unwrap()
+    };
+    let output = Command::new(env!("CARGO_BIN_EXE_needtoknow"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("DATABASE_URL")
+        .env("NEEDTOKNOW_DATA_DIR", dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("no master key"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        !dir.path().join("needtoknow.sqlite").exists(),
+        "nothing was written"
+    );
+
+    let right = needtoknow::crypto::keys::generate_key();
+    let mut first = serve(&right);
+    for _ in 0..100 {
+        if dir.path().join("needtoknow.sqlite").exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(first.wait().unwrap().success());
+
+    let wrong = needtoknow::crypto::keys::generate_key();
+    let output = Command::new(env!("CARGO_BIN_EXE_needtoknow"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("DATABASE_URL")
+        .env("NEEDTOKNOW_DATA_DIR", dir.path())
+        .env("NEEDTOKNOW_MASTER_KEY", &wrong)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("the master key does not match this database"),
+        "{err}"
+    );
+    assert!(!err.contains(&wrong[..12]), "the key is never printed");
 }

@@ -13,7 +13,7 @@ pub struct Model {
     pub kind: String,
     pub file_name: String,
     pub size_bytes: i64,
-    /// Personal data.
+    /// Personal data, encrypted.
     pub content: Vec<u8>,
     pub purge_after: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,

@@ -12,22 +12,22 @@ pub struct Model {
     pub plan: String,
     pub customer_since: Date,
     pub region: String,
-    /// Personal data (class `name`).
-    pub full_name: String,
-    /// Personal data (class `contact`).
-    pub email: String,
-    /// Personal data (class `contact`).
-    pub phone: String,
-    /// Personal data (class `address`).
-    pub street: String,
-    /// Personal data (class `address`).
-    pub city: String,
-    /// Personal data (class `address`).
-    pub postal_code: String,
-    /// Personal data (class `address`).
-    pub country: String,
-    /// Personal data (class `identity`), ISO 8601 date.
-    pub date_of_birth: String,
+    /// Personal data, encrypted (class `name`).
+    pub full_name: Vec<u8>,
+    /// Personal data, encrypted (class `contact`).
+    pub email: Vec<u8>,
+    /// Personal data, encrypted (class `contact`).
+    pub phone: Vec<u8>,
+    /// Personal data, encrypted (class `address`).
+    pub street: Vec<u8>,
+    /// Personal data, encrypted (class `address`).
+    pub city: Vec<u8>,
+    /// Personal data, encrypted (class `address`).
+    pub postal_code: Vec<u8>,
+    /// Personal data, encrypted (class `address`).
+    pub country: Vec<u8>,
+    /// Personal data, encrypted (class `identity`), ISO 8601 date.
+    pub date_of_birth: Vec<u8>,
 }
 
 /// Relations are resolved by id in the service's batched loaders, not by joins here.

@@ -7,6 +7,7 @@ pub mod attachment;
 pub mod audit_event;
 pub mod consent;
 pub mod customer;
+pub mod data_key;
 pub mod invoice;
 pub mod message;
 pub mod meta;

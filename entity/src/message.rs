@@ -12,8 +12,8 @@ pub struct Model {
     /// `customer` or `agent`.
     pub author_kind: String,
     pub author_agent_id: Option<i32>,
-    /// Personal data.
-    pub body: String,
+    /// Personal data, encrypted.
+    pub body: Vec<u8>,
     pub created_at: DateTimeUtc,
 }
 

@@ -13,14 +13,14 @@ pub struct Model {
     pub last4: String,
     pub exp_month: i32,
     pub exp_year: i32,
-    /// Personal data (class `billing`).
-    pub billing_street: String,
-    /// Personal data (class `billing`).
-    pub billing_city: String,
-    /// Personal data (class `billing`).
-    pub billing_postal_code: String,
-    /// Personal data (class `billing`).
-    pub billing_country: String,
+    /// Personal data, encrypted (class `billing`).
+    pub billing_street: Vec<u8>,
+    /// Personal data, encrypted (class `billing`).
+    pub billing_city: Vec<u8>,
+    /// Personal data, encrypted (class `billing`).
+    pub billing_postal_code: Vec<u8>,
+    /// Personal data, encrypted (class `billing`).
+    pub billing_country: Vec<u8>,
 }
 
 /// Relations are resolved by id in the service's batched loaders, not by joins here.

@@ -1,7 +1,7 @@
 //! The initial data model of PRODUCT.md.
 //!
-//! Personal-data columns are marked below; they hold the values the single disclosure path
-//! in the service reads, and are the columns the field-encryption work wraps in envelopes.
+//! Personal-data columns are marked below; they are binary and hold AES-256-GCM-SIV
+//! envelopes sealed with the customer's data key, never plaintext.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -72,14 +72,14 @@ impl MigrationTrait for Migration {
                     .col(date(Customers::CustomerSince))
                     .col(string(Customers::Region))
                     // Personal data.
-                    .col(text(Customers::FullName))
-                    .col(text(Customers::Email))
-                    .col(text(Customers::Phone))
-                    .col(text(Customers::Street))
-                    .col(text(Customers::City))
-                    .col(text(Customers::PostalCode))
-                    .col(text(Customers::Country))
-                    .col(text(Customers::DateOfBirth))
+                    .col(blob(Customers::FullName))
+                    .col(blob(Customers::Email))
+                    .col(blob(Customers::Phone))
+                    .col(blob(Customers::Street))
+                    .col(blob(Customers::City))
+                    .col(blob(Customers::PostalCode))
+                    .col(blob(Customers::Country))
+                    .col(blob(Customers::DateOfBirth))
                     .to_owned(),
             )
             .await?;
@@ -96,10 +96,10 @@ impl MigrationTrait for Migration {
                     .col(integer(PaymentMethods::ExpMonth))
                     .col(integer(PaymentMethods::ExpYear))
                     // Personal data: the billing address.
-                    .col(text(PaymentMethods::BillingStreet))
-                    .col(text(PaymentMethods::BillingCity))
-                    .col(text(PaymentMethods::BillingPostalCode))
-                    .col(text(PaymentMethods::BillingCountry))
+                    .col(blob(PaymentMethods::BillingStreet))
+                    .col(blob(PaymentMethods::BillingCity))
+                    .col(blob(PaymentMethods::BillingPostalCode))
+                    .col(blob(PaymentMethods::BillingCountry))
                     .foreign_key(
                         ForeignKey::create()
                             .from(PaymentMethods::Table, PaymentMethods::CustomerId)
@@ -191,7 +191,7 @@ impl MigrationTrait for Migration {
                     .col(string(Messages::AuthorKind))
                     .col(integer_null(Messages::AuthorAgentId))
                     // Personal data.
-                    .col(text(Messages::Body))
+                    .col(blob(Messages::Body))
                     .col(timestamp_with_time_zone(Messages::CreatedAt))
                     .foreign_key(
                         ForeignKey::create()

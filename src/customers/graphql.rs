@@ -10,8 +10,9 @@ use chrono::{DateTime, Utc};
 use entity::{attachment, customer, message, ticket};
 
 use super::mask;
+use crate::crypto::vault::{open_field, DataKey};
 use crate::disclosure::{Field, Gate, Protected, Shown};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::graphql::RequestContext;
 use crate::loaders::load_error;
 use crate::tickets::graphql::TicketStatus;
@@ -20,33 +21,77 @@ use crate::tickets::graphql::TicketStatus;
 pub struct Customer {
     row: Arc<customer::Model>,
     gate: Arc<Gate>,
+    /// The customer's data key: every personal value is decrypted with it, only when shown.
+    key: DataKey,
     /// The ticket through which the customer is reached (excluded from their history).
     ticket_id: i32,
 }
 
+/// Decrypts one sealed text field; failures are logged without any value and answered
+/// `INTERNAL` for that field only.
+pub fn decrypt_text(
+    key: &DataKey,
+    table: &'static str,
+    column: &'static str,
+    row: i32,
+    sealed: &[u8],
+) -> ApiResult<String> {
+    let bytes = decrypt_bytes(key, table, column, row, sealed)?;
+    String::from_utf8(bytes).map_err(|_| {
+        tracing::error!(table, column, row, "a decrypted field is not UTF-8");
+        ApiError::internal(
+            anyhow::anyhow!("{table}.{column} of row {row} is not text"),
+            "decrypting",
+        )
+    })
+}
+
+/// Decrypts one sealed binary field (see [`decrypt_text`]).
+pub fn decrypt_bytes(
+    key: &DataKey,
+    table: &'static str,
+    column: &'static str,
+    row: i32,
+    sealed: &[u8],
+) -> ApiResult<Vec<u8>> {
+    open_field(key, table, column, row, sealed).map_err(|error| {
+        tracing::error!(table, column, row, %error, "cannot decrypt a field");
+        ApiError::internal(
+            anyhow::anyhow!("{table}.{column} of row {row}: {error}"),
+            "decrypting",
+        )
+    })
+}
+
 impl Customer {
     /// The customer `row` reached through ticket `ticket_id`, disclosed by `gate`.
-    pub fn new(row: customer::Model, gate: Arc<Gate>, ticket_id: i32) -> Customer {
+    pub fn new(row: customer::Model, key: DataKey, gate: Arc<Gate>, ticket_id: i32) -> Customer {
         Customer {
             row: Arc::new(row),
             gate,
+            key,
             ticket_id,
         }
+    }
+
+    fn text(&self, column: &'static str, sealed: &[u8]) -> ApiResult<String> {
+        decrypt_text(&self.key, "customers", column, self.row.id, sealed)
     }
 
     async fn plain_or(
         &self,
         ctx: &Context<'_>,
         field: Field,
-        plain: impl FnOnce() -> String,
-        masked: impl FnOnce() -> String,
-    ) -> Protected<String> {
+        plain: impl FnOnce() -> ApiResult<String>,
+        masked: impl FnOnce() -> ApiResult<String>,
+    ) -> ApiResult<Option<Protected<String>>> {
         self.gate
             .disclose(RequestContext::get(ctx), field, |shown| match shown {
                 Shown::Plain => plain(),
                 Shown::Masked => masked(),
             })
             .await
+            .map(Some)
     }
 
     async fn other_tickets_rows(&self, ctx: &Context<'_>) -> ApiResult<Vec<ticket::Model>> {
@@ -68,6 +113,8 @@ impl Customer {
 /// Data-class `account` fields are masked, if a policy masks them, as `***`.
 const ACCOUNT_MASK: &str = "***";
 
+/// Protected fields are nullable only so that a value that cannot be decrypted fails alone
+/// (`null` with an `INTERNAL` error at its path) while the rest of the response is served.
 #[Object]
 impl Customer {
     /// Opaque customer id.
@@ -76,105 +123,100 @@ impl Customer {
     }
 
     /// Account status. Class `account`. MASKED: `***`.
-    async fn account_status(&self, ctx: &Context<'_>) -> Protected<String> {
+    async fn account_status(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
         self.plain_or(
             ctx,
             Field::AccountStatus,
-            || self.row.account_status.clone(),
-            || ACCOUNT_MASK.into(),
+            || Ok(self.row.account_status.clone()),
+            || Ok(ACCOUNT_MASK.into()),
         )
         .await
     }
 
     /// Plan. Class `account`. MASKED: `***`.
-    async fn plan(&self, ctx: &Context<'_>) -> Protected<String> {
+    async fn plan(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
         self.plain_or(
             ctx,
             Field::Plan,
-            || self.row.plan.clone(),
-            || ACCOUNT_MASK.into(),
+            || Ok(self.row.plan.clone()),
+            || Ok(ACCOUNT_MASK.into()),
         )
         .await
     }
 
     /// Customer since (ISO 8601 date). Class `account`. MASKED: the year.
-    async fn customer_since(&self, ctx: &Context<'_>) -> Protected<String> {
+    async fn customer_since(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
         let date = self.row.customer_since.to_string();
         self.plain_or(
             ctx,
             Field::CustomerSince,
-            || date.clone(),
-            || mask::mask_date_of_birth(&date),
+            || Ok(date.clone()),
+            || Ok(mask::mask_date_of_birth(&date)),
         )
         .await
     }
 
     /// Region. Class `account`. MASKED: `***`.
-    async fn region(&self, ctx: &Context<'_>) -> Protected<String> {
+    async fn region(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
         self.plain_or(
             ctx,
             Field::Region,
-            || self.row.region.clone(),
-            || ACCOUNT_MASK.into(),
+            || Ok(self.row.region.clone()),
+            || Ok(ACCOUNT_MASK.into()),
         )
         .await
     }
 
     /// Full name. Class `name`. MASKED: first name and last initial (`Robin S.`).
-    async fn full_name(&self, ctx: &Context<'_>) -> Protected<String> {
-        self.plain_or(
-            ctx,
-            Field::FullName,
-            || self.row.full_name.clone(),
-            || mask::mask_name(&self.row.full_name),
-        )
-        .await
+    async fn full_name(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
+        let name = || self.text("full_name", &self.row.full_name);
+        self.plain_or(ctx, Field::FullName, name, || Ok(mask::mask_name(&name()?)))
+            .await
     }
 
     /// Email address. Class `contact`. MASKED: first character of the local part, `***`,
     /// then the domain (`r***@example.com`).
-    async fn email(&self, ctx: &Context<'_>) -> Protected<String> {
-        self.plain_or(
-            ctx,
-            Field::Email,
-            || self.row.email.clone(),
-            || mask::mask_email(&self.row.email),
-        )
-        .await
+    async fn email(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
+        let email = || self.text("email", &self.row.email);
+        self.plain_or(ctx, Field::Email, email, || Ok(mask::mask_email(&email()?)))
+            .await
     }
 
     /// Phone number. Class `contact`. MASKED: all digits but the last two replaced
     /// (`+* *** **** **33`).
-    async fn phone(&self, ctx: &Context<'_>) -> Protected<String> {
-        self.plain_or(
-            ctx,
-            Field::Phone,
-            || self.row.phone.clone(),
-            || mask::mask_phone(&self.row.phone),
-        )
-        .await
+    async fn phone(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
+        let phone = || self.text("phone", &self.row.phone);
+        self.plain_or(ctx, Field::Phone, phone, || Ok(mask::mask_phone(&phone()?)))
+            .await
     }
 
     /// Postal address on one line. Class `address`. MASKED: city and country only.
-    async fn postal_address(&self, ctx: &Context<'_>) -> Protected<String> {
+    async fn postal_address(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
         let row = &self.row;
+        let city = || self.text("city", &row.city);
+        let country = || self.text("country", &row.country);
         self.plain_or(
             ctx,
             Field::PostalAddress,
-            || one_line_address(&row.street, &row.city, &row.postal_code, &row.country),
-            || mask::mask_address(&row.city, &row.country),
+            || {
+                Ok(one_line_address(
+                    &self.text("street", &row.street)?,
+                    &city()?,
+                    &self.text("postal_code", &row.postal_code)?,
+                    &country()?,
+                ))
+            },
+            || Ok(mask::mask_address(&city()?, &country()?)),
         )
         .await
     }
 
     /// Date of birth (ISO 8601). Class `identity`. MASKED: the year only.
-    async fn date_of_birth(&self, ctx: &Context<'_>) -> Protected<String> {
-        self.plain_or(
-            ctx,
-            Field::DateOfBirth,
-            || self.row.date_of_birth.clone(),
-            || mask::mask_date_of_birth(&self.row.date_of_birth),
-        )
+    async fn date_of_birth(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
+        let born = || self.text("date_of_birth", &self.row.date_of_birth);
+        self.plain_or(ctx, Field::DateOfBirth, born, || {
+            Ok(mask::mask_date_of_birth(&born()?))
+        })
         .await
     }
 
@@ -183,125 +225,123 @@ impl Customer {
     async fn identity_documents(
         &self,
         ctx: &Context<'_>,
-    ) -> ApiResult<Protected<Vec<IdentityDocument>>> {
+    ) -> ApiResult<Option<Protected<Vec<IdentityDocument>>>> {
+        let request = RequestContext::get(ctx);
         self.gate
-            .disclose_loaded(
-                RequestContext::get(ctx),
-                Field::IdentityDocuments,
-                |shown| async move {
-                    let mut tickets: Vec<i32> = self
-                        .other_tickets_rows(ctx)
-                        .await?
-                        .iter()
-                        .map(|t| t.id)
-                        .collect();
-                    tickets.push(self.ticket_id);
-                    tickets.sort_unstable();
-                    let loaded = RequestContext::get(ctx)
-                        .loaders
-                        .attachments
-                        .load_many(tickets.iter().copied())
-                        .await
-                        .map_err(load_error)?;
-                    Ok(tickets
-                        .iter()
-                        .filter_map(|id| loaded.get(id))
-                        .flat_map(|rows| rows.iter())
-                        .filter(|a| a.kind == "id_document")
-                        .map(|a| IdentityDocument::render(a, shown))
-                        .collect())
-                },
-            )
+            .disclose_loaded(request, Field::IdentityDocuments, |shown| async move {
+                let mut tickets: Vec<i32> = self
+                    .other_tickets_rows(ctx)
+                    .await?
+                    .iter()
+                    .map(|t| t.id)
+                    .collect();
+                tickets.push(self.ticket_id);
+                tickets.sort_unstable();
+                let loaded = request
+                    .loaders
+                    .attachments
+                    .load_many(tickets.iter().copied())
+                    .await
+                    .map_err(load_error)?;
+                tickets
+                    .iter()
+                    .filter_map(|id| loaded.get(id))
+                    .flat_map(|rows| rows.iter())
+                    .filter(|a| a.kind == "id_document")
+                    .map(|a| IdentityDocument::render(a, &self.key, shown))
+                    .collect()
+            })
             .await
+            .map(Some)
     }
 
     /// Payment methods with their billing addresses. Class `billing`. MASKED: brand and
     /// last 4 only. A full card number or CVV is never stored.
-    async fn payment_methods(&self, ctx: &Context<'_>) -> ApiResult<Protected<Vec<PaymentMethod>>> {
+    async fn payment_methods(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Option<Protected<Vec<PaymentMethod>>>> {
+        let request = RequestContext::get(ctx);
         self.gate
-            .disclose_loaded(
-                RequestContext::get(ctx),
-                Field::PaymentMethods,
-                |shown| async move {
-                    let rows = RequestContext::get(ctx)
-                        .loaders
-                        .payment_methods
-                        .load_one(self.row.id)
-                        .await
-                        .map_err(load_error)?
-                        .unwrap_or_default();
-                    Ok(rows
-                        .iter()
-                        .map(|p| PaymentMethod::render(p, shown))
-                        .collect())
-                },
-            )
+            .disclose_loaded(request, Field::PaymentMethods, |shown| async move {
+                let rows = request
+                    .loaders
+                    .payment_methods
+                    .load_one(self.row.id)
+                    .await
+                    .map_err(load_error)?
+                    .unwrap_or_default();
+                rows.iter()
+                    .map(|p| PaymentMethod::render(p, &self.key, shown))
+                    .collect()
+            })
             .await
+            .map(Some)
     }
 
     /// Invoices (payment history). Class `billing`. MASKED: number, status and issue date;
     /// no amounts.
-    async fn invoices(&self, ctx: &Context<'_>) -> ApiResult<Protected<Vec<Invoice>>> {
+    async fn invoices(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<Vec<Invoice>>>> {
+        let request = RequestContext::get(ctx);
         self.gate
-            .disclose_loaded(
-                RequestContext::get(ctx),
-                Field::Invoices,
-                |shown| async move {
-                    let rows = RequestContext::get(ctx)
-                        .loaders
-                        .invoices
-                        .load_one(self.row.id)
-                        .await
-                        .map_err(load_error)?
-                        .unwrap_or_default();
-                    Ok(rows.iter().map(|i| Invoice::render(i, shown)).collect())
-                },
-            )
+            .disclose_loaded(request, Field::Invoices, |shown| async move {
+                let rows = request
+                    .loaders
+                    .invoices
+                    .load_one(self.row.id)
+                    .await
+                    .map_err(load_error)?
+                    .unwrap_or_default();
+                Ok(rows.iter().map(|i| Invoice::render(i, shown)).collect())
+            })
             .await
+            .map(Some)
     }
 
     /// The customer's other tickets, oldest first. Class `ticket_history`. MASKED: topic,
     /// status and dates; no subject.
-    async fn other_tickets(&self, ctx: &Context<'_>) -> ApiResult<Protected<Vec<TicketSummary>>> {
+    async fn other_tickets(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Option<Protected<Vec<TicketSummary>>>> {
+        let request = RequestContext::get(ctx);
         self.gate
-            .disclose_loaded(
-                RequestContext::get(ctx),
-                Field::OtherTickets,
-                |shown| async move {
-                    let rows = self.other_tickets_rows(ctx).await?;
-                    rows.iter()
-                        .map(|t| TicketSummary::render(t, shown))
-                        .collect()
-                },
-            )
+            .disclose_loaded(request, Field::OtherTickets, |shown| async move {
+                let rows = self.other_tickets_rows(ctx).await?;
+                rows.iter()
+                    .map(|t| TicketSummary::render(t, shown))
+                    .collect()
+            })
             .await
+            .map(Some)
     }
 
     /// The messages of the customer's other tickets, oldest first. Class `chat_history`.
     /// MASKED: the text with emails, phone numbers, card numbers, IBANs and dates replaced
     /// by `[email]`, `[phone]`, `[card]`, `[iban]` and `[date]`.
-    async fn chat_history(&self, ctx: &Context<'_>) -> ApiResult<Protected<Vec<ChatMessage>>> {
+    async fn chat_history(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Option<Protected<Vec<ChatMessage>>>> {
+        let request = RequestContext::get(ctx);
         self.gate
-            .disclose_loaded(
-                RequestContext::get(ctx),
-                Field::ChatHistory,
-                |shown| async move {
-                    let tickets = self.other_tickets_rows(ctx).await?;
-                    let loaded = RequestContext::get(ctx)
-                        .loaders
-                        .messages
-                        .load_many(tickets.iter().map(|t| t.id))
-                        .await
-                        .map_err(load_error)?;
-                    Ok(tickets
-                        .iter()
-                        .filter_map(|t| loaded.get(&t.id))
-                        .flat_map(|rows| rows.iter())
-                        .map(|m| ChatMessage::render(m, shown))
-                        .collect())
-                },
-            )
+            .disclose_loaded(request, Field::ChatHistory, |shown| async move {
+                let tickets = self.other_tickets_rows(ctx).await?;
+                let loaded = request
+                    .loaders
+                    .messages
+                    .load_many(tickets.iter().map(|t| t.id))
+                    .await
+                    .map_err(load_error)?;
+                tickets
+                    .iter()
+                    .filter_map(|t| loaded.get(&t.id))
+                    .flat_map(|rows| rows.iter())
+                    .map(|m| ChatMessage::render(m, &self.key, shown))
+                    .collect()
+            })
             .await
+            .map(Some)
     }
 }
 
@@ -325,16 +365,21 @@ pub struct IdentityDocument {
 }
 
 impl IdentityDocument {
-    fn render(row: &attachment::Model, shown: Shown) -> IdentityDocument {
+    fn render(row: &attachment::Model, key: &DataKey, shown: Shown) -> ApiResult<IdentityDocument> {
         let plain = shown == Shown::Plain;
-        IdentityDocument {
+        let content = if plain {
+            let bytes = decrypt_bytes(key, "attachments", "content", row.id, &row.content)?;
+            Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+        } else {
+            None
+        };
+        Ok(IdentityDocument {
             id: ID(row.id.to_string()),
             kind: row.kind.clone(),
             file_name: plain.then(|| row.file_name.clone()),
             size_bytes: row.size_bytes,
-            content_base64: plain
-                .then(|| base64::engine::general_purpose::STANDARD.encode(&row.content)),
-        }
+            content_base64: content,
+        })
     }
 }
 
@@ -356,23 +401,32 @@ pub struct PaymentMethod {
 }
 
 impl PaymentMethod {
-    fn render(row: &entity::payment_method::Model, shown: Shown) -> PaymentMethod {
+    fn render(
+        row: &entity::payment_method::Model,
+        key: &DataKey,
+        shown: Shown,
+    ) -> ApiResult<PaymentMethod> {
         let plain = shown == Shown::Plain;
-        PaymentMethod {
+        let text =
+            |column, sealed: &[u8]| decrypt_text(key, "payment_methods", column, row.id, sealed);
+        let billing_address = if plain {
+            Some(one_line_address(
+                &text("billing_street", &row.billing_street)?,
+                &text("billing_city", &row.billing_city)?,
+                &text("billing_postal_code", &row.billing_postal_code)?,
+                &text("billing_country", &row.billing_country)?,
+            ))
+        } else {
+            None
+        };
+        Ok(PaymentMethod {
             id: ID(row.id.to_string()),
             brand: row.brand.clone(),
             last4: row.last4.clone(),
             exp_month: plain.then_some(row.exp_month),
             exp_year: plain.then_some(row.exp_year),
-            billing_address: plain.then(|| {
-                one_line_address(
-                    &row.billing_street,
-                    &row.billing_city,
-                    &row.billing_postal_code,
-                    &row.billing_country,
-                )
-            }),
-        }
+            billing_address,
+        })
     }
 }
 
@@ -451,16 +505,17 @@ pub struct ChatMessage {
 }
 
 impl ChatMessage {
-    fn render(row: &message::Model, shown: Shown) -> ChatMessage {
-        ChatMessage {
+    fn render(row: &message::Model, key: &DataKey, shown: Shown) -> ApiResult<ChatMessage> {
+        let body = decrypt_text(key, "messages", "body", row.id, &row.body)?;
+        Ok(ChatMessage {
             ticket_id: ID(row.ticket_id.to_string()),
             author_kind: row.author_kind.clone(),
             body: match shown {
-                Shown::Plain => row.body.clone(),
-                Shown::Masked => mask::redact_message(&row.body),
+                Shown::Plain => body,
+                Shown::Masked => mask::redact_message(&body),
             },
             created_at: row.created_at,
-        }
+        })
     }
 }
 

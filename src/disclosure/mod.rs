@@ -121,16 +121,17 @@ impl Gate {
         self.decisions.get(class)
     }
 
-    /// Discloses a field whose value is at hand: `render` runs only for `PLAIN` or `MASKED`.
+    /// Discloses a field whose value is at hand: `render` runs only for `PLAIN` or `MASKED`
+    /// (and may fail, e.g. when a value cannot be decrypted).
     pub async fn disclose<T: OutputType>(
         &self,
         request: &RequestContext,
         field: Field,
-        render: impl FnOnce(Shown) -> T,
-    ) -> Protected<T> {
+        render: impl FnOnce(Shown) -> ApiResult<T>,
+    ) -> ApiResult<Protected<T>> {
         let resolved = self.resolve(request, field).await;
-        let value = resolved.shown.map(render);
-        self.wrap(field, resolved, value)
+        let value = resolved.shown.map(render).transpose()?;
+        Ok(self.wrap(field, resolved, value))
     }
 
     /// Discloses a field that must be loaded first: `load` runs only for `PLAIN` or `MASKED`,

@@ -11,7 +11,8 @@ use entity::ticket;
 
 use super::store::{self, TicketFilter};
 use crate::agents::Agent;
-use crate::customers::graphql::Customer;
+use crate::crypto::vault::DataKey;
+use crate::customers::graphql::{decrypt_text, Customer};
 use crate::disclosure::summary::AccessSummary;
 use crate::disclosure::Gate;
 use crate::error::{ApiError, ApiResult};
@@ -156,24 +157,32 @@ impl Ticket {
         }))
     }
 
-    /// The ticket's conversation, oldest first.
-    async fn messages(&self, ctx: &Context<'_>) -> ApiResult<Vec<Message>> {
-        let rows = RequestContext::get(ctx)
+    /// The ticket's conversation, oldest first (null, with an `INTERNAL` error, if a
+    /// message cannot be decrypted).
+    async fn messages(&self, ctx: &Context<'_>) -> ApiResult<Option<Vec<Message>>> {
+        let request = RequestContext::get(ctx);
+        let rows = request
             .loaders
             .messages
             .load_one(self.row.id)
             .await
             .map_err(load_error)?
             .unwrap_or_default();
-        Ok(rows
-            .iter()
-            .map(|m| Message {
-                id: ID(m.id.to_string()),
-                author_kind: m.author_kind.clone(),
-                body: m.body.clone(),
-                created_at: m.created_at,
+        if rows.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let key = self.data_key(request).await?;
+        rows.iter()
+            .map(|m| {
+                Ok(Message {
+                    id: ID(m.id.to_string()),
+                    author_kind: m.author_kind.clone(),
+                    body: decrypt_text(&key, "messages", "body", m.id, &m.body)?,
+                    created_at: m.created_at,
+                })
             })
-            .collect())
+            .collect::<ApiResult<Vec<Message>>>()
+            .map(Some)
     }
 
     /// What the calling agent can and cannot see of the customer on this ticket, per data
@@ -197,8 +206,10 @@ impl Ticket {
                     "loading a customer",
                 )
             })?;
+        let key = self.data_key(request).await?;
         Ok(Customer::new(
             row,
+            key,
             Arc::new(self.gate(request)),
             self.row.id,
         ))
@@ -206,6 +217,19 @@ impl Ticket {
 }
 
 impl Ticket {
+    /// The data key of the ticket's customer.
+    async fn data_key(&self, request: &RequestContext) -> ApiResult<DataKey> {
+        request
+            .loaders
+            .data_keys
+            .load_one(self.row.customer_id)
+            .await
+            .map_err(load_error)?
+            .ok_or_else(|| {
+                ApiError::internal(anyhow::anyhow!("customer without data key"), "loading keys")
+            })
+    }
+
     /// The disclosure gate of the calling agent on this ticket.
     fn gate(&self, request: &RequestContext) -> Gate {
         Gate::new(

@@ -34,6 +34,9 @@ on_both_databases! {
 async fn production_mode_serves_no_graphiql() {
     let (mut settings, dir, pg) = fresh_settings(Backend::Sqlite).await;
     settings.mode = needtoknow::config::Mode::Production;
+    settings.master_key = Some(needtoknow::config::Secret::new(
+        needtoknow::crypto::keys::generate_key(),
+    ));
     let app = spawn_with(settings, dir, pg).await;
     let page = app
         .client
