@@ -17,7 +17,7 @@
 #                           how long a reveal grant lasts (default 900, capped by config);
 #   allow(agent, action, resource)
 #                           other permissions: ("read", "audit_trail"), ("read",
-#                           "access_report"), and on a ticket
+#                           "access_report"), ("export" | "erase", "customer_data"), and on a ticket
 #                           "approve_reveal", "revoke_reveal" (others' grants), "set_status".
 #
 # Agent attributes:  role, team, queues (list of topics).
@@ -115,3 +115,7 @@ allow(agent: Agent, "set_status", ticket: Ticket) if
 # Who may read the audit trail, and per-customer access reports (the privacy officer).
 allow(agent: Agent, "read", "audit_trail") if agent.role in ["auditor", "supervisor"];
 allow(agent: Agent, "read", "access_report") if agent.role in ["admin", "auditor"];
+
+# Who answers data-subject requests: export everything held on a customer, or erase them.
+allow(agent: Agent, "export", "customer_data") if agent.role = "admin";
+allow(agent: Agent, "erase", "customer_data") if agent.role = "admin";

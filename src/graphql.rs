@@ -9,6 +9,7 @@ use crate::agents::graphql::AgentQuery;
 use crate::agents::Agent;
 use crate::audit::graphql::AuditQuery;
 use crate::audit::AuditLog;
+use crate::customers::privacy::{PrivacyMutation, PrivacyQuery};
 use crate::loaders::Loaders;
 use crate::policy::PolicySet;
 use crate::reveal::graphql::{RevealMutation, RevealQuery};
@@ -19,11 +20,17 @@ use crate::tickets::graphql::{TicketMutation, TicketQuery};
 
 /// The query root.
 #[derive(MergedObject, Default)]
-pub struct Query(AgentQuery, TicketQuery, RevealQuery, AuditQuery);
+pub struct Query(
+    AgentQuery,
+    TicketQuery,
+    RevealQuery,
+    AuditQuery,
+    PrivacyQuery,
+);
 
 /// The mutation root.
 #[derive(MergedObject, Default)]
-pub struct Mutation(RevealMutation, TicketMutation);
+pub struct Mutation(RevealMutation, TicketMutation, PrivacyMutation);
 
 /// needtoknow's schema.
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
@@ -56,6 +63,8 @@ pub struct RequestContext {
     pub grant_store: GrantStore,
     /// The caller's grants, read at most once per request.
     pub grants: RequestGrants,
+    /// Customers' data keys.
+    pub vault: std::sync::Arc<crate::crypto::vault::Vault>,
     /// The service's settings.
     pub settings: std::sync::Arc<crate::config::Settings>,
 }

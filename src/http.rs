@@ -163,6 +163,7 @@ pub async fn graphql(
         audit: state.audit.clone(),
         grant_store: state.grants.clone(),
         grants,
+        vault: state.vault.clone(),
         settings: state.settings.clone(),
     };
     let response = state.schema.execute(request.data(context)).await;

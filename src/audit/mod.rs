@@ -43,6 +43,10 @@ pub enum Action {
     RevealRevoked,
     /// A grant was seen to have expired.
     GrantExpired,
+    /// The privacy officer exported everything held on a customer.
+    CustomerExported,
+    /// The privacy officer erased a customer (crypto-shredding).
+    CustomerErased,
 }
 
 impl Action {
@@ -56,22 +60,27 @@ impl Action {
             Action::RevealDenied => "reveal_denied",
             Action::RevealRevoked => "reveal_revoked",
             Action::GrantExpired => "grant_expired",
+            Action::CustomerExported => "customer_exported",
+            Action::CustomerErased => "customer_erased",
         }
     }
 
+    /// Every action.
+    pub const ALL: [Action; 9] = [
+        Action::Viewed,
+        Action::RevealRequested,
+        Action::RevealGranted,
+        Action::RevealApproved,
+        Action::RevealDenied,
+        Action::RevealRevoked,
+        Action::GrantExpired,
+        Action::CustomerExported,
+        Action::CustomerErased,
+    ];
+
     /// Parses the stored form.
     pub fn parse(s: &str) -> Option<Action> {
-        [
-            Action::Viewed,
-            Action::RevealRequested,
-            Action::RevealGranted,
-            Action::RevealApproved,
-            Action::RevealDenied,
-            Action::RevealRevoked,
-            Action::GrantExpired,
-        ]
-        .into_iter()
-        .find(|a| a.as_str() == s)
+        Action::ALL.into_iter().find(|a| a.as_str() == s)
     }
 }
 
@@ -294,15 +303,7 @@ mod tests {
 
     #[test]
     fn every_action_round_trips_through_its_stored_form() {
-        for action in [
-            Action::Viewed,
-            Action::RevealRequested,
-            Action::RevealGranted,
-            Action::RevealApproved,
-            Action::RevealDenied,
-            Action::RevealRevoked,
-            Action::GrantExpired,
-        ] {
+        for action in Action::ALL {
             assert_eq!(Action::parse(action.as_str()), Some(action));
         }
     }

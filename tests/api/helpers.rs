@@ -172,6 +172,26 @@ impl TestApp {
             .collect()
     }
 
+    /// Creates an agent (team `support`) and returns its token.
+    pub async fn create_agent(&self, handle: &str, role: &str) -> String {
+        let db = needtoknow::db::connect(&self.settings).await.unwrap();
+        let policy = needtoknow::policy::Policy::load(&self.settings.policy_dir).unwrap();
+        let (_, token) = needtoknow::agents::create(
+            &db,
+            policy.current().vocabulary(),
+            needtoknow::agents::NewAgent {
+                handle: handle.into(),
+                display_name: handle.into(),
+                role: role.into(),
+                team: "support".into(),
+                queues: vec![],
+            },
+        )
+        .await
+        .unwrap();
+        token
+    }
+
     /// Runs a query as `handle` and fails on errors; returns `data`.
     pub async fn data_as(&self, handle: &str, query: &str, variables: Value) -> Value {
         let (_, body) = self.query_as(handle, query, variables).await;

@@ -11,5 +11,6 @@ mod health;
 mod instances;
 mod policy_matrix;
 mod policy_reload;
+mod privacy;
 mod reveal;
 mod tickets;

@@ -160,22 +160,7 @@ async fn a_grant_never_reveals_on_another_ticket() {
 }
 
 async fn second_supervisor(app: &TestApp) -> String {
-    let db = needtoknow::db::connect(&app.settings).await.unwrap();
-    let policy = needtoknow::policy::Policy::load(&app.settings.policy_dir).unwrap();
-    let (_, token) = needtoknow::agents::create(
-        &db,
-        policy.current().vocabulary(),
-        needtoknow::agents::NewAgent {
-            handle: "supervisor2".into(),
-            display_name: "Second Supervisor".into(),
-            role: "supervisor".into(),
-            team: "support".into(),
-            queues: vec![],
-        },
-    )
-    .await
-    .unwrap();
-    token
+    app.create_agent("supervisor2", "supervisor").await
 }
 
 async fn as_token(app: &TestApp, token: &str, query: &str, variables: Value) -> Value {
