@@ -90,6 +90,10 @@ pub struct GlobalArgs {
     /// Master key file (default: <data dir>/master-keys.json; generated in dev/demo mode).
     #[arg(long, global = true, env = "NEEDTOKNOW_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
+    /// Retention after resolution, `name=period` entries (periods like 7d, 12h, 0d) over the
+    /// defaults `id_document=7d,transcripts=365d,transcripts_without_consent=0d`.
+    #[arg(long, global = true, env = "NEEDTOKNOW_RETENTION", default_value = "")]
+    pub retention: String,
     /// Seconds to wait for the database when connecting.
     #[arg(long, global = true, env = "NEEDTOKNOW_DATABASE_TIMEOUT_SECS", default_value = "5",
           value_parser = clap::value_parser!(u64).range(1..=300))]
@@ -117,6 +121,20 @@ pub enum Command {
     /// Manage master keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Apply retention periods.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+}
+
+/// `retention` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Delete what the retention periods no longer allow to keep (idempotent).
+    Sweep {
+        /// Sweep as of this time (RFC 3339, e.g. 2027-01-01T00:00:00Z) instead of now.
+        #[arg(long)]
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
+    },
 }
 
 /// `keys` subcommands.
@@ -203,6 +221,13 @@ pub struct ServeArgs {
     /// HTTP worker threads (0: one per core).
     #[arg(long, env = "NEEDTOKNOW_WORKERS", default_value = "0")]
     pub workers: usize,
+    /// Seconds between retention sweeps inside the service (0: only `retention sweep`).
+    #[arg(
+        long,
+        env = "NEEDTOKNOW_RETENTION_INTERVAL_SECS",
+        default_value = "3600"
+    )]
+    pub retention_interval_secs: u64,
     /// Milliseconds between checks of the policy directory for changes (0: off; SIGHUP
     /// always reloads).
     #[arg(long, env = "NEEDTOKNOW_POLICY_WATCH_MS", default_value = "1000",
@@ -266,6 +291,7 @@ impl GlobalArgs {
         if let Some(file) = &self.master_key_file {
             settings.master_key_file = file.clone();
         }
+        settings.retention = crate::retention::RetentionPolicy::parse(&self.retention)?;
         settings.grants = match self
             .redis_url
             .as_deref()
@@ -302,6 +328,8 @@ impl ServeArgs {
         settings.workers = self.workers;
         settings.policy_watch =
             (self.policy_watch_ms > 0).then(|| Duration::from_millis(self.policy_watch_ms));
+        settings.retention_interval = (self.retention_interval_secs > 0)
+            .then(|| Duration::from_secs(self.retention_interval_secs));
         Ok(settings)
     }
 }

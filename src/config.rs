@@ -134,6 +134,10 @@ pub struct Settings {
     pub master_key: Option<Secret<String>>,
     /// The master key file (default `<data dir>/master-keys.json`).
     pub master_key_file: PathBuf,
+    /// How long data is kept after tickets are resolved.
+    pub retention: crate::retention::RetentionPolicy,
+    /// How often the sweeper runs inside the service; `None`: only on demand.
+    pub retention_interval: Option<Duration>,
 }
 
 /// Where reveal grants live.
@@ -171,6 +175,8 @@ impl Settings {
             report_agent_identities: false,
             master_key: None,
             master_key_file: data_dir.join("master-keys.json"),
+            retention: crate::retention::RetentionPolicy::default(),
+            retention_interval: None,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
-use entity::{agent, attachment, customer, invoice, meta, payment_method, ticket};
+use entity::{agent, attachment, consent, customer, invoice, meta, payment_method, ticket};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
     TransactionTrait,
@@ -141,6 +141,19 @@ pub async fn seed(
         ["3 Mill Road", "Cambridge", "CB1 2AB", "GB"],
     )
     .await?;
+    // Robin agreed to chat recording, so their resolved transcripts are kept (365 days by
+    // default) rather than purged at once.
+    consent::ActiveModel {
+        customer_id: Set(robin),
+        kind: Set("recording".into()),
+        notice_version: Set("2026-01".into()),
+        given_at: Set(now - Duration::days(30)),
+        withdrawn_at: Set(None),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await
+    .context("inserting a demo consent")?;
     let march = Utc
         .with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
         .single()

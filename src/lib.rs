@@ -14,6 +14,7 @@
 //!   `tickets`), [`customers`] (the `Customer` type and its masks).
 //! - [`reveal`] issues, stores (Redis or in-process) and revokes reveal grants.
 //! - [`audit`] is the hash-chained audit trail: plaintext views, reveals, `audit verify`.
+//! - [`crypto`] encrypts personal data at rest; [`retention`] deletes it on schedule.
 //! - [`demo`] seeds the demo dataset.
 
 pub mod agents;
@@ -30,6 +31,7 @@ pub mod graphql;
 pub mod http;
 pub mod loaders;
 pub mod policy;
+pub mod retention;
 pub mod reveal;
 pub mod startup;
 pub mod telemetry;

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
-use needtoknow::cli::{AgentCommand, AuditCommand, Cli, Command, KeysCommand, PolicyCommand};
+use needtoknow::cli::{
+    AgentCommand, AuditCommand, Cli, Command, KeysCommand, PolicyCommand, RetentionCommand,
+};
 use needtoknow::policy::admin;
 use needtoknow::policy::Policy;
 use needtoknow::startup::Application;
@@ -119,6 +121,24 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             vault.check_master(&db).await?;
             let count = vault.rewrap_all(&db).await?;
             println!("re-wrapped {count} data key(s) under the current master key version; older versions keep decrypting until you remove them");
+            Ok(())
+        }
+        Command::Retention(RetentionCommand::Sweep { as_of }) => {
+            let settings = cli.global.settings().map_err(Failure::Config)?;
+            let db = db::connect(&settings).await?;
+            db::migrate(&db).await?;
+            let as_of = as_of.unwrap_or_else(chrono::Utc::now);
+            let report = needtoknow::retention::sweep(
+                &db,
+                &audit::AuditLog::new(db.clone()),
+                &settings.retention,
+                as_of,
+            )
+            .await?;
+            println!(
+                "retention sweep as of {as_of}: purged {} attachment(s) and {} message(s)",
+                report.attachments, report.messages
+            );
             Ok(())
         }
         Command::Audit(AuditCommand::Verify) => {

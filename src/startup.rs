@@ -100,6 +100,14 @@ impl Application {
 
         crate::policy::reload::spawn(policy.clone(), settings.policy_watch);
         let workers = settings.workers;
+        if let Some(interval) = settings.retention_interval {
+            crate::retention::spawn(
+                db.clone(),
+                AuditLog::new(db.clone()),
+                settings.retention.clone(),
+                interval,
+            );
+        }
         let grants = grant_store(&settings)?;
         tracing::info!(grant_store = grants.describe(), "reveal grants");
         let state = web::Data::new(AppState {

@@ -47,6 +47,8 @@ pub enum Action {
     CustomerExported,
     /// The privacy officer erased a customer (crypto-shredding).
     CustomerErased,
+    /// The retention sweeper deleted data whose retention period had passed.
+    Purged,
 }
 
 impl Action {
@@ -62,11 +64,12 @@ impl Action {
             Action::GrantExpired => "grant_expired",
             Action::CustomerExported => "customer_exported",
             Action::CustomerErased => "customer_erased",
+            Action::Purged => "purged",
         }
     }
 
     /// Every action.
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 10] = [
         Action::Viewed,
         Action::RevealRequested,
         Action::RevealGranted,
@@ -76,6 +79,7 @@ impl Action {
         Action::GrantExpired,
         Action::CustomerExported,
         Action::CustomerErased,
+        Action::Purged,
     ];
 
     /// Parses the stored form.

@@ -38,17 +38,27 @@ pub fn spawn(policy: Policy, interval: Option<Duration>) {
         let policy = policy.clone();
         tokio::spawn(async move {
             let mut seen = fingerprint(policy.dir());
+            // A change is loaded once it has held still for one interval, so a file caught
+            // half-written by an editor is not loaded (and reported) on its way.
+            let mut settling: Option<Vec<u8>> = None;
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
                 let now = fingerprint(policy.dir());
-                if now != seen {
-                    seen = now;
-                    let policy = policy.clone();
-                    // Loading and checking is CPU work; keep it off the async workers.
-                    let _ = tokio::task::spawn_blocking(move || policy.reload()).await;
+                if now == seen {
+                    settling = None;
+                    continue;
                 }
+                if settling.as_ref() != Some(&now) {
+                    settling = Some(now);
+                    continue;
+                }
+                settling = None;
+                seen = now;
+                let policy = policy.clone();
+                // Loading and checking is CPU work; keep it off the async workers.
+                let _ = tokio::task::spawn_blocking(move || policy.reload()).await;
             }
         });
     }

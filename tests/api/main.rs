@@ -12,5 +12,6 @@ mod instances;
 mod policy_matrix;
 mod policy_reload;
 mod privacy;
+mod retention;
 mod reveal;
 mod tickets;

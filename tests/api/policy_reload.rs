@@ -127,7 +127,9 @@ async fn policy_edits_reload_only_when_they_check_out() {
     )
     .unwrap();
     eventually("the broken edit is reported", || async {
-        readiness(&app).await["checks"]["policy"]["status"] == "reload_refused"
+        readiness(&app).await["checks"]["policy"]["lastReloadError"]
+            .as_str()
+            .is_some_and(|e| e.contains("main.polar"))
     })
     .await;
     let ready = readiness(&app).await;
