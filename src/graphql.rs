@@ -9,6 +9,7 @@ use crate::agents::graphql::AgentQuery;
 use crate::agents::Agent;
 use crate::audit::graphql::AuditQuery;
 use crate::audit::AuditLog;
+use crate::consent::graphql::ConsentMutation;
 use crate::customers::privacy::{PrivacyMutation, PrivacyQuery};
 use crate::loaders::Loaders;
 use crate::policy::PolicySet;
@@ -30,7 +31,12 @@ pub struct Query(
 
 /// The mutation root.
 #[derive(MergedObject, Default)]
-pub struct Mutation(RevealMutation, TicketMutation, PrivacyMutation);
+pub struct Mutation(
+    RevealMutation,
+    TicketMutation,
+    ConsentMutation,
+    PrivacyMutation,
+);
 
 /// needtoknow's schema.
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;

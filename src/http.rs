@@ -261,6 +261,34 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::build(status).json(body)
 }
 
+/// Query of `GET /public/consent-notices`.
+#[derive(serde::Deserialize)]
+pub struct NoticeQuery {
+    topic: String,
+    channel: String,
+}
+
+/// `GET /public/consent-notices?topic=…&channel=…`: the current notices for the chat
+/// widget, without an agent token (they hold no personal data).
+pub async fn consent_notices(
+    state: web::Data<AppState>,
+    query: web::Query<NoticeQuery>,
+) -> HttpResponse {
+    let words = [&query.topic, &query.channel];
+    if words.iter().any(|w| !crate::policy::is_word(w)) {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "BAD_USER_INPUT",
+            "`topic` and `channel` are lower-case words",
+        );
+    }
+    let policy = state.policy.current();
+    let notices = policy.notices().current(&query.topic, &query.channel);
+    HttpResponse::Ok()
+        .insert_header(("cache-control", "public, max-age=60"))
+        .json(json!({ "notices": notices }))
+}
+
 /// Unknown paths: a JSON 404.
 pub async fn not_found() -> HttpResponse {
     error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")

@@ -21,6 +21,7 @@ pub mod agents;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod consent;
 pub mod crypto;
 pub mod customers;
 pub mod db;

@@ -127,6 +127,10 @@ impl Application {
                 .route("/graphql", web::get().to(http::graphiql))
                 .route("/healthz", web::get().to(http::healthz))
                 .route("/readyz", web::get().to(http::readyz))
+                .route(
+                    "/public/consent-notices",
+                    web::get().to(http::consent_notices),
+                )
                 .default_service(web::to(http::not_found))
         })
         .shutdown_timeout(10)

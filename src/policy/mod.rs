@@ -126,6 +126,7 @@ pub struct PolicySet {
     decisions: RwLock<HashMap<(AgentFacts, TicketFacts), Arc<ClassDecisions>>>,
     scopes: RwLock<HashMap<AgentFacts, Arc<[TicketScope]>>>,
     hand_offs: RwLock<HashMap<HandOffKey, Arc<[RoleInfo]>>>,
+    notices: crate::consent::Notices,
 }
 
 /// The decisions for every data class on one ticket for one agent.
@@ -169,9 +170,11 @@ impl PolicySet {
         oso.load_files(files.clone())
             .map_err(|e| PolicyError::Polar(e.to_string()))?;
         let vocabulary = read_vocabulary(&oso)?;
+        let notices = crate::consent::Notices::load(dir).map_err(PolicyError::Invalid)?;
         Ok(PolicySet {
             oso,
             vocabulary,
+            notices,
             files,
             decisions: RwLock::default(),
             scopes: RwLock::default(),
@@ -182,6 +185,11 @@ impl PolicySet {
     /// The roles and topics this policy set defines.
     pub fn vocabulary(&self) -> &Vocabulary {
         &self.vocabulary
+    }
+
+    /// The consent notices published with this policy set (`notices.json`).
+    pub fn notices(&self) -> &crate::consent::Notices {
+        &self.notices
     }
 
     /// The files this set was loaded from.

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::Policy;
 
-/// A digest of every `*.polar` and `tests/*.cases` file: names and contents.
+/// A digest of every `*.polar`, `notices.json` and `tests/*.cases` file: names and contents.
 pub fn fingerprint(dir: &Path) -> Vec<u8> {
     let mut paths = Vec::new();
     for sub in [dir.to_owned(), dir.join("tests")] {

@@ -6,6 +6,7 @@ mod helpers;
 mod audit;
 mod auth;
 mod bad_input;
+mod consent;
 mod encryption;
 mod health;
 mod instances;

@@ -1,0 +1,106 @@
+//! Recording and withdrawing consents on a ticket's customer.
+
+use async_graphql::{Context, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use entity::consent;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+
+use crate::error::{ApiError, ApiResult};
+use crate::graphql::RequestContext;
+use crate::policy::is_word;
+use crate::tickets;
+
+/// A consent of the ticket's customer.
+#[derive(SimpleObject)]
+pub struct Consent {
+    /// What was consented to, e.g. `recording`.
+    pub kind: String,
+    /// The notice version the customer saw.
+    pub notice_version: String,
+    /// When it was given.
+    pub given_at: DateTime<Utc>,
+    /// When it was withdrawn, if it was.
+    pub withdrawn_at: Option<DateTime<Utc>>,
+}
+
+impl From<consent::Model> for Consent {
+    fn from(row: consent::Model) -> Self {
+        Consent {
+            kind: row.kind,
+            notice_version: row.notice_version,
+            given_at: row.given_at,
+            withdrawn_at: row.withdrawn_at,
+        }
+    }
+}
+
+/// Consent mutations.
+#[derive(Default)]
+pub struct ConsentMutation;
+
+#[Object]
+impl ConsentMutation {
+    /// Records that the customer of a ticket the agent may see accepted a notice (by kind
+    /// and version, as the widget showed it). A consent of the same kind given before is
+    /// replaced.
+    async fn record_consent(
+        &self,
+        ctx: &Context<'_>,
+        ticket_id: ID,
+        kind: String,
+        notice_version: String,
+    ) -> ApiResult<Consent> {
+        let request = RequestContext::get(ctx);
+        let ticket = tickets::visible(request, &ticket_id).await?;
+        let notices = request.policy.notices();
+        if !is_word(&kind) || notice_version.len() > 64 || !notices.has(&kind, &notice_version) {
+            return Err(ApiError::BadUserInput(
+                "`kind` and `noticeVersion` must name a published notice (see GET /public/consent-notices)".into(),
+            ));
+        }
+        withdraw(request, ticket.customer_id, &kind).await?;
+        let row = consent::ActiveModel {
+            customer_id: Set(ticket.customer_id),
+            kind: Set(kind),
+            notice_version: Set(notice_version),
+            given_at: Set(Utc::now()),
+            withdrawn_at: Set(None),
+            ..Default::default()
+        }
+        .insert(&request.db)
+        .await?;
+        Ok(row.into())
+    }
+
+    /// Records that the customer of a ticket withdrew a consent. Withdrawing what was never
+    /// given is harmless. Returns how many consents were withdrawn.
+    async fn withdraw_consent(
+        &self,
+        ctx: &Context<'_>,
+        ticket_id: ID,
+        kind: String,
+    ) -> ApiResult<u64> {
+        let request = RequestContext::get(ctx);
+        let ticket = tickets::visible(request, &ticket_id).await?;
+        if !is_word(&kind) {
+            return Err(ApiError::BadUserInput(
+                "`kind` is not a consent kind".into(),
+            ));
+        }
+        withdraw(request, ticket.customer_id, &kind).await
+    }
+}
+
+async fn withdraw(request: &RequestContext, customer_id: i32, kind: &str) -> ApiResult<u64> {
+    let result = consent::Entity::update_many()
+        .col_expr(
+            consent::Column::WithdrawnAt,
+            sea_orm::sea_query::Expr::value(Utc::now()),
+        )
+        .filter(consent::Column::CustomerId.eq(customer_id))
+        .filter(consent::Column::Kind.eq(kind))
+        .filter(consent::Column::WithdrawnAt.is_null())
+        .exec(&request.db)
+        .await?;
+    Ok(result.rows_affected)
+}

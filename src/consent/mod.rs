@@ -1,0 +1,87 @@
+//! Consent and transparency: versioned, plain-language notices the chat widget shows before
+//! an agent accesses anything (readable without an agent token), and the consents agents
+//! record on a ticket. Recording consent decides how long transcripts are kept
+//! ([`crate::retention`]).
+//!
+//! Notices live beside the policies in `notices.json` and reload with them:
+//!
+//! ```json
+//! [{ "kind": "recording", "version": "2026-01", "topics": ["*"], "channels": ["chat"],
+//!    "text": "To help you best, we'll need to access your account details. …" }]
+//! ```
+
+pub mod graphql;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// One version of a notice, for some topics and channels (`*` matches any).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// What the customer consents to, e.g. `recording`.
+    pub kind: String,
+    /// The notice's version; consents record which one the customer saw.
+    pub version: String,
+    /// Topics it applies to.
+    pub topics: Vec<String>,
+    /// Channels it applies to.
+    pub channels: Vec<String>,
+    /// The plain-language text.
+    pub text: String,
+}
+
+fn matches(list: &[String], word: &str) -> bool {
+    list.iter().any(|w| w == "*" || w == word)
+}
+
+/// The notices of a policy directory (none if `notices.json` is absent).
+#[derive(Clone, Debug, Default)]
+pub struct Notices(Vec<Notice>);
+
+impl Notices {
+    /// Reads `dir/notices.json`.
+    pub fn load(dir: &Path) -> Result<Notices, String> {
+        let path = dir.join("notices.json");
+        if !path.exists() {
+            return Ok(Notices::default());
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let notices: Vec<Notice> =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        for notice in &notices {
+            if notice.text.trim().is_empty() || notice.version.trim().is_empty() {
+                return Err(format!(
+                    "{}: every notice needs a version and a text",
+                    path.display()
+                ));
+            }
+        }
+        Ok(Notices(notices))
+    }
+
+    /// The notices for a topic and channel: for each kind, the latest version (the last one
+    /// listed) that applies.
+    pub fn current(&self, topic: &str, channel: &str) -> Vec<&Notice> {
+        let mut out: Vec<&Notice> = Vec::new();
+        for notice in self
+            .0
+            .iter()
+            .filter(|n| matches(&n.topics, topic) && matches(&n.channels, channel))
+        {
+            match out.iter_mut().find(|n| n.kind == notice.kind) {
+                Some(slot) => *slot = notice,
+                None => out.push(notice),
+            }
+        }
+        out
+    }
+
+    /// Whether `kind` has a notice of `version`.
+    pub fn has(&self, kind: &str, version: &str) -> bool {
+        self.0
+            .iter()
+            .any(|n| n.kind == kind && n.version == version)
+    }
+}
