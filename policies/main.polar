@@ -17,7 +17,8 @@
 #                           how long a reveal grant lasts (default 900, capped by config);
 #   allow(agent, action, resource)
 #                           other permissions: ("read", "audit_trail"), ("read",
-#                           "access_report"), ("export" | "erase", "customer_data"), and on a ticket
+#                           "access_report"), ("export" | "erase", "customer_data"), ("lookup",
+#                           "customer_by_contact"), and on a ticket
 #                           "approve_reveal", "revoke_reveal" (others' grants), "set_status".
 #
 # Agent attributes:  role, team, queues (list of topics).
@@ -115,6 +116,11 @@ allow(agent: Agent, "set_status", ticket: Ticket) if
 # Who may read the audit trail, and per-customer access reports (the privacy officer).
 allow(agent: Agent, "read", "audit_trail") if agent.role in ["auditor", "supervisor"];
 allow(agent: Agent, "read", "access_report") if agent.role in ["admin", "auditor"];
+
+# Who may link an inbound email or phone number to the customer's tickets (they see only
+# tickets they may see anyway).
+allow(agent: Agent, "lookup", "customer_by_contact") if
+    agent.role in ["frontline", "billing", "identity", "supervisor"];
 
 # Who answers data-subject requests: export everything held on a customer, or erase them.
 allow(agent: Agent, "export", "customer_data") if agent.role = "admin";

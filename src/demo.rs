@@ -346,6 +346,8 @@ async fn insert_customer(
         postal_code: Set(Vec::new()),
         country: Set(Vec::new()),
         date_of_birth: Set(Vec::new()),
+        email_index: Set(None),
+        phone_index: Set(None),
         ..Default::default()
     }
     .insert(db)
@@ -364,6 +366,9 @@ async fn insert_customer(
     row.postal_code = Set(seal("postal_code", postal_code));
     row.country = Set(seal("country", country));
     row.date_of_birth = Set(seal("date_of_birth", born));
+    let blind = vault.blind()?;
+    row.email_index = Set(Some(blind.email(email)));
+    row.phone_index = Set(Some(blind.phone(phone)));
     row.update(db).await.context("sealing a demo customer")?;
     Ok((id, key))
 }

@@ -17,13 +17,14 @@ use crate::reveal::graphql::{RevealMutation, RevealQuery};
 use crate::reveal::store::GrantStore;
 use crate::reveal::RequestGrants;
 use crate::telemetry::RequestId;
-use crate::tickets::graphql::{TicketMutation, TicketQuery};
+use crate::tickets::graphql::{ContactLookupQuery, TicketMutation, TicketQuery};
 
 /// The query root.
 #[derive(MergedObject, Default)]
 pub struct Query(
     AgentQuery,
     TicketQuery,
+    ContactLookupQuery,
     RevealQuery,
     AuditQuery,
     PrivacyQuery,

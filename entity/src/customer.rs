@@ -28,6 +28,10 @@ pub struct Model {
     pub country: Vec<u8>,
     /// Personal data, encrypted (class `identity`), ISO 8601 date.
     pub date_of_birth: Vec<u8>,
+    /// Blind index of the normalized email (truncated keyed HMAC, hex).
+    pub email_index: Option<String>,
+    /// Blind index of the phone's digits (truncated keyed HMAC, hex).
+    pub phone_index: Option<String>,
 }
 
 /// Relations are resolved by id in the service's batched loaders, not by joins here.

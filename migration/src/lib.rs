@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261130_000001_create_tables;
 mod m20261130_000002_create_reveal_requests;
 mod m20261130_000003_create_data_keys;
+mod m20261130_000004_add_blind_indexes;
 
 /// The ordered list of needtoknow's migrations.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_create_tables::Migration),
             Box::new(m20261130_000002_create_reveal_requests::Migration),
             Box::new(m20261130_000003_create_data_keys::Migration),
+            Box::new(m20261130_000004_add_blind_indexes::Migration),
         ]
     }
 }

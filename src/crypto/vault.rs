@@ -22,11 +22,13 @@ use sea_orm::{
     QueryOrder, QuerySelect, Set,
 };
 
+use super::blind::BlindIndexer;
 use super::envelope::{self, Slot};
 use super::keys::MasterKeys;
 
 const CHECK_KEY: &str = "master_key_check";
 const CHECK_TEXT: &[u8] = b"needtoknow master key check";
+const INDEX_KEY: &str = "blind_index_key";
 /// Unwrapped data keys kept in memory at most (the cache is cleared past it).
 const CACHE_LIMIT: usize = 20_000;
 
@@ -40,6 +42,8 @@ pub struct Vault {
     /// version this process does not know yet (after `keys rotate`, without a restart).
     key_file: Option<PathBuf>,
     cache: RwLock<HashMap<i32, DataKey>>,
+    /// Set by [`Vault::check_master`] from the wrapped index key in `meta`.
+    blind: std::sync::OnceLock<BlindIndexer>,
 }
 
 fn slot(customer_id: i32) -> Slot<'static> {
@@ -57,7 +61,44 @@ impl Vault {
             master: ArcSwap::from_pointee(master),
             key_file,
             cache: RwLock::new(HashMap::new()),
+            blind: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The blind indexer (available once [`Vault::check_master`] has run).
+    pub fn blind(&self) -> anyhow::Result<&BlindIndexer> {
+        self.blind
+            .get()
+            .context("the vault was not checked against the database")
+    }
+
+    /// Opens a secret stored in `meta` as `VERSION:BASE64(envelope)`.
+    fn open_meta(&self, key: &str, value: &str) -> anyhow::Result<Vec<u8>> {
+        let (version, sealed) = value.split_once(':').context("malformed sealed value")?;
+        let version: u32 = version.parse().context("malformed sealed value")?;
+        let sealed = base64::engine::general_purpose::STANDARD
+            .decode(sealed)
+            .context("malformed sealed value")?;
+        let (master, version) = self.master_version(version).with_context(|| {
+            format!("master key version {version}, which this database uses, is not configured")
+        })?;
+        let cipher = master.version(version).context("master key")?;
+        envelope::open(cipher, meta_slot(key), &sealed).map_err(|_| {
+            anyhow::anyhow!(
+                "the master key does not match this database (wrong NEEDTOKNOW_MASTER_KEY or key file); nothing was written"
+            )
+        })
+    }
+
+    /// Seals a secret for `meta` under the current master version.
+    fn seal_meta(&self, key: &str, secret: &[u8]) -> String {
+        let master = self.master.load_full();
+        let (version, cipher) = master.current();
+        let sealed = envelope::seal(cipher, version, meta_slot(key), secret);
+        format!(
+            "{version}:{}",
+            base64::engine::general_purpose::STANDARD.encode(sealed)
+        )
     }
 
     /// The master cipher of `version`, re-reading the key file once if it is unknown.
@@ -89,43 +130,40 @@ impl Vault {
             .context("reading the master key check")?;
         match row {
             Some(row) => {
-                let (version, sealed) = row
-                    .value
-                    .split_once(':')
-                    .context("malformed master key check")?;
-                let version: u32 = version.parse().context("malformed master key check")?;
-                let sealed = base64::engine::general_purpose::STANDARD
-                    .decode(sealed)
-                    .context("malformed master key check")?;
-                let (master, version) = self.master_version(version).with_context(|| {
-                    format!(
-                        "master key version {version}, which this database uses, is not configured"
-                    )
-                })?;
-                let cipher = master.version(version).context("master key")?;
-                let opened = envelope::open(cipher, check_slot(), &sealed);
-                if opened.as_deref() != Ok(CHECK_TEXT) {
-                    anyhow::bail!(
-                        "the master key does not match this database (wrong NEEDTOKNOW_MASTER_KEY or key file); nothing was written"
-                    );
+                if self.open_meta(CHECK_KEY, &row.value)? != CHECK_TEXT {
+                    anyhow::bail!("the master key check holds an unexpected value");
                 }
             }
             None => {
-                let master = self.master.load_full();
-                let (version, cipher) = master.current();
-                let sealed = envelope::seal(cipher, version, check_slot(), CHECK_TEXT);
                 meta::ActiveModel {
                     key: Set(CHECK_KEY.to_owned()),
-                    value: Set(format!(
-                        "{version}:{}",
-                        base64::engine::general_purpose::STANDARD.encode(sealed)
-                    )),
+                    value: Set(self.seal_meta(CHECK_KEY, CHECK_TEXT)),
                 }
                 .insert(db)
                 .await
                 .context("recording the master key check")?;
             }
         }
+        let index_key = match meta::Entity::find_by_id(INDEX_KEY.to_owned())
+            .one(db)
+            .await
+            .context("reading the blind index key")?
+        {
+            Some(row) => self.open_meta(INDEX_KEY, &row.value)?,
+            None => {
+                let mut bytes = vec![0u8; 32];
+                rand::rng().fill_bytes(&mut bytes);
+                meta::ActiveModel {
+                    key: Set(INDEX_KEY.to_owned()),
+                    value: Set(self.seal_meta(INDEX_KEY, &bytes)),
+                }
+                .insert(db)
+                .await
+                .context("recording the blind index key")?;
+                bytes
+            }
+        };
+        let _ = self.blind.set(BlindIndexer::new(&index_key));
         let versions: Vec<i32> = data_key::Entity::find()
             .select_only()
             .column(data_key::Column::MasterVersion)
@@ -247,19 +285,16 @@ impl Vault {
                 .await
                 .context("reading data keys")?;
             if page.is_empty() {
-                // The start-up check moves to the current version too, so older versions
-                // can be retired once nothing else uses them.
-                let sealed = envelope::seal(master, version, check_slot(), CHECK_TEXT);
-                meta::ActiveModel {
-                    key: Set(CHECK_KEY.to_owned()),
-                    value: Set(format!(
-                        "{version}:{}",
-                        base64::engine::general_purpose::STANDARD.encode(sealed)
-                    )),
+                // The meta secrets move to the current version too, so older versions can
+                // be retired once nothing else uses them.
+                for key in [CHECK_KEY, INDEX_KEY] {
+                    if let Some(row) = meta::Entity::find_by_id(key.to_owned()).one(db).await? {
+                        let secret = self.open_meta(key, &row.value)?;
+                        let mut row: meta::ActiveModel = row.into();
+                        row.value = Set(self.seal_meta(key, &secret));
+                        row.update(db).await.context("re-sealing a meta secret")?;
+                    }
                 }
-                .update(db)
-                .await
-                .context("re-sealing the master key check")?;
                 return Ok(count);
             }
             for row in page {
@@ -283,10 +318,11 @@ impl Vault {
     }
 }
 
-fn check_slot() -> Slot<'static> {
+/// Secrets in `meta` are bound to their key's name (as the row) through the table name.
+fn meta_slot(key: &str) -> Slot<'_> {
     Slot {
-        table: "meta",
-        column: "value",
+        table: key,
+        column: "meta.value",
         row: 0,
     }
 }

@@ -271,6 +271,106 @@ fn scopes(agent: &Agent, request: &RequestContext) -> Arc<[crate::policy::Ticket
     request.policy.ticket_scopes(&agent.facts())
 }
 
+/// Tickets of the customer an inbound email or phone number belongs to.
+#[derive(Default)]
+pub struct ContactLookupQuery;
+
+#[Object]
+impl ContactLookupQuery {
+    /// The tickets the calling agent may see of the customer with exactly this email or
+    /// phone (give one), found through blind indexes — e.g. to link an inbound email to its
+    /// customer. Reveals nothing the agent could not already open; an unknown contact gives
+    /// an empty list. For roles the policy allows (`allow(agent, "lookup",
+    /// "customer_by_contact")`).
+    async fn tickets_by_contact(
+        &self,
+        ctx: &Context<'_>,
+        email: Option<String>,
+        phone: Option<String>,
+    ) -> ApiResult<Vec<Ticket>> {
+        use crate::crypto::blind::{normalize_email, normalize_phone};
+        use entity::customer;
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        let request = RequestContext::get(ctx);
+        if !request.policy.allows(
+            &request.agent.facts(),
+            "lookup",
+            "customer_by_contact".to_owned(),
+        ) {
+            return Err(ApiError::Forbidden(
+                "your role may not look customers up by contact".into(),
+            ));
+        }
+        let blind = request
+            .vault
+            .blind()
+            .map_err(|e| ApiError::internal(e, "blind index"))?;
+        let (column, index, wanted, field) = match (email, phone) {
+            (Some(email), None) if email.len() <= 254 && email.contains('@') => (
+                customer::Column::EmailIndex,
+                blind.email(&email),
+                normalize_email(&email),
+                "email",
+            ),
+            (None, Some(phone)) if phone.len() <= 40 && normalize_phone(&phone).len() >= 6 => (
+                customer::Column::PhoneIndex,
+                blind.phone(&phone),
+                normalize_phone(&phone),
+                "phone",
+            ),
+            _ => {
+                return Err(ApiError::BadUserInput(
+                    "give exactly one of `email` (an address) or `phone` (at least 6 digits)"
+                        .into(),
+                ))
+            }
+        };
+        let candidates = customer::Entity::find()
+            .filter(column.eq(index))
+            .all(&request.db)
+            .await?;
+        let keys = request
+            .loaders
+            .data_keys
+            .load_many(candidates.iter().map(|c| c.id))
+            .await
+            .map_err(load_error)?;
+        let mut matched = Vec::new();
+        for candidate in &candidates {
+            let Some(key) = keys.get(&candidate.id) else {
+                continue;
+            };
+            let sealed = if field == "email" {
+                &candidate.email
+            } else {
+                &candidate.phone
+            };
+            let value = decrypt_text(key, "customers", field, candidate.id, sealed)?;
+            let normalized = if field == "email" {
+                normalize_email(&value)
+            } else {
+                normalize_phone(&value)
+            };
+            if normalized == wanted {
+                matched.push(candidate.id);
+            }
+        }
+        if matched.is_empty() {
+            return Ok(Vec::new());
+        }
+        let scopes = scopes(&request.agent, request);
+        let Some(visible) = store::visibility(&request.agent, &scopes) else {
+            return Ok(Vec::new());
+        };
+        let rows = ticket::Entity::find()
+            .filter(visible)
+            .filter(ticket::Column::CustomerId.is_in(matched))
+            .all(&request.db)
+            .await?;
+        Ok(rows.into_iter().map(|row| Ticket { row }).collect())
+    }
+}
+
 /// Ticket mutations.
 #[derive(Default)]
 pub struct TicketMutation;

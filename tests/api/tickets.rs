@@ -132,3 +132,25 @@ on_both_databases! {
         }
     }
 }
+
+on_both_databases! {
+    /// An inbound email or phone number links to the customer's tickets the agent may see,
+    /// through blind indexes; formatting and case do not matter, unknown contacts find
+    /// nothing, and the index column holds no plaintext.
+    async fn an_inbound_contact_links_to_the_customers_visible_tickets(app) {
+        let query = "query($e: String, $p: String) { ticketsByContact(email: $e, phone: $p) { subject } }";
+        let subjects = |body: &serde_json::Value| -> Vec<String> {
+            body["ticketsByContact"].as_array().unwrap().iter().map(|t| t["subject"].as_str().unwrap().to_owned()).collect()
+        };
+        let found = app.data_as("frontline", query, json!({ "e": " Robin.Sample@EXAMPLE.com" })).await;
+        assert_eq!(subjects(&found), ["Cannot reset my password"]);
+        let found = app.data_as("supervisor", query, json!({ "p": "+15550100-2233" })).await;
+        assert_eq!(subjects(&found).len(), 4);
+        let found = app.data_as("frontline", query, json!({ "e": "nobody@example.com" })).await;
+        assert_eq!(subjects(&found), Vec::<String>::new());
+        let (_, body) = app.query_as("frontline", query, json!({ "e": "a@b.c", "p": "123456" })).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT");
+        let (_, body) = app.query_as("auditor", query, json!({ "e": "robin.sample@example.com" })).await;
+        assert_eq!(error_code(&body), "FORBIDDEN");
+    }
+}
