@@ -181,46 +181,63 @@ fn help_describes_each_subcommand() {
     assert!(stdout(&output).contains("--queue"));
 }
 
-/// `serve` logs JSON lines with request ids and no token or personal data, and stops
-/// cleanly on SIGTERM.
-#[test]
-fn serve_logs_json_without_secrets_and_stops_on_sigterm() {
-    use std::io::{BufRead, BufReader, Read, Write};
-    use std::net::TcpStream;
-
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_needtoknow"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("DATABASE_URL")
-        .env("NEEDTOKNOW_DATA_DIR", dir.path())
+/// Starts `command` (a `serve`) with JSON logs and waits until it listens; returns the
+/// process, its address, the log lines read so far and the rest of its log.
+fn spawn_serve(
+    command: &mut Command,
+) -> (
+    std::process::Child,
+    String,
+    Vec<String>,
+    std::io::BufReader<std::process::ChildStderr>,
+) {
+    use std::io::BufRead;
+    let mut child = command
         .env("NEEDTOKNOW_LOG_FORMAT", "json")
-        .env("NEEDTOKNOW_LOG", "info")
-        .args([
-            "serve",
-            "--demo",
-            "--listen",
-            "127.0.0.1:0",
-            "--workers",
-            "1",
-        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut lines = Vec::new();
-    let address = loop {
+    loop {
         let mut line = String::new();
         assert!(
             stderr.read_line(&mut line).unwrap() > 0,
             "serve exited early: {lines:?}"
         );
         let event: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
-        lines.push(line.clone());
+        lines.push(line);
         if event["message"] == "needtoknow listening" {
-            break event["address"].as_str().unwrap().to_owned();
+            let address = event["address"].as_str().unwrap().to_owned();
+            return (child, address, lines, stderr);
         }
-    };
+    }
+}
+
+/// `serve` logs JSON lines with request ids and no token or personal data, and stops
+/// cleanly on SIGTERM.
+#[test]
+fn serve_logs_json_without_secrets_and_stops_on_sigterm() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, address, lines, mut stderr) = spawn_serve(
+        Command::new(env!("CARGO_BIN_EXE_needtoknow"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("DATABASE_URL")
+            .env("NEEDTOKNOW_DATA_DIR", dir.path())
+            .env("NEEDTOKNOW_LOG", "info")
+            .args([
+                "serve",
+                "--demo",
+                "--listen",
+                "127.0.0.1:0",
+                "--workers",
+                "1",
+            ]),
+    );
     let tokens: std::collections::BTreeMap<String, String> =
         serde_json::from_slice(&std::fs::read(dir.path().join("demo-tokens.json")).unwrap())
             .unwrap();
@@ -441,39 +458,24 @@ fn policy_explain_prints_the_decision_and_its_inputs() {
 /// SIGHUP reloads the policy even with the file watch off.
 #[test]
 fn sighup_reloads_the_policy() {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{Read, Write};
     use std::net::TcpStream;
 
     let dir = tempfile::tempdir().unwrap();
     let policies = dir.path().join("policies");
     copy_policies(&policies);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_needtoknow"))
-        .env_remove("DATABASE_URL")
-        .env("NEEDTOKNOW_DATA_DIR", dir.path())
-        .env("NEEDTOKNOW_POLICY_DIR", &policies)
-        .env("NEEDTOKNOW_POLICY_WATCH_MS", "0")
-        .env(
-            "NEEDTOKNOW_MASTER_KEY",
-            needtoknow::crypto::keys::generate_key(),
-        )
-        .env("NEEDTOKNOW_LOG_FORMAT", "json")
-        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let address = loop {
-        let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "serve exited early"
-        );
-        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if event["message"] == "needtoknow listening" {
-            break event["address"].as_str().unwrap().to_owned();
-        }
-    };
+    let (mut child, address, _, mut stderr) = spawn_serve(
+        Command::new(env!("CARGO_BIN_EXE_needtoknow"))
+            .env_remove("DATABASE_URL")
+            .env("NEEDTOKNOW_DATA_DIR", dir.path())
+            .env("NEEDTOKNOW_POLICY_DIR", &policies)
+            .env("NEEDTOKNOW_POLICY_WATCH_MS", "0")
+            .env(
+                "NEEDTOKNOW_MASTER_KEY",
+                needtoknow::crypto::keys::generate_key(),
+            )
+            .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"]),
+    );
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     let reloads = || -> serde_json::Value {
         let mut stream = TcpStream::connect(&address).unwrap();
