@@ -202,14 +202,17 @@ fn spawn_serve(
     let mut lines = Vec::new();
     loop {
         let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "serve exited early: {lines:?}"
-        );
-        let event: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+        let read = stderr.read_line(&mut line).unwrap_or(0);
+        let event: Option<serde_json::Value> = serde_json::from_str(&line).ok();
+        if read == 0 || event.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve exited early or logged a non-JSON line: {lines:?} {line:?}");
+        }
         lines.push(line);
+        let event = event.unwrap_or_default();
         if event["message"] == "needtoknow listening" {
-            let address = event["address"].as_str().unwrap().to_owned();
+            let address = event["address"].as_str().unwrap_or_default().to_owned();
             return (child, address, lines, stderr);
         }
     }
