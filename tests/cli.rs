@@ -183,6 +183,8 @@ fn help_describes_each_subcommand() {
 
 /// Starts `command` (a `serve`) with JSON logs and waits until it listens; returns the
 /// process, its address, the log lines read so far and the rest of its log.
+// The child is handed to the caller, which waits for it; clippy cannot see that.
+#[allow(clippy::zombie_processes)]
 fn spawn_serve(
     command: &mut Command,
 ) -> (
