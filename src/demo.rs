@@ -460,9 +460,18 @@ pub async fn tokens(
         };
         let token = match previous.get(handle) {
             Some(token) if still_valid => token.clone(),
-            _ => agents::issue_token(db, handle)
-                .await
-                .with_context(|| format!("issuing a token for demo agent {handle}"))?,
+            _ => match agents::issue_token(db, handle).await {
+                Ok(token) => token,
+                // A demo agent an admin disabled stays disabled: it gets no token.
+                Err(agents::AgentError::Invalid(reason)) => {
+                    tracing::warn!(handle, %reason, "no token for a disabled demo agent");
+                    continue;
+                }
+                Err(error) => {
+                    return Err(anyhow::Error::new(error)
+                        .context(format!("issuing a token for demo agent {handle}")))
+                }
+            },
         };
         tokens.insert(handle.to_owned(), token);
     }
