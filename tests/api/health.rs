@@ -48,13 +48,17 @@ async fn production_mode_serves_no_graphiql() {
 }
 
 /// Restarting with `--demo` on the same data keeps one copy of the data and the same
-/// tokens.
+/// tokens (none for a demo agent that was disabled).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_seed_is_idempotent_across_restarts() {
     let (settings, dir, pg) = fresh_settings(Backend::Sqlite).await;
     let first = spawn_with(settings.clone(), tempfile::tempdir().unwrap(), pg.clone()).await;
     let before = first.visible_ticket_subjects("supervisor").await;
-    let tokens = first.tokens.clone();
+    let mut tokens = first.tokens.clone();
+    // A demo agent disabled meanwhile stays disabled and gets no token.
+    let db = needtoknow::db::connect(&settings).await.unwrap();
+    needtoknow::agents::disable(&db, "auditor").await.unwrap();
+    tokens.remove("auditor");
     let second = spawn_with(settings, dir, pg).await;
     assert_eq!(second.visible_ticket_subjects("supervisor").await, before);
     assert_eq!(before.len(), 6);
