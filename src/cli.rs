@@ -124,6 +124,19 @@ pub enum Command {
     /// Apply retention periods.
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// Generate a deterministic benchmark dataset (creates the demo agents if missing; run
+    /// `serve --demo` on the same data to get their tokens).
+    Seed {
+        /// Customers to create.
+        #[arg(long, default_value = "1000", value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+        customers: u32,
+        /// Tickets to create, spread over the customers.
+        #[arg(long, default_value = "10000", value_parser = clap::value_parser!(u32).range(0..=100_000_000))]
+        tickets: u32,
+        /// Messages per ticket.
+        #[arg(long, default_value = "2", value_parser = clap::value_parser!(u32).range(0..=100))]
+        messages_per_ticket: u32,
+    },
 }
 
 /// `retention` subcommands.

@@ -64,32 +64,7 @@ pub async fn seed(
         tracing::info!("demo data already present");
         return Ok(());
     }
-    let mut agent_ids = BTreeMap::new();
-    for (handle, name, role, queues) in DEMO_AGENTS {
-        let existing = agent::Entity::find()
-            .filter(agent::Column::Handle.eq(handle))
-            .one(db)
-            .await
-            .context("looking up demo agents")?;
-        let id = match existing {
-            Some(row) => row.id,
-            None => {
-                let new = NewAgent {
-                    handle: handle.into(),
-                    display_name: name.into(),
-                    role: role.into(),
-                    team: DEMO_TEAM.into(),
-                    queues: queues.iter().map(|q| q.to_string()).collect(),
-                };
-                agents::create(db, policy.vocabulary(), new)
-                    .await
-                    .with_context(|| format!("creating demo agent {handle}"))?
-                    .0
-                    .id
-            }
-        };
-        agent_ids.insert(handle, id);
-    }
+    let agent_ids = ensure_agents(db, policy).await?;
     let txn = db.begin().await.context("starting the demo transaction")?;
     let now = Utc::now();
 
@@ -317,6 +292,40 @@ pub async fn seed(
     txn.commit().await.context("committing the demo data")?;
     tracing::info!("demo data seeded");
     Ok(())
+}
+
+/// Creates the demo agents that do not exist yet; returns every demo agent's id by handle.
+pub async fn ensure_agents(
+    db: &DatabaseConnection,
+    policy: &PolicySet,
+) -> anyhow::Result<BTreeMap<&'static str, i32>> {
+    let mut agent_ids = BTreeMap::new();
+    for (handle, name, role, queues) in DEMO_AGENTS {
+        let existing = agent::Entity::find()
+            .filter(agent::Column::Handle.eq(handle))
+            .one(db)
+            .await
+            .context("looking up demo agents")?;
+        let id = match existing {
+            Some(row) => row.id,
+            None => {
+                let new = NewAgent {
+                    handle: handle.into(),
+                    display_name: name.into(),
+                    role: role.into(),
+                    team: DEMO_TEAM.into(),
+                    queues: queues.iter().map(|q| q.to_string()).collect(),
+                };
+                agents::create(db, policy.vocabulary(), new)
+                    .await
+                    .with_context(|| format!("creating demo agent {handle}"))?
+                    .0
+                    .id
+            }
+        };
+        agent_ids.insert(handle, id);
+    }
+    Ok(agent_ids)
 }
 
 fn date(y: i32, m: u32, d: u32) -> anyhow::Result<NaiveDate> {

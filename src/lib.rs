@@ -15,7 +15,7 @@
 //! - [`reveal`] issues, stores (Redis or in-process) and revokes reveal grants.
 //! - [`audit`] is the hash-chained audit trail: plaintext views, reveals, `audit verify`.
 //! - [`crypto`] encrypts personal data at rest; [`retention`] deletes it on schedule.
-//! - [`demo`] seeds the demo dataset.
+//! - [`demo`] seeds the demo dataset; [`seed`] generates benchmark data.
 
 pub mod agents;
 pub mod audit;
@@ -34,6 +34,7 @@ pub mod loaders;
 pub mod policy;
 pub mod retention;
 pub mod reveal;
+pub mod seed;
 pub mod startup;
 pub mod telemetry;
 pub mod tickets;

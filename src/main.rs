@@ -123,6 +123,38 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             println!("re-wrapped {count} data key(s) under the current master key version; older versions keep decrypting until you remove them");
             Ok(())
         }
+        Command::Seed {
+            customers,
+            tickets,
+            messages_per_ticket,
+        } => {
+            let mut settings = cli.global.settings().map_err(Failure::Config)?;
+            // Benchmark data is development data: a missing key file is generated.
+            settings.mode = needtoknow::config::Mode::Dev;
+            let policy = Policy::load(&settings.policy_dir).with_context(|| {
+                format!(
+                    "cannot load policies from {}",
+                    settings.policy_dir.display()
+                )
+            })?;
+            let (keys, key_file) = needtoknow::crypto::keys::load_master_keys(&settings)?;
+            let db = db::connect(&settings).await?;
+            db::migrate(&db).await?;
+            let vault = needtoknow::crypto::vault::Vault::new(keys, key_file);
+            vault.check_master(&db).await?;
+            let started = std::time::Instant::now();
+            let size = needtoknow::seed::SeedSize {
+                customers,
+                tickets,
+                messages_per_ticket,
+            };
+            needtoknow::seed::seed(&db, &policy.current(), &vault, size).await?;
+            println!(
+                "seeded {customers} customers and {tickets} tickets ({messages_per_ticket} messages each) in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
         Command::Retention(RetentionCommand::Sweep { as_of }) => {
             let settings = cli.global.settings().map_err(Failure::Config)?;
             let db = db::connect(&settings).await?;
