@@ -618,3 +618,53 @@ fn serve_refuses_a_missing_or_wrong_master_key() {
     );
     assert!(!err.contains(&wrong[..12]), "the key is never printed");
 }
+
+/// `seed` writes the requested rows, encrypted, and can run again on the same database.
+#[test]
+fn seed_generates_encrypted_benchmark_data() {
+    let dir = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let output = needtoknow(
+            dir.path(),
+            &[
+                "seed",
+                "--customers",
+                "20",
+                "--tickets",
+                "120",
+                "--messages-per-ticket",
+                "1",
+            ],
+        );
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert!(stdout(&output).contains("seeded 20 customers and 120 tickets"));
+    }
+    let database = std::fs::read(dir.path().join("needtoknow.sqlite")).unwrap();
+    assert!(
+        !database.windows(11).any(|w| w == b"example.net"),
+        "seeded emails are stored encrypted"
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use sea_orm::{EntityTrait, PaginatorTrait};
+        let settings = needtoknow::config::Settings::for_data_dir(
+            dir.path(),
+            needtoknow::config::DatabaseSettings::Sqlite {
+                path: dir.path().join("needtoknow.sqlite"),
+            },
+        );
+        let db = needtoknow::db::connect(&settings).await.unwrap();
+        assert_eq!(
+            entity::ticket::Entity::find().count(&db).await.unwrap(),
+            240
+        );
+        assert_eq!(
+            entity::message::Entity::find().count(&db).await.unwrap(),
+            240
+        );
+        assert_eq!(
+            entity::customer::Entity::find().count(&db).await.unwrap(),
+            40
+        );
+    });
+}
