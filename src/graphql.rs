@@ -77,6 +77,27 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
+    /// An audit event of this request, by the calling agent.
+    pub fn audit_event(
+        &self,
+        action: crate::audit::Action,
+        customer_id: Option<i32>,
+        ticket_id: Option<i32>,
+        fields: Vec<String>,
+        reason: Option<String>,
+    ) -> crate::audit::NewEvent {
+        crate::audit::NewEvent {
+            actor_agent_id: Some(self.agent.id),
+            actor_role: self.agent.role.clone(),
+            action,
+            customer_id,
+            ticket_id,
+            fields,
+            reason,
+            request_id: self.request_id.0.clone(),
+        }
+    }
+
     /// The request context; the HTTP handler always attaches one before executing.
     pub fn get<'a>(ctx: &'a Context<'_>) -> &'a RequestContext {
         ctx.data_unchecked::<RequestContext>()

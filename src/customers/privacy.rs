@@ -38,16 +38,7 @@ fn parse_customer(id: &ID) -> ApiResult<i32> {
 }
 
 fn event(request: &RequestContext, action: Action, customer_id: i32) -> NewEvent {
-    NewEvent {
-        actor_agent_id: Some(request.agent.id),
-        actor_role: request.agent.role.clone(),
-        action,
-        customer_id: Some(customer_id),
-        ticket_id: None,
-        fields: Vec::new(),
-        reason: None,
-        request_id: request.request_id.0.clone(),
-    }
+    request.audit_event(action, Some(customer_id), None, Vec::new(), None)
 }
 
 /// What `eraseCustomer` did (the same answer every time for the same customer).

@@ -201,16 +201,13 @@ fn event(
     fields: Vec<String>,
     reason: Option<String>,
 ) -> NewEvent {
-    NewEvent {
-        actor_agent_id: Some(request.agent.id),
-        actor_role: request.agent.role.clone(),
+    request.audit_event(
         action,
-        customer_id: Some(ticket.customer_id),
-        ticket_id: Some(ticket.id),
+        Some(ticket.customer_id),
+        Some(ticket.id),
         fields,
         reason,
-        request_id: request.request_id.0.clone(),
-    }
+    )
 }
 
 fn names(fields: &[Field]) -> Vec<String> {

@@ -410,15 +410,14 @@ impl TicketMutation {
                 })?;
             let events: Vec<crate::audit::NewEvent> = revoked
                 .iter()
-                .map(|g| crate::audit::NewEvent {
-                    actor_agent_id: Some(request.agent.id),
-                    actor_role: request.agent.role.clone(),
-                    action: crate::audit::Action::RevealRevoked,
-                    customer_id: Some(g.customer_id),
-                    ticket_id: Some(g.ticket_id),
-                    fields: vec![g.field.clone()],
-                    reason: Some(format!("ticket {}", status.as_str())),
-                    request_id: request.request_id.0.clone(),
+                .map(|g| {
+                    request.audit_event(
+                        crate::audit::Action::RevealRevoked,
+                        Some(g.customer_id),
+                        Some(g.ticket_id),
+                        vec![g.field.clone()],
+                        Some(format!("ticket {}", status.as_str())),
+                    )
                 })
                 .collect();
             request
