@@ -234,6 +234,28 @@ pub struct ServeArgs {
     /// HTTP worker threads (0: one per core).
     #[arg(long, env = "NEEDTOKNOW_WORKERS", default_value = "0")]
     pub workers: usize,
+    /// Largest GraphQL query document in bytes.
+    #[arg(long, env = "NEEDTOKNOW_MAX_QUERY_BYTES", default_value = "16384")]
+    pub max_query_bytes: usize,
+    /// Most aliases in one query.
+    #[arg(long, env = "NEEDTOKNOW_MAX_ALIASES", default_value = "30")]
+    pub max_aliases: usize,
+    /// Most root fields in one operation.
+    #[arg(long, env = "NEEDTOKNOW_MAX_ROOT_FIELDS", default_value = "10")]
+    pub max_root_fields: usize,
+    /// Deepest selection nesting.
+    #[arg(long, env = "NEEDTOKNOW_MAX_DEPTH", default_value = "12")]
+    pub max_depth: usize,
+    /// Highest query complexity (one per field; list fields times their page size).
+    #[arg(long, env = "NEEDTOKNOW_MAX_COMPLEXITY", default_value = "20000")]
+    pub max_complexity: usize,
+    /// Most directives on one field.
+    #[arg(long, env = "NEEDTOKNOW_MAX_DIRECTIVES", default_value = "4")]
+    pub max_directives: usize,
+    /// Introspection and field suggestions: on in dev mode, off in production unless set.
+    #[arg(long, env = "NEEDTOKNOW_INTROSPECTION", action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub introspection: Option<bool>,
     /// Seconds between retention sweeps inside the service (0: only `retention sweep`).
     #[arg(
         long,
@@ -343,6 +365,16 @@ impl ServeArgs {
             (self.policy_watch_ms > 0).then(|| Duration::from_millis(self.policy_watch_ms));
         settings.retention_interval = (self.retention_interval_secs > 0)
             .then(|| Duration::from_secs(self.retention_interval_secs));
+        settings.limits = crate::limits::QueryLimits {
+            document_bytes: self.max_query_bytes,
+            aliases: self.max_aliases,
+            root_fields: self.max_root_fields,
+            depth: self.max_depth,
+            complexity: self.max_complexity,
+            directives: self.max_directives,
+            ..crate::limits::QueryLimits::default()
+        };
+        settings.introspection = self.introspection.unwrap_or(settings.mode == Mode::Dev);
         Ok(settings)
     }
 }

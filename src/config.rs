@@ -138,6 +138,10 @@ pub struct Settings {
     pub retention: crate::retention::RetentionPolicy,
     /// How often the sweeper runs inside the service; `None`: only on demand.
     pub retention_interval: Option<Duration>,
+    /// Limits on one GraphQL request.
+    pub limits: crate::limits::QueryLimits,
+    /// Whether introspection and field suggestions are on (default: in dev mode only).
+    pub introspection: bool,
 }
 
 /// Where reveal grants live.
@@ -177,6 +181,8 @@ impl Settings {
             master_key_file: data_dir.join("master-keys.json"),
             retention: crate::retention::RetentionPolicy::default(),
             retention_interval: None,
+            limits: crate::limits::QueryLimits::default(),
+            introspection: true,
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::audit::graphql::AuditQuery;
 use crate::audit::AuditLog;
 use crate::consent::graphql::ConsentMutation;
 use crate::customers::privacy::{PrivacyMutation, PrivacyQuery};
+use crate::limits::QueryLimits;
 use crate::loaders::Loaders;
 use crate::policy::PolicySet;
 use crate::reveal::graphql::{RevealMutation, RevealQuery};
@@ -42,14 +43,28 @@ pub struct Mutation(
 /// needtoknow's schema.
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
-/// Largest query depth accepted.
-pub const MAX_DEPTH: usize = 16;
-
-/// Builds the schema.
+/// Builds the schema with default limits, introspection on (what `needtoknow schema`
+/// prints).
 pub fn build_schema() -> AppSchema {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .limit_depth(MAX_DEPTH)
-        .finish()
+    build_schema_with(&QueryLimits::default(), true)
+}
+
+/// Builds the schema with `limits`; without `introspection`, introspection queries and
+/// field suggestions in error messages are off (production).
+pub fn build_schema_with(limits: &QueryLimits, introspection: bool) -> AppSchema {
+    let builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .limit_depth(limits.depth)
+        .limit_complexity(limits.complexity)
+        .limit_recursive_depth(limits.recursion)
+        .limit_directives(limits.directives);
+    if introspection {
+        builder.finish()
+    } else {
+        builder
+            .disable_introspection()
+            .disable_suggestions()
+            .finish()
+    }
 }
 
 /// Everything a resolver may use for one request: who asks, with which policy snapshot.

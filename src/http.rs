@@ -154,6 +154,9 @@ pub async fn graphql(
         &agent.role,
         &request_id.0,
     );
+    if let Err(problem) = crate::limits::check(&request.query, &state.settings.limits) {
+        return error_response(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &problem);
+    }
     let context = RequestContext {
         agent,
         request_id,

@@ -30,6 +30,7 @@ pub mod disclosure;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod limits;
 pub mod loaders;
 pub mod policy;
 pub mod retention;

@@ -14,7 +14,7 @@ use sea_orm::DatabaseConnection;
 use crate::audit::AuditLog;
 use crate::config::{GrantStoreSettings, Mode, Settings};
 use crate::crypto::vault::Vault;
-use crate::graphql::{build_schema, AppSchema};
+use crate::graphql::{build_schema_with, AppSchema};
 use crate::policy::Policy;
 use crate::reveal::store::GrantStore;
 use crate::{db, demo, http, telemetry};
@@ -116,7 +116,7 @@ impl Application {
             vault,
             db,
             policy,
-            schema: build_schema(),
+            schema: build_schema_with(&settings.limits, settings.introspection),
             settings: Arc::new(settings),
         });
         let mut server = HttpServer::new(move || {

@@ -168,6 +168,7 @@ impl AuditQuery {
 
     /// The audit trail, newest first. Only for roles the policy allows to read it
     /// (`allow(agent, "read", "audit_trail")`); others get `FORBIDDEN`.
+    #[graphql(complexity = "first.unwrap_or(20).clamp(1, 100) as usize * child_complexity")]
     async fn audit_events(
         &self,
         ctx: &Context<'_>,

@@ -449,6 +449,9 @@ impl TicketQuery {
     }
 
     /// The tickets the calling agent may see, oldest first, as a Relay connection.
+    #[graphql(
+        complexity = "first.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE) as usize * child_complexity"
+    )]
     async fn tickets(
         &self,
         ctx: &Context<'_>,

@@ -165,3 +165,95 @@ async fn a_database_lost_mid_run_gives_internal_then_recovers() {
     }
     assert!(recovered, "the service recovers when the database returns");
 }
+
+/// Each query limit accepts a query at its threshold and refuses one just above it, before
+/// anything runs, with BAD_USER_INPUT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_limits_accept_at_the_threshold_and_refuse_just_above() {
+    let app = crate::helpers::spawn_app_with(Backend::Sqlite, |s| {
+        s.limits = needtoknow::limits::QueryLimits {
+            document_bytes: 400,
+            aliases: 3,
+            root_fields: 3,
+            depth: 5,
+            complexity: 100,
+            ..needtoknow::limits::QueryLimits::default()
+        };
+    })
+    .await;
+    let ok = |body: &serde_json::Value| body.get("errors").is_none();
+    let aliases = |n: usize| {
+        format!(
+            "{{ {} }}",
+            (0..n)
+                .map(|i| format!("a{i}: me {{ handle }}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        )
+    };
+    let (status, body) = app.query_as("frontline", &aliases(3), json!({})).await;
+    assert!(status == 200 && ok(&body), "{body}");
+    let (status, body) = app.query_as("frontline", &aliases(4), json!({})).await;
+    assert_eq!((status, error_code(&body)), (400, "BAD_USER_INPUT"));
+
+    let roots = |n: usize| format!("{{ {} }}", vec!["me { handle }"; n].join(" "));
+    let (_, body) = app
+        .query_as(
+            "frontline",
+            "{ me { handle } __typename x: __typename }",
+            json!({}),
+        )
+        .await;
+    assert!(ok(&body), "{body}");
+    let (status, _) = app.query_as("frontline", &roots(4), json!({})).await;
+    assert_eq!(status, 400);
+
+    // Depth: ticket > customer > email > value is 4 levels; otherTickets > value > … is 5.
+    let deep = "{ tickets(first: 1) { edges { node { customer { email { value } } } } } }";
+    let (_, body) = app.query_as("frontline", deep, json!({})).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "depth 6 is over 5");
+    let (_, body) = app
+        .query_as(
+            "frontline",
+            "{ tickets(first: 1) { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(ok(&body), "{body}");
+
+    // Complexity: tickets(first: n) { edges { node { id } } } costs n × 3.
+    let page = |n: i32| format!("{{ tickets(first: {n}) {{ edges {{ node {{ id }} }} }} }}");
+    let (_, body) = app.query_as("frontline", &page(33), json!({})).await;
+    assert!(ok(&body), "{body}");
+    let (_, body) = app.query_as("frontline", &page(34), json!({})).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+
+    let padded = |bytes: usize| {
+        let base = "{ me { handle } }";
+        format!("{base}{}", " ".repeat(bytes - base.len()))
+    };
+    let (_, body) = app.query_as("frontline", &padded(400), json!({})).await;
+    assert!(ok(&body), "{body}");
+    let (status, body) = app.query_as("frontline", &padded(401), json!({})).await;
+    assert_eq!((status, error_code(&body)), (400, "BAD_USER_INPUT"));
+}
+
+/// Production mode turns introspection and field suggestions off; dev mode has them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_mode_turns_introspection_off() {
+    let query = "{ __schema { queryType { name } } }";
+    let dev = crate::helpers::spawn_app_with(Backend::Sqlite, |_| {}).await;
+    let (_, body) = dev.query_as("frontline", query, json!({})).await;
+    assert_eq!(body["data"]["__schema"]["queryType"]["name"], "Query");
+    let production =
+        crate::helpers::spawn_app_with(Backend::Sqlite, |s| s.introspection = false).await;
+    let (_, body) = production.query_as("frontline", query, json!({})).await;
+    assert_eq!(body["data"]["__schema"], serde_json::Value::Null, "{body}");
+    let (_, body) = production
+        .query_as("frontline", "{ me { handel } }", json!({}))
+        .await;
+    assert!(
+        !body.to_string().contains("handle"),
+        "no suggestions: {body}"
+    );
+}
