@@ -256,6 +256,10 @@ pub struct ServeArgs {
     #[arg(long, env = "NEEDTOKNOW_INTROSPECTION", action = clap::ArgAction::Set,
           value_parser = clap::builder::BoolishValueParser::new())]
     pub introspection: Option<bool>,
+    /// Agent-UI origins allowed to call the API from a browser, comma-separated
+    /// (e.g. `https://agents.example.com`); none by default.
+    #[arg(long, env = "NEEDTOKNOW_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_origins: Vec<String>,
     /// Seconds between retention sweeps inside the service (0: only `retention sweep`).
     #[arg(
         long,
@@ -305,6 +309,22 @@ pub struct CreateAgentArgs {
     /// Display name (default: the handle).
     #[arg(long)]
     pub display_name: Option<String>,
+}
+
+/// An origin is `scheme://host[:port]`, nothing more.
+fn parse_origin(value: &str) -> Result<String, String> {
+    let value = value.trim().trim_end_matches('/');
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"))
+        .ok_or("an origin starts with https:// or http:// (NEEDTOKNOW_CORS_ORIGINS)")?;
+    if rest.is_empty() || rest.contains(['/', '?', '#', '*', ' ']) {
+        return Err(
+            "an origin is scheme://host[:port], no path or wildcard (NEEDTOKNOW_CORS_ORIGINS)"
+                .into(),
+        );
+    }
+    Ok(value.to_owned())
 }
 
 impl GlobalArgs {
@@ -375,6 +395,7 @@ impl ServeArgs {
             ..crate::limits::QueryLimits::default()
         };
         settings.introspection = self.introspection.unwrap_or(settings.mode == Mode::Dev);
+        settings.cors_origins = self.cors_origins.clone();
         Ok(settings)
     }
 }

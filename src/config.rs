@@ -142,6 +142,8 @@ pub struct Settings {
     pub limits: crate::limits::QueryLimits,
     /// Whether introspection and field suggestions are on (default: in dev mode only).
     pub introspection: bool,
+    /// Browser origins of agent UIs allowed to call the API cross-origin (none by default).
+    pub cors_origins: Vec<String>,
 }
 
 /// Where reveal grants live.
@@ -183,6 +185,7 @@ impl Settings {
             retention_interval: None,
             limits: crate::limits::QueryLimits::default(),
             introspection: true,
+            cors_origins: Vec::new(),
         }
     }
 }

@@ -119,9 +119,32 @@ impl Application {
             schema: build_schema_with(&settings.limits, settings.introspection),
             settings: Arc::new(settings),
         });
+        // GraphiQL (dev mode) posts from the service's own origin.
+        let own_origins: Vec<String> = if state.settings.mode == Mode::Dev {
+            vec![
+                format!("http://127.0.0.1:{port}"),
+                format!("http://localhost:{port}"),
+            ]
+        } else {
+            Vec::new()
+        };
         let mut server = HttpServer::new(move || {
+            // Only listed agent-UI origins may call from a browser; none by default.
+            let cors = state
+                .settings
+                .cors_origins
+                .iter()
+                .chain(own_origins.iter())
+                .fold(actix_cors::Cors::default(), |cors, origin| {
+                    cors.allowed_origin(origin)
+                })
+                .allowed_methods(["GET", "POST"])
+                .allowed_headers(["authorization", "content-type"])
+                .expose_headers([telemetry::REQUEST_ID_HEADER])
+                .max_age(600);
             App::new()
                 .app_data(state.clone())
+                .wrap(cors)
                 .wrap(middleware::from_fn(telemetry::request_span))
                 .route("/graphql", web::post().to(http::graphql))
                 .route("/graphql", web::get().to(http::graphiql))

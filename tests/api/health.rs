@@ -76,3 +76,82 @@ async fn the_demo_seed_is_idempotent_across_restarts() {
         .await;
     assert_eq!(status, 200);
 }
+
+/// Only listed agent-UI origins get CORS access (plus, in dev mode, the service's own
+/// origin for GraphiQL); other origins are refused; non-browser clients are unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_allows_only_listed_origins() {
+    let app = crate::helpers::spawn_app_with(Backend::Sqlite, |s| {
+        s.cors_origins = vec!["https://agents.example.com".into()];
+    })
+    .await;
+    let url = format!("{}/graphql", app.address);
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, &url)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let allowed = preflight("https://agents.example.com").await.unwrap();
+    assert!(allowed.status().is_success());
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://agents.example.com"
+    );
+    let refused = preflight("https://evil.example").await.unwrap();
+    assert!(refused
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+
+    let post = |origin: &'static str| {
+        app.client
+            .post(&url)
+            .header("origin", origin)
+            .bearer_auth(app.token("frontline"))
+            .json(&json!({ "query": "{ me { handle } }" }))
+            .send()
+    };
+    let response = post("https://agents.example.com").await.unwrap();
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://agents.example.com"
+    );
+    assert!(response.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .contains("x-request-id"));
+    let response = post("https://evil.example").await.unwrap();
+    assert!(response
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+    let (status, _) = app
+        .query_as("frontline", "{ me { handle } }", json!({}))
+        .await;
+    assert_eq!(status, 200, "requests without an Origin are not affected");
+    let own = app.address.clone();
+    let response = app
+        .client
+        .post(&url)
+        .header("origin", own.as_str())
+        .bearer_auth(app.token("frontline"))
+        .json(&json!({ "query": "{ me { handle } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "GraphiQL posts from the service's own origin in dev mode"
+    );
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        own.as_str()
+    );
+}
