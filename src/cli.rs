@@ -260,6 +260,14 @@ pub struct ServeArgs {
     /// (e.g. `https://agents.example.com`); none by default.
     #[arg(long, env = "NEEDTOKNOW_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
     pub cors_origins: Vec<String>,
+    /// Requests per API token per minute (HTTP 429 `RATE_LIMITED` above it).
+    #[arg(long, env = "NEEDTOKNOW_REQUESTS_PER_MINUTE", default_value = "600",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub requests_per_minute: u64,
+    /// `requestReveal` calls per agent per hour.
+    #[arg(long, env = "NEEDTOKNOW_REVEALS_PER_HOUR", default_value = "30",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub reveals_per_hour: u64,
     /// Seconds between retention sweeps inside the service (0: only `retention sweep`).
     #[arg(
         long,
@@ -396,6 +404,8 @@ impl ServeArgs {
         };
         settings.introspection = self.introspection.unwrap_or(settings.mode == Mode::Dev);
         settings.cors_origins = self.cors_origins.clone();
+        settings.requests_per_minute = self.requests_per_minute;
+        settings.reveals_per_hour = self.reveals_per_hour;
         Ok(settings)
     }
 }

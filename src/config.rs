@@ -144,6 +144,10 @@ pub struct Settings {
     pub introspection: bool,
     /// Browser origins of agent UIs allowed to call the API cross-origin (none by default).
     pub cors_origins: Vec<String>,
+    /// Requests per token per minute.
+    pub requests_per_minute: u64,
+    /// `requestReveal` calls per agent per hour.
+    pub reveals_per_hour: u64,
 }
 
 /// Where reveal grants live.
@@ -186,6 +190,8 @@ impl Settings {
             limits: crate::limits::QueryLimits::default(),
             introspection: true,
             cors_origins: Vec::new(),
+            requests_per_minute: 600,
+            reveals_per_hour: 30,
         }
     }
 }

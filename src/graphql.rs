@@ -89,6 +89,8 @@ pub struct RequestContext {
     pub vault: std::sync::Arc<crate::crypto::vault::Vault>,
     /// The service's settings.
     pub settings: std::sync::Arc<crate::config::Settings>,
+    /// Rate limits.
+    pub limiter: crate::ratelimit::RateLimiter,
 }
 
 impl RequestContext {

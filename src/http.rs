@@ -98,6 +98,25 @@ pub async fn graphql(
         }
     };
 
+    let per_token = crate::ratelimit::Rate {
+        max: state.settings.requests_per_minute,
+        window: Duration::from_secs(60),
+    };
+    let token_key = format!("token:{}", &agents::hash_token(&token)[..16]);
+    if let crate::ratelimit::Verdict::Limited { retry_after_secs } =
+        state.limiter.hit(&token_key, per_token).await
+    {
+        let mut response = error_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMITED",
+            &format!("too many requests: retry after {retry_after_secs} s"),
+        );
+        if let Ok(value) = header::HeaderValue::from_str(&retry_after_secs.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
+
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let Ok(chunk) = chunk else {
@@ -168,6 +187,7 @@ pub async fn graphql(
         grants,
         vault: state.vault.clone(),
         settings: state.settings.clone(),
+        limiter: state.limiter.clone(),
     };
     let response = state.schema.execute(request.data(context)).await;
     let response = mark_errors(response);

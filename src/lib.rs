@@ -33,6 +33,7 @@ pub mod http;
 pub mod limits;
 pub mod loaders;
 pub mod policy;
+pub mod ratelimit;
 pub mod retention;
 pub mod reveal;
 pub mod seed;

@@ -31,6 +31,8 @@ pub struct AppState {
     pub grants: GrantStore,
     /// Customers' data keys, behind the master keys.
     pub vault: Arc<Vault>,
+    /// Rate limits, on the grant store's backend.
+    pub limiter: crate::ratelimit::RateLimiter,
     /// The GraphQL schema.
     pub schema: AppSchema,
     /// The settings the service started with.
@@ -112,6 +114,7 @@ impl Application {
         tracing::info!(grant_store = grants.describe(), "reveal grants");
         let state = web::Data::new(AppState {
             audit: AuditLog::new(db.clone()),
+            limiter: grants.rate_limiter(),
             grants,
             vault,
             db,

@@ -359,6 +359,16 @@ impl RevealMutation {
         reason: String,
     ) -> ApiResult<RevealOutcome> {
         let request = RequestContext::get(ctx);
+        let rate = crate::ratelimit::Rate {
+            max: request.settings.reveals_per_hour,
+            window: std::time::Duration::from_secs(3600),
+        };
+        let key = format!("reveal:{}", request.agent.id);
+        if let crate::ratelimit::Verdict::Limited { retry_after_secs } =
+            request.limiter.hit(&key, rate).await
+        {
+            return Err(ApiError::RateLimited { retry_after_secs });
+        }
         let reason = Reason::parse(&reason)?;
         let fields = expand(&fields)?;
         let ticket = tickets::visible(request, &ticket_id).await?;

@@ -84,6 +84,18 @@ impl GrantStore {
         }))
     }
 
+    /// A rate limiter on the same backend: shared through Redis, or in process.
+    pub fn rate_limiter(&self) -> crate::ratelimit::RateLimiter {
+        match self {
+            GrantStore::Memory(_) => crate::ratelimit::RateLimiter::Memory(Default::default()),
+            GrantStore::Redis(r) => crate::ratelimit::RateLimiter::Redis {
+                manager: r.manager.clone(),
+                prefix: r.prefix.clone(),
+                timeout: r.timeout,
+            },
+        }
+    }
+
     /// A description for logs and `/readyz`.
     pub fn describe(&self) -> &'static str {
         match self {

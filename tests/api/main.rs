@@ -13,6 +13,7 @@ mod instances;
 mod policy_matrix;
 mod policy_reload;
 mod privacy;
+mod ratelimit;
 mod retention;
 mod reveal;
 mod tickets;
