@@ -302,7 +302,7 @@ async fn revoke_grants_of(
         .iter()
         .map(|g| audit::NewEvent {
             actor_agent_id: None,
-            actor_role: "admin".into(),
+            actor_role: "cli".into(),
             action: audit::Action::RevealRevoked,
             customer_id: Some(g.customer_id),
             ticket_id: Some(g.ticket_id),
