@@ -19,7 +19,8 @@
 #                           other permissions: ("read", "audit_trail"), ("read",
 #                           "access_report"), ("export" | "erase", "customer_data"), ("lookup",
 #                           "customer_by_contact"), and on a ticket
-#                           "approve_reveal", "revoke_reveal" (others' grants), "set_status".
+#                           "approve_reveal", "revoke_reveal" (others' grants), "set_status",
+#                           "verify_identity".
 #
 # Agent attributes:  role, team, queues (list of topics).
 # Ticket attributes: topic, status, assigned_to_me, unassigned, in_my_team (booleans
@@ -107,6 +108,12 @@ allow(agent: Agent, "revoke_reveal", ticket: Ticket) if
     agent.role = "supervisor" and ticket.in_my_team;
 
 # ---- Other permissions ---------------------------------------------------------------------
+
+# Who may check what a caller says (date of birth, postcode, card's last 4) against the
+# record on a ticket: match / no match only, never the values.
+allow(_agent: Agent, "verify_identity", ticket: Ticket) if ticket.assigned_to_me;
+allow(agent: Agent, "verify_identity", ticket: Ticket) if
+    agent.role = "supervisor" and ticket.in_my_team;
 
 # Who may resolve or close a ticket (which revokes every grant on it).
 allow(_agent: Agent, "set_status", ticket: Ticket) if ticket.assigned_to_me;

@@ -268,6 +268,10 @@ pub struct ServeArgs {
     #[arg(long, env = "NEEDTOKNOW_REVEALS_PER_HOUR", default_value = "30",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub reveals_per_hour: u64,
+    /// `verifyCustomerIdentity` calls per agent and ticket per hour.
+    #[arg(long, env = "NEEDTOKNOW_IDENTITY_CHECKS_PER_HOUR", default_value = "5",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub identity_checks_per_hour: u64,
     /// Seconds between retention sweeps inside the service (0: only `retention sweep`).
     #[arg(
         long,
@@ -406,6 +410,7 @@ impl ServeArgs {
         settings.cors_origins = self.cors_origins.clone();
         settings.requests_per_minute = self.requests_per_minute;
         settings.reveals_per_hour = self.reveals_per_hour;
+        settings.identity_checks_per_hour = self.identity_checks_per_hour;
         Ok(settings)
     }
 }

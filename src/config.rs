@@ -148,6 +148,8 @@ pub struct Settings {
     pub requests_per_minute: u64,
     /// `requestReveal` calls per agent per hour.
     pub reveals_per_hour: u64,
+    /// `verifyCustomerIdentity` calls per agent and ticket per hour.
+    pub identity_checks_per_hour: u64,
 }
 
 /// Where reveal grants live.
@@ -192,6 +194,7 @@ impl Settings {
             cors_origins: Vec::new(),
             requests_per_minute: 600,
             reveals_per_hour: 30,
+            identity_checks_per_hour: 5,
         }
     }
 }

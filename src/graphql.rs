@@ -11,6 +11,7 @@ use crate::audit::graphql::AuditQuery;
 use crate::audit::AuditLog;
 use crate::consent::graphql::ConsentMutation;
 use crate::customers::privacy::{PrivacyMutation, PrivacyQuery};
+use crate::customers::verification::VerificationMutation;
 use crate::limits::QueryLimits;
 use crate::loaders::Loaders;
 use crate::policy::PolicySet;
@@ -37,6 +38,7 @@ pub struct Mutation(
     RevealMutation,
     TicketMutation,
     ConsentMutation,
+    VerificationMutation,
     PrivacyMutation,
 );
 

@@ -49,6 +49,8 @@ pub enum Action {
     CustomerErased,
     /// The retention sweeper deleted data whose retention period had passed.
     Purged,
+    /// An agent checked what a caller said against the record (match / no match only).
+    IdentityChecked,
 }
 
 impl Action {
@@ -65,11 +67,12 @@ impl Action {
             Action::CustomerExported => "customer_exported",
             Action::CustomerErased => "customer_erased",
             Action::Purged => "purged",
+            Action::IdentityChecked => "identity_checked",
         }
     }
 
     /// Every action.
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 11] = [
         Action::Viewed,
         Action::RevealRequested,
         Action::RevealGranted,
@@ -80,6 +83,7 @@ impl Action {
         Action::CustomerExported,
         Action::CustomerErased,
         Action::Purged,
+        Action::IdentityChecked,
     ];
 
     /// Parses the stored form.

@@ -3,3 +3,4 @@
 pub mod graphql;
 pub mod mask;
 pub mod privacy;
+pub mod verification;

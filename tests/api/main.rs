@@ -17,3 +17,4 @@ mod ratelimit;
 mod retention;
 mod reveal;
 mod tickets;
+mod verification;
