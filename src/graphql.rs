@@ -117,6 +117,24 @@ impl RequestContext {
         }
     }
 
+    /// The data key of a customer, through the request's batched loader.
+    pub async fn data_key(
+        &self,
+        customer_id: i32,
+    ) -> crate::error::ApiResult<crate::crypto::vault::DataKey> {
+        self.loaders
+            .data_keys
+            .load_one(customer_id)
+            .await
+            .map_err(crate::loaders::load_error)?
+            .ok_or_else(|| {
+                crate::error::ApiError::internal(
+                    anyhow::anyhow!("customer without data key"),
+                    "loading keys",
+                )
+            })
+    }
+
     /// The request context; the HTTP handler always attaches one before executing.
     pub fn get<'a>(ctx: &'a Context<'_>) -> &'a RequestContext {
         ctx.data_unchecked::<RequestContext>()

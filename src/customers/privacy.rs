@@ -73,15 +73,7 @@ impl PrivacyQuery {
             .one(db)
             .await?
             .ok_or(ApiError::NotFound)?;
-        let key = request
-            .loaders
-            .data_keys
-            .load_one(id)
-            .await
-            .map_err(crate::loaders::load_error)?
-            .ok_or_else(|| {
-                ApiError::internal(anyhow::anyhow!("customer without data key"), "exporting")
-            })?;
+        let key = request.data_key(id).await?;
         let text = |table, column, row_id, sealed: &[u8]| {
             decrypt_text(&key, table, column, row_id, sealed)
         };

@@ -116,15 +116,7 @@ impl VerificationMutation {
             .one(&request.db)
             .await?
             .ok_or(ApiError::NotFound)?;
-        let data_key = request
-            .loaders
-            .data_keys
-            .load_one(id)
-            .await
-            .map_err(crate::loaders::load_error)?
-            .ok_or_else(|| {
-                ApiError::internal(anyhow::anyhow!("customer without data key"), "verifying")
-            })?;
+        let data_key = request.data_key(id).await?;
         let born = decrypt_text(
             &data_key,
             "customers",

@@ -11,7 +11,6 @@ use entity::ticket;
 
 use super::store::{self, TicketFilter};
 use crate::agents::Agent;
-use crate::crypto::vault::DataKey;
 use crate::customers::graphql::{decrypt_text, Customer};
 use crate::disclosure::summary::AccessSummary;
 use crate::disclosure::Gate;
@@ -171,7 +170,7 @@ impl Ticket {
         if rows.is_empty() {
             return Ok(Some(Vec::new()));
         }
-        let key = self.data_key(request).await?;
+        let key = request.data_key(self.row.customer_id).await?;
         rows.iter()
             .map(|m| {
                 Ok(Message {
@@ -206,7 +205,7 @@ impl Ticket {
                     "loading a customer",
                 )
             })?;
-        let key = self.data_key(request).await?;
+        let key = request.data_key(self.row.customer_id).await?;
         Ok(Customer::new(
             row,
             key,
@@ -217,19 +216,6 @@ impl Ticket {
 }
 
 impl Ticket {
-    /// The data key of the ticket's customer.
-    async fn data_key(&self, request: &RequestContext) -> ApiResult<DataKey> {
-        request
-            .loaders
-            .data_keys
-            .load_one(self.row.customer_id)
-            .await
-            .map_err(load_error)?
-            .ok_or_else(|| {
-                ApiError::internal(anyhow::anyhow!("customer without data key"), "loading keys")
-            })
-    }
-
     /// The disclosure gate of the calling agent on this ticket.
     fn gate(&self, request: &RequestContext) -> Gate {
         Gate::new(
