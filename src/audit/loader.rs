@@ -47,7 +47,7 @@ impl Loader<View> for ViewAuditor {
         let events: Vec<NewEvent> = per_ticket
             .into_iter()
             .map(|((ticket_id, customer_id), mut fields)| {
-                fields.sort_by_key(|f| Field::ALL.iter().position(|g| g == f));
+                fields.sort_by_key(|f| f.index());
                 fields.dedup();
                 NewEvent {
                     actor_agent_id: Some(self.actor_agent_id),

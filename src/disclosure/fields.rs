@@ -56,6 +56,11 @@ impl Field {
         Field::ChatHistory,
     ];
 
+    /// The field's position in [`Field::ALL`], the schema order lists use.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The field's data class: the one place that says it.
     pub fn class(self) -> DataClass {
         match self {
@@ -89,6 +94,18 @@ impl Field {
             Field::Invoices => "invoices",
             Field::OtherTickets => "otherTickets",
             Field::ChatHistory => "chatHistory",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_sits_at_its_index_in_all() {
+        for (i, field) in Field::ALL.into_iter().enumerate() {
+            assert_eq!(field.index(), i, "{field:?}");
         }
     }
 }

@@ -403,7 +403,7 @@ impl RevealMutation {
             return Ok(outcome);
         }
         let mut requested: Vec<Field> = now.iter().chain(approval.iter()).copied().collect();
-        requested.sort_by_key(|f| super::position(*f));
+        requested.sort_by_key(|f| f.index());
         let asked = event(
             request,
             Action::RevealRequested,

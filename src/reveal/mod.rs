@@ -77,21 +77,17 @@ pub fn expand(subjects: &[String]) -> Result<Vec<Field>, ApiError> {
         };
         match field {
             Some(field) => {
-                fields.insert(position(field));
+                fields.insert(field.index());
             }
             None => fields.extend(
                 Field::ALL
                     .into_iter()
                     .filter(|f| f.class() == class)
-                    .map(position),
+                    .map(Field::index),
             ),
         }
     }
     Ok(fields.into_iter().map(|i| Field::ALL[i]).collect())
-}
-
-fn position(field: Field) -> usize {
-    Field::ALL.iter().position(|f| *f == field).unwrap_or(0)
 }
 
 /// A field's schema name back to the field.
