@@ -102,6 +102,8 @@ pub struct GlobalArgs {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+// Parsed once per process; boxing `serve`'s options would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the GraphQL service (migrations are applied on start).
     Serve(ServeArgs),
@@ -124,6 +126,9 @@ pub enum Command {
     /// Apply retention periods.
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// Build the operation allow-list.
+    #[command(subcommand)]
+    Operations(OperationsCommand),
     /// Generate a deterministic benchmark dataset (creates the demo agents if missing; run
     /// `serve --demo` on the same data to get their tokens).
     Seed {
@@ -210,6 +215,18 @@ pub struct ExplainArgs {
     pub dir: Option<PathBuf>,
 }
 
+/// `operations` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum OperationsCommand {
+    /// Print a persisted-query manifest (the allow-list file) of .graphql files, one
+    /// operation per file; operations are registered by the SHA-256 of the exact file text.
+    Manifest {
+        /// The .graphql files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
 /// Options of `serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -252,6 +269,10 @@ pub struct ServeArgs {
     /// Most directives on one field.
     #[arg(long, env = "NEEDTOKNOW_MAX_DIRECTIVES", default_value = "4")]
     pub max_directives: usize,
+    /// Largest page of `tickets` (`first`).
+    #[arg(long, env = "NEEDTOKNOW_MAX_PAGE_SIZE", default_value = "100",
+          value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub max_page_size: i32,
     /// Introspection and field suggestions: on in dev mode, off in production unless set.
     #[arg(long, env = "NEEDTOKNOW_INTROSPECTION", action = clap::ArgAction::Set,
           value_parser = clap::builder::BoolishValueParser::new())]
@@ -272,6 +293,43 @@ pub struct ServeArgs {
     #[arg(long, env = "NEEDTOKNOW_IDENTITY_CHECKS_PER_HOUR", default_value = "5",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub identity_checks_per_hour: u64,
+    /// SSO: the identity provider's issuer (`iss`); setting it turns SSO tokens on.
+    #[arg(long, env = "NEEDTOKNOW_SSO_ISSUER")]
+    pub sso_issuer: Option<String>,
+    /// SSO: the audience (`aud`) tokens must be issued for.
+    #[arg(long, env = "NEEDTOKNOW_SSO_AUDIENCE")]
+    pub sso_audience: Option<String>,
+    /// SSO: the claim holding the agent's handle.
+    #[arg(
+        long,
+        env = "NEEDTOKNOW_SSO_HANDLE_CLAIM",
+        default_value = "preferred_username"
+    )]
+    pub sso_handle_claim: String,
+    /// SSO: a JWKS file with the provider's public keys (RS256, ES256, EdDSA).
+    #[arg(
+        long,
+        env = "NEEDTOKNOW_SSO_JWKS_FILE",
+        conflicts_with = "sso_jwks_url"
+    )]
+    pub sso_jwks_file: Option<PathBuf>,
+    /// SSO: the provider's JWKS URL (fetched at start, then every refresh interval).
+    #[arg(long, env = "NEEDTOKNOW_SSO_JWKS_URL")]
+    pub sso_jwks_url: Option<String>,
+    /// SSO: an HS256 shared secret (at least 32 bytes).
+    #[arg(long, env = "NEEDTOKNOW_SSO_HS256_SECRET", hide_env_values = true)]
+    pub sso_hs256_secret: Option<String>,
+    /// SSO: clock skew tolerated on `exp` and `nbf`, in seconds.
+    #[arg(long, env = "NEEDTOKNOW_SSO_LEEWAY_SECS", default_value = "30",
+          value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub sso_leeway_secs: u64,
+    /// SSO: seconds between re-reads of the JWKS.
+    #[arg(long, env = "NEEDTOKNOW_SSO_JWKS_REFRESH_SECS", default_value = "600",
+          value_parser = clap::value_parser!(u64).range(10..=86_400))]
+    pub sso_jwks_refresh_secs: u64,
+    /// Operation allow-list (a persisted-query manifest); when set, only its operations run.
+    #[arg(long, env = "NEEDTOKNOW_ALLOWED_OPERATIONS")]
+    pub allowed_operations: Option<PathBuf>,
     /// Seconds between retention sweeps inside the service (0: only `retention sweep`).
     #[arg(
         long,
@@ -404,6 +462,7 @@ impl ServeArgs {
             depth: self.max_depth,
             complexity: self.max_complexity,
             directives: self.max_directives,
+            page_size: self.max_page_size,
             ..crate::limits::QueryLimits::default()
         };
         settings.introspection = self.introspection.unwrap_or(settings.mode == Mode::Dev);
@@ -411,6 +470,62 @@ impl ServeArgs {
         settings.requests_per_minute = self.requests_per_minute;
         settings.reveals_per_hour = self.reveals_per_hour;
         settings.identity_checks_per_hour = self.identity_checks_per_hour;
+        settings.sso = self.sso_settings()?;
+        settings.allowed_operations = self.allowed_operations.clone();
         Ok(settings)
+    }
+
+    fn sso_settings(&self) -> Result<Option<crate::agents::sso::SsoSettings>, String> {
+        use crate::agents::sso::{JwksSource, SsoSettings};
+        let Some(issuer) = self
+            .sso_issuer
+            .as_deref()
+            .map(str::trim)
+            .filter(|i| !i.is_empty())
+        else {
+            let stray = self.sso_audience.is_some()
+                || self.sso_jwks_file.is_some()
+                || self.sso_jwks_url.is_some()
+                || self.sso_hs256_secret.is_some();
+            return if stray {
+                Err("NEEDTOKNOW_SSO_ISSUER: required when any other NEEDTOKNOW_SSO_* is set".into())
+            } else {
+                Ok(None)
+            };
+        };
+        let audience = self
+            .sso_audience
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .ok_or("NEEDTOKNOW_SSO_AUDIENCE: required with NEEDTOKNOW_SSO_ISSUER")?;
+        let jwks = match (&self.sso_jwks_file, &self.sso_jwks_url) {
+            (Some(path), _) => Some(JwksSource::File(path.clone())),
+            (None, Some(url)) if url.starts_with("https://") || url.starts_with("http://") => {
+                Some(JwksSource::Url(url.clone()))
+            }
+            (None, Some(_)) => {
+                return Err("NEEDTOKNOW_SSO_JWKS_URL: must be an http(s) URL".into());
+            }
+            (None, None) => None,
+        };
+        if jwks.is_none() && self.sso_hs256_secret.is_none() {
+            return Err("SSO needs keys: set NEEDTOKNOW_SSO_JWKS_FILE, NEEDTOKNOW_SSO_JWKS_URL or NEEDTOKNOW_SSO_HS256_SECRET".into());
+        }
+        if self.sso_hs256_secret.as_ref().is_some_and(|s| s.len() < 32) {
+            return Err("NEEDTOKNOW_SSO_HS256_SECRET: must be at least 32 bytes".into());
+        }
+        Ok(Some(SsoSettings {
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            handle_claim: self.sso_handle_claim.clone(),
+            jwks,
+            hs256_secret: self
+                .sso_hs256_secret
+                .clone()
+                .map(crate::config::Secret::new),
+            leeway: Duration::from_secs(self.sso_leeway_secs),
+            jwks_refresh: Duration::from_secs(self.sso_jwks_refresh_secs),
+        }))
     }
 }

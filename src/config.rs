@@ -150,6 +150,10 @@ pub struct Settings {
     pub reveals_per_hour: u64,
     /// `verifyCustomerIdentity` calls per agent and ticket per hour.
     pub identity_checks_per_hour: u64,
+    /// SSO tokens (JWTs) from the identity provider, when an issuer is configured.
+    pub sso: Option<crate::agents::sso::SsoSettings>,
+    /// The operation allow-list file; when set, only its operations run.
+    pub allowed_operations: Option<PathBuf>,
 }
 
 /// Where reveal grants live.
@@ -195,6 +199,8 @@ impl Settings {
             requests_per_minute: 600,
             reveals_per_hour: 30,
             identity_checks_per_hour: 5,
+            sso: None,
+            allowed_operations: None,
         }
     }
 }

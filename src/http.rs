@@ -10,10 +10,12 @@ use actix_web::http::header::{self, ContentType};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use async_graphql::http::GraphiQLSource;
+use async_graphql::parser::types::OperationType;
 use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::agents::{self, AuthFailure};
+use crate::agents::{self, Agent, AuthFailure, Credential};
+use crate::allowlist::{self, AllowList};
 use crate::audit::loader::ViewAuditor;
 use crate::config::Mode;
 use crate::graphql::RequestContext;
@@ -40,7 +42,8 @@ fn request_id(req: &HttpRequest) -> RequestId {
         .unwrap_or_default()
 }
 
-/// `POST /graphql`.
+/// `POST /graphql`: any operation, sent as `application/json` (so a browser cannot send
+/// one cross-origin without a CORS preflight).
 pub async fn graphql(
     req: HttpRequest,
     mut payload: web::Payload,
@@ -77,45 +80,10 @@ pub async fn graphql(
     }
 
     // Authenticate before reading the body, so anonymous callers cost as little as possible.
-    let token = match agents::parse_bearer(
-        req.headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok()),
-    ) {
-        Ok(token) => token.to_owned(),
-        Err(failure) => return unauthenticated(failure),
+    let agent = match authenticate(&req, &state).await {
+        Ok(agent) => agent,
+        Err(response) => return response,
     };
-    let agent = match agents::authenticate(&state.db, &token).await {
-        Ok(Ok(agent)) => agent,
-        Ok(Err(failure)) => return unauthenticated(failure),
-        Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "authentication failed");
-            return error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "INTERNAL",
-                "internal error",
-            );
-        }
-    };
-
-    let per_token = crate::ratelimit::Rate {
-        max: state.settings.requests_per_minute,
-        window: Duration::from_secs(60),
-    };
-    let token_key = format!("token:{}", &agents::hash_token(&token)[..16]);
-    if let crate::ratelimit::Verdict::Limited { retry_after_secs } =
-        state.limiter.hit(&token_key, per_token).await
-    {
-        let mut response = error_response(
-            StatusCode::TOO_MANY_REQUESTS,
-            "RATE_LIMITED",
-            &format!("too many requests: retry after {retry_after_secs} s"),
-        );
-        if let Ok(value) = header::HeaderValue::from_str(&retry_after_secs.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        return response;
-    }
 
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
@@ -148,18 +116,252 @@ pub async fn graphql(
             "batched requests are not supported: send one operation per request",
         );
     }
-    let request: async_graphql::Request = match serde_json::from_value(value) {
-        Ok(request) => request,
-        Err(_) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                "BAD_USER_INPUT",
-                "the body must be a JSON object with a string `query` and optional `variables` and `operationName`",
-            )
+    execute(&req, &state, agent, value, Method::Post).await
+}
+
+/// The URL parameters of `GET /graphql`; `variables` and `extensions` are JSON text.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetParams {
+    query: Option<String>,
+    variables: Option<String>,
+    operation_name: Option<String>,
+    extensions: Option<String>,
+}
+
+/// `GET /graphql`: with `query` (or a persisted operation's hash in `extensions`) runs a
+/// query, never a mutation; without, serves GraphiQL in dev mode.
+pub async fn graphql_get(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let Ok(params) = web::Query::<GetParams>::from_query(req.query_string()) else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "BAD_USER_INPUT",
+            "the URL parameters are `query`, `variables`, `operationName` and `extensions`",
+        );
+    };
+    if params.query.is_none() && params.extensions.is_none() {
+        return graphiql(&state);
+    }
+    if req.query_string().len() > state.settings.max_body_bytes {
+        return error_response(
+            StatusCode::URI_TOO_LONG,
+            "BAD_USER_INPUT",
+            &format!(
+                "the URL's parameters are longer than {} bytes; POST the request",
+                state.settings.max_body_bytes
+            ),
+        );
+    }
+    let agent = match authenticate(&req, &state).await {
+        Ok(agent) => agent,
+        Err(response) => return response,
+    };
+    let mut value = json!({});
+    for (key, text, json) in [
+        ("query", &params.query, false),
+        ("operationName", &params.operation_name, false),
+        ("variables", &params.variables, true),
+        ("extensions", &params.extensions, true),
+    ] {
+        let Some(text) = text else { continue };
+        let field = if json {
+            match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(parsed @ serde_json::Value::Object(_)) => parsed,
+                _ => {
+                    return error_response(
+                        StatusCode::BAD_REQUEST,
+                        "BAD_USER_INPUT",
+                        &format!("the `{key}` URL parameter must be a JSON object"),
+                    )
+                }
+            }
+        } else {
+            serde_json::Value::String(text.clone())
+        };
+        value[key] = field;
+    }
+    execute(&req, &state, agent, value, Method::Get).await
+}
+
+/// How the request came.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
+}
+
+/// Authenticates the caller (API token or SSO token) and counts the request against the
+/// caller's rate: per API token, or per agent for SSO tokens (an identity provider can
+/// issue many).
+async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Agent, HttpResponse> {
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let credential = agents::parse_credential(header).map_err(unauthenticated)?;
+    let found = match credential {
+        Credential::ApiToken(token) => agents::authenticate(&state.db, token)
+            .await
+            .map(|r| r.map(|agent| (agent, format!("token:{}", &agents::hash_token(token)[..16])))),
+        Credential::Sso(jwt) => match &state.sso {
+            None => Ok(Err(AuthFailure::SsoDisabled)),
+            Some(verifier) => match verifier.verify(jwt).await {
+                Err(failure) => Ok(Err(failure)),
+                Ok(verified) => agents::authenticate_handle(&state.db, &verified.handle)
+                    .await
+                    .map(|r| {
+                        r.map(|agent| {
+                            let key = format!("agent:{}", agent.id);
+                            (agent, key)
+                        })
+                    }),
+            },
+        },
+    };
+    let (agent, rate_key) = match found {
+        Ok(Ok(found)) => found,
+        Ok(Err(failure)) => return Err(unauthenticated(failure)),
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "authentication failed");
+            return Err(error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "INTERNAL",
+                "internal error",
+            ));
         }
     };
 
-    let request_id = request_id(&req);
+    let per_caller = crate::ratelimit::Rate {
+        max: state.settings.requests_per_minute,
+        window: Duration::from_secs(60),
+    };
+    if let crate::ratelimit::Verdict::Limited { retry_after_secs } =
+        state.limiter.hit(&rate_key, per_caller).await
+    {
+        let mut response = error_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMITED",
+            &format!("too many requests: retry after {retry_after_secs} s"),
+        );
+        if let Ok(value) = header::HeaderValue::from_str(&retry_after_secs.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return Err(response);
+    }
+    Ok(agent)
+}
+
+/// A refusal: status, code and message.
+type Refusal = (StatusCode, &'static str, &'static str);
+
+/// Resolves persisted operations and applies the allow-list: afterwards `query` holds the
+/// document to run.
+fn resolve_operation(
+    value: &mut serde_json::Value,
+    allow_list: Option<&AllowList>,
+) -> Result<(), Refusal> {
+    const BAD: StatusCode = StatusCode::BAD_REQUEST;
+    const NOT_ALLOWED: Refusal = (
+        StatusCode::FORBIDDEN,
+        "FORBIDDEN",
+        "this operation is not on the operation allow-list",
+    );
+    let Some(object) = value.as_object_mut() else {
+        return Err((BAD, "BAD_USER_INPUT", SHAPE));
+    };
+    let hash = object
+        .get("extensions")
+        .and_then(|e| e.get("persistedQuery"))
+        .and_then(|p| p.get("sha256Hash"))
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned);
+    let query = match object.get("query") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(query)) => Some(query.clone()),
+        Some(_) => return Err((BAD, "BAD_USER_INPUT", SHAPE)),
+    };
+    if let (Some(query), Some(hash)) = (&query, &hash) {
+        if !hash.eq_ignore_ascii_case(&allowlist::hash(query)) {
+            return Err((
+                BAD,
+                "BAD_USER_INPUT",
+                "`extensions.persistedQuery.sha256Hash` is not the SHA-256 of `query`",
+            ));
+        }
+    }
+    match (allow_list, query, hash) {
+        (_, None, None) => Err((BAD, "BAD_USER_INPUT", SHAPE)),
+        (None, None, Some(_)) => Err((
+            BAD,
+            "BAD_USER_INPUT",
+            "persisted operations need the operation allow-list; send the document as `query`",
+        )),
+        (None, Some(_), _) => Ok(()),
+        (Some(list), None, Some(hash)) => {
+            let document = list.document(&hash).ok_or(NOT_ALLOWED)?;
+            object.insert("query".into(), document.into());
+            Ok(())
+        }
+        (Some(list), Some(query), _) => match list.document(&allowlist::hash(&query)) {
+            Some(_) => Ok(()),
+            None => Err(NOT_ALLOWED),
+        },
+    }
+}
+
+const SHAPE: &str =
+    "the body must be a JSON object with a string `query` and optional `variables` and `operationName`";
+
+/// The type of the operation a request would run, when the document parses and names it.
+fn operation_type(query: &str, name: Option<&str>) -> Option<OperationType> {
+    let document = async_graphql::parser::parse_query(query).ok()?;
+    let mut operations = document.operations.iter();
+    match name {
+        Some(name) => operations
+            .find(|(n, _)| n.is_some_and(|n| n.as_str() == name))
+            .map(|(_, op)| op.node.ty),
+        None => {
+            let (_, op) = operations.next()?;
+            operations.next().is_none().then_some(op.node.ty)
+        }
+    }
+}
+
+/// Runs one GraphQL request for an authenticated agent.
+async fn execute(
+    req: &HttpRequest,
+    state: &AppState,
+    agent: Agent,
+    mut value: serde_json::Value,
+    method: Method,
+) -> HttpResponse {
+    if let Err((status, code, message)) = resolve_operation(&mut value, state.allow_list.as_deref())
+    {
+        return error_response(status, code, message);
+    }
+    let request: async_graphql::Request = match serde_json::from_value(value) {
+        Ok(request) => request,
+        Err(_) => return error_response(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", SHAPE),
+    };
+    if method == Method::Get
+        && operation_type(&request.query, request.operation_name.as_deref())
+            .is_some_and(|ty| ty != OperationType::Query)
+    {
+        let mut response = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "BAD_USER_INPUT",
+            "mutations are only accepted over POST with `Content-Type: application/json`",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+        return response;
+    }
+    if let Err(problem) = crate::limits::check(&request.query, &state.settings.limits) {
+        return error_response(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &problem);
+    }
+
+    let request_id = request_id(req);
     let auditor = ViewAuditor {
         log: state.audit.clone(),
         actor_agent_id: agent.id,
@@ -173,9 +375,6 @@ pub async fn graphql(
         &agent.role,
         &request_id.0,
     );
-    if let Err(problem) = crate::limits::check(&request.query, &state.settings.limits) {
-        return error_response(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &problem);
-    }
     let context = RequestContext {
         agent,
         request_id,
@@ -189,10 +388,13 @@ pub async fn graphql(
         settings: state.settings.clone(),
         limiter: state.limiter.clone(),
     };
-    let response = state.schema.execute(request.data(context)).await;
+    state.metrics.count_request();
+    let response = tokio::task::unconstrained(state.schema.execute(request.data(context))).await;
     let response = mark_errors(response);
     HttpResponse::Ok()
         .content_type(ContentType::json())
+        // Responses hold personal data: no cache may keep them.
+        .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(response)
 }
 
@@ -218,12 +420,12 @@ fn unauthenticated(failure: AuthFailure) -> HttpResponse {
     error_response(
         StatusCode::UNAUTHORIZED,
         "UNAUTHENTICATED",
-        "authentication required: send a valid API token as `Authorization: Bearer <token>`",
+        "authentication required: send a valid API token or SSO token as `Authorization: Bearer <token>`",
     )
 }
 
-/// `GET /graphql`: GraphiQL in dev mode; nothing in production.
-pub async fn graphiql(state: web::Data<AppState>) -> HttpResponse {
+/// GraphiQL in dev mode; nothing in production.
+fn graphiql(state: &AppState) -> HttpResponse {
     if state.settings.mode != Mode::Dev {
         return error_response(
             StatusCode::NOT_FOUND,
@@ -255,6 +457,17 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     );
     let policy = state.policy.current();
     let reload = state.policy.status();
+    let sso = match &state.sso {
+        None => json!({ "status": "off" }),
+        Some(verifier) => json!({
+            "status": if verifier.key_count() > 0 { "ready" } else { "no_keys" },
+            "keys": verifier.key_count(),
+        }),
+    };
+    let allow_list = match &state.allow_list {
+        None => json!({ "status": "off" }),
+        Some(list) => json!({ "status": "on", "operations": list.len() }),
+    };
     let body = json!({
         "status": match (database, grant_store.is_ok()) {
             (false, _) => "unavailable",
@@ -274,6 +487,8 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
                 "reloads": reload.reloads,
                 "lastReloadError": reload.last_error,
             },
+            "sso": sso,
+            "allowList": allow_list,
         }
     });
     let status = if database {
@@ -282,6 +497,17 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         StatusCode::SERVICE_UNAVAILABLE
     };
     HttpResponse::build(status).json(body)
+}
+
+/// `GET /metrics`: work counters in Prometheus text format (no data, no labels with ids).
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(crate::metrics::render(
+            &state.metrics,
+            state.grants.calls(),
+            state.limiter.calls(),
+        ))
 }
 
 /// Query of `GET /public/consent-notices`.

@@ -18,6 +18,7 @@
 //! - [`demo`] seeds the demo dataset; [`seed`] generates benchmark data.
 
 pub mod agents;
+pub mod allowlist;
 pub mod audit;
 pub mod cli;
 pub mod config;
@@ -32,6 +33,7 @@ pub mod graphql;
 pub mod http;
 pub mod limits;
 pub mod loaders;
+pub mod metrics;
 pub mod policy;
 pub mod ratelimit;
 pub mod retention;

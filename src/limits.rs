@@ -23,6 +23,8 @@ pub struct QueryLimits {
     pub recursion: usize,
     /// Most directives on one field.
     pub directives: usize,
+    /// Largest `first` of a ticket page (at most `tickets::graphql::MAX_PAGE_SIZE`).
+    pub page_size: i32,
 }
 
 impl Default for QueryLimits {
@@ -35,6 +37,7 @@ impl Default for QueryLimits {
             complexity: 20_000,
             recursion: 32,
             directives: 4,
+            page_size: 100,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,10 +91,68 @@ where
     }
 }
 
-fn loader<T>(inner: T) -> DataLoader<T> {
-    // Under actix each worker is single-threaded, so a zero delay still batches every load
-    // issued while resolving one level of the query, without adding latency.
-    DataLoader::new(inner, tokio::spawn).delay(Duration::ZERO)
+/// A [`DataLoader`] whose batches wait until the request has stopped asking for keys.
+///
+/// Lists of more than 30 items are resolved through `FuturesOrdered`, which hands control
+/// back to the runtime after every couple of items, so a batch that started at once (or
+/// after a fixed delay) would catch only some of a level's keys, and a page's statements
+/// would grow with its size. Every load of a request bumps one shared counter; a batch
+/// task yields to the runtime until a whole round passes without a new load, which means
+/// the request is waiting on its loads. No timer, so no added latency.
+/// `tests/api/transport.rs` pins the result: a page's statements do not grow with its size.
+pub struct Batched<T> {
+    inner: DataLoader<T>,
+    activity: Arc<AtomicU64>,
+}
+
+/// Bound on the rounds a batch waits (a list resolves two items per round).
+const MAX_ROUNDS: usize = 10_000;
+
+impl<T: Send + Sync + 'static> Batched<T> {
+    fn new(activity: &Arc<AtomicU64>, loader: T) -> Batched<T> {
+        let seen = activity.clone();
+        let inner = DataLoader::new(loader, move |batch| {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut last = seen.load(Ordering::Relaxed);
+                for _ in 0..MAX_ROUNDS {
+                    tokio::task::yield_now().await;
+                    let now = seen.load(Ordering::Relaxed);
+                    if now == last {
+                        break;
+                    }
+                    last = now;
+                }
+                batch.await
+            })
+        })
+        .delay(Duration::ZERO);
+        Batched {
+            inner,
+            activity: activity.clone(),
+        }
+    }
+
+    /// The value of one key.
+    pub async fn load_one<K>(&self, key: K) -> Result<Option<T::Value>, T::Error>
+    where
+        K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+        T: Loader<K>,
+    {
+        self.activity.fetch_add(1, Ordering::Relaxed);
+        self.inner.load_one(key).await
+    }
+
+    /// The values of several keys.
+    pub async fn load_many<K, I>(&self, keys: I) -> Result<HashMap<K, T::Value>, T::Error>
+    where
+        K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+        I: IntoIterator<Item = K>,
+        T: Loader<K>,
+    {
+        self.activity.fetch_add(1, Ordering::Relaxed);
+        self.inner.load_many(keys).await
+    }
 }
 
 /// Unwrapped data keys by customer id (cached across requests by the vault).
@@ -114,65 +173,86 @@ impl Loader<i32> for DataKeys {
 /// The loaders of one request.
 pub struct Loaders {
     /// Agents by id.
-    pub agent: DataLoader<One<agent::Entity>>,
+    pub agent: Batched<One<agent::Entity>>,
     /// Customers by id.
-    pub customer: DataLoader<One<customer::Entity>>,
+    pub customer: Batched<One<customer::Entity>>,
     /// Payment methods by customer id.
-    pub payment_methods: DataLoader<Many<payment_method::Entity>>,
+    pub payment_methods: Batched<Many<payment_method::Entity>>,
     /// Invoices by customer id.
-    pub invoices: DataLoader<Many<invoice::Entity>>,
+    pub invoices: Batched<Many<invoice::Entity>>,
     /// Tickets by customer id.
-    pub tickets_of_customer: DataLoader<Many<ticket::Entity>>,
+    pub tickets_of_customer: Batched<Many<ticket::Entity>>,
     /// Messages by ticket id.
-    pub messages: DataLoader<Many<message::Entity>>,
+    pub messages: Batched<Many<message::Entity>>,
     /// Attachments by ticket id.
-    pub attachments: DataLoader<Many<attachment::Entity>>,
+    pub attachments: Batched<Many<attachment::Entity>>,
     /// Audit events of plaintext views, written before the values are served.
-    pub audit: DataLoader<ViewAuditor>,
+    pub audit: Batched<ViewAuditor>,
     /// Customers' data keys.
-    pub data_keys: DataLoader<DataKeys>,
+    pub data_keys: Batched<DataKeys>,
 }
 
 impl Loaders {
     /// Fresh loaders for one request, whose plaintext views `auditor` records.
     pub fn new(db: &DatabaseConnection, auditor: ViewAuditor, vault: Arc<Vault>) -> Loaders {
+        let activity = Arc::new(AtomicU64::new(0));
         Loaders {
-            audit: loader(auditor),
-            data_keys: loader(DataKeys {
-                db: db.clone(),
-                vault,
-            }),
-            agent: loader(One(Rows::new(db, agent::Column::Id, agent::Column::Id))),
-            customer: loader(One(Rows::new(
-                db,
-                customer::Column::Id,
-                customer::Column::Id,
-            ))),
-            payment_methods: loader(Many(Rows::new(
-                db,
-                payment_method::Column::CustomerId,
-                payment_method::Column::Id,
-            ))),
-            invoices: loader(Many(Rows::new(
-                db,
-                invoice::Column::CustomerId,
-                invoice::Column::Id,
-            ))),
-            tickets_of_customer: loader(Many(Rows::new(
-                db,
-                ticket::Column::CustomerId,
-                ticket::Column::Id,
-            ))),
-            messages: loader(Many(Rows::new(
-                db,
-                message::Column::TicketId,
-                message::Column::Id,
-            ))),
-            attachments: loader(Many(Rows::new(
-                db,
-                attachment::Column::TicketId,
-                attachment::Column::Id,
-            ))),
+            audit: Batched::new(&activity, auditor),
+            data_keys: Batched::new(
+                &activity,
+                DataKeys {
+                    db: db.clone(),
+                    vault,
+                },
+            ),
+            agent: Batched::new(
+                &activity,
+                One(Rows::new(db, agent::Column::Id, agent::Column::Id)),
+            ),
+            customer: Batched::new(
+                &activity,
+                One(Rows::new(db, customer::Column::Id, customer::Column::Id)),
+            ),
+            payment_methods: Batched::new(
+                &activity,
+                Many(Rows::new(
+                    db,
+                    payment_method::Column::CustomerId,
+                    payment_method::Column::Id,
+                )),
+            ),
+            invoices: Batched::new(
+                &activity,
+                Many(Rows::new(
+                    db,
+                    invoice::Column::CustomerId,
+                    invoice::Column::Id,
+                )),
+            ),
+            tickets_of_customer: Batched::new(
+                &activity,
+                Many(Rows::new(
+                    db,
+                    ticket::Column::CustomerId,
+                    ticket::Column::Id,
+                )),
+            ),
+            messages: Batched::new(
+                &activity,
+                Many(Rows::new(
+                    db,
+                    message::Column::TicketId,
+                    message::Column::Id,
+                )),
+            ),
+            attachments: Batched::new(
+                &activity,
+                Many(Rows::new(
+                    db,
+                    attachment::Column::TicketId,
+                    attachment::Column::Id,
+                )),
+            ),
         }
     }
 }

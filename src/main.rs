@@ -6,7 +6,8 @@ use anyhow::Context;
 use clap::Parser;
 
 use needtoknow::cli::{
-    AgentCommand, AuditCommand, Cli, Command, KeysCommand, PolicyCommand, RetentionCommand,
+    AgentCommand, AuditCommand, Cli, Command, KeysCommand, OperationsCommand, PolicyCommand,
+    RetentionCommand,
 };
 use needtoknow::policy::admin;
 use needtoknow::policy::Policy;
@@ -101,6 +102,21 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let db = db::connect(&settings).await?;
             db::migrate(&db).await?;
             println!("migrations applied to the {}", settings.database.describe());
+            Ok(())
+        }
+        Command::Operations(OperationsCommand::Manifest { files }) => {
+            let mut documents = Vec::new();
+            for file in files {
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                documents.push((file.display().to_string(), text));
+            }
+            let manifest = needtoknow::allowlist::Manifest::of_documents(&documents)
+                .map_err(|problem| anyhow::anyhow!(problem))?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&manifest).context("encoding the manifest")?
+            );
             Ok(())
         }
         Command::Schema => {

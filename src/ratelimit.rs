@@ -3,6 +3,7 @@
 //! instance), in process memory otherwise.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,14 +32,18 @@ pub enum Verdict {
 
 /// Counts events per key and window.
 #[derive(Clone)]
-pub enum RateLimiter {
+pub struct RateLimiter {
+    backend: Backend,
+    calls: Arc<AtomicU64>,
+}
+
+#[derive(Clone)]
+enum Backend {
     /// In process memory (one instance).
     Memory(Arc<Mutex<HashMap<String, (u64, u64)>>>),
     /// In Redis, shared by every instance.
     Redis {
-        /// The connection.
         manager: ConnectionManager,
-        /// Key prefix.
         prefix: String,
         /// Bound on each call.
         timeout: Duration,
@@ -52,14 +57,41 @@ fn window_of(rate: Rate, now: u64) -> (u64, u64) {
 }
 
 impl RateLimiter {
+    /// Counts in process memory (one instance).
+    pub fn memory() -> RateLimiter {
+        RateLimiter {
+            backend: Backend::Memory(Arc::default()),
+            calls: Arc::default(),
+        }
+    }
+
+    /// Counts in Redis, shared by every instance; keys start with `prefix`.
+    pub fn redis(manager: ConnectionManager, prefix: &str, timeout: Duration) -> RateLimiter {
+        RateLimiter {
+            backend: Backend::Redis {
+                manager,
+                prefix: prefix.to_owned(),
+                timeout,
+            },
+            calls: Arc::default(),
+        }
+    }
+
+    /// How many events were counted since the limiter was made (one Redis round trip
+    /// each with Redis). Reported by `/metrics`.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
     /// Counts one event for `key` under `rate`. When Redis does not answer, the limiter
     /// lets the event through and logs it: limits protect capacity, while every protected
     /// value stays behind the policy, grants and audit whatever the limiter says.
     pub async fn hit(&self, key: &str, rate: Rate) -> Verdict {
         let now = chrono::Utc::now().timestamp().max(0) as u64;
         let (start, left) = window_of(rate, now);
-        let count = match self {
-            RateLimiter::Memory(map) => {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let count = match &self.backend {
+            Backend::Memory(map) => {
                 let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
                 if map.len() > 100_000 {
                     map.retain(|_, (window, _)| *window == start);
@@ -71,7 +103,7 @@ impl RateLimiter {
                 entry.1 += 1;
                 entry.1
             }
-            RateLimiter::Redis {
+            Backend::Redis {
                 manager,
                 prefix,
                 timeout,
@@ -111,7 +143,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_memory_limiter_counts_per_key_within_a_window() {
-        let limiter = RateLimiter::Memory(Arc::default());
+        let limiter = RateLimiter::memory();
         let rate = Rate {
             max: 2,
             window: Duration::from_secs(3600),

@@ -37,6 +37,12 @@ pub struct AppState {
     pub schema: AppSchema,
     /// The settings the service started with.
     pub settings: Arc<Settings>,
+    /// Work counters for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// SSO token verification, when configured.
+    pub sso: Option<Arc<crate::agents::sso::SsoVerifier>>,
+    /// The operation allow-list, when configured.
+    pub allow_list: Option<Arc<crate::allowlist::AllowList>>,
 }
 
 /// The grant store the settings name. Redis connects lazily: the service starts (and
@@ -70,9 +76,30 @@ impl Application {
                 settings.policy_dir.display()
             )
         })?;
+        let allow_list = match &settings.allowed_operations {
+            Some(path) => {
+                let list = crate::allowlist::AllowList::load(path)?;
+                tracing::info!(operations = list.len(), "operation allow-list on");
+                Some(Arc::new(list))
+            }
+            None => None,
+        };
+        let sso = match &settings.sso {
+            Some(sso) => {
+                let verifier = crate::agents::sso::SsoVerifier::new(sso.clone()).await?;
+                verifier.spawn_refresh();
+                Some(verifier)
+            }
+            None => None,
+        };
         // A missing or malformed master key stops start-up before anything is touched.
         let (master, key_file) = crate::crypto::keys::load_master_keys(&settings)?;
-        let db = db::connect(&settings).await?;
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let mut db = db::connect(&settings).await?;
+        let statements = metrics.sql_statements.clone();
+        db.set_metric_callback(move |_| {
+            statements.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        });
         db::migrate(&db).await?;
         let vault = Arc::new(Vault::new(master, key_file));
         vault.check_master(&db).await?;
@@ -121,6 +148,9 @@ impl Application {
             policy,
             schema: build_schema_with(&settings.limits, settings.introspection),
             settings: Arc::new(settings),
+            metrics,
+            sso,
+            allow_list,
         });
         // GraphiQL (dev mode) posts from the service's own origin.
         let own_origins: Vec<String> = if state.settings.mode == Mode::Dev {
@@ -150,9 +180,10 @@ impl Application {
                 .wrap(cors)
                 .wrap(middleware::from_fn(telemetry::request_span))
                 .route("/graphql", web::post().to(http::graphql))
-                .route("/graphql", web::get().to(http::graphiql))
+                .route("/graphql", web::get().to(http::graphql_get))
                 .route("/healthz", web::get().to(http::healthz))
                 .route("/readyz", web::get().to(http::readyz))
+                .route("/metrics", web::get().to(http::metrics))
                 .route(
                     "/public/consent-notices",
                     web::get().to(http::consent_notices),

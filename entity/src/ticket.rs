@@ -22,8 +22,23 @@ pub struct Model {
     pub resolved_at: Option<DateTimeUtc>,
 }
 
-/// Relations are resolved by id in the service's batched loaders, not by joins here.
+/// Relations are mostly resolved by id in the service's batched loaders; the customer is
+/// joined when a page of tickets is read, so a page and its customers are one statement.
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    /// The ticket's customer.
+    #[sea_orm(
+        belongs_to = "super::customer::Entity",
+        from = "Column::CustomerId",
+        to = "super::customer::Column::Id"
+    )]
+    Customer,
+}
+
+impl Related<super::customer::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Customer.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -1,6 +1,7 @@
 //! Agents and their API tokens: creation, disabling, token issue and authentication.
 
 pub mod graphql;
+pub mod sso;
 
 use anyhow::Context;
 use base64::Engine;
@@ -273,6 +274,56 @@ pub enum AuthFailure {
     Revoked,
     /// The agent is disabled.
     Inactive,
+    /// A JWT was sent but SSO is not configured.
+    SsoDisabled,
+    /// The JWT does not parse (or is too long).
+    SsoMalformed,
+    /// The JWT's algorithm is `none`, one we do not accept, or one without a configured key.
+    SsoAlgorithm,
+    /// No configured key has the JWT's key id and algorithm.
+    SsoUnknownKey,
+    /// The signature does not verify.
+    SsoSignature,
+    /// `exp` has passed.
+    SsoExpired,
+    /// `nbf` has not come yet.
+    SsoNotYetValid,
+    /// `iss` is not the configured issuer.
+    SsoIssuer,
+    /// `aud` does not include the configured audience.
+    SsoAudience,
+    /// `exp`, `iss` or `aud` is missing.
+    SsoMissingClaim,
+    /// The handle claim is missing or not a string.
+    SsoNoHandle,
+    /// No agent has the handle the token names.
+    SsoUnknownAgent,
+}
+
+/// What a bearer value is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Credential<'a> {
+    /// An API token (`ntk_…`).
+    ApiToken(&'a str),
+    /// A JWT from the identity provider.
+    Sso(&'a str),
+}
+
+/// Parses an `Authorization` header value into an API token or a JWT.
+pub fn parse_credential(header: Option<&str>) -> Result<Credential<'_>, AuthFailure> {
+    let header = header.ok_or(AuthFailure::Missing)?;
+    let (scheme, token) = header.split_once(' ').ok_or(AuthFailure::Malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthFailure::Malformed);
+    }
+    let token = token.trim();
+    if token.starts_with(TOKEN_PREFIX) {
+        return parse_bearer(Some(header)).map(Credential::ApiToken);
+    }
+    if sso::looks_like_jwt(token) {
+        return Ok(Credential::Sso(token));
+    }
+    Err(AuthFailure::Malformed)
 }
 
 /// Parses an `Authorization` header value into a token of the expected shape.
@@ -296,33 +347,58 @@ pub fn parse_bearer(header: Option<&str>) -> Result<&str, AuthFailure> {
     Ok(token)
 }
 
-/// Finds the active agent holding `token`.
-pub async fn authenticate(
+/// Finds the active agent an SSO token named.
+pub async fn authenticate_handle(
     db: &DatabaseConnection,
-    token: &str,
+    handle: &str,
 ) -> Result<Result<Agent, AuthFailure>, anyhow::Error> {
-    let Some(stored) = api_token::Entity::find()
-        .filter(api_token::Column::TokenHash.eq(hash_token(token)))
+    let Some(row) = agent::Entity::find()
+        .filter(agent::Column::Handle.eq(handle))
         .one(db)
         .await
-        .context("looking up the token")?
+        .context("looking up the agent")?
     else {
-        return Ok(Err(AuthFailure::Unknown));
-    };
-    if stored.revoked_at.is_some() {
-        return Ok(Err(AuthFailure::Revoked));
-    }
-    let Some(row) = agent::Entity::find_by_id(stored.agent_id)
-        .one(db)
-        .await
-        .context("loading the token's agent")?
-    else {
-        return Ok(Err(AuthFailure::Unknown));
+        return Ok(Err(AuthFailure::SsoUnknownAgent));
     };
     if !row.active {
         return Ok(Err(AuthFailure::Inactive));
     }
     Ok(Ok(Agent::try_from(row)?))
+}
+
+/// Finds the active agent holding `token`: one statement when the token is good; a
+/// refusal takes a second to tell an unknown token from a revoked one (for the log).
+pub async fn authenticate(
+    db: &DatabaseConnection,
+    token: &str,
+) -> Result<Result<Agent, AuthFailure>, anyhow::Error> {
+    let hash = hash_token(token);
+    let live_tokens = sea_orm::sea_query::Query::select()
+        .column(api_token::Column::AgentId)
+        .from(api_token::Entity)
+        .and_where(api_token::Column::TokenHash.eq(hash.clone()))
+        .and_where(api_token::Column::RevokedAt.is_null())
+        .to_owned();
+    let row = agent::Entity::find()
+        .filter(agent::Column::Id.in_subquery(live_tokens))
+        .one(db)
+        .await
+        .context("looking up the token's agent")?;
+    match row {
+        Some(row) if row.active => Ok(Ok(Agent::try_from(row)?)),
+        Some(_) => Ok(Err(AuthFailure::Inactive)),
+        None => {
+            let stored = api_token::Entity::find()
+                .filter(api_token::Column::TokenHash.eq(hash))
+                .one(db)
+                .await
+                .context("looking up the token")?;
+            Ok(Err(match stored {
+                Some(stored) if stored.revoked_at.is_some() => AuthFailure::Revoked,
+                _ => AuthFailure::Unknown,
+            }))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! only: no reason and no personal value ever reaches Redis.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -81,18 +82,26 @@ impl GrantStore {
             manager,
             prefix: prefix.to_owned(),
             timeout,
+            calls: Arc::default(),
         }))
     }
 
     /// A rate limiter on the same backend: shared through Redis, or in process.
     pub fn rate_limiter(&self) -> crate::ratelimit::RateLimiter {
         match self {
-            GrantStore::Memory(_) => crate::ratelimit::RateLimiter::Memory(Default::default()),
-            GrantStore::Redis(r) => crate::ratelimit::RateLimiter::Redis {
-                manager: r.manager.clone(),
-                prefix: r.prefix.clone(),
-                timeout: r.timeout,
-            },
+            GrantStore::Memory(_) => crate::ratelimit::RateLimiter::memory(),
+            GrantStore::Redis(r) => {
+                crate::ratelimit::RateLimiter::redis(r.manager.clone(), &r.prefix, r.timeout)
+            }
+        }
+    }
+
+    /// How many calls reached the store since it was made: Redis round trips (one pipeline
+    /// each), or operations on the in-process map. Reported by `/metrics`.
+    pub fn calls(&self) -> u64 {
+        match self {
+            GrantStore::Memory(m) => m.calls.load(Ordering::Relaxed),
+            GrantStore::Redis(r) => r.calls.load(Ordering::Relaxed),
         }
     }
 
@@ -176,10 +185,13 @@ impl GrantStore {
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     grants: Arc<Mutex<HashMap<String, Grant>>>,
+    calls: Arc<AtomicU64>,
 }
 
 impl MemoryStore {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Grant>> {
+        // Every operation takes the lock exactly once.
+        self.calls.fetch_add(1, Ordering::Relaxed);
         // A poisoned lock only means a panic elsewhere mid-insert of a whole grant.
         self.grants.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -238,6 +250,7 @@ pub struct RedisStore {
     manager: ConnectionManager,
     prefix: String,
     timeout: Duration,
+    calls: Arc<AtomicU64>,
 }
 
 impl RedisStore {
@@ -246,6 +259,7 @@ impl RedisStore {
     }
 
     async fn run<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, StoreError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let mut connection = self.manager.clone();
         match tokio::time::timeout(self.timeout, pipe.query_async(&mut connection)).await {
             Ok(Ok(value)) => Ok(value),

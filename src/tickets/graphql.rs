@@ -7,7 +7,7 @@ use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, Enum, Object, SimpleObject, ID};
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use entity::ticket;
+use entity::{customer, ticket};
 
 use super::store::{self, TicketFilter};
 use crate::agents::Agent;
@@ -19,10 +19,11 @@ use crate::graphql::RequestContext;
 use crate::loaders::load_error;
 use crate::policy::is_word;
 
-/// Default and largest page size of `tickets`.
+/// Default page size of `tickets`.
 pub const DEFAULT_PAGE_SIZE: i32 = 20;
-/// The largest `first` accepted by `tickets`.
-pub const MAX_PAGE_SIZE: i32 = 100;
+/// The largest `first` any configuration accepts (the configured limit is
+/// `QueryLimits::page_size`); complexity is counted up to it.
+pub const MAX_PAGE_SIZE: i32 = 1000;
 
 /// A ticket's status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
@@ -68,6 +69,17 @@ impl FromStr for TicketStatus {
 /// A support ticket the agent may see. Its customer is reachable only through it.
 pub struct Ticket {
     row: ticket::Model,
+    /// The customer's row when it came with the ticket (a page joins it).
+    customer: Option<customer::Model>,
+}
+
+impl Ticket {
+    fn new(row: ticket::Model) -> Ticket {
+        Ticket {
+            row,
+            customer: None,
+        }
+    }
 }
 
 /// The assignee of a ticket.
@@ -193,18 +205,21 @@ impl Ticket {
     /// The customer, each field disclosed as the policy allows on this ticket.
     async fn customer(&self, ctx: &Context<'_>) -> ApiResult<Customer> {
         let request = RequestContext::get(ctx);
-        let row = request
-            .loaders
-            .customer
-            .load_one(self.row.customer_id)
-            .await
-            .map_err(load_error)?
-            .ok_or_else(|| {
-                ApiError::internal(
-                    anyhow::anyhow!("ticket without customer"),
-                    "loading a customer",
-                )
-            })?;
+        let row = match &self.customer {
+            Some(row) => Some(row.clone()),
+            None => request
+                .loaders
+                .customer
+                .load_one(self.row.customer_id)
+                .await
+                .map_err(load_error)?,
+        };
+        let row = row.ok_or_else(|| {
+            ApiError::internal(
+                anyhow::anyhow!("ticket without customer"),
+                "loading a customer",
+            )
+        })?;
         let key = request.data_key(self.row.customer_id).await?;
         Ok(Customer::new(
             row,
@@ -353,7 +368,7 @@ impl ContactLookupQuery {
             .filter(ticket::Column::CustomerId.is_in(matched))
             .all(&request.db)
             .await?;
-        Ok(rows.into_iter().map(|row| Ticket { row }).collect())
+        Ok(rows.into_iter().map(Ticket::new).collect())
     }
 }
 
@@ -422,7 +437,7 @@ impl TicketMutation {
         active.status = Set(status.as_str().to_owned());
         active.resolved_at = Set(resolved_at);
         let row = active.update(&request.db).await?;
-        Ok(Ticket { row })
+        Ok(Ticket::new(row))
     }
 }
 
@@ -431,7 +446,7 @@ impl TicketQuery {
     /// A ticket the calling agent may see. Any other id, existing or not, is `NOT_FOUND`.
     async fn ticket(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Ticket> {
         let row = super::visible(RequestContext::get(ctx), &id).await?;
-        Ok(Ticket { row })
+        Ok(Ticket::new(row))
     }
 
     /// The tickets the calling agent may see, oldest first, as a Relay connection.
@@ -441,16 +456,20 @@ impl TicketQuery {
     async fn tickets(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "Page size, 1-100 (default 20).")] first: Option<i32>,
+        #[graphql(
+            desc = "Page size, from 1 to the configured maximum (default maximum 100; default 20)."
+        )]
+        first: Option<i32>,
         #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
         #[graphql(desc = "Only tickets with this status.")] status: Option<TicketStatus>,
         #[graphql(desc = "Only tickets of this topic.")] topic: Option<String>,
     ) -> ApiResult<Connection<String, Ticket, EmptyFields, EmptyFields>> {
         let request = RequestContext::get(ctx);
         let first = first.unwrap_or(DEFAULT_PAGE_SIZE);
-        if !(1..=MAX_PAGE_SIZE).contains(&first) {
+        let max = request.settings.limits.page_size;
+        if !(1..=max).contains(&first) {
             return Err(ApiError::BadUserInput(format!(
-                "`first` must be between 1 and {MAX_PAGE_SIZE}"
+                "`first` must be between 1 and {max}"
             )));
         }
         let after = after
@@ -477,10 +496,11 @@ impl TicketQuery {
         let has_next = rows.len() as u64 == limit;
         rows.truncate(first as usize);
         let mut connection = Connection::new(after.is_some(), has_next);
-        connection.edges.extend(
-            rows.into_iter()
-                .map(|row| Edge::new(TicketCursor(row.id).encode(), Ticket { row })),
-        );
+        connection
+            .edges
+            .extend(rows.into_iter().map(|(row, customer)| {
+                Edge::new(TicketCursor(row.id).encode(), Ticket { row, customer })
+            }));
         Ok(connection)
     }
 }

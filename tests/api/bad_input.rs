@@ -177,6 +177,8 @@ async fn query_limits_accept_at_the_threshold_and_refuse_just_above() {
             root_fields: 3,
             depth: 5,
             complexity: 100,
+            directives: 1,
+            page_size: 30,
             ..needtoknow::limits::QueryLimits::default()
         };
     })
@@ -221,11 +223,39 @@ async fn query_limits_accept_at_the_threshold_and_refuse_just_above() {
         .await;
     assert!(ok(&body), "{body}");
 
-    // Complexity: tickets(first: n) { edges { node { id } } } costs n × 3.
-    let page = |n: i32| format!("{{ tickets(first: {n}) {{ edges {{ node {{ id }} }} }} }}");
-    let (_, body) = app.query_as("frontline", &page(33), json!({})).await;
+    // Complexity: tickets(first: n) { edges { node { id subject } } } costs n × 4.
+    let costly =
+        |n: i32| format!("{{ tickets(first: {n}) {{ edges {{ node {{ id subject }} }} }} }}");
+    let (_, body) = app.query_as("frontline", &costly(25), json!({})).await;
     assert!(ok(&body), "{body}");
-    let (_, body) = app.query_as("frontline", &page(34), json!({})).await;
+    let (_, body) = app.query_as("frontline", &costly(26), json!({})).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    assert!(body.to_string().contains("omplex"), "{body}");
+
+    // Page size: `first` up to the configured maximum.
+    let page = |n: i32| format!("{{ tickets(first: {n}) {{ edges {{ node {{ id }} }} }} }}");
+    let (_, body) = app.query_as("frontline", &page(30), json!({})).await;
+    assert!(ok(&body), "{body}");
+    let (_, body) = app.query_as("frontline", &page(31), json!({})).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    assert!(body.to_string().contains("between 1 and 30"), "{body}");
+
+    // Directives per field.
+    let (_, body) = app
+        .query_as(
+            "frontline",
+            "{ me { handle @include(if: true) } }",
+            json!({}),
+        )
+        .await;
+    assert!(ok(&body), "{body}");
+    let (_, body) = app
+        .query_as(
+            "frontline",
+            "{ me { handle @include(if: true) @skip(if: false) } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT");
 
     let padded = |bytes: usize| {
@@ -256,4 +286,28 @@ async fn production_mode_turns_introspection_off() {
         !body.to_string().contains("handle"),
         "no suggestions: {body}"
     );
+}
+
+/// The recursion limit bounds nesting that the depth limit does not count (fragments inside
+/// fragments), just above and below its threshold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recursion_limit_refuses_deeply_nested_fragments() {
+    let app = crate::helpers::spawn_app_with(Backend::Sqlite, |s| {
+        s.limits.recursion = 6;
+        s.limits.depth = 50;
+    })
+    .await;
+    let nested = |n: usize| {
+        format!(
+            "{{ {} me {{ handle }} {} }}",
+            "... on Query { ".repeat(n),
+            "}".repeat(n)
+        )
+    };
+    // Five fragments, `me` and `handle`: within 6 levels of recursion; six are over.
+    let (_, body) = app.query_as("frontline", &nested(5), json!({})).await;
+    assert_eq!(body["data"]["me"]["handle"], "frontline", "{body}");
+    let (_, body) = app.query_as("frontline", &nested(6), json!({})).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    assert!(body.to_string().contains("recursion depth"), "{body}");
 }

@@ -16,5 +16,7 @@ mod privacy;
 mod ratelimit;
 mod retention;
 mod reveal;
+mod sso;
 mod tickets;
+mod transport;
 mod verification;
