@@ -95,7 +95,8 @@ pub enum AgentError {
     Database(#[from] anyhow::Error),
 }
 
-fn is_handle(handle: &str) -> bool {
+/// Whether `handle` has the shape of an agent handle.
+pub fn is_handle(handle: &str) -> bool {
     !handle.is_empty()
         && handle.len() <= 64
         && handle.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
@@ -352,6 +353,9 @@ pub async fn authenticate_handle(
     db: &DatabaseConnection,
     handle: &str,
 ) -> Result<Result<Agent, AuthFailure>, anyhow::Error> {
+    if !is_handle(handle) {
+        return Ok(Err(AuthFailure::SsoUnknownAgent));
+    }
     let Some(row) = agent::Entity::find()
         .filter(agent::Column::Handle.eq(handle))
         .one(db)

@@ -214,6 +214,12 @@ impl AuditQuery {
             query = query.filter(audit_event::Column::Action.eq(action.as_str()));
         }
         if let Some(handle) = &filter.actor {
+            if !crate::agents::is_handle(handle) {
+                return Err(ApiError::BadUserInput(
+                    "`actor` must be an agent handle (lower-case letters, digits, '.', '_', '-')"
+                        .into(),
+                ));
+            }
             let actor = agent::Entity::find()
                 .filter(agent::Column::Handle.eq(handle.as_str()))
                 .one(&request.db)

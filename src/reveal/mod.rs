@@ -23,7 +23,15 @@ use store::{Grant, GrantStore};
 /// Shortest and longest reason, in characters, after trimming.
 pub const REASON_CHARS: std::ops::RangeInclusive<usize> = 10..=500;
 
-/// Why an agent needs to see more: trimmed, 10-500 characters, no control characters.
+/// Characters that change how the text around them is shown without being seen: bidi
+/// overrides and isolates (which can make an audit line read differently from what it
+/// holds) and zero-width characters.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// Why an agent needs to see more: trimmed, 10-500 characters, no control characters and
+/// no invisible formatting characters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reason(String);
 
@@ -42,6 +50,11 @@ impl Reason {
         if text.chars().any(char::is_control) {
             return Err(ApiError::BadUserInput(
                 "`reason` must not contain control characters (line breaks, tabs, …)".into(),
+            ));
+        }
+        if text.chars().any(is_invisible) {
+            return Err(ApiError::BadUserInput(
+                "`reason` must not contain invisible formatting characters (bidi overrides, zero-width spaces)".into(),
             ));
         }
         Ok(Reason(text.to_owned()))
@@ -213,6 +226,8 @@ mod tests {
             "too short",
             &"x".repeat(501),
             "line one\nline two is here",
+            "refund \u{202E}dnufer\u{202C} for the customer",
+            "zero\u{200B}width space reason",
         ] {
             assert!(Reason::parse(bad).is_err(), "{bad:?}");
         }

@@ -9,6 +9,7 @@ mod bad_input;
 mod consent;
 mod encryption;
 mod health;
+mod hostile;
 mod instances;
 mod policy_matrix;
 mod policy_reload;
