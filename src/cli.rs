@@ -269,6 +269,10 @@ pub struct ServeArgs {
     /// Most directives on one field.
     #[arg(long, env = "NEEDTOKNOW_MAX_DIRECTIVES", default_value = "4")]
     pub max_directives: usize,
+    /// Deepest recursion (nesting the depth limit does not count, e.g. fragments in fragments).
+    #[arg(long, env = "NEEDTOKNOW_MAX_RECURSION", default_value = "32",
+          value_parser = clap::value_parser!(u64).range(4..=256))]
+    pub max_recursion: u64,
     /// Largest page of `tickets` (`first`).
     #[arg(long, env = "NEEDTOKNOW_MAX_PAGE_SIZE", default_value = "100",
           value_parser = clap::value_parser!(i32).range(1..=1000))]
@@ -463,7 +467,7 @@ impl ServeArgs {
             complexity: self.max_complexity,
             directives: self.max_directives,
             page_size: self.max_page_size,
-            ..crate::limits::QueryLimits::default()
+            recursion: self.max_recursion as usize,
         };
         settings.introspection = self.introspection.unwrap_or(settings.mode == Mode::Dev);
         settings.cors_origins = self.cors_origins.clone();

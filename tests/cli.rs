@@ -142,6 +142,98 @@ fn invalid_configuration_stops_with_one_line_naming_the_setting() {
     );
 }
 
+/// Incomplete SSO settings stop start-up naming what is missing, without the secret.
+#[test]
+fn incomplete_sso_settings_stop_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |envs: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_needtoknow"));
+        command
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("NEEDTOKNOW_DATA_DIR", dir.path())
+            .args(["serve"]);
+        for (key, value) in envs {
+            command.env(key, value);
+        }
+        command.output().unwrap()
+    };
+    let secret = "a-secret-of-more-than-32-bytes-for-hs256";
+    for (envs, named) in [
+        (
+            vec![("NEEDTOKNOW_SSO_ISSUER", "https://idp.example")],
+            "NEEDTOKNOW_SSO_AUDIENCE",
+        ),
+        (
+            vec![
+                ("NEEDTOKNOW_SSO_AUDIENCE", "app"),
+                ("NEEDTOKNOW_SSO_HS256_SECRET", secret),
+            ],
+            "NEEDTOKNOW_SSO_ISSUER",
+        ),
+        (
+            vec![
+                ("NEEDTOKNOW_SSO_ISSUER", "https://idp.example"),
+                ("NEEDTOKNOW_SSO_AUDIENCE", "app"),
+            ],
+            "NEEDTOKNOW_SSO_JWKS_FILE",
+        ),
+        (
+            vec![
+                ("NEEDTOKNOW_SSO_ISSUER", "https://idp.example"),
+                ("NEEDTOKNOW_SSO_AUDIENCE", "app"),
+                ("NEEDTOKNOW_SSO_HS256_SECRET", "short"),
+            ],
+            "at least 32 bytes",
+        ),
+    ] {
+        let output = run(&envs);
+        assert_eq!(output.status.code(), Some(2), "{envs:?}");
+        let err = stderr(&output);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(named) && !err.contains(secret), "{err}");
+    }
+}
+
+/// `operations manifest` registers each file's operation by the SHA-256 of its text, and
+/// refuses files that do not hold exactly one operation.
+#[test]
+fn operations_manifest_hashes_each_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let me = "query Me { me { handle } }\n";
+    std::fs::write(dir.path().join("me.graphql"), me).unwrap();
+    let path = dir.path().join("me.graphql");
+    let output = needtoknow(
+        dir.path(),
+        &["operations", "manifest", path.to_str().unwrap()],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let manifest: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(manifest["format"], "apollo-persisted-query-manifest");
+    assert_eq!(
+        manifest["operations"][0]["id"],
+        needtoknow::allowlist::hash(me)
+    );
+    assert_eq!(manifest["operations"][0]["name"], "Me");
+    assert_eq!(manifest["operations"][0]["body"], me);
+
+    std::fs::write(
+        dir.path().join("two.graphql"),
+        "query A { me { id } } query B { me { id } }",
+    )
+    .unwrap();
+    let two = dir.path().join("two.graphql");
+    let output = needtoknow(
+        dir.path(),
+        &["operations", "manifest", two.to_str().unwrap()],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("more than one operation"),
+        "{}",
+        stderr(&output)
+    );
+}
+
 /// A database that is down at start: clear message, non-zero exit, no password shown.
 #[test]
 fn serve_exits_non_zero_when_the_database_is_down() {
