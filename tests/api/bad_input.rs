@@ -311,3 +311,36 @@ async fn the_recursion_limit_refuses_deeply_nested_fragments() {
     assert_eq!(error_code(&body), "BAD_USER_INPUT");
     assert!(body.to_string().contains("recursion depth"), "{body}");
 }
+
+/// Deeply nested variables are refused precisely: past the JSON parser's nesting bound as
+/// malformed JSON (HTTP 400), within it by the variable's type; the service keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deeply_nested_variables_get_precise_errors() {
+    let app = crate::helpers::spawn_app_with(Backend::Sqlite, |_| {}).await;
+    let url = format!("{}/graphql", app.address);
+    let query = "query($v: String) { ticketsByContact(email: $v) { id } }";
+    for (depth, status) in [(100usize, 200u16), (5_000, 400)] {
+        let body = format!(
+            r#"{{"query": {}, "variables": {{"v": {}"x"{}}}}}"#,
+            serde_json::to_string(query).unwrap(),
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        let response = app
+            .client
+            .post(&url)
+            .bearer_auth(app.token("frontline"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), status, "depth {depth}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "depth {depth}: {body}");
+    }
+    let (status, _) = app
+        .query_as("frontline", "{ me { handle } }", json!({}))
+        .await;
+    assert_eq!(status, 200);
+}
