@@ -656,6 +656,9 @@ impl Api {
     fn new(base: String, concurrency: usize) -> Api {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(concurrency * 2)
+            // Below the service's 5 s keep-alive, so an idle pooled connection is never
+            // reused just as the service closes it (a client-side race, not a failure).
+            .pool_idle_timeout(Duration::from_secs(2))
             .tcp_nodelay(true)
             .timeout(Duration::from_secs(60))
             .build()

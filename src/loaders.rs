@@ -108,6 +108,10 @@ pub struct Batched<T> {
 /// Bound on the rounds a batch waits (a list resolves two items per round).
 const MAX_ROUNDS: usize = 10_000;
 
+/// Most keys in one statement: a 200-ticket page asks for the messages of up to 2 000 other
+/// tickets, and both SQLite (32 766) and PostgreSQL (65 535) bind far more parameters.
+const MAX_BATCH: usize = 10_000;
+
 impl<T: Send + Sync + 'static> Batched<T> {
     fn new(activity: &Arc<AtomicU64>, loader: T) -> Batched<T> {
         let seen = activity.clone();
@@ -126,7 +130,8 @@ impl<T: Send + Sync + 'static> Batched<T> {
                 batch.await
             })
         })
-        .delay(Duration::ZERO);
+        .delay(Duration::ZERO)
+        .max_batch_size(MAX_BATCH);
         Batched {
             inner,
             activity: activity.clone(),

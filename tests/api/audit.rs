@@ -3,8 +3,8 @@
 
 use entity::audit_event;
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DatabaseBackend, EntityTrait, IntoActiveModel, QueryOrder,
-    Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, Set,
 };
 use serde_json::{json, Value};
 
@@ -276,5 +276,60 @@ async fn the_access_report_gives_purposes_and_roles_and_names_agents_only_if_con
             .query_as("auditor", REPORT, json!({ "c": "99999" }))
             .await;
         assert_eq!(error_code(&body), "NOT_FOUND");
+    }
+}
+
+on_both_databases! {
+    /// Concurrent appends are group-committed: every one is written, in one unbroken chain,
+    /// and each caller returns only after its own events are stored.
+    async fn concurrent_appends_keep_one_unbroken_chain(app) {
+        let mut db = needtoknow::db::connect(&app.settings).await.unwrap();
+        let transactions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = transactions.clone();
+        db.set_metric_callback(move |info| {
+            // One read of the chain's head per transaction.
+            if info.statement.sql.contains("ORDER BY \"audit_events\".\"seq\" DESC") {
+                counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+        let log = audit::AuditLog::new(db.clone());
+        let before = rows(&db).await.len();
+        let appends = (0..40).map(|i| {
+            let log = log.clone();
+            let db = db.clone();
+            tokio::spawn(async move {
+                let event = audit::NewEvent {
+                    actor_agent_id: None,
+                    actor_role: "cli".into(),
+                    action: audit::Action::Viewed,
+                    customer_id: Some(1),
+                    ticket_id: Some(1),
+                    fields: vec!["email".into()],
+                    reason: None,
+                    request_id: format!("concurrent-{i}"),
+                };
+                log.append(&[event.clone(), event]).await.unwrap();
+                // Returned: its events are committed and visible to anyone.
+                let stored = audit_event::Entity::find()
+                    .filter(audit_event::Column::RequestId.eq(format!("concurrent-{i}")))
+                    .all(&db)
+                    .await
+                    .unwrap();
+                assert_eq!(stored.len(), 2);
+            })
+        });
+        for append in futures_util::future::join_all(appends).await {
+            append.unwrap();
+        }
+        assert_eq!(rows(&db).await.len(), before + 80);
+        let transactions = transactions.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            (1..40).contains(&transactions),
+            "40 appends, {transactions} transactions: appends waiting together are committed together"
+        );
+        assert!(matches!(
+            audit::verify(&db).await.unwrap(),
+            Verdict::Intact { .. }
+        ));
     }
 }

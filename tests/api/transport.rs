@@ -208,7 +208,8 @@ async fn counter(app: &TestApp, name: &str) -> u64 {
 async fn statements_of_pages(backend: Backend) {
     {
         let app = spawn_app_with(backend, |s| s.limits.page_size = 200).await;
-        // The demo has 12 tickets; seed more so that 10 and 50 differ.
+        // The demo has 12 tickets; seed more: a page of 200 then reaches 200 customers with 10
+        // tickets each, 2 000 keys for the chat history's messages.
         let db = needtoknow::db::connect(&app.settings).await.unwrap();
         let policy = needtoknow::policy::Policy::load(&app.settings.policy_dir).unwrap();
         let (keys, file) = needtoknow::crypto::keys::load_master_keys(&app.settings).unwrap();
@@ -233,15 +234,23 @@ async fn statements_of_pages(backend: Backend) {
                 body["data"]["tickets"]["edges"].as_array().unwrap().len(),
                 first
             );
-            let sql = counter(&app, "needtoknow_sql_statements_total").await;
-            let grants = counter(&app, "needtoknow_grant_store_calls_total").await;
-            let (_, body) = app.query_as("supervisor", &query, json!({})).await;
-            assert_no_errors(&body);
-            let sql = counter(&app, "needtoknow_sql_statements_total").await - sql;
-            let grants = counter(&app, "needtoknow_grant_store_calls_total").await - grants;
-            assert!(grants <= 1, "grant store calls per request: {grants}");
-            statements.push(sql);
+            // Several requests: batching must not depend on timing.
+            for _ in 0..5 {
+                let sql = counter(&app, "needtoknow_sql_statements_total").await;
+                let grants = counter(&app, "needtoknow_grant_store_calls_total").await;
+                let (_, body) = app.query_as("supervisor", &query, json!({})).await;
+                assert_no_errors(&body);
+                let sql = counter(&app, "needtoknow_sql_statements_total").await - sql;
+                let grants = counter(&app, "needtoknow_grant_store_calls_total").await - grants;
+                assert!(grants <= 1, "grant store calls per request: {grants}");
+                statements.push(sql);
+            }
         }
+        eprintln!("statements per request (5 each of 1, 10, 50, 200 tickets): {statements:?}");
+        let statements: Vec<u64> = statements
+            .chunks(5)
+            .map(|c| *c.iter().max().unwrap())
+            .collect();
         assert!(
             statements[1..].iter().all(|&s| s == statements[1]),
             "10, 50 and 200 tickets: {statements:?}"
