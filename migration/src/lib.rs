@@ -10,6 +10,7 @@ mod m20261130_000001_create_tables;
 mod m20261130_000002_create_reveal_requests;
 mod m20261130_000003_create_data_keys;
 mod m20261130_000004_add_blind_indexes;
+mod m20261130_000005_index_foreign_keys;
 
 /// The ordered list of needtoknow's migrations.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000002_create_reveal_requests::Migration),
             Box::new(m20261130_000003_create_data_keys::Migration),
             Box::new(m20261130_000004_add_blind_indexes::Migration),
+            Box::new(m20261130_000005_index_foreign_keys::Migration),
         ]
     }
 }
