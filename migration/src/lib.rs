@@ -11,6 +11,7 @@ mod m20261130_000002_create_reveal_requests;
 mod m20261130_000003_create_data_keys;
 mod m20261130_000004_add_blind_indexes;
 mod m20261130_000005_index_foreign_keys;
+mod m20261130_000006_index_ticket_scopes_by_id;
 
 /// The ordered list of needtoknow's migrations.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000003_create_data_keys::Migration),
             Box::new(m20261130_000004_add_blind_indexes::Migration),
             Box::new(m20261130_000005_index_foreign_keys::Migration),
+            Box::new(m20261130_000006_index_ticket_scopes_by_id::Migration),
         ]
     }
 }
