@@ -258,6 +258,13 @@ pub async fn seed(
         }
     }
     txn.commit().await.context("committing the seed")?;
+    if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        // A bulk load leaves PostgreSQL's planner without statistics until autovacuum
+        // comes by; meanwhile it scans whole tables for the batched loads' IN lists.
+        db.execute_unprepared("ANALYZE")
+            .await
+            .context("refreshing the planner's statistics")?;
+    }
     tracing::info!(
         customers = size.customers,
         tickets = size.tickets,
