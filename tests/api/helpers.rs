@@ -139,6 +139,18 @@ impl TestApp {
         .await
     }
 
+    /// The body of `GET /readyz`.
+    pub async fn readiness(&self) -> Value {
+        self.client
+            .get(format!("{}/readyz", self.address))
+            .send()
+            .await
+            .expect("request sent")
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
     /// POSTs a JSON body to /graphql with an optional token.
     pub async fn post_graphql(&self, token: Option<&str>, body: &Value) -> (u16, Value) {
         let mut request = self

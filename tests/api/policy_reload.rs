@@ -64,17 +64,6 @@ async fn billing_hand_off_label(app: &TestApp, id: &str) -> Value {
     body["data"]["ticket"]["customer"]["paymentMethods"]["handOff"][0]["label"].clone()
 }
 
-async fn readiness(app: &TestApp) -> Value {
-    app.client
-        .get(format!("{}/readyz", app.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 /// Waits (bounded) until `check` holds.
 async fn eventually<F, Fut>(what: &str, mut check: F)
 where
@@ -113,7 +102,7 @@ async fn policy_edits_reload_only_when_they_check_out() {
         billing_hand_off_label(&app, &id).await == "my team lead"
     })
     .await;
-    let ready = readiness(&app).await;
+    let ready = app.readiness().await;
     assert_eq!(ready["checks"]["policy"]["reloads"], 1);
     assert_eq!(ready["checks"]["policy"]["lastReloadError"], Value::Null);
 
@@ -127,12 +116,12 @@ async fn policy_edits_reload_only_when_they_check_out() {
     )
     .unwrap();
     eventually("the broken edit is reported", || async {
-        readiness(&app).await["checks"]["policy"]["lastReloadError"]
+        app.readiness().await["checks"]["policy"]["lastReloadError"]
             .as_str()
             .is_some_and(|e| e.contains("main.polar"))
     })
     .await;
-    let ready = readiness(&app).await;
+    let ready = app.readiness().await;
     let error = ready["checks"]["policy"]["lastReloadError"]
         .as_str()
         .unwrap()
@@ -150,7 +139,7 @@ async fn policy_edits_reload_only_when_they_check_out() {
         "assignee_access(\"frontline\", \"shipping\", \"address\", \"PLAIN\", \"NONE\");\nassignee_access(\"frontline\", _topic, \"billing\", \"PLAIN\", \"NONE\");",
     )).unwrap();
     eventually("the case failure is reported", || async {
-        readiness(&app).await["checks"]["policy"]["lastReloadError"]
+        app.readiness().await["checks"]["policy"]["lastReloadError"]
             .as_str()
             .is_some_and(|e| {
                 e.contains("default.cases") && e.contains("expected HIDDEN NONE, got PLAIN NONE")

@@ -532,15 +532,7 @@ async fn redis_going_down_fails_closed_and_recovers() {
         "requests do not hang: {:?}",
         started.elapsed()
     );
-    let ready: Value = app
-        .client
-        .get(format!("{}/readyz", app.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = app.readiness().await;
     assert_eq!(ready["checks"]["grantStore"]["status"], "down");
     assert_eq!(ready["status"], "degraded");
 

@@ -282,15 +282,7 @@ async fn keys_are_fetched_from_a_jwks_url() {
     let (status, _) = me(&app, &hs256(&claims_for("supervisor"), SECRET)).await;
     assert_eq!(status, 401);
 
-    let ready: Value = app
-        .client
-        .get(format!("{}/readyz", app.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = app.readiness().await;
     assert_eq!(
         ready["checks"]["sso"],
         json!({ "status": "ready", "keys": 1 })

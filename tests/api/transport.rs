@@ -135,15 +135,7 @@ async fn the_allow_list_runs_registered_operations_only() {
     assert_eq!((status, error_code(&body)), (400, "BAD_USER_INPUT"));
 
     // The list is not a permission: a registered mutation still meets the policy.
-    let ready: Value = app
-        .client
-        .get(format!("{}/readyz", app.address))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = app.readiness().await;
     assert_eq!(
         ready["checks"]["allowList"],
         json!({ "status": "on", "operations": 2 })
