@@ -447,9 +447,12 @@ impl TicketQuery {
     async fn ticket(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Ticket> {
         let request = RequestContext::get(ctx);
         // The agent's grants are read alongside, so the fields below find them ready.
-        let (row, _) = tokio::join!(super::visible(request, &id), request.grants.active());
-        let row = row?;
-        Ok(Ticket::new(row))
+        let (found, _) = tokio::join!(
+            super::visible_with_customer(request, &id),
+            request.grants.active()
+        );
+        let (row, customer) = found?;
+        Ok(Ticket { row, customer })
     }
 
     /// The tickets the calling agent may see, oldest first, as a Relay connection.

@@ -26,6 +26,14 @@ pub async fn visible(
     request: &crate::graphql::RequestContext,
     id: &async_graphql::ID,
 ) -> crate::error::ApiResult<ticket::Model> {
+    Ok(visible_with_customer(request, id).await?.0)
+}
+
+/// [`visible`], with the customer's row read in the same statement.
+pub async fn visible_with_customer(
+    request: &crate::graphql::RequestContext,
+    id: &async_graphql::ID,
+) -> crate::error::ApiResult<(ticket::Model, Option<entity::customer::Model>)> {
     let id =
         id.parse::<i32>().ok().filter(|n| *n > 0).ok_or_else(|| {
             crate::error::ApiError::BadUserInput("`id` is not a ticket id".into())

@@ -29,17 +29,19 @@ pub fn visibility(agent: &Agent, scopes: &[TicketScope]) -> Option<Condition> {
     (!empty).then_some(any)
 }
 
-/// The ticket `id` if it exists and `agent` may see it; `None` either way otherwise.
+/// The ticket `id` with its customer's row (joined, one statement) if it exists and `agent`
+/// may see it; `None` either way otherwise.
 pub async fn find_visible(
     db: &DatabaseConnection,
     agent: &Agent,
     scopes: &[TicketScope],
     id: i32,
-) -> ApiResult<Option<ticket::Model>> {
+) -> ApiResult<Option<(ticket::Model, Option<customer::Model>)>> {
     let Some(visible) = visibility(agent, scopes) else {
         return Ok(None);
     };
     Ok(ticket::Entity::find_by_id(id)
+        .find_also_related(customer::Entity)
         .filter(visible)
         .one(db)
         .await?)
