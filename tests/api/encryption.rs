@@ -119,21 +119,10 @@ async fn key_rotation_keeps_all_data_readable() {
     let query = "{ tickets(first: 10) { edges { node { subject customer { fullName { value } email { value } paymentMethods { value { billingAddress } } chatHistory { value { body } } } } } } }";
     let before = app.data_as("supervisor", query, json!({})).await;
 
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_needtoknow"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("DATABASE_URL")
-        .env_remove("NEEDTOKNOW_MASTER_KEY")
-        .env("NEEDTOKNOW_DATA_DIR", &settings.data_dir)
-        .env("NEEDTOKNOW_LOG", "warn")
-        .args(["keys", "rotate"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = crate::helpers::run_cli(
+        &[("NEEDTOKNOW_DATA_DIR", &settings.data_dir)],
+        &["keys", "rotate"],
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains("added master key version 2")
             && stdout.contains("re-wrapped 2 data key(s)"),

@@ -76,6 +76,27 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_with(settings, dir, pg).await
 }
 
+/// Runs the `needtoknow` binary with `env` (and no `DATABASE_URL` or master key inherited
+/// from the test's own environment) and returns what it printed; a failure fails the test
+/// with its error output.
+pub fn run_cli<V: AsRef<std::ffi::OsStr>>(env: &[(&str, V)], args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_needtoknow"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("DATABASE_URL")
+        .env_remove("NEEDTOKNOW_MASTER_KEY")
+        .env("NEEDTOKNOW_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    assert!(
+        output.status.success(),
+        "needtoknow {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// The Redis tests share, each app with its own key prefix.
 pub fn redis_url() -> String {
     std::env::var("NEEDTOKNOW_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())

@@ -7,7 +7,9 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_no_errors, create_pg_database, postgres_admin_url, redis_url};
+use crate::helpers::{
+    assert_no_errors, create_pg_database, postgres_admin_url, redis_url, run_cli,
+};
 
 struct Instance {
     child: Child,
@@ -130,19 +132,8 @@ async fn two_instances_share_grants_and_revocations() {
         .query(frontline, "mutation { requestReveal(ticketId: \"1\", fields: [\"phone\"], reason: \"customer asked to confirm their phone\") { grants { id } } }", json!({}))
         .await;
     assert_no_errors(&granted);
-    let output = Command::new(env!("CARGO_BIN_EXE_needtoknow"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("NEEDTOKNOW_LOG", "warn")
-        .args(["agent", "disable", "frontline"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("revoked 1 reveal grant(s)"));
+    let stdout = run_cli(&env, &["agent", "disable", "frontline"]);
+    assert!(stdout.contains("revoked 1 reveal grant(s)"), "{stdout}");
     let audit = b
         .query(&tokens["auditor"], "{ auditEvents(first: 5, filter: { action: REVEAL_REVOKED }) { edges { node { reason } } } }", json!({}))
         .await;

@@ -102,20 +102,13 @@ async fn a_sweep_purges_exactly_what_the_periods_say() {
         needtoknow::audit::Verdict::Intact { .. }
     ));
 
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_needtoknow"))
-        .env_remove("DATABASE_URL")
-        .env("NEEDTOKNOW_DATA_DIR", &app.settings.data_dir)
-        .env("NEEDTOKNOW_LOG", "warn")
-        .args(["retention", "sweep", "--as-of", "2100-01-01T00:00:00Z"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = crate::helpers::run_cli(
+        &[("NEEDTOKNOW_DATA_DIR", &app.settings.data_dir)],
+        &["retention", "sweep", "--as-of", "2100-01-01T00:00:00Z"],
     );
     assert!(
-        String::from_utf8_lossy(&output.stdout).contains("purged 0 attachment(s) and 0 message(s)")
+        stdout.contains("purged 0 attachment(s) and 0 message(s)"),
+        "{stdout}"
     );
 }
 
