@@ -200,9 +200,12 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Agent, Http
         .and_then(|v| v.to_str().ok());
     let credential = agents::parse_credential(header).map_err(unauthenticated)?;
     let found = match credential {
-        Credential::ApiToken(token) => agents::authenticate(&state.db, token)
-            .await
-            .map(|r| r.map(|agent| (agent, format!("token:{}", &agents::hash_token(token)[..16])))),
+        Credential::ApiToken(token) => {
+            let hash = agents::hash_token(token);
+            agents::authenticate_hash(&state.db, &hash)
+                .await
+                .map(|r| r.map(|agent| (agent, format!("token:{}", &hash[..16]))))
+        }
         Credential::Sso(jwt) => match &state.sso {
             None => Ok(Err(AuthFailure::SsoDisabled)),
             Some(verifier) => match verifier.verify(jwt).await {

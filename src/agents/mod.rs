@@ -310,42 +310,46 @@ pub enum Credential<'a> {
     Sso(&'a str),
 }
 
-/// Parses an `Authorization` header value into an API token or a JWT.
-pub fn parse_credential(header: Option<&str>) -> Result<Credential<'_>, AuthFailure> {
+/// The value of a `Bearer` `Authorization` header.
+fn bearer_value(header: Option<&str>) -> Result<&str, AuthFailure> {
     let header = header.ok_or(AuthFailure::Missing)?;
     let (scheme, token) = header.split_once(' ').ok_or(AuthFailure::Malformed)?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(AuthFailure::Malformed);
     }
-    let token = token.trim();
-    if token.starts_with(TOKEN_PREFIX) {
-        return parse_bearer(Some(header)).map(Credential::ApiToken);
-    }
-    if sso::looks_like_jwt(token) {
-        return Ok(Credential::Sso(token));
-    }
-    Err(AuthFailure::Malformed)
+    Ok(token.trim())
 }
 
-/// Parses an `Authorization` header value into a token of the expected shape.
+/// Whether `token` has an API token's shape: the prefix and 43 base64url characters.
+fn is_api_token(token: &str) -> bool {
+    token.strip_prefix(TOKEN_PREFIX).is_some_and(|body| {
+        body.len() == 43
+            && body
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
+/// Parses an `Authorization` header value into an API token or a JWT.
+pub fn parse_credential(header: Option<&str>) -> Result<Credential<'_>, AuthFailure> {
+    let token = bearer_value(header)?;
+    if is_api_token(token) {
+        Ok(Credential::ApiToken(token))
+    } else if !token.starts_with(TOKEN_PREFIX) && sso::looks_like_jwt(token) {
+        Ok(Credential::Sso(token))
+    } else {
+        Err(AuthFailure::Malformed)
+    }
+}
+
+/// Parses an `Authorization` header value into an API token of the expected shape.
 pub fn parse_bearer(header: Option<&str>) -> Result<&str, AuthFailure> {
-    let header = header.ok_or(AuthFailure::Missing)?;
-    let (scheme, token) = header.split_once(' ').ok_or(AuthFailure::Malformed)?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(AuthFailure::Malformed);
+    let token = bearer_value(header)?;
+    if is_api_token(token) {
+        Ok(token)
+    } else {
+        Err(AuthFailure::Malformed)
     }
-    let token = token.trim();
-    let body = token
-        .strip_prefix(TOKEN_PREFIX)
-        .ok_or(AuthFailure::Malformed)?;
-    if body.len() != 43
-        || !body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(AuthFailure::Malformed);
-    }
-    Ok(token)
 }
 
 /// Finds the active agent an SSO token named.
@@ -376,11 +380,18 @@ pub async fn authenticate(
     db: &DatabaseConnection,
     token: &str,
 ) -> Result<Result<Agent, AuthFailure>, anyhow::Error> {
-    let hash = hash_token(token);
+    authenticate_hash(db, &hash_token(token)).await
+}
+
+/// [`authenticate`], for a caller that already holds the token's hash.
+pub async fn authenticate_hash(
+    db: &DatabaseConnection,
+    hash: &str,
+) -> Result<Result<Agent, AuthFailure>, anyhow::Error> {
     let live_tokens = sea_orm::sea_query::Query::select()
         .column(api_token::Column::AgentId)
         .from(api_token::Entity)
-        .and_where(api_token::Column::TokenHash.eq(hash.clone()))
+        .and_where(api_token::Column::TokenHash.eq(hash))
         .and_where(api_token::Column::RevokedAt.is_null())
         .to_owned();
     let row = agent::Entity::find()

@@ -12,21 +12,8 @@ use crate::policy::TicketScope;
 /// The SQL condition selecting the tickets `agent` may see under `scopes`; `None` when they
 /// may see none (so callers skip the query).
 pub fn visibility(agent: &Agent, scopes: &[TicketScope]) -> Option<Condition> {
-    let mut any = Condition::any();
-    let mut empty = true;
-    for scope in scopes {
-        let condition = match scope {
-            TicketScope::Assigned => Condition::all().add(ticket::Column::AssigneeId.eq(agent.id)),
-            TicketScope::Queue if agent.queues.is_empty() => continue,
-            TicketScope::Queue => Condition::all()
-                .add(ticket::Column::AssigneeId.is_null())
-                .add(ticket::Column::Topic.is_in(agent.queues.iter().cloned())),
-            TicketScope::Team => Condition::all().add(ticket::Column::Team.eq(agent.team.clone())),
-        };
-        any = any.add(condition);
-        empty = false;
-    }
-    (!empty).then_some(any)
+    let parts = visibility_parts(agent, scopes);
+    (!parts.is_empty()).then(|| parts.into_iter().fold(Condition::any(), Condition::add))
 }
 
 /// The ticket `id` with its customer's row (joined, one statement) if it exists and `agent`
@@ -98,12 +85,8 @@ pub async fn page(
     limit: u64,
 ) -> ApiResult<Vec<(ticket::Model, Option<customer::Model>)>> {
     use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Order, Query, UnionType};
-    let parts = visibility_parts(agent, scopes);
-    if parts.is_empty() {
-        return Ok(Vec::new());
-    }
     let mut union: Option<sea_orm::sea_query::SelectStatement> = None;
-    for (n, part) in parts.into_iter().enumerate() {
+    for (n, part) in visibility_parts(agent, scopes).into_iter().enumerate() {
         let mut first = Query::select();
         first
             .column(ticket::Column::Id)
@@ -133,6 +116,7 @@ pub async fn page(
             }
         });
     }
+    // No scope: the agent sees no ticket.
     let Some(ids) = union else {
         return Ok(Vec::new());
     };
