@@ -96,6 +96,13 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
+    /// Whether the policy allows the calling agent `action` on `ticket`
+    /// (`allow(agent, action, ticket)`).
+    pub fn may(&self, action: &str, ticket: &entity::ticket::Model) -> bool {
+        let facts = crate::tickets::facts(&self.agent, ticket);
+        self.policy.allows(&self.agent.facts(), action, facts)
+    }
+
     /// An audit event of this request, by the calling agent.
     pub fn audit_event(
         &self,

@@ -80,11 +80,7 @@ impl VerificationMutation {
     ) -> ApiResult<IdentityCheck> {
         let request = RequestContext::get(ctx);
         let ticket = tickets::visible(request, &ticket_id).await?;
-        let facts = tickets::facts(&request.agent, &ticket);
-        if !request
-            .policy
-            .allows(&request.agent.facts(), "verify_identity", facts)
-        {
+        if !request.may("verify_identity", &ticket) {
             return Err(ApiError::Forbidden(
                 "you may not verify identities on this ticket".into(),
             ));

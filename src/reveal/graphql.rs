@@ -250,11 +250,7 @@ fn check_decider(
     row: &reveal_request::Model,
     ticket: &ticket::Model,
 ) -> ApiResult<()> {
-    let facts = tickets::facts(&request.agent, ticket);
-    if !request
-        .policy
-        .allows(&request.agent.facts(), "approve_reveal", facts)
-    {
+    if !request.may("approve_reveal", ticket) {
         return Err(ApiError::Forbidden(
             "only a supervisor of the ticket's team may decide reveal requests".into(),
         ));
@@ -561,17 +557,10 @@ impl RevealMutation {
             .one(&request.db)
             .await?
             .ok_or(ApiError::NotFound)?;
-        if grant.agent_id != request.agent.id {
-            let facts = tickets::facts(&request.agent, &ticket);
-            if !request
-                .policy
-                .allows(&request.agent.facts(), "revoke_reveal", facts)
-            {
-                return Err(ApiError::Forbidden(
-                    "only the holder or a supervisor of the ticket's team may revoke this grant"
-                        .into(),
-                ));
-            }
+        if grant.agent_id != request.agent.id && !request.may("revoke_reveal", &ticket) {
+            return Err(ApiError::Forbidden(
+                "only the holder or a supervisor of the ticket's team may revoke this grant".into(),
+            ));
         }
         request
             .grant_store
@@ -640,12 +629,7 @@ impl RevealQuery {
             else {
                 continue;
             };
-            let facts = tickets::facts(&request.agent, &ticket);
-            if row.agent_id != request.agent.id
-                && request
-                    .policy
-                    .allows(&request.agent.facts(), "approve_reveal", facts)
-            {
+            if row.agent_id != request.agent.id && request.may("approve_reveal", &ticket) {
                 out.push(to_object(request, row).await?);
             }
         }

@@ -391,11 +391,7 @@ impl TicketMutation {
         use sea_orm::{ActiveModelTrait, Set};
         let request = RequestContext::get(ctx);
         let row = super::visible(request, &ticket_id).await?;
-        let facts = super::facts(&request.agent, &row);
-        if !request
-            .policy
-            .allows(&request.agent.facts(), "set_status", facts)
-        {
+        if !request.may("set_status", &row) {
             return Err(ApiError::Forbidden(
                 "you may not change this ticket's status".into(),
             ));
