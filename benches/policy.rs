@@ -9,7 +9,7 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion};
 use needtoknow::agents::Agent;
 use needtoknow::disclosure::Gate;
-use needtoknow::policy::{self, AgentFacts, DataClass, PolicySet, TicketFacts};
+use needtoknow::policy::{self, AgentFacts, PolicySet, TicketFacts};
 
 fn policies() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")
@@ -47,13 +47,10 @@ fn decisions(c: &mut Criterion) {
         b.iter(|| black_box(set.decide(black_box(&billing), black_box(&assigned))))
     });
 
-    c.bench_function("decide: all 8 classes, uncached (8 Polar queries)", |b| {
-        b.iter(|| {
-            for class in DataClass::ALL {
-                black_box(set.evaluate_strict(&billing, &assigned, class).unwrap());
-            }
-        })
-    });
+    c.bench_function(
+        "decide: all 8 classes, uncached (8 Polar queries; no field-level rules)",
+        |b| b.iter(|| black_box(set.decide_strict(&billing, &assigned).unwrap())),
+    );
 
     let supervisor = agent(2, "supervisor", &[]);
     let topics = [
@@ -141,8 +138,17 @@ fn grants(c: &mut Criterion) {
         |b| {
             b.iter(|| {
                 runtime.block_on(async {
-                    let grants =
-                        RequestGrants::new(store.clone(), audit.clone(), 1, "frontline", "r");
+                    let grants = RequestGrants::new(
+                        store.clone(),
+                        audit.clone(),
+                        1,
+                        needtoknow::audit::Actor {
+                            agent_id: Some(1),
+                            role: "frontline".into(),
+                            request_id: "r".into(),
+                            policy_version: None,
+                        },
+                    );
                     for ticket in 0..50 {
                         for field in [Field::Email, Field::Phone] {
                             black_box(grants.expiry(ticket, field).await);

@@ -12,15 +12,20 @@
 #                           "MASKED", "HIDDEN") and reveal option ("NONE", "WITH_REASON",
 #                           "WITH_APPROVAL") of a data class. No matching rule means HIDDEN
 #                           with reveal NONE; if several rules match, the most permissive
-#                           level wins.
+#                           level wins. A rule may name a field instead of a class (e.g.
+#                           "dateOfBirth"): its answer replaces the class's for that field.
+#   audit_scope(agent, s)   which audit events an agent may read: "own" (events they acted
+#                           in), "team" (events about tickets of their team) or "all"
+#                           (every event, including those naming no ticket). None: the
+#                           audit trail is refused.
 #   reveal_seconds(agent, ticket, class, seconds)
 #                           how long a reveal grant lasts (default 900, capped by config);
 #   allow(agent, action, resource)
-#                           other permissions: ("read", "audit_trail"), ("read",
-#                           "access_report"), ("export" | "erase", "customer_data"), ("lookup",
-#                           "customer_by_contact"), and on a ticket
-#                           "approve_reveal", "revoke_reveal" (others' grants), "set_status",
-#                           "verify_identity".
+#                           other permissions: ("read", "access_report"), ("lookup",
+#                           "customer_by_contact"), ("export" | "erase", "customer_data"),
+#                           and on a ticket "approve_reveal", "revoke_reveal" (others'
+#                           grants), "set_status", "verify_identity". `policy check`
+#                           refuses any other pair: the service never asks about it.
 #
 # Agent attributes:  role, team, queues (list of topics).
 # Ticket attributes: topic, status, assigned_to_me, unassigned, in_my_team (booleans
@@ -120,8 +125,12 @@ allow(_agent: Agent, "set_status", ticket: Ticket) if ticket.assigned_to_me;
 allow(agent: Agent, "set_status", ticket: Ticket) if
     agent.role = "supervisor" and ticket.in_my_team;
 
-# Who may read the audit trail, and per-customer access reports (the privacy officer).
-allow(agent: Agent, "read", "audit_trail") if agent.role in ["auditor", "supervisor"];
+# Who may read which part of the audit trail: supervisors the events about their team's
+# tickets, auditors every event. Nobody reads another team's reasons.
+audit_scope(agent: Agent, "team") if agent.role = "supervisor";
+audit_scope(agent: Agent, "all") if agent.role = "auditor";
+
+# Who may read per-customer access reports (the privacy officer).
 allow(agent: Agent, "read", "access_report") if agent.role in ["admin", "auditor"];
 
 # Who may link an inbound email or phone number to the customer's tickets (they see only

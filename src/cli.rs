@@ -184,6 +184,20 @@ pub enum PolicyCommand {
     Test {
         /// The policy directory.
         dir: Option<PathBuf>,
+        /// Also list the rules no case exercised, with file:line.
+        #[arg(long)]
+        coverage: bool,
+    },
+    /// Compare two policy directories over the whole decision space and print every cell
+    /// that changes, as Markdown, widening first; exit 1 if anything widens.
+    Diff {
+        /// The policy as it is (e.g. a checkout of main).
+        old: PathBuf,
+        /// The policy as edited.
+        new: PathBuf,
+        /// Exit 0 even when the edit widens access (after a reviewer agreed).
+        #[arg(long)]
+        allow_widening: bool,
     },
     /// Print the decision for one role, topic, relation and field, and the inputs it used.
     Explain(ExplainArgs),
@@ -363,6 +377,29 @@ pub enum AgentCommand {
         /// The agent's handle.
         handle: String,
     },
+    /// Change an agent's role, team or queues (checked against the loaded policy and
+    /// audited); the agent's next request uses the new facts.
+    Update(UpdateAgentArgs),
+}
+
+/// Options of `agent update`.
+#[derive(Debug, Args)]
+pub struct UpdateAgentArgs {
+    /// The agent's handle.
+    pub handle: String,
+    /// The new role (a role of the policy vocabulary).
+    #[arg(long)]
+    pub role: Option<String>,
+    /// The new team.
+    #[arg(long)]
+    pub team: Option<String>,
+    /// A topic to add to the agent's queues; repeat for several.
+    #[arg(long = "add-queue")]
+    pub add_queues: Vec<String>,
+    /// A topic to remove from the agent's queues (even one the policy no longer defines);
+    /// repeat for several.
+    #[arg(long = "remove-queue")]
+    pub remove_queues: Vec<String>,
 }
 
 /// Options of `agent create`.

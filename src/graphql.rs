@@ -20,6 +20,7 @@ use crate::reveal::store::GrantStore;
 use crate::reveal::RequestGrants;
 use crate::telemetry::RequestId;
 use crate::tickets::graphql::{ContactLookupQuery, TicketMutation, TicketQuery};
+use crate::vocabulary::Permission;
 
 /// The query root.
 #[derive(MergedObject, Default)]
@@ -69,6 +70,16 @@ pub fn build_schema_with(limits: &QueryLimits, introspection: bool) -> AppSchema
     }
 }
 
+/// `agent` acting in request `request_id` under `policy`, for audit events.
+pub fn actor(agent: &Agent, request_id: &RequestId, policy: &PolicySet) -> crate::audit::Actor {
+    crate::audit::Actor {
+        agent_id: Some(agent.id),
+        role: agent.role.clone(),
+        request_id: request_id.0.clone(),
+        policy_version: Some(policy.version().to_owned()),
+    }
+}
+
 /// Everything a resolver may use for one request: who asks, with which policy snapshot.
 pub struct RequestContext {
     /// The authenticated agent.
@@ -96,11 +107,18 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    /// Whether the policy allows the calling agent `action` on `ticket`
+    /// Whether the policy grants the calling agent `permission` on `ticket`
     /// (`allow(agent, action, ticket)`).
-    pub fn may(&self, action: &str, ticket: &entity::ticket::Model) -> bool {
+    pub fn may(&self, permission: Permission, ticket: &entity::ticket::Model) -> bool {
         let facts = crate::tickets::facts(&self.agent, ticket);
-        self.policy.allows(&self.agent.facts(), action, facts)
+        self.policy
+            .authorize(&self.agent.facts(), permission, Some(&facts))
+    }
+
+    /// Whether the policy grants the calling agent `permission` on a named resource
+    /// (`allow(agent, action, "resource")`).
+    pub fn allowed(&self, permission: Permission) -> bool {
+        self.policy.authorize(&self.agent.facts(), permission, None)
     }
 
     /// An audit event of this request, by the calling agent.
@@ -112,16 +130,13 @@ impl RequestContext {
         fields: Vec<String>,
         reason: Option<String>,
     ) -> crate::audit::NewEvent {
-        crate::audit::NewEvent {
-            actor_agent_id: Some(self.agent.id),
-            actor_role: self.agent.role.clone(),
-            action,
-            customer_id,
-            ticket_id,
-            fields,
-            reason,
-            request_id: self.request_id.0.clone(),
-        }
+        self.actor()
+            .event(action, customer_id, ticket_id, fields, reason)
+    }
+
+    /// The calling agent as the actor of this request's audit events.
+    pub fn actor(&self) -> crate::audit::Actor {
+        actor(&self.agent, &self.request_id, &self.policy)
     }
 
     /// The data key of a customer, through the request's batched loader.

@@ -365,23 +365,23 @@ async fn execute(
     }
 
     let request_id = request_id(req);
+    let policy = state.policy.current();
+    let actor = crate::graphql::actor(&agent, &request_id, &policy);
     let auditor = ViewAuditor {
         log: state.audit.clone(),
-        actor_agent_id: agent.id,
-        actor_role: agent.role.clone(),
-        request_id: request_id.0.clone(),
+        actor: actor.clone(),
     };
-    let grants = RequestGrants::new(
-        state.grants.clone(),
-        state.audit.clone(),
-        agent.id,
-        &agent.role,
-        &request_id.0,
-    );
+    let grants = RequestGrants::new(state.grants.clone(), state.audit.clone(), agent.id, actor);
+    // A queue naming a topic the policy no longer declares gives nothing: the ticket
+    // lists are built from these queues in SQL.
+    let mut agent = agent;
+    agent
+        .queues
+        .retain(|topic| policy.vocabulary().has_topic(topic));
     let context = RequestContext {
         agent,
         request_id,
-        policy: state.policy.current(),
+        policy,
         db: state.db.clone(),
         loaders: Loaders::new(&state.db, auditor, state.vault.clone()),
         audit: state.audit.clone(),
@@ -460,6 +460,14 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     );
     let policy = state.policy.current();
     let reload = state.policy.status();
+    let gaps = if database {
+        agents::vocabulary_gaps(&state.db, policy.vocabulary())
+            .await
+            .map_err(|error| tracing::warn!(error = format!("{error:#}"), "readyz: listing agents"))
+            .ok()
+    } else {
+        None
+    };
     let sso = match &state.sso {
         None => json!({ "status": "off" }),
         Some(verifier) => json!({
@@ -486,9 +494,14 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             "policy": {
                 "status": if reload.last_error.is_some() { "reload_refused" } else { "loaded" },
                 "files": policy.files().len(),
+                "version": policy.version(),
                 "loadedAt": reload.loaded_at,
                 "reloads": reload.reloads,
                 "lastReloadError": reload.last_error,
+                "agentsWithUnknownRole": gaps.as_ref().map(|g| g.agents_with_unknown_role),
+                "unknownRoles": gaps.as_ref().map(|g| &g.unknown_roles),
+                "agentsWithUnknownQueue": gaps.as_ref().map(|g| g.agents_with_unknown_queue),
+                "unknownTopics": gaps.as_ref().map(|g| &g.unknown_topics),
             },
             "sso": sso,
             "allowList": allow_list,

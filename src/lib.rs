@@ -42,3 +42,4 @@ pub mod seed;
 pub mod startup;
 pub mod telemetry;
 pub mod tickets;
+pub mod vocabulary;

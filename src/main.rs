@@ -216,13 +216,27 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         Err(problem) => return Err(Failure::Other(anyhow::anyhow!(problem))),
                     }
                 }
-                PolicyCommand::Test { dir } => {
+                PolicyCommand::Test { dir, coverage } => {
                     let dir = dir.unwrap_or(default_dir);
-                    let (report, passed) =
-                        admin::test(&dir).map_err(|p| Failure::Other(anyhow::anyhow!(p)))?;
+                    let (report, passed) = admin::test(&dir, coverage)
+                        .map_err(|p| Failure::Other(anyhow::anyhow!(p)))?;
                     print!("{report}");
                     if !passed {
                         return Err(Failure::Other(anyhow::anyhow!("policy test cases failed")));
+                    }
+                }
+                PolicyCommand::Diff {
+                    old,
+                    new,
+                    allow_widening,
+                } => {
+                    let (report, widens) =
+                        admin::diff(&old, &new).map_err(|p| Failure::Other(anyhow::anyhow!(p)))?;
+                    print!("{report}");
+                    if widens && !allow_widening {
+                        return Err(Failure::Other(anyhow::anyhow!(
+                            "the edit widens access; review the cells above and pass --allow-widening to accept"
+                        )));
                     }
                 }
                 PolicyCommand::Explain(args) => {
@@ -280,6 +294,46 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     );
                     revoke_grants_of(&settings, &db, &agent).await?;
                 }
+                AgentCommand::Update(args) => {
+                    let policy = Policy::load(&settings.policy_dir).with_context(|| {
+                        format!(
+                            "cannot load policies from {}",
+                            settings.policy_dir.display()
+                        )
+                    })?;
+                    let change = agents::AgentChange {
+                        role: args.role,
+                        team: args.team,
+                        add_queues: args.add_queues,
+                        remove_queues: args.remove_queues,
+                    };
+                    let policy = policy.current();
+                    let actor = audit::Actor {
+                        agent_id: None,
+                        role: "cli".into(),
+                        request_id: "cli".into(),
+                        policy_version: Some(policy.version().to_owned()),
+                    };
+                    let updated = agents::update(
+                        &db,
+                        policy.vocabulary(),
+                        &audit::AuditLog::new(db.clone()),
+                        &actor,
+                        &args.handle,
+                        change,
+                    )
+                    .await
+                    .map_err(agent_failure)?;
+                    println!(
+                        "updated agent {}: {}",
+                        updated.agent.handle,
+                        if updated.changes.is_empty() {
+                            "nothing changed".to_owned()
+                        } else {
+                            updated.changes.join("; ")
+                        }
+                    );
+                }
                 AgentCommand::Token { handle } => {
                     let token = agents::issue_token(&db, &handle)
                         .await
@@ -325,6 +379,7 @@ async fn revoke_grants_of(
             fields: vec![g.field.clone()],
             reason: Some("agent disabled".into()),
             request_id: "cli".into(),
+            policy_version: None,
         })
         .collect();
     audit::AuditLog::new(db.clone()).append(&events).await?;

@@ -50,7 +50,6 @@ const CITIES: [(&str, &str); 4] = [
     ("Lyon", "FR"),
     ("Graz", "AT"),
 ];
-const STATUSES: [&str; 4] = ["open", "pending", "resolved", "closed"];
 
 async fn next_id<E: EntityTrait>(
     db: &impl ConnectionTrait,
@@ -180,7 +179,8 @@ pub async fn seed(
         let owner = (n % size.customers.max(1)) as usize;
         let customer_id = first_customer + owner as i32;
         let topic = &topics[n as usize % topics.len()];
-        let status = STATUSES[(n as usize / topics.len()) % STATUSES.len()];
+        let statuses = crate::vocabulary::TicketStatus::ALL;
+        let status = statuses[(n as usize / topics.len()) % statuses.len()].as_str();
         let created = base + Duration::minutes(i64::from(n));
         tickets.push(ticket::ActiveModel {
             id: Set(id),

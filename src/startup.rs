@@ -45,6 +45,52 @@ pub struct AppState {
     pub allow_list: Option<Arc<crate::allowlist::AllowList>>,
 }
 
+/// Audits every policy reload that took effect (old → new version, and what triggered it)
+/// and warns when active agents hold roles or queues the new policy no longer defines.
+/// An audit failure is logged: the reload itself has happened and cannot be undone.
+fn spawn_reload_auditor(
+    mut reloads: tokio::sync::mpsc::UnboundedReceiver<(
+        crate::policy::reload::Trigger,
+        crate::policy::Reloaded,
+    )>,
+    db: sea_orm::DatabaseConnection,
+    audit: AuditLog,
+    policy: Policy,
+) {
+    tokio::spawn(async move {
+        while let Some((trigger, reloaded)) = reloads.recv().await {
+            let actor = crate::audit::Actor {
+                agent_id: None,
+                role: "system".into(),
+                request_id: "policy-reload".into(),
+                policy_version: Some(reloaded.to.clone()),
+            };
+            let event = actor.event(
+                crate::audit::Action::PolicyReloaded,
+                None,
+                None,
+                Vec::new(),
+                Some(format!(
+                    "{}: {} -> {}",
+                    trigger.as_str(),
+                    reloaded.from,
+                    reloaded.to
+                )),
+            );
+            if let Err(error) = audit.append(&[event]).await {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "the policy reload could not be audited"
+                );
+            }
+            match crate::agents::vocabulary_gaps(&db, policy.current().vocabulary()).await {
+                Ok(gaps) => crate::agents::warn_about_gaps(&gaps),
+                Err(error) => tracing::warn!(error = format!("{error:#}"), "cannot list agents"),
+            }
+        }
+    });
+}
+
 /// The grant store the settings name. Redis connects lazily: the service starts (and
 /// recovers) while it is down, failing closed meanwhile.
 pub fn grant_store(settings: &Settings) -> anyhow::Result<GrantStore> {
@@ -127,7 +173,17 @@ impl Application {
             tracing::info!("dev mode: GraphiQL on GET /graphql");
         }
 
-        crate::policy::reload::spawn(policy.clone(), settings.policy_watch);
+        let reloads = crate::policy::reload::spawn(policy.clone(), settings.policy_watch);
+        spawn_reload_auditor(
+            reloads,
+            db.clone(),
+            AuditLog::new(db.clone()),
+            policy.clone(),
+        );
+        match crate::agents::vocabulary_gaps(&db, policy.current().vocabulary()).await {
+            Ok(gaps) => crate::agents::warn_about_gaps(&gaps),
+            Err(error) => tracing::warn!(error = format!("{error:#}"), "cannot list agents"),
+        }
         let workers = settings.workers;
         if let Some(interval) = settings.retention_interval {
             crate::retention::spawn(

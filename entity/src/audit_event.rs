@@ -19,6 +19,8 @@ pub struct Model {
     pub fields: String,
     pub reason: Option<String>,
     pub request_id: String,
+    /// The version of the policy in force (null for events older than the column).
+    pub policy_version: Option<String>,
     pub prev_hash: String,
     pub hash: String,
 }

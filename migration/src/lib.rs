@@ -12,6 +12,7 @@ mod m20261130_000003_create_data_keys;
 mod m20261130_000004_add_blind_indexes;
 mod m20261130_000005_index_foreign_keys;
 mod m20261130_000006_index_ticket_scopes_by_id;
+mod m20261201_000007_add_policy_version_to_audit_events;
 
 /// The ordered list of needtoknow's migrations.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000004_add_blind_indexes::Migration),
             Box::new(m20261130_000005_index_foreign_keys::Migration),
             Box::new(m20261130_000006_index_ticket_scopes_by_id::Migration),
+            Box::new(m20261201_000007_add_policy_version_to_audit_events::Migration),
         ]
     }
 }

@@ -205,6 +205,124 @@ pub async fn disable(db: &DatabaseConnection, handle: &str) -> Result<Agent, Age
     Ok(Agent::try_from(row)?)
 }
 
+/// A change to an agent's facts; `None` and empty lists leave a fact as it is.
+#[derive(Clone, Debug, Default)]
+pub struct AgentChange {
+    /// The new role.
+    pub role: Option<String>,
+    /// The new team.
+    pub team: Option<String>,
+    /// Topics to add to the queues.
+    pub add_queues: Vec<String>,
+    /// Topics to remove from the queues.
+    pub remove_queues: Vec<String>,
+}
+
+/// An agent after [`update`], and what changed, in words (roles, teams and topics only).
+#[derive(Clone, Debug)]
+pub struct Updated {
+    /// The agent as stored now.
+    pub agent: Agent,
+    /// Each change, e.g. `role frontline -> billing`, `queues +billing`.
+    pub changes: Vec<String>,
+}
+
+/// Changes an agent's role, team or queues. The role and added queues must be words of the
+/// policy; a queue may be removed even when the policy no longer defines it. The change is
+/// stored, then audited (`agent_updated`, by `actor`, naming the agent by id); if the audit
+/// write fails the error says so and the command can be re-run (it then finds nothing to
+/// change). The agent's next request authenticates with the new facts.
+pub async fn update(
+    db: &DatabaseConnection,
+    vocabulary: &Vocabulary,
+    audit: &crate::audit::AuditLog,
+    actor: &crate::audit::Actor,
+    handle: &str,
+    change: AgentChange,
+) -> Result<Updated, AgentError> {
+    let row = find_by_handle(db, handle).await?;
+    let before = Agent::try_from(row.clone())?;
+    let mut after = before.clone();
+    let mut changes = Vec::new();
+    let mut fields = Vec::new();
+    if let Some(role) = change.role.filter(|r| *r != before.role) {
+        if !vocabulary.has_role(&role) {
+            let known: Vec<&str> = vocabulary.roles.iter().map(|r| r.name.as_str()).collect();
+            return Err(AgentError::Invalid(format!(
+                "role {role:?} is not defined by the policy (known: {})",
+                known.join(", ")
+            )));
+        }
+        changes.push(format!("role {} -> {role}", before.role));
+        fields.push("role".to_owned());
+        after.role = role;
+    }
+    if let Some(team) = change.team.filter(|t| *t != before.team) {
+        if !is_word(&team) {
+            return Err(AgentError::Invalid(format!(
+                "team {team:?}: use lower-case letters, digits and underscores"
+            )));
+        }
+        changes.push(format!("team {} -> {team}", before.team));
+        fields.push("team".to_owned());
+        after.team = team;
+    }
+    let mut queue_changes = Vec::new();
+    for topic in &change.add_queues {
+        if !vocabulary.has_topic(topic) {
+            return Err(AgentError::Invalid(format!(
+                "queue {topic:?} is not a topic of the policy (known: {})",
+                vocabulary.topics.join(", ")
+            )));
+        }
+        if !after.queues.contains(topic) {
+            after.queues.push(topic.clone());
+            queue_changes.push(format!("+{topic}"));
+        }
+    }
+    for topic in &change.remove_queues {
+        if let Some(at) = after.queues.iter().position(|q| q == topic) {
+            after.queues.remove(at);
+            queue_changes.push(format!("-{topic}"));
+        } else {
+            return Err(AgentError::Invalid(format!(
+                "agent {handle:?} has no queue {topic:?} (queues: {})",
+                before.queues.join(", ")
+            )));
+        }
+    }
+    if !queue_changes.is_empty() {
+        changes.push(format!("queues {}", queue_changes.join(" ")));
+        fields.push("queues".to_owned());
+    }
+    if changes.is_empty() {
+        return Ok(Updated {
+            agent: before,
+            changes,
+        });
+    }
+    let mut active: agent::ActiveModel = row.into();
+    active.role = Set(after.role.clone());
+    active.team = Set(after.team.clone());
+    active.queues = Set(serde_json::to_string(&after.queues).context("encoding queues")?);
+    active.update(db).await.context("updating the agent")?;
+    let event = actor.event(
+        crate::audit::Action::AgentUpdated,
+        None,
+        None,
+        fields,
+        Some(format!("agent {}: {}", before.id, changes.join("; "))),
+    );
+    audit
+        .append(&[event])
+        .await
+        .context("the agent was updated, but auditing the update failed")?;
+    Ok(Updated {
+        agent: after,
+        changes,
+    })
+}
+
 /// Revokes every live token of an agent.
 pub async fn revoke_tokens(
     db: &impl sea_orm::ConnectionTrait,
@@ -349,6 +467,81 @@ pub fn parse_bearer(header: Option<&str>) -> Result<&str, AuthFailure> {
         Ok(token)
     } else {
         Err(AuthFailure::Malformed)
+    }
+}
+
+/// Active agents whose facts name words the loaded policy does not define: such an agent
+/// gets nothing (an unknown role), or nothing from that queue (an unknown topic). Lists
+/// roles and topics, never handles.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VocabularyGaps {
+    /// Active agents whose role the policy does not define.
+    pub agents_with_unknown_role: usize,
+    /// Those roles.
+    pub unknown_roles: Vec<String>,
+    /// Active agents with a queue naming a topic the policy does not define.
+    pub agents_with_unknown_queue: usize,
+    /// Those topics.
+    pub unknown_topics: Vec<String>,
+}
+
+impl VocabularyGaps {
+    /// Whether every active agent's role and queues are defined.
+    pub fn is_empty(&self) -> bool {
+        self.agents_with_unknown_role == 0 && self.agents_with_unknown_queue == 0
+    }
+}
+
+/// Finds the active agents whose role or queues the policy's vocabulary lacks.
+pub async fn vocabulary_gaps(
+    db: &DatabaseConnection,
+    vocabulary: &Vocabulary,
+) -> anyhow::Result<VocabularyGaps> {
+    use std::collections::BTreeSet;
+    let rows = agent::Entity::find()
+        .filter(agent::Column::Active.eq(true))
+        .all(db)
+        .await
+        .context("listing agents")?;
+    let mut gaps = VocabularyGaps::default();
+    let (mut roles, mut topics) = (BTreeSet::new(), BTreeSet::new());
+    for row in rows {
+        let agent = Agent::try_from(row)?;
+        if !vocabulary.has_role(&agent.role) {
+            gaps.agents_with_unknown_role += 1;
+            roles.insert(agent.role.clone());
+        }
+        let unknown: Vec<&String> = agent
+            .queues
+            .iter()
+            .filter(|q| !vocabulary.has_topic(q))
+            .collect();
+        if !unknown.is_empty() {
+            gaps.agents_with_unknown_queue += 1;
+            topics.extend(unknown.into_iter().cloned());
+        }
+    }
+    gaps.unknown_roles = roles.into_iter().collect();
+    gaps.unknown_topics = topics.into_iter().collect();
+    Ok(gaps)
+}
+
+/// Logs a warning for every kind of gap (roles and topics, never handles).
+pub fn warn_about_gaps(gaps: &VocabularyGaps) {
+    if gaps.agents_with_unknown_role > 0 {
+        tracing::warn!(
+            agents = gaps.agents_with_unknown_role,
+            roles = ?gaps.unknown_roles,
+            "active agents have a role the policy does not define: they see nothing until the role returns or they are updated"
+        );
+    }
+    if gaps.agents_with_unknown_queue > 0 {
+        tracing::warn!(
+            agents = gaps.agents_with_unknown_queue,
+            topics = ?gaps.unknown_topics,
+            "active agents have queues naming topics the policy does not define: those queues give nothing"
+        );
     }
 }
 

@@ -33,6 +33,9 @@ pub struct AuditEvent {
     pub reason: Option<String>,
     /// The request that caused it (as in the `x-request-id` header and the logs).
     pub request_id: String,
+    /// The version of the policy in force (as `/readyz` shows it); null for events written
+    /// without a policy (CLI, retention) or before versions were recorded.
+    pub policy_version: Option<String>,
 }
 
 /// Filters of `auditEvents`; all given ones must match.
@@ -46,6 +49,10 @@ pub struct AuditFilter {
     pub actor: Option<String>,
     /// Only events of this kind.
     pub action: Option<Action>,
+    /// Only events at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only events before this time.
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// Audit queries.
@@ -104,10 +111,7 @@ impl AuditQuery {
     ) -> ApiResult<AccessReport> {
         use entity::{customer, ticket};
         let request = RequestContext::get(ctx);
-        if !request
-            .policy
-            .allows(&request.agent.facts(), "read", "access_report".to_owned())
-        {
+        if !request.allowed(crate::vocabulary::Permission::ReadAccessReport) {
             return Err(ApiError::Forbidden(
                 "your role may not read access reports".into(),
             ));
@@ -166,8 +170,10 @@ impl AuditQuery {
         })
     }
 
-    /// The audit trail, newest first. Only for roles the policy allows to read it
-    /// (`allow(agent, "read", "audit_trail")`); others get `FORBIDDEN`.
+    /// The audit trail, newest first: the events the policy's `audit_scope` lets the
+    /// caller read (`own`: events they acted in; `team`: events about their team's tickets;
+    /// `all`: every event, including those naming no ticket). Every filter and cursor works
+    /// inside that scope. Roles with no scope get `FORBIDDEN`.
     #[graphql(complexity = "first.unwrap_or(20).clamp(1, 100) as usize * child_complexity")]
     async fn audit_events(
         &self,
@@ -177,14 +183,12 @@ impl AuditQuery {
         filter: Option<AuditFilter>,
     ) -> ApiResult<Connection<String, AuditEvent, EmptyFields, EmptyFields>> {
         let request = RequestContext::get(ctx);
-        if !request
-            .policy
-            .allows(&request.agent.facts(), "read", "audit_trail".to_owned())
-        {
+        let scopes = request.policy.audit_scopes(&request.agent.facts());
+        let Some(readable) = super::readable(&scopes, request.agent.id, &request.agent.team) else {
             return Err(ApiError::Forbidden(
                 "your role may not read the audit trail".into(),
             ));
-        }
+        };
         let first = first.unwrap_or(20);
         if !(1..=100).contains(&first) {
             return Err(ApiError::BadUserInput(
@@ -192,7 +196,7 @@ impl AuditQuery {
             ));
         }
         let filter = filter.unwrap_or_default();
-        let mut query = audit_event::Entity::find();
+        let mut query = audit_event::Entity::find().filter(readable);
         if let Some(after) = &after {
             let seq: i32 = after
                 .strip_prefix("audit:")
@@ -212,6 +216,12 @@ impl AuditQuery {
         }
         if let Some(action) = filter.action {
             query = query.filter(audit_event::Column::Action.eq(action.as_str()));
+        }
+        if let Some(since) = filter.since {
+            query = query.filter(audit_event::Column::OccurredAt.gte(since));
+        }
+        if let Some(until) = filter.until {
+            query = query.filter(audit_event::Column::OccurredAt.lt(until));
         }
         if let Some(handle) = &filter.actor {
             if !crate::agents::is_handle(handle) {
@@ -258,6 +268,7 @@ impl AuditQuery {
                     fields,
                     reason: row.reason,
                     request_id: row.request_id,
+                    policy_version: row.policy_version,
                 },
             ));
         }

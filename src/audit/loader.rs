@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
 
-use super::{Action, AuditLog, NewEvent};
-use crate::disclosure::Field;
+use super::{Action, Actor, AuditLog, NewEvent};
+use crate::vocabulary::Field;
 
 /// One field of one customer shown in plaintext on one ticket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -24,12 +24,8 @@ pub struct View {
 pub struct ViewAuditor {
     /// Where events go.
     pub log: AuditLog,
-    /// The agent viewing.
-    pub actor_agent_id: i32,
-    /// Their role.
-    pub actor_role: String,
-    /// The request.
-    pub request_id: String,
+    /// The agent viewing, in this request, under this policy.
+    pub actor: Actor,
 }
 
 impl Loader<View> for ViewAuditor {
@@ -49,16 +45,13 @@ impl Loader<View> for ViewAuditor {
             .map(|((ticket_id, customer_id), mut fields)| {
                 fields.sort_by_key(|f| f.index());
                 fields.dedup();
-                NewEvent {
-                    actor_agent_id: Some(self.actor_agent_id),
-                    actor_role: self.actor_role.clone(),
-                    action: Action::Viewed,
-                    customer_id: Some(customer_id),
-                    ticket_id: Some(ticket_id),
-                    fields: fields.iter().map(|f| f.graphql_name().to_owned()).collect(),
-                    reason: None,
-                    request_id: self.request_id.clone(),
-                }
+                self.actor.event(
+                    Action::Viewed,
+                    Some(customer_id),
+                    Some(ticket_id),
+                    fields.iter().map(|f| f.graphql_name().to_owned()).collect(),
+                    None,
+                )
             })
             .collect();
         self.log.append(&events).await.map_err(Arc::new)?;

@@ -51,6 +51,11 @@ pub enum Action {
     Purged,
     /// An agent checked what a caller said against the record (match / no match only).
     IdentityChecked,
+    /// A new policy replaced the running one (the reason names the old and new versions
+    /// and what triggered the reload).
+    PolicyReloaded,
+    /// An admin changed an agent's role, team or queues (the reason says what changed).
+    AgentUpdated,
 }
 
 impl Action {
@@ -68,11 +73,13 @@ impl Action {
             Action::CustomerErased => "customer_erased",
             Action::Purged => "purged",
             Action::IdentityChecked => "identity_checked",
+            Action::PolicyReloaded => "policy_reloaded",
+            Action::AgentUpdated => "agent_updated",
         }
     }
 
     /// Every action.
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 13] = [
         Action::Viewed,
         Action::RevealRequested,
         Action::RevealGranted,
@@ -84,6 +91,8 @@ impl Action {
         Action::CustomerErased,
         Action::Purged,
         Action::IdentityChecked,
+        Action::PolicyReloaded,
+        Action::AgentUpdated,
     ];
 
     /// Parses the stored form.
@@ -111,10 +120,51 @@ pub struct NewEvent {
     pub reason: Option<String>,
     /// The request that caused it.
     pub request_id: String,
+    /// The version of the policy in force ([`crate::policy::PolicySet::version`]); `None`
+    /// where no policy is involved.
+    pub policy_version: Option<String>,
+}
+
+/// Who acts, in which request, under which policy: what every event of one request shares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    /// The agent, or `None` for the service itself and the CLI.
+    pub agent_id: Option<i32>,
+    /// Their role (`cli`, `system` when no agent acts).
+    pub role: String,
+    /// The request (or `cli`, `retention`, `policy-reload`).
+    pub request_id: String,
+    /// The version of the policy in force, when a policy decides.
+    pub policy_version: Option<String>,
+}
+
+impl Actor {
+    /// An event by this actor.
+    pub fn event(
+        &self,
+        action: Action,
+        customer_id: Option<i32>,
+        ticket_id: Option<i32>,
+        fields: Vec<String>,
+        reason: Option<String>,
+    ) -> NewEvent {
+        NewEvent {
+            actor_agent_id: self.agent_id,
+            actor_role: self.role.clone(),
+            action,
+            customer_id,
+            ticket_id,
+            fields,
+            reason,
+            request_id: self.request_id.clone(),
+            policy_version: self.policy_version.clone(),
+        }
+    }
 }
 
 /// The hashed content of an event: every stored column except `seq` and `hash`, in a fixed
-/// order.
+/// order. `policy_version` is left out when absent, so events written before the column
+/// existed keep their hashes.
 #[derive(Serialize)]
 struct Hashed<'a> {
     prev_hash: &'a str,
@@ -127,6 +177,8 @@ struct Hashed<'a> {
     fields: &'a str,
     reason: Option<&'a str>,
     request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy_version: Option<&'a str>,
 }
 
 fn hash_of(row: &audit_event::Model) -> String {
@@ -141,6 +193,7 @@ fn hash_of(row: &audit_event::Model) -> String {
         fields: &row.fields,
         reason: row.reason.as_deref(),
         request_id: &row.request_id,
+        policy_version: row.policy_version.as_deref(),
     };
     let bytes = serde_json::to_vec(&content).unwrap_or_default();
     hex::encode(Sha256::digest(bytes))
@@ -293,6 +346,7 @@ impl AuditLog {
                 fields: serde_json::to_string(&event.fields).context("encoding fields")?,
                 reason: event.reason.clone(),
                 request_id: event.request_id.clone(),
+                policy_version: event.policy_version.clone(),
                 prev_hash: prev_hash.clone(),
                 hash: String::new(),
             };
@@ -308,6 +362,7 @@ impl AuditLog {
                 fields: Set(row.fields),
                 reason: Set(row.reason),
                 request_id: Set(row.request_id),
+                policy_version: Set(row.policy_version),
                 prev_hash: Set(row.prev_hash),
                 hash: Set(row.hash),
                 ..Default::default()
@@ -323,6 +378,37 @@ impl AuditLog {
         }
         Ok(())
     }
+}
+
+/// The SQL condition selecting the events an agent may read under the policy's audit
+/// scopes; `None` when they may read none. `team` takes the ticket's team as it is now;
+/// events naming no ticket are only in `all` (or `own`, for the agent who acted).
+pub fn readable(
+    scopes: &[crate::vocabulary::AuditScope],
+    agent_id: i32,
+    team: &str,
+) -> Option<sea_orm::Condition> {
+    use crate::vocabulary::AuditScope;
+    use sea_orm::{ColumnTrait, Condition};
+    if scopes.contains(&AuditScope::All) {
+        return Some(Condition::all());
+    }
+    let mut any = Condition::any();
+    for scope in scopes {
+        any = match scope {
+            AuditScope::Own => any.add(audit_event::Column::ActorAgentId.eq(agent_id)),
+            AuditScope::Team => {
+                let tickets = sea_orm::sea_query::Query::select()
+                    .column(entity::ticket::Column::Id)
+                    .from(entity::ticket::Entity)
+                    .and_where(entity::ticket::Column::Team.eq(team))
+                    .to_owned();
+                any.add(audit_event::Column::TicketId.in_subquery(tickets))
+            }
+            AuditScope::All => any,
+        };
+    }
+    (!scopes.is_empty()).then_some(any)
 }
 
 /// The outcome of walking the chain.
@@ -411,6 +497,7 @@ mod tests {
             fields: "[\"email\"]".into(),
             reason: None,
             request_id: "r".into(),
+            policy_version: None,
             prev_hash: GENESIS.into(),
             hash: String::new(),
         };
@@ -437,6 +524,10 @@ mod tests {
             },
             audit_event::Model {
                 prev_hash: "1".into(),
+                ..row.clone()
+            },
+            audit_event::Model {
+                policy_version: Some("0123456789abcdef".into()),
                 ..row.clone()
             },
         ] {

@@ -484,7 +484,7 @@ impl TicketSummary {
             id: ID(row.id.to_string()),
             subject: (shown == Shown::Plain).then(|| row.subject.clone()),
             topic: row.topic.clone(),
-            status: row.status.parse()?,
+            status: crate::tickets::graphql::stored_status(&row.status)?,
             created_at: row.created_at,
             resolved_at: row.resolved_at,
         })

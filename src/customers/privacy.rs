@@ -16,16 +16,15 @@ use super::graphql::{decrypt_bytes, decrypt_text};
 use crate::audit::{Action, NewEvent};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::RequestContext;
+use crate::vocabulary::Permission;
 
-fn require(request: &RequestContext, action: &str) -> ApiResult<()> {
-    if request
-        .policy
-        .allows(&request.agent.facts(), action, "customer_data".to_owned())
-    {
+fn require(request: &RequestContext, permission: Permission) -> ApiResult<()> {
+    if request.allowed(permission) {
         Ok(())
     } else {
         Err(ApiError::Forbidden(format!(
-            "your role may not {action} customer data"
+            "your role may not {} customer data",
+            permission.action()
         )))
     }
 }
@@ -66,7 +65,7 @@ impl PrivacyQuery {
         customer_id: ID,
     ) -> ApiResult<Json<Value>> {
         let request = RequestContext::get(ctx);
-        require(request, "export")?;
+        require(request, Permission::ExportCustomerData)?;
         let id = parse_customer(&customer_id)?;
         let db = &request.db;
         let row = customer::Entity::find_by_id(id)
@@ -213,7 +212,7 @@ impl PrivacyMutation {
     /// "customer_data")`).
     async fn erase_customer(&self, ctx: &Context<'_>, customer_id: ID) -> ApiResult<Erasure> {
         let request = RequestContext::get(ctx);
-        require(request, "erase")?;
+        require(request, Permission::EraseCustomerData)?;
         let id = parse_customer(&customer_id)?;
         let db = &request.db;
         if customer::Entity::find_by_id(id).one(db).await?.is_none() {

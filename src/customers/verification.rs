@@ -80,7 +80,7 @@ impl VerificationMutation {
     ) -> ApiResult<IdentityCheck> {
         let request = RequestContext::get(ctx);
         let ticket = tickets::visible(request, &ticket_id).await?;
-        if !request.may("verify_identity", &ticket) {
+        if !request.may(crate::vocabulary::Permission::VerifyIdentity, &ticket) {
             return Err(ApiError::Forbidden(
                 "you may not verify identities on this ticket".into(),
             ));

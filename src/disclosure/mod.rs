@@ -7,7 +7,6 @@
 //! never rendered, and list fields are not even loaded. Reveal grants hook in here too, in
 //! one place, so no field can forget them.
 
-pub mod fields;
 pub mod summary;
 
 use std::future::Future;
@@ -16,7 +15,7 @@ use std::sync::Arc;
 use async_graphql::{OutputType, SimpleObject};
 use chrono::{DateTime, Utc};
 
-pub use fields::Field;
+pub use crate::vocabulary::Field;
 
 use crate::agents::Agent;
 use crate::customers::graphql::{
@@ -32,7 +31,7 @@ type ChatHistory = Vec<ChatMessage>;
 use crate::audit::loader::View;
 use crate::error::ApiResult;
 use crate::graphql::RequestContext;
-use crate::policy::{Access, ClassDecisions, DataClass, Decision, PolicySet, RevealOption};
+use crate::policy::{Access, DataClass, Decision, Decisions, PolicySet, RevealOption, Subject};
 
 /// Which form a renderer must produce: the gate never asks for a hidden value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,7 +89,7 @@ struct Resolved {
 /// The decisions for one agent on one ticket: the purpose of every access it serves.
 pub struct Gate {
     policy: Arc<PolicySet>,
-    decisions: Arc<ClassDecisions>,
+    decisions: Arc<Decisions>,
     role: String,
     topic: String,
     ticket_id: i32,
@@ -116,9 +115,9 @@ impl Gate {
         }
     }
 
-    /// The policy's decision for a data class.
-    pub fn decision(&self, class: DataClass) -> Decision {
-        self.decisions.get(class)
+    /// The policy's decision for a field (its field-level answer, else its class's).
+    pub fn decision(&self, field: Field) -> Decision {
+        self.decisions.field(field)
     }
 
     /// Discloses a field whose value is at hand: `render` runs only for `PLAIN` or `MASKED`
@@ -163,7 +162,7 @@ impl Gate {
     /// back to its policy level, or to its mask if that level is `PLAIN` (fail closed: never
     /// unaudited plaintext).
     async fn resolve(&self, request: &RequestContext, field: Field) -> Resolved {
-        let policy = self.decisions.get(field.class());
+        let policy = self.decisions.field(field);
         let grant = if policy.access != Access::Plain && policy.reveal != RevealOption::None {
             request.grants.expiry(self.ticket_id, field).await
         } else {
@@ -222,30 +221,50 @@ impl Gate {
         }
     }
 
-    /// Every data class with its decision and hand-off, and the sentence built from them.
+    /// Every data class and field with its decision and hand-off, and the sentence built
+    /// from them.
     pub fn summary(&self) -> summary::AccessSummary {
         let classes: Vec<summary::ClassAccess> = DataClass::ALL
             .into_iter()
             .map(|class| {
-                let decision = self.decisions.get(class);
+                let decision = self.decisions.class(class);
                 summary::ClassAccess {
                     data_class: class,
                     access: decision.access,
                     reveal: decision.reveal,
-                    hand_off: self.hand_off(class, decision),
+                    hand_off: self.hand_off(Subject::Class(class), decision),
+                    uniform: self.decisions.uniform(class),
                 }
             })
             .collect();
-        let sentence = summary::sentence(&classes);
-        summary::AccessSummary { classes, sentence }
+        let fields: Vec<summary::FieldAccess> = Field::ALL
+            .into_iter()
+            .map(|field| {
+                let decision = self.decisions.field(field);
+                summary::FieldAccess {
+                    field: field.graphql_name().to_owned(),
+                    data_class: field.class(),
+                    access: decision.access,
+                    reveal: decision.reveal,
+                    field_rule: self.decisions.field_rule(field).is_some(),
+                    hand_off: self.hand_off(Subject::Field(field), decision),
+                }
+            })
+            .collect();
+        let sentence = summary::sentence(&classes, &fields);
+        summary::AccessSummary {
+            classes,
+            fields,
+            sentence,
+        }
     }
 
-    fn hand_off(&self, class: DataClass, decision: Decision) -> Vec<HandOff> {
+    fn hand_off(&self, subject: Subject, decision: Decision) -> Vec<HandOff> {
         if decision.access != Access::Hidden {
             return Vec::new();
         }
         self.policy
-            .hand_off_roles(&self.topic, class, &self.role)
+            .hand_off_roles(&self.topic, subject, &self.role)
             .into_iter()
             .map(|r| HandOff {
                 role: r.name,
@@ -262,7 +281,7 @@ impl Gate {
     ) -> Protected<T> {
         let decision = resolved.decision;
         let class = field.class();
-        let hand_off = self.hand_off(class, decision);
+        let hand_off = self.hand_off(Subject::Field(field), decision);
         Protected {
             value,
             access: decision.access,

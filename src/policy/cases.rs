@@ -10,15 +10,17 @@
 //! ```
 //!
 //! Relations: `assignee` (the ticket is assigned to the agent), `queue` (unassigned, its topic
-//! in the agent's queues), `team` (assigned to someone else in the agent's team). Cases
-//! describe tickets the agent may see.
+//! in the agent's queues), `team` (assigned to someone else in the agent's team), `none`
+//! (none of these: another team's ticket).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use super::{AgentFacts, DataClass, Decision, PolicyError, PolicySet, TicketFacts};
-use crate::disclosure::Field;
+use std::collections::HashMap;
+
+use super::{AgentFacts, Decision, Decisions, PolicyError, PolicySet, Subject, TicketFacts};
+use crate::vocabulary::{AuditScope, Permission, Resource, TicketScope, TicketStatus};
 
 /// How a hypothetical agent relates to a hypothetical ticket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -29,11 +31,19 @@ pub enum Relation {
     Queue,
     /// The ticket is assigned to someone else in the agent's team.
     Team,
+    /// None of these: assigned to someone of another team, not in the agent's queues.
+    #[value(name = "none")]
+    Unrelated,
 }
 
 impl Relation {
     /// Every relation.
-    pub const ALL: [Relation; 3] = [Relation::Assignee, Relation::Queue, Relation::Team];
+    pub const ALL: [Relation; 4] = [
+        Relation::Assignee,
+        Relation::Queue,
+        Relation::Team,
+        Relation::Unrelated,
+    ];
 
     /// The facts the policy reads for an agent of `role` and a ticket of `topic` and
     /// `status` in this relation. The agent's queues hold the topic except for `team`.
@@ -42,7 +52,7 @@ impl Relation {
             role: role.to_owned(),
             team: "team".to_owned(),
             queues: match self {
-                Relation::Team => Vec::new(),
+                Relation::Team | Relation::Unrelated => Vec::new(),
                 _ => vec![topic.to_owned()],
             },
         };
@@ -51,9 +61,21 @@ impl Relation {
             status: status.to_owned(),
             assigned_to_me: self == Relation::Assignee,
             unassigned: self == Relation::Queue,
-            in_my_team: true,
+            in_my_team: self != Relation::Unrelated,
         };
         (agent, ticket)
+    }
+}
+
+impl Relation {
+    /// Whether a ticket in this relation is visible under `scopes`.
+    pub fn visible_under(self, scopes: &[TicketScope]) -> bool {
+        match self {
+            Relation::Assignee => scopes.contains(&TicketScope::Assigned),
+            Relation::Queue => scopes.contains(&TicketScope::Queue),
+            Relation::Team => scopes.contains(&TicketScope::Team),
+            Relation::Unrelated => false,
+        }
     }
 }
 
@@ -64,8 +86,9 @@ impl FromStr for Relation {
             "assignee" => Ok(Relation::Assignee),
             "queue" => Ok(Relation::Queue),
             "team" => Ok(Relation::Team),
+            "none" => Ok(Relation::Unrelated),
             other => Err(format!(
-                "unknown relation {other:?} (use assignee, queue or team)"
+                "unknown relation {other:?} (use assignee, queue, team or none)"
             )),
         }
     }
@@ -77,22 +100,9 @@ impl fmt::Display for Relation {
             Relation::Assignee => "assignee",
             Relation::Queue => "queue",
             Relation::Team => "team",
+            Relation::Unrelated => "none",
         })
     }
-}
-
-/// The statuses a ticket can have; policies may read them.
-pub const STATUSES: [&str; 4] = ["open", "pending", "resolved", "closed"];
-
-/// A data class named directly, or through one of its fields.
-pub fn parse_subject(word: &str) -> Option<(DataClass, Option<Field>)> {
-    if let Some(class) = DataClass::ALL.into_iter().find(|c| c.as_str() == word) {
-        return Some((class, None));
-    }
-    Field::ALL
-        .into_iter()
-        .find(|f| f.graphql_name() == word)
-        .map(|f| (f.class(), Some(f)))
 }
 
 /// One expanded test case, with where it was written.
@@ -108,12 +118,92 @@ pub struct Case {
     pub topic: String,
     /// The ticket's status.
     pub status: String,
-    /// The class (or field) as written.
-    pub subject: String,
-    /// The class asked about.
-    pub class: DataClass,
+    /// What is asked, as written in the subject column.
+    pub written: String,
+    /// What is asked.
+    pub question: Question,
     /// The expected answer.
-    pub expected: Decision,
+    pub expected: Answer,
+}
+
+/// What a case asks about the agent and the ticket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Question {
+    /// The level and reveal option of a class or field (a field is checked against its
+    /// field-level answer if a rule names it, else its class's). Subject column: the name.
+    Access(Subject),
+    /// Whether the agent may open the ticket at all (`ticket_scope`). Subject: `sees`.
+    Sees,
+    /// Whether `allow` grants a permission (on the ticket, or on its named resource).
+    /// Subject: `allow:ACTION` or `allow:ACTION:RESOURCE`.
+    Allow(Permission),
+    /// Whether `audit_scope` gives the agent this scope. Subject: `audit:SCOPE`.
+    Audit(AuditScope),
+}
+
+/// The expected (or actual) answer of a case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// Level and reveal option (columns `LEVEL REVEAL`).
+    Decision(Decision),
+    /// Yes or no (columns `yes -` or `no -`).
+    Yes(bool),
+}
+
+impl fmt::Display for Answer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Answer::Decision(decision) => f.write_str(&describe(*decision)),
+            Answer::Yes(true) => f.write_str("yes"),
+            Answer::Yes(false) => f.write_str("no"),
+        }
+    }
+}
+
+/// Parses a subject column word.
+fn parse_question(word: &str) -> Result<Question, String> {
+    if word == "sees" {
+        return Ok(Question::Sees);
+    }
+    if let Some(scope) = word.strip_prefix("audit:") {
+        return scope
+            .parse()
+            .map(Question::Audit)
+            .map_err(|_| format!("unknown audit scope {scope:?} (use own, team or all)"));
+    }
+    if let Some(rest) = word.strip_prefix("allow:") {
+        let (action, resource) = match rest.split_once(':') {
+            Some((action, resource)) => (action, Some(resource)),
+            None => (rest, None),
+        };
+        return Permission::ALL
+            .into_iter()
+            .find(|p| {
+                p.action() == action
+                    && match (p.resource(), resource) {
+                        (Resource::Ticket, None) => true,
+                        (Resource::Named(named), Some(resource)) => named == resource,
+                        _ => false,
+                    }
+            })
+            .map(Question::Allow)
+            .ok_or_else(|| {
+                let known: Vec<String> = Permission::ALL
+                    .iter()
+                    .map(|p| match p.resource() {
+                        Resource::Ticket => format!("allow:{}", p.action()),
+                        Resource::Named(r) => format!("allow:{}:{r}", p.action()),
+                    })
+                    .collect();
+                format!(
+                    "{word:?} is not a permission the service asks about (known: {})",
+                    known.join(", ")
+                )
+            });
+    }
+    Subject::parse(word)
+        .map(Question::Access)
+        .ok_or_else(|| format!("unknown class or field {word:?}"))
 }
 
 /// Reads every `*.cases` file of `dir/tests` (none is fine) and expands the lines, checking
@@ -180,7 +270,7 @@ fn parse_line(
         }
     }
     for status in list(statuses) {
-        if !STATUSES.contains(&status) {
+        if status.parse::<TicketStatus>().is_err() {
             return Err(format!("unknown status {status:?}"));
         }
     }
@@ -190,33 +280,44 @@ fn parse_line(
         .collect::<Result<Vec<_>, _>>()?;
     let subjects = list(subjects)
         .into_iter()
-        .map(|s| {
-            parse_subject(s)
-                .map(|(class, _)| (s, class))
-                .ok_or_else(|| format!("unknown class or field {s:?}"))
-        })
+        .map(|s| parse_question(s).map(|q| (s, q)))
         .collect::<Result<Vec<_>, _>>()?;
-    let expected = Decision {
-        access: level
-            .parse()
-            .map_err(|_| format!("unknown level {level:?}"))?,
-        reveal: reveal
-            .parse()
-            .map_err(|_| format!("unknown reveal option {reveal:?}"))?,
+    let decision = || -> Result<Answer, String> {
+        Ok(Answer::Decision(Decision {
+            access: level
+                .parse()
+                .map_err(|_| format!("unknown level {level:?}"))?,
+            reveal: reveal
+                .parse()
+                .map_err(|_| format!("unknown reveal option {reveal:?}"))?,
+        }))
+    };
+    let yes = || -> Result<Answer, String> {
+        match (level, reveal) {
+            ("yes", "-") => Ok(Answer::Yes(true)),
+            ("no", "-") => Ok(Answer::Yes(false)),
+            _ => Err(format!(
+                "a sees, allow: or audit: case answers `yes -` or `no -`, not `{level} {reveal}`"
+            )),
+        }
     };
     for role in list(roles) {
         for &relation in &relations {
             for topic in list(topics) {
                 for status in list(statuses) {
-                    for &(subject, class) in &subjects {
+                    for &(written, question) in &subjects {
+                        let expected = match question {
+                            Question::Access(_) => decision()?,
+                            _ => yes()?,
+                        };
                         out.push(Case {
                             location: location.to_owned(),
                             role: role.to_owned(),
                             relation,
                             topic: topic.to_owned(),
                             status: status.to_owned(),
-                            subject: subject.to_owned(),
-                            class,
+                            written: written.to_owned(),
+                            question,
                             expected,
                         });
                     }
@@ -233,7 +334,7 @@ pub struct CaseFailure {
     /// The case.
     pub case: Case,
     /// What the policy answered, or why it could not.
-    pub got: Result<Decision, String>,
+    pub got: Result<Answer, String>,
 }
 
 impl fmt::Display for CaseFailure {
@@ -242,16 +343,10 @@ impl fmt::Display for CaseFailure {
         write!(
             f,
             "{}: {} {} {} {} {}: expected {}, got ",
-            c.location,
-            c.role,
-            c.relation,
-            c.topic,
-            c.status,
-            c.subject,
-            describe(c.expected)
+            c.location, c.role, c.relation, c.topic, c.status, c.written, c.expected
         )?;
         match &self.got {
-            Ok(decision) => f.write_str(&describe(*decision)),
+            Ok(answer) => write!(f, "{answer}"),
             Err(error) => write!(f, "an error: {error}"),
         }
     }
@@ -262,15 +357,37 @@ pub fn describe(decision: Decision) -> String {
     format!("{} {}", decision.access_word(), decision.reveal_word())
 }
 
-/// Runs `cases` against `set` (bypassing its cache) and returns the failures.
+/// Runs `cases` against `set` (bypassing its cache: each distinct set of facts is
+/// evaluated once per run) and returns the failures.
 pub fn run_cases(set: &PolicySet, cases: &[Case]) -> Vec<CaseFailure> {
+    let mut evaluated: HashMap<(AgentFacts, TicketFacts), Result<Decisions, String>> =
+        HashMap::new();
     cases
         .iter()
         .filter_map(|case| {
-            let (agent, ticket) = case.relation.facts(&case.role, &case.topic, &case.status);
-            let got = set
-                .evaluate_strict(&agent, &ticket, case.class)
-                .map_err(|e| e.to_string());
+            let facts = case.relation.facts(&case.role, &case.topic, &case.status);
+            let got = match case.question {
+                Question::Access(subject) => evaluated
+                    .entry(facts)
+                    .or_insert_with_key(|(agent, ticket)| {
+                        set.decide_strict(agent, ticket).map_err(|e| e.to_string())
+                    })
+                    .as_ref()
+                    .map(|d| Answer::Decision(d.subject(subject)))
+                    .map_err(Clone::clone),
+                Question::Sees => set
+                    .ticket_scopes_strict(&facts.0)
+                    .map(|scopes| Answer::Yes(case.relation.visible_under(&scopes)))
+                    .map_err(|e| e.to_string()),
+                Question::Allow(permission) => set
+                    .authorize_strict(&facts.0, permission, Some(&facts.1))
+                    .map(Answer::Yes)
+                    .map_err(|e| e.to_string()),
+                Question::Audit(scope) => set
+                    .audit_scopes_strict(&facts.0)
+                    .map(|scopes| Answer::Yes(scopes.contains(&scope)))
+                    .map_err(|e| e.to_string()),
+            };
             (got.as_ref().ok() != Some(&case.expected)).then(|| CaseFailure {
                 case: case.clone(),
                 got,
@@ -279,25 +396,41 @@ pub fn run_cases(set: &PolicySet, cases: &[Case]) -> Vec<CaseFailure> {
         .collect()
 }
 
-/// Evaluates every role × topic × relation × class (status `open`) and the ticket scopes of
-/// every role, so a rule yielding an unknown word or reading an unknown attribute is found
-/// at load time, not by the first request that reaches it.
+/// Evaluates every role × topic × relation (status `open`): every class and field, every
+/// permission, and the ticket and audit scopes of every role, so a rule yielding an unknown
+/// word or reading an unknown attribute is found at load time, not by the first request
+/// that reaches it.
 pub fn sweep(set: &PolicySet) -> Result<(), PolicyError> {
     let vocabulary = set.vocabulary();
+    let explain = |what: String| {
+        move |e: PolicyError| {
+            PolicyError::Invalid(format!(
+                "{what}: {}",
+                super::lint::explain_runtime_error(&e.to_string())
+            ))
+        }
+    };
     for role in &vocabulary.roles {
         for topic in &vocabulary.topics {
             for relation in Relation::ALL {
                 let (agent, ticket) = relation.facts(&role.name, topic, "open");
                 if relation == Relation::Assignee {
-                    set.ticket_scopes_strict(&agent)?;
+                    set.ticket_scopes_strict(&agent)
+                        .map_err(explain(format!("ticket_scope for role {}", role.name)))?;
+                    set.audit_scopes_strict(&agent)
+                        .map_err(explain(format!("audit_scope for role {}", role.name)))?;
                 }
-                for class in DataClass::ALL {
-                    set.evaluate_strict(&agent, &ticket, class).map_err(|e| {
-                        PolicyError::Invalid(format!(
-                            "field_access for role {} on {topic} ({relation}), class {class}: {e}",
-                            role.name
-                        ))
-                    })?;
+                set.decide_strict(&agent, &ticket).map_err(explain(format!(
+                    "field_access for role {} on {topic} ({relation})",
+                    role.name
+                )))?;
+                for permission in Permission::ALL {
+                    set.authorize_strict(&agent, permission, Some(&ticket))
+                        .map_err(explain(format!(
+                            "allow for role {} on {topic} ({relation}), {}",
+                            role.name,
+                            permission.describe()
+                        )))?;
                 }
             }
         }

@@ -12,6 +12,9 @@
 
 pub mod admin;
 pub mod cases;
+pub mod coverage;
+pub mod diff;
+pub mod lint;
 pub mod model;
 pub mod reload;
 
@@ -22,7 +25,11 @@ use std::sync::{Arc, RwLock};
 use arc_swap::ArcSwap;
 use oso::{Oso, PolarClass, PolarValue};
 
-pub use model::{Access, DataClass, Decision, RevealOption, TicketScope, UnknownWord};
+pub use crate::vocabulary::is_word;
+pub use model::{
+    Access, AuditScope, DataClass, Decision, Decisions, Field, RevealOption, Subject, TicketScope,
+    UnknownWord,
+};
 
 /// What the policy may read about the agent asking (`Agent` in Polar).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PolarClass)]
@@ -115,30 +122,28 @@ pub enum PolicyError {
     Invalid(String),
 }
 
-/// A (topic, class) pair whose hand-off roles are cached.
-type HandOffKey = (String, DataClass);
+/// A (topic, class or field) pair whose hand-off roles are cached.
+type HandOffKey = (String, Subject);
 
 /// One loaded, checked policy set with its decision caches.
 pub struct PolicySet {
     oso: Oso,
     vocabulary: Vocabulary,
     files: Vec<PathBuf>,
-    decisions: RwLock<HashMap<(AgentFacts, TicketFacts), Arc<ClassDecisions>>>,
+    version: String,
+    /// Fields whose schema name appears as a string in the policy: only these can have
+    /// field-level rules, so only these are asked about one by one.
+    named_fields: Vec<Field>,
+    decisions: RwLock<HashMap<(AgentFacts, TicketFacts), Arc<Decisions>>>,
     scopes: RwLock<HashMap<AgentFacts, Arc<[TicketScope]>>>,
+    audit_scopes: RwLock<HashMap<AgentFacts, Arc<[AuditScope]>>>,
     hand_offs: RwLock<HashMap<HandOffKey, Arc<[RoleInfo]>>>,
     notices: crate::consent::Notices,
 }
 
-/// The decisions for every data class on one ticket for one agent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClassDecisions([Decision; DataClass::ALL.len()]);
-
-impl ClassDecisions {
-    /// The decision for `class`.
-    pub fn get(&self, class: DataClass) -> Decision {
-        self.0[class as usize]
-    }
-}
+/// A subject no class or field has: rules that also answer for it answer for anything
+/// (catch-alls), so they are not field-level rules.
+const ANY_SUBJECT: &str = "*";
 
 /// Upper bound on cached decisions; the cache is cleared when it is reached. Keys are
 /// (role, team, queues, topic, status, relation), so real deployments stay far below it.
@@ -147,6 +152,69 @@ const CACHE_LIMIT: usize = 100_000;
 impl PolicySet {
     /// Loads every `*.polar` file of `dir` (sorted by name) and checks the vocabulary.
     pub fn load_dir(dir: &Path) -> Result<PolicySet, PolicyError> {
+        let files = polar_files(dir)?;
+        let mut sources = Vec::with_capacity(files.len());
+        for file in &files {
+            let text = std::fs::read_to_string(file).map_err(|source| PolicyError::Read {
+                dir: file.clone(),
+                source,
+            })?;
+            sources.push((file.display().to_string(), text));
+        }
+        PolicySet::build(dir, files, &sources, true, |_| Ok(()))
+    }
+
+    /// Builds a policy set from `files` (loaded by Oso), whose texts are `sources`
+    /// (display name and text, in load order); `dir` holds `notices.json`. With `lint`,
+    /// the texts are checked first; `setup` registers anything more before loading.
+    fn build(
+        dir: &Path,
+        files: Vec<PathBuf>,
+        sources: &[(String, String)],
+        lint: bool,
+        setup: impl FnOnce(&mut Oso) -> Result<(), PolicyError>,
+    ) -> Result<PolicySet, PolicyError> {
+        if lint {
+            for (name, text) in sources {
+                check_specializers(name, text)?;
+            }
+            let problems = lint::lint(sources);
+            if !problems.is_empty() {
+                let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                return Err(PolicyError::Invalid(lines.join("\n")));
+            }
+        }
+        let mut oso = new_oso()?;
+        setup(&mut oso)?;
+        oso.load_files(files.clone())
+            .map_err(|e| PolicyError::Polar(lint::explain_polar_error(&e.to_string(), sources)))?;
+        let vocabulary = read_vocabulary(&oso)?;
+        let notices = crate::consent::Notices::load(dir).map_err(PolicyError::Invalid)?;
+        let named_fields = Field::ALL
+            .into_iter()
+            .filter(|f| {
+                let quoted = format!("\"{}\"", f.graphql_name());
+                sources.iter().any(|(_, text)| text.contains(&quoted))
+            })
+            .collect();
+        Ok(PolicySet {
+            oso,
+            vocabulary,
+            notices,
+            files,
+            version: version_of(sources),
+            named_fields,
+            decisions: RwLock::default(),
+            scopes: RwLock::default(),
+            audit_scopes: RwLock::default(),
+            hand_offs: RwLock::default(),
+        })
+    }
+}
+
+/// The `*.polar` files of `dir`, sorted by name.
+fn polar_files(dir: &Path) -> Result<Vec<PathBuf>, PolicyError> {
+    {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|source| PolicyError::Read {
                 dir: dir.to_owned(),
@@ -159,26 +227,53 @@ impl PolicySet {
         if files.is_empty() {
             return Err(PolicyError::Empty(dir.to_owned()));
         }
-        for file in &files {
-            let text = std::fs::read_to_string(file).map_err(|source| PolicyError::Read {
-                dir: file.clone(),
-                source,
-            })?;
-            check_specializers(&file.display().to_string(), &text)?;
+        Ok(files)
+    }
+}
+
+/// The policy's version: a digest of the policy files' names (not their directory) and
+/// texts, so the same policy has the same version wherever it is loaded.
+fn version_of(sources: &[(String, String)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for (name, text) in sources {
+        let base = Path::new(name)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        hasher.update(base.as_bytes());
+        hasher.update([0]);
+        hasher.update(text.as_bytes());
+        hasher.update([0]);
+    }
+    hex::encode(&hasher.finalize()[..8])
+}
+
+impl PolicySet {
+    /// The policy's version: 16 hex digits of a digest of its files, recorded in every
+    /// audit event so a view can be traced to the policy that allowed it.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The facts the policy may use for `agent`: `None` when the agent's role is not in the
+    /// policy's vocabulary (such an agent gets nothing), and queues naming topics the
+    /// policy no longer declares left out (such a queue gives nothing).
+    pub fn admit(&self, agent: &AgentFacts) -> Option<AgentFacts> {
+        if !self.vocabulary.has_role(&agent.role) {
+            return None;
         }
-        let mut oso = new_oso()?;
-        oso.load_files(files.clone())
-            .map_err(|e| PolicyError::Polar(e.to_string()))?;
-        let vocabulary = read_vocabulary(&oso)?;
-        let notices = crate::consent::Notices::load(dir).map_err(PolicyError::Invalid)?;
-        Ok(PolicySet {
-            oso,
-            vocabulary,
-            notices,
-            files,
-            decisions: RwLock::default(),
-            scopes: RwLock::default(),
-            hand_offs: RwLock::default(),
+        if agent.queues.iter().all(|q| self.vocabulary.has_topic(q)) {
+            return Some(agent.clone());
+        }
+        Some(AgentFacts {
+            queues: agent
+                .queues
+                .iter()
+                .filter(|q| self.vocabulary.has_topic(q))
+                .cloned()
+                .collect(),
+            ..agent.clone()
         })
     }
 
@@ -197,50 +292,64 @@ impl PolicySet {
         &self.files
     }
 
-    /// The decisions for every data class on `ticket` for `agent`, from the cache when the
-    /// same facts were seen before. Policy errors fail closed (`HIDDEN`, reveal `NONE`).
-    pub fn decide(&self, agent: &AgentFacts, ticket: &TicketFacts) -> Arc<ClassDecisions> {
+    /// The decisions for every data class and field on `ticket` for `agent`, from the
+    /// cache when the same facts were seen before. An agent the policy does not know, and
+    /// any policy error, fail closed (`HIDDEN`, reveal `NONE`).
+    pub fn decide(&self, agent: &AgentFacts, ticket: &TicketFacts) -> Arc<Decisions> {
         let key = (agent.clone(), ticket.clone());
         if let Some(hit) = read_cache(&self.decisions, &key) {
             return hit;
         }
-        let decisions = Arc::new(ClassDecisions(
-            DataClass::ALL.map(|class| self.evaluate(agent, ticket, class)),
-        ));
+        let decisions = Arc::new(match self.decide_strict(agent, ticket) {
+            Ok(decisions) => decisions,
+            Err(error) => {
+                tracing::error!(%error, "policy evaluation failed; the fields stay hidden");
+                Decisions::DENY_ALL
+            }
+        });
         write_cache(&self.decisions, key, decisions.clone());
         decisions
     }
 
-    /// Evaluates `field_access` for one class without the cache, failing closed.
-    fn evaluate(&self, agent: &AgentFacts, ticket: &TicketFacts, class: DataClass) -> Decision {
-        match self.evaluate_strict(agent, ticket, class) {
-            Ok(decision) => decision,
-            Err(error) => {
-                tracing::error!(%class, %error, "policy evaluation failed; field stays hidden");
-                Decision::DENY
-            }
-        }
-    }
-
-    /// Evaluates `field_access` for one class without the cache; errors are returned.
-    pub fn evaluate_strict(
+    /// [`PolicySet::decide`] without the cache; errors are returned.
+    pub fn decide_strict(
         &self,
         agent: &AgentFacts,
         ticket: &TicketFacts,
-        class: DataClass,
-    ) -> Result<Decision, PolicyError> {
-        Ok(self
-            .matches(agent, ticket, class)?
-            .into_iter()
-            .fold(Decision::DENY, Decision::most_permissive))
+    ) -> Result<Decisions, PolicyError> {
+        let Some(agent) = self.admit(agent) else {
+            return Ok(Decisions::DENY_ALL);
+        };
+        let mut classes = [Decision::DENY; DataClass::ALL.len()];
+        for class in DataClass::ALL {
+            classes[class as usize] = fold(&self.matches(&agent, ticket, class.as_str())?);
+        }
+        let mut fields = [None; Field::ALL.len()];
+        if !self.named_fields.is_empty() {
+            let anything = self.matches(&agent, ticket, ANY_SUBJECT)?;
+            for &field in &self.named_fields {
+                let mut answers = self.matches(&agent, ticket, field.graphql_name())?;
+                // Rules that answer for any subject at all are not about this field.
+                for answer in &anything {
+                    if let Some(at) = answers.iter().position(|a| a == answer) {
+                        answers.remove(at);
+                    }
+                }
+                if !answers.is_empty() {
+                    fields[field.index()] = Some(fold(&answers));
+                }
+            }
+        }
+        Ok(Decisions::new(classes, fields))
     }
 
-    /// Every answer of `field_access` for one class, one per matching rule, in order.
+    /// Every answer of `field_access` for one class or field name, one per matching rule,
+    /// in order. The agent is taken as given (see [`PolicySet::admit`]).
     pub fn matches(
         &self,
         agent: &AgentFacts,
         ticket: &TicketFacts,
-        class: DataClass,
+        subject: &str,
     ) -> Result<Vec<Decision>, PolicyError> {
         let query = self
             .oso
@@ -249,7 +358,7 @@ impl PolicySet {
                 (
                     agent.clone(),
                     ticket.clone(),
-                    class.as_str(),
+                    subject,
                     PolarValue::Variable("level".into()),
                     PolarValue::Variable("reveal".into()),
                 ),
@@ -287,22 +396,46 @@ impl PolicySet {
         Ok(decisions)
     }
 
-    /// Whether the policy's `allow(agent, action, resource)` permits an action on a named
-    /// resource (`"audit_trail"`) or a ticket ([`TicketFacts`]). Errors fail closed.
-    pub fn allows<R>(&self, agent: &AgentFacts, action: &str, resource: R) -> bool
-    where
-        R: oso::ToPolar,
-    {
-        match self
-            .oso
-            .is_allowed(agent.clone(), action.to_owned(), resource)
-        {
+    /// Whether the policy's `allow(agent, action, resource)` grants `permission`; `ticket`
+    /// is the ticket's facts for permissions on a ticket (ignored for named resources). An
+    /// agent the policy does not know, and errors, are denied.
+    pub fn authorize(
+        &self,
+        agent: &AgentFacts,
+        permission: crate::vocabulary::Permission,
+        ticket: Option<&TicketFacts>,
+    ) -> bool {
+        match self.authorize_strict(agent, permission, ticket) {
             Ok(allowed) => allowed,
-            Err(error) if undefined_rule(&error) => false,
             Err(error) => {
-                tracing::error!(%error, action, "policy evaluation of allow failed; denied");
+                tracing::error!(%error, action = permission.action(), "policy evaluation of allow failed; denied");
                 false
             }
+        }
+    }
+
+    /// [`PolicySet::authorize`] with errors returned. A ticket permission asked without a
+    /// ticket is denied.
+    pub fn authorize_strict(
+        &self,
+        agent: &AgentFacts,
+        permission: crate::vocabulary::Permission,
+        ticket: Option<&TicketFacts>,
+    ) -> Result<bool, PolicyError> {
+        use crate::vocabulary::Resource;
+        let Some(agent) = self.admit(agent) else {
+            return Ok(false);
+        };
+        let action = permission.action().to_owned();
+        let outcome = match (permission.resource(), ticket) {
+            (Resource::Ticket, Some(ticket)) => self.oso.is_allowed(agent, action, ticket.clone()),
+            (Resource::Ticket, None) => return Ok(false),
+            (Resource::Named(name), _) => self.oso.is_allowed(agent, action, name.to_owned()),
+        };
+        match outcome {
+            Ok(allowed) => Ok(allowed),
+            Err(error) if undefined_rule(&error) => Ok(false),
+            Err(error) => Err(PolicyError::Polar(error.to_string())),
         }
     }
 
@@ -314,6 +447,7 @@ impl PolicySet {
         ticket: &TicketFacts,
         class: DataClass,
     ) -> Option<i64> {
+        let agent = self.admit(agent)?;
         let query = self.oso.query_rule(
             "reveal_seconds",
             (
@@ -356,20 +490,10 @@ impl PolicySet {
         String::new()
     }
 
-    /// The kinds of tickets `agent` may see. Policy errors fail closed (no tickets).
+    /// The kinds of tickets `agent` may see. An agent the policy does not know, and policy
+    /// errors, fail closed (no tickets).
     pub fn ticket_scopes(&self, agent: &AgentFacts) -> Arc<[TicketScope]> {
-        if let Some(hit) = read_cache(&self.scopes, agent) {
-            return hit;
-        }
-        let scopes: Arc<[TicketScope]> = match self.ticket_scopes_strict(agent) {
-            Ok(scopes) => scopes.into(),
-            Err(error) => {
-                tracing::error!(%error, "policy evaluation of ticket_scope failed; no tickets");
-                Arc::from([])
-            }
-        };
-        write_cache(&self.scopes, agent.clone(), scopes.clone());
-        scopes
+        self.cached_scopes(&self.scopes, "ticket_scope", agent)
     }
 
     /// The ticket scopes of `agent` without the cache; errors are returned.
@@ -377,12 +501,54 @@ impl PolicySet {
         &self,
         agent: &AgentFacts,
     ) -> Result<Vec<TicketScope>, PolicyError> {
+        self.scopes_strict("ticket_scope", agent)
+    }
+
+    /// Which audit events `agent` may read (`audit_scope`). An agent the policy does not
+    /// know, and policy errors, fail closed (none: the audit trail is refused).
+    pub fn audit_scopes(&self, agent: &AgentFacts) -> Arc<[AuditScope]> {
+        self.cached_scopes(&self.audit_scopes, "audit_scope", agent)
+    }
+
+    /// The audit scopes of `agent` without the cache; errors are returned.
+    pub fn audit_scopes_strict(&self, agent: &AgentFacts) -> Result<Vec<AuditScope>, PolicyError> {
+        self.scopes_strict("audit_scope", agent)
+    }
+
+    fn cached_scopes<W>(
+        &self,
+        cache: &RwLock<HashMap<AgentFacts, Arc<[W]>>>,
+        rule: &str,
+        agent: &AgentFacts,
+    ) -> Arc<[W]>
+    where
+        W: std::str::FromStr<Err = UnknownWord> + PartialEq + Copy + std::fmt::Debug,
+    {
+        if let Some(hit) = read_cache(cache, agent) {
+            return hit;
+        }
+        let scopes: Arc<[W]> = match self.scopes_strict(rule, agent) {
+            Ok(scopes) => scopes.into(),
+            Err(error) => {
+                tracing::error!(%error, rule, "policy evaluation of a scope failed; none given");
+                Arc::from([])
+            }
+        };
+        write_cache(cache, agent.clone(), scopes.clone());
+        scopes
+    }
+
+    /// Every distinct word `rule(agent, scope)` answers, in rule order.
+    fn scopes_strict<W>(&self, rule: &str, agent: &AgentFacts) -> Result<Vec<W>, PolicyError>
+    where
+        W: std::str::FromStr<Err = UnknownWord> + PartialEq,
+    {
+        let Some(agent) = self.admit(agent) else {
+            return Ok(Vec::new());
+        };
         let query = self
             .oso
-            .query_rule(
-                "ticket_scope",
-                (agent.clone(), PolarValue::Variable("scope".into())),
-            )
+            .query_rule(rule, (agent, PolarValue::Variable("scope".into())))
             .map_err(|e| PolicyError::Polar(e.to_string()))?;
         let mut scopes = Vec::new();
         for result in query {
@@ -393,10 +559,10 @@ impl PolicySet {
             };
             let scope: String = result
                 .get_typed("scope")
-                .map_err(|e| PolicyError::Invalid(format!("ticket_scope: {e}")))?;
-            let scope: TicketScope = scope.parse().map_err(|e: UnknownWord| {
+                .map_err(|e| PolicyError::Invalid(format!("{rule}: {e}")))?;
+            let scope: W = scope.parse().map_err(|e: UnknownWord| {
                 PolicyError::Invalid(format!(
-                    "{}ticket_scope yields unknown scope {} (use assigned, queue or team)",
+                    "{}{rule} yields unknown scope {}",
                     self.locate(&e.0),
                     e.0
                 ))
@@ -409,14 +575,14 @@ impl PolicySet {
     }
 
     /// The roles (other than `except_role`) whose assignee on a ticket of `topic` would see
-    /// `class` at all: the hand-off hint for a hidden class.
+    /// `subject` (a class, or a field) at all: the hand-off hint for a hidden value.
     pub fn hand_off_roles(
         &self,
         topic: &str,
-        class: DataClass,
+        subject: Subject,
         except_role: &str,
     ) -> Vec<RoleInfo> {
-        let key = (topic.to_owned(), class);
+        let key = (topic.to_owned(), subject);
         let roles = match read_cache(&self.hand_offs, &key) {
             Some(hit) => hit,
             None => {
@@ -437,7 +603,7 @@ impl PolicySet {
                             unassigned: false,
                             in_my_team: true,
                         };
-                        self.decide(&agent, &ticket).get(class).access != Access::Hidden
+                        self.decide(&agent, &ticket).subject(subject).access != Access::Hidden
                     })
                     .cloned()
                     .collect();
@@ -451,6 +617,14 @@ impl PolicySet {
             .cloned()
             .collect()
     }
+}
+
+/// The most permissive of several rules' answers; none is deny.
+fn fold(answers: &[Decision]) -> Decision {
+    answers
+        .iter()
+        .copied()
+        .fold(Decision::DENY, Decision::most_permissive)
 }
 
 /// A policy without any `field_access` (or `ticket_scope`) rule denies everything: Polar
@@ -582,16 +756,6 @@ fn read_vocabulary(oso: &Oso) -> Result<Vocabulary, PolicyError> {
     Ok(vocabulary)
 }
 
-/// Roles and topics are identifiers: lower-case ASCII letters, digits and underscores.
-pub fn is_word(word: &str) -> bool {
-    !word.is_empty()
-        && word.len() <= 64
-        && word.starts_with(|c: char| c.is_ascii_lowercase())
-        && word
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-}
-
 fn check_word(kind: &str, word: &str) -> Result<(), PolicyError> {
     if is_word(word) {
         Ok(())
@@ -628,6 +792,15 @@ pub struct ReloadStatus {
     pub reloads: u64,
     /// Why the latest reload attempt was refused, if it was (the old set keeps serving).
     pub last_error: Option<String>,
+}
+
+/// A reload that replaced the running policy: the versions before and after.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reloaded {
+    /// The version that served before.
+    pub from: String,
+    /// The version serving now.
+    pub to: String,
 }
 
 /// The running policy, shared by every request. Cloning is cheap; [`Policy::current`]
@@ -672,18 +845,27 @@ impl Policy {
     /// Loads the directory again beside the running set and, only if it checks out
     /// completely, swaps it in atomically. A refused reload keeps the running set and is
     /// reported by [`Policy::status`].
-    pub fn reload(&self) -> Result<(), PolicyError> {
+    pub fn reload(&self) -> Result<Reloaded, PolicyError> {
         let previous = self.status();
         match load_checked(&self.dir) {
             Ok(set) => {
+                let reloaded = Reloaded {
+                    from: self.current().version().to_owned(),
+                    to: set.version().to_owned(),
+                };
                 self.current.store(Arc::new(set));
                 self.status.store(Arc::new(ReloadStatus {
                     loaded_at: chrono::Utc::now(),
                     reloads: previous.reloads + 1,
                     last_error: None,
                 }));
-                tracing::info!(dir = %self.dir.display(), "policy reloaded");
-                Ok(())
+                tracing::info!(
+                    dir = %self.dir.display(),
+                    from = %reloaded.from,
+                    to = %reloaded.to,
+                    "policy reloaded"
+                );
+                Ok(reloaded)
             }
             Err(error) => {
                 tracing::error!(%error, "policy reload refused; the previous policy keeps serving");
@@ -700,6 +882,7 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocabulary::Permission;
 
     fn shipped() -> PolicySet {
         PolicySet::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
@@ -736,22 +919,22 @@ mod tests {
     fn a_billing_assignee_sees_billing_plain_on_a_billing_ticket() {
         let set = shipped();
         let d = set.decide(&agent("billing", &["billing"]), &assigned("billing"));
-        assert_eq!(d.get(DataClass::Billing).access, Access::Plain);
+        assert_eq!(d.class(DataClass::Billing).access, Access::Plain);
         assert_eq!(
-            d.get(DataClass::Contact),
+            d.class(DataClass::Contact),
             Decision {
                 access: Access::Masked,
                 reveal: RevealOption::WithReason
             }
         );
-        assert_eq!(d.get(DataClass::ChatHistory), Decision::DENY);
+        assert_eq!(d.class(DataClass::ChatHistory), Decision::DENY);
     }
 
     #[test]
     fn hand_off_names_the_roles_that_would_see_a_hidden_class() {
         let set = shipped();
         let roles: Vec<String> = set
-            .hand_off_roles("billing", DataClass::Billing, "frontline")
+            .hand_off_roles("billing", Subject::Class(DataClass::Billing), "frontline")
             .into_iter()
             .map(|r| r.name)
             .collect();
@@ -785,6 +968,76 @@ mod tests {
             "p.polar:3: unknown class Customer (policies can use Agent and Ticket)"
         );
         assert!(check_specializers("p.polar", "f(a: Agent, t: Ticket, c: String);").is_ok());
+    }
+
+    /// The shipped policy with `extra` rules, loaded from a scratch directory.
+    fn with(extra: &str) -> PolicySet {
+        let dir = std::env::temp_dir().join(format!("ntk-policy-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/main.polar");
+        let text = std::fs::read_to_string(shipped).unwrap();
+        std::fs::write(dir.join("main.polar"), format!("{text}\n{extra}\n")).unwrap();
+        let set = PolicySet::load_dir(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        set.unwrap()
+    }
+
+    #[test]
+    fn a_field_rule_overrides_its_class_in_either_direction() {
+        let set = with(
+            "field_access(agent: Agent, _t: Ticket, \"dateOfBirth\", \"HIDDEN\", \"NONE\") if agent.role = \"identity\";\n\
+             field_access(agent: Agent, _t: Ticket, \"invoices\", \"MASKED\", \"NONE\") if agent.role = \"frontline\";",
+        );
+        let identity = set.decide(
+            &agent("identity", &["identity_verification"]),
+            &assigned("identity_verification"),
+        );
+        assert_eq!(identity.field(Field::DateOfBirth), Decision::DENY);
+        assert_eq!(
+            identity.field(Field::IdentityDocuments).access,
+            Access::Plain
+        );
+        assert_eq!(identity.class(DataClass::Identity).access, Access::Plain);
+        assert!(!identity.uniform(DataClass::Identity));
+        let frontline = set.decide(&agent("frontline", &[]), &assigned("technical"));
+        assert_eq!(frontline.field(Field::Invoices).access, Access::Masked);
+        assert_eq!(frontline.field(Field::PaymentMethods), Decision::DENY);
+    }
+
+    #[test]
+    fn a_catch_all_rule_is_not_a_field_rule() {
+        // Answers for any subject at all, including the field's name: not about the field.
+        let set = with(
+            "field_access(agent: Agent, _t: Ticket, subject, \"MASKED\", \"NONE\") if agent.role = \"billing\" and subject != \"billing\";\n\
+             field_access(_a: Agent, _t: Ticket, \"plan\", \"PLAIN\", \"NONE\");",
+        );
+        let billing = set.decide(&agent("billing", &["billing"]), &assigned("billing"));
+        assert_eq!(billing.field(Field::PaymentMethods).access, Access::Plain);
+        assert_eq!(billing.field_rule(Field::PaymentMethods), None);
+    }
+
+    #[test]
+    fn an_agent_whose_role_or_topic_the_policy_lacks_gets_nothing() {
+        let set = shipped();
+        let legal = agent("legal", &["billing"]);
+        assert!(set.ticket_scopes(&legal).is_empty());
+        assert!(set.audit_scopes(&legal).is_empty());
+        assert_eq!(
+            *set.decide(&legal, &assigned("billing")),
+            Decisions::DENY_ALL
+        );
+        assert!(!set.authorize(&legal, Permission::SetStatus, Some(&assigned("billing"))));
+        let holder = agent("frontline", &["legal_hold", "billing"]);
+        assert_eq!(set.admit(&holder).unwrap().queues, ["billing"]);
+    }
+
+    #[test]
+    fn the_version_is_a_digest_of_the_files() {
+        let a = shipped();
+        let b = shipped();
+        assert_eq!(a.version(), b.version());
+        assert_eq!(a.version().len(), 16);
+        assert_ne!(with("topic(\"legal_hold\");").version(), a.version());
     }
 
     #[test]

@@ -1,136 +1,11 @@
-//! The vocabulary of decisions: data classes, access levels, reveal options, ticket scopes.
-//!
-//! Data classes are code (each protected field is declared with one in
-//! [`crate::disclosure::fields`]); roles and topics are not: they are strings the policy
-//! defines, see [`super::Vocabulary`].
+//! The policy's answers: a [`Decision`] (level and reveal option) per data class and per
+//! field. The words themselves live in [`crate::vocabulary`].
 
-use std::fmt;
-use std::str::FromStr;
+pub use crate::vocabulary::{
+    Access, AuditScope, DataClass, Field, RevealOption, Subject, TicketScope, UnknownWord,
+};
 
-/// A class of customer data; every protected field belongs to exactly one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, async_graphql::Enum)]
-pub enum DataClass {
-    /// Account status, plan, customer since.
-    Account,
-    /// Full name.
-    Name,
-    /// Email and phone.
-    Contact,
-    /// Postal address.
-    Address,
-    /// Date of birth and identity documents.
-    Identity,
-    /// Payment methods, billing address, invoices.
-    Billing,
-    /// The customer's other tickets.
-    TicketHistory,
-    /// The messages of the customer's other tickets.
-    ChatHistory,
-}
-
-impl DataClass {
-    /// Every data class, in the order summaries list them.
-    pub const ALL: [DataClass; 8] = [
-        DataClass::Account,
-        DataClass::Name,
-        DataClass::Contact,
-        DataClass::Address,
-        DataClass::Identity,
-        DataClass::Billing,
-        DataClass::TicketHistory,
-        DataClass::ChatHistory,
-    ];
-
-    /// Whether a plaintext view of the class is audited: every class but `account` and
-    /// `ticket_history`.
-    pub fn audited(self) -> bool {
-        !matches!(self, DataClass::Account | DataClass::TicketHistory)
-    }
-
-    /// The name policies use for the class.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DataClass::Account => "account",
-            DataClass::Name => "name",
-            DataClass::Contact => "contact",
-            DataClass::Address => "address",
-            DataClass::Identity => "identity",
-            DataClass::Billing => "billing",
-            DataClass::TicketHistory => "ticket_history",
-            DataClass::ChatHistory => "chat_history",
-        }
-    }
-}
-
-impl fmt::Display for DataClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How much of a protected value an agent sees.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, async_graphql::Enum)]
-pub enum Access {
-    /// Nothing: the value is absent from the whole response.
-    Hidden,
-    /// A reduced form (see each field's description).
-    Masked,
-    /// The value itself.
-    Plain,
-}
-
-impl FromStr for Access {
-    type Err = UnknownWord;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "PLAIN" => Ok(Access::Plain),
-            "MASKED" => Ok(Access::Masked),
-            "HIDDEN" => Ok(Access::Hidden),
-            other => Err(UnknownWord(other.to_owned())),
-        }
-    }
-}
-
-/// Whether, and how, an agent may get more than their access level.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, async_graphql::Enum)]
-pub enum RevealOption {
-    /// No reveal is possible.
-    None,
-    /// A supervisor must approve a reveal request.
-    WithApproval,
-    /// The agent may reveal it themselves by giving a reason.
-    WithReason,
-}
-
-impl RevealOption {
-    /// Orders options by how easily they reveal: `NONE` < `WITH_APPROVAL` < `WITH_REASON`.
-    fn rank(self) -> u8 {
-        match self {
-            RevealOption::None => 0,
-            RevealOption::WithApproval => 1,
-            RevealOption::WithReason => 2,
-        }
-    }
-}
-
-impl FromStr for RevealOption {
-    type Err = UnknownWord;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "NONE" => Ok(RevealOption::None),
-            "WITH_REASON" => Ok(RevealOption::WithReason),
-            "WITH_APPROVAL" => Ok(RevealOption::WithApproval),
-            other => Err(UnknownWord(other.to_owned())),
-        }
-    }
-}
-
-/// A word from a policy that the host does not know.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown word {0:?}")]
-pub struct UnknownWord(pub String);
-
-/// The policy's answer for one data class on one ticket for one agent.
+/// The policy's answer for one data class (or field) on one ticket for one agent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decision {
     /// What the agent sees without a grant.
@@ -148,20 +23,12 @@ impl Decision {
 
     /// The level as policies write it.
     pub fn access_word(self) -> &'static str {
-        match self.access {
-            Access::Plain => "PLAIN",
-            Access::Masked => "MASKED",
-            Access::Hidden => "HIDDEN",
-        }
+        self.access.as_str()
     }
 
     /// The reveal option as policies write it.
     pub fn reveal_word(self) -> &'static str {
-        match self.reveal {
-            RevealOption::None => "NONE",
-            RevealOption::WithReason => "WITH_REASON",
-            RevealOption::WithApproval => "WITH_APPROVAL",
-        }
+        self.reveal.as_str()
     }
 
     /// Combines two matching rules: the most permissive level wins, then the easiest reveal.
@@ -184,27 +51,58 @@ impl Decision {
     }
 }
 
-/// A kind of ticket an agent may see, as the policy's `ticket_scope` names it. The host turns
-/// each into a SQL condition, so lists are filtered in the database.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TicketScope {
-    /// Tickets assigned to the agent.
-    Assigned,
-    /// Unassigned tickets whose topic is in the agent's queues.
-    Queue,
-    /// Every ticket of the agent's team.
-    Team,
+/// The decisions for every data class and every field on one ticket for one agent.
+///
+/// A field's decision is its class's, unless a field-level rule names the field: then the
+/// field-level answer replaces the class's for that field, in either direction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decisions {
+    classes: [Decision; DataClass::ALL.len()],
+    fields: [Option<Decision>; Field::ALL.len()],
 }
 
-impl FromStr for TicketScope {
-    type Err = UnknownWord;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "assigned" => Ok(TicketScope::Assigned),
-            "queue" => Ok(TicketScope::Queue),
-            "team" => Ok(TicketScope::Team),
-            other => Err(UnknownWord(other.to_owned())),
+impl Decisions {
+    /// Everything hidden: what an agent unknown to the policy gets.
+    pub const DENY_ALL: Decisions = Decisions {
+        classes: [Decision::DENY; DataClass::ALL.len()],
+        fields: [None; Field::ALL.len()],
+    };
+
+    /// Class answers, and the field-level answers where a rule names the field.
+    pub fn new(
+        classes: [Decision; DataClass::ALL.len()],
+        fields: [Option<Decision>; Field::ALL.len()],
+    ) -> Decisions {
+        Decisions { classes, fields }
+    }
+
+    /// The decision for a whole class (what field-level rules leave untouched).
+    pub fn class(&self, class: DataClass) -> Decision {
+        self.classes[class as usize]
+    }
+
+    /// The decision for one field: its field-level answer if a rule names it, else its
+    /// class's.
+    pub fn field(&self, field: Field) -> Decision {
+        self.fields[field.index()].unwrap_or_else(|| self.class(field.class()))
+    }
+
+    /// Whether a field-level rule decides `field` (rather than its class's rules).
+    pub fn field_rule(&self, field: Field) -> Option<Decision> {
+        self.fields[field.index()]
+    }
+
+    /// The decision for a class or a field.
+    pub fn subject(&self, subject: Subject) -> Decision {
+        match subject {
+            Subject::Class(class) => self.class(class),
+            Subject::Field(field) => self.field(field),
         }
+    }
+
+    /// Whether every field of `class` is decided like the class itself.
+    pub fn uniform(&self, class: DataClass) -> bool {
+        class.fields().all(|f| self.field(f) == self.class(class))
     }
 }
 

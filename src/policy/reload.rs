@@ -1,12 +1,35 @@
 //! Hot reload: a change to the policy directory (polled) or SIGHUP loads the new policy
-//! beside the old one; [`super::Policy::reload`] swaps it in only if it checks out.
+//! beside the old one; [`super::Policy::reload`] swaps it in only if it checks out. Each
+//! reload that took effect is reported on a channel (what triggered it, the versions), so
+//! the service can audit it without this module knowing about the audit trail.
 
 use std::path::Path;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::Policy;
+use tokio::sync::mpsc;
+
+use super::{Policy, Reloaded};
+
+/// What made the service reload its policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// The directory watch saw a change.
+    FileWatch,
+    /// The process got SIGHUP.
+    Sighup,
+}
+
+impl Trigger {
+    /// How an audit event names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::FileWatch => "file watch",
+            Trigger::Sighup => "SIGHUP",
+        }
+    }
+}
 
 /// A digest of every `*.polar`, `notices.json` and `tests/*.cases` file: names and contents.
 pub fn fingerprint(dir: &Path) -> Vec<u8> {
@@ -32,10 +55,15 @@ pub fn fingerprint(dir: &Path) -> Vec<u8> {
 }
 
 /// Watches the policy directory every `interval` and reloads on SIGHUP, for as long as the
-/// runtime lives.
-pub fn spawn(policy: Policy, interval: Option<Duration>) {
+/// runtime lives. Every reload that took effect is sent on the returned channel.
+pub fn spawn(
+    policy: Policy,
+    interval: Option<Duration>,
+) -> mpsc::UnboundedReceiver<(Trigger, Reloaded)> {
+    let (sender, receiver) = mpsc::unbounded_channel();
     if let Some(interval) = interval {
         let policy = policy.clone();
+        let sender = sender.clone();
         tokio::spawn(async move {
             let mut seen = fingerprint(policy.dir());
             // A change is loaded once it has held still for one interval, so a file caught
@@ -58,7 +86,10 @@ pub fn spawn(policy: Policy, interval: Option<Duration>) {
                 seen = now;
                 let policy = policy.clone();
                 // Loading and checking is CPU work; keep it off the async workers.
-                let _ = tokio::task::spawn_blocking(move || policy.reload()).await;
+                if let Ok(Ok(reloaded)) = tokio::task::spawn_blocking(move || policy.reload()).await
+                {
+                    let _ = sender.send((Trigger::FileWatch, reloaded));
+                }
             }
         });
     }
@@ -72,7 +103,10 @@ pub fn spawn(policy: Policy, interval: Option<Duration>) {
         while hangups.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading the policy");
             let policy = policy.clone();
-            let _ = tokio::task::spawn_blocking(move || policy.reload()).await;
+            if let Ok(Ok(reloaded)) = tokio::task::spawn_blocking(move || policy.reload()).await {
+                let _ = sender.send((Trigger::Sighup, reloaded));
+            }
         }
     });
+    receiver
 }

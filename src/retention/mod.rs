@@ -157,6 +157,7 @@ pub async fn sweep(
                     fields: vec![field.into()],
                     reason: Some(format!("{count} row(s) past retention")),
                     request_id: "retention".into(),
+                    policy_version: None,
                 });
             }
         }

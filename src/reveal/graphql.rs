@@ -16,6 +16,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::graphql::RequestContext;
 use crate::policy::{Access, DataClass, RevealOption};
 use crate::tickets;
+use crate::vocabulary::Permission;
 
 /// Grants live 15 minutes unless the policy says otherwise (and configuration caps it).
 const DEFAULT_GRANT_SECONDS: i64 = 900;
@@ -250,7 +251,7 @@ fn check_decider(
     row: &reveal_request::Model,
     ticket: &ticket::Model,
 ) -> ApiResult<()> {
-    if !request.may("approve_reveal", ticket) {
+    if !request.may(Permission::ApproveReveal, ticket) {
         return Err(ApiError::Forbidden(
             "only a supervisor of the ticket's team may decide reveal requests".into(),
         ));
@@ -376,7 +377,7 @@ impl RevealMutation {
         );
         let (mut now, mut approval, mut already) = (Vec::new(), Vec::new(), Vec::new());
         for field in fields {
-            let decision = gate.decision(field.class());
+            let decision = gate.decision(field);
             match (decision.access, decision.reveal) {
                 (Access::Plain, _) => already.push(field),
                 (_, RevealOption::WithReason) => now.push(field),
@@ -557,7 +558,7 @@ impl RevealMutation {
             .one(&request.db)
             .await?
             .ok_or(ApiError::NotFound)?;
-        if grant.agent_id != request.agent.id && !request.may("revoke_reveal", &ticket) {
+        if grant.agent_id != request.agent.id && !request.may(Permission::RevokeReveal, &ticket) {
             return Err(ApiError::Forbidden(
                 "only the holder or a supervisor of the ticket's team may revoke this grant".into(),
             ));
@@ -629,7 +630,7 @@ impl RevealQuery {
             else {
                 continue;
             };
-            if row.agent_id != request.agent.id && request.may("approve_reveal", &ticket) {
+            if row.agent_id != request.agent.id && request.may(Permission::ApproveReveal, &ticket) {
                 out.push(to_object(request, row).await?);
             }
         }

@@ -14,10 +14,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::OnceCell;
 
-use crate::audit::{Action, AuditLog, NewEvent};
+use crate::audit::{Action, Actor, AuditLog, NewEvent};
 use crate::disclosure::Field;
 use crate::error::ApiError;
-use crate::policy::cases::parse_subject;
+use crate::vocabulary::Subject;
 use store::{Grant, GrantStore};
 
 /// Shortest and longest reason, in characters, after trimming.
@@ -82,22 +82,17 @@ pub fn expand(subjects: &[String]) -> Result<Vec<Field>, ApiError> {
     }
     let mut fields = BTreeSet::new();
     for subject in subjects {
-        let Some((class, field)) = parse_subject(subject) else {
+        let Some(subject) = Subject::parse(subject) else {
             return Err(ApiError::BadUserInput(format!(
                 "`fields`: {:?} is neither a field of Customer nor a data class",
                 subject.chars().take(40).collect::<String>()
             )));
         };
-        match field {
-            Some(field) => {
+        match subject {
+            Subject::Field(field) => {
                 fields.insert(field.index());
             }
-            None => fields.extend(
-                Field::ALL
-                    .into_iter()
-                    .filter(|f| f.class() == class)
-                    .map(Field::index),
-            ),
+            Subject::Class(class) => fields.extend(class.fields().map(Field::index)),
         }
     }
     Ok(fields.into_iter().map(|i| Field::ALL[i]).collect())
@@ -115,26 +110,18 @@ pub struct RequestGrants {
     store: GrantStore,
     audit: AuditLog,
     agent_id: i32,
-    role: String,
-    request_id: String,
+    actor: Actor,
     cell: OnceCell<Arc<[Grant]>>,
 }
 
 impl RequestGrants {
-    /// The grants of `agent_id` for one request.
-    pub fn new(
-        store: GrantStore,
-        audit: AuditLog,
-        agent_id: i32,
-        role: &str,
-        request_id: &str,
-    ) -> Self {
+    /// The grants of the agent `actor` names, for one request.
+    pub fn new(store: GrantStore, audit: AuditLog, agent_id: i32, actor: Actor) -> Self {
         RequestGrants {
             store,
             audit,
             agent_id,
-            role: role.to_owned(),
-            request_id: request_id.to_owned(),
+            actor,
             cell: OnceCell::new(),
         }
     }
@@ -180,15 +167,14 @@ impl RequestGrants {
     async fn record_expiry(&self, expired: &[Grant]) {
         let events: Vec<NewEvent> = expired
             .iter()
-            .map(|g| NewEvent {
-                actor_agent_id: Some(self.agent_id),
-                actor_role: self.role.clone(),
-                action: Action::GrantExpired,
-                customer_id: Some(g.customer_id),
-                ticket_id: Some(g.ticket_id),
-                fields: vec![g.field.clone()],
-                reason: None,
-                request_id: self.request_id.clone(),
+            .map(|g| {
+                self.actor.event(
+                    Action::GrantExpired,
+                    Some(g.customer_id),
+                    Some(g.ticket_id),
+                    vec![g.field.clone()],
+                    None,
+                )
             })
             .collect();
         match self.audit.append(&events).await {

@@ -11,6 +11,7 @@ mod encryption;
 mod health;
 mod hostile;
 mod instances;
+mod policy_admin;
 mod policy_matrix;
 mod policy_reload;
 mod privacy;
