@@ -66,7 +66,8 @@ on_both_databases! {
         let customer = app.data_as("supervisor", "query($t: ID!) { ticket(id: $t) { customer { id } } }",
             json!({ "t": password })).await["ticket"]["customer"]["id"].clone();
         // An event naming no ticket: the privacy officer's export.
-        let (_, body) = app.query_as("admin", "mutation($c: ID!) { exportCustomerData(customerId: $c) }",
+        let admin = agent(&app, "privacy", "admin", "support", &[]).await;
+        let body = query(&app, &admin, "query($c: ID!) { exportCustomerData(customerId: $c) }",
             json!({ "c": customer })).await;
         assert_no_errors(&body);
 
@@ -361,4 +362,42 @@ async fn a_field_level_rule_overrides_its_class_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_field_level_rule_overrides_its_class_on_postgres() {
     a_field_level_rule_overrides_its_class(Backend::Postgres).await
+}
+
+on_both_databases! {
+    /// `agent update` (the service function behind the CLI) takes effect on the agent's next
+    /// request, and is audited without naming the agent's handle.
+    async fn an_agent_update_applies_to_the_next_request_and_is_audited(app) {
+        let token = agent(&app, "sam", "frontline", "support", &["billing"]).await;
+        assert_eq!(subjects(&query(&app, &token, SUBJECTS, json!({})).await), ["Refund not received"]);
+        let db = needtoknow::db::connect(&app.settings).await.unwrap();
+        let policy = needtoknow::policy::Policy::load(&app.settings.policy_dir).unwrap();
+        let actor = needtoknow::audit::Actor {
+            agent_id: None,
+            role: "cli".into(),
+            request_id: "cli".into(),
+            policy_version: Some(policy.current().version().to_owned()),
+        };
+        let updated = needtoknow::agents::update(
+            &db,
+            policy.current().vocabulary(),
+            &needtoknow::audit::AuditLog::new(db.clone()),
+            &actor,
+            "sam",
+            needtoknow::agents::AgentChange {
+                remove_queues: vec!["billing".into()],
+                add_queues: vec!["shipping".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(updated.changes, ["queues +shipping -billing"]);
+        assert_eq!(subjects(&query(&app, &token, SUBJECTS, json!({})).await), Vec::<String>::new());
+        let (_, body) = app.query_as("auditor", EVENTS, json!({ "f": { "action": "AGENT_UPDATED" } })).await;
+        let events = edges(&body);
+        assert_eq!(events.len(), 1);
+        let reason = events[0]["node"]["reason"].as_str().unwrap();
+        assert!(reason.ends_with(": queues +shipping -billing") && !reason.contains("sam"), "{reason}");
+    }
 }
