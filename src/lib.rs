@@ -6,8 +6,12 @@
 //!   and [`cli`] read settings; [`telemetry`] sets up logs and request ids; [`db`] connects
 //!   and migrates; [`http`] is the transport; [`graphql`] the schema; [`error`] the errors
 //!   clients see; [`loaders`] the batched loads behind every list.
+//! - [`vocabulary`] declares once the words code and policies share: data classes and
+//!   their fields, levels, reveal options, scopes, statuses, permissions.
 //! - [`policy`] loads the Oso policies in `policies/` and answers, with cached decisions,
-//!   which tickets an agent may see and how much of each data class they see.
+//!   which tickets and audit events an agent may see and how much of each data class and
+//!   field they see; it also holds the admin tools (`check`'s vocabulary lint, `diff`,
+//!   coverage).
 //! - [`disclosure`] is the one path by which customer data reaches a response: it asks the
 //!   policy, picks the mask, and is where grants and audit events attach.
 //! - Features: [`agents`] (tokens, `me`), [`tickets`] (visibility in SQL, `ticket`,

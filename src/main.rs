@@ -147,12 +147,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let mut settings = cli.global.settings().map_err(Failure::Config)?;
             // Benchmark data is development data: a missing key file is generated.
             settings.mode = needtoknow::config::Mode::Dev;
-            let policy = Policy::load(&settings.policy_dir).with_context(|| {
-                format!(
-                    "cannot load policies from {}",
-                    settings.policy_dir.display()
-                )
-            })?;
+            let policy = load_policy(&settings)?;
             let (keys, key_file) = needtoknow::crypto::keys::load_master_keys(&settings)?;
             let db = db::connect(&settings).await?;
             db::migrate(&db).await?;
@@ -264,12 +259,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             db::migrate(&db).await?;
             match command {
                 AgentCommand::Create(args) => {
-                    let policy = Policy::load(&settings.policy_dir).with_context(|| {
-                        format!(
-                            "cannot load policies from {}",
-                            settings.policy_dir.display()
-                        )
-                    })?;
+                    let policy = load_policy(&settings)?;
                     let new = agents::NewAgent {
                         display_name: args.display_name.unwrap_or_else(|| args.handle.clone()),
                         handle: args.handle,
@@ -295,12 +285,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     revoke_grants_of(&settings, &db, &agent).await?;
                 }
                 AgentCommand::Update(args) => {
-                    let policy = Policy::load(&settings.policy_dir).with_context(|| {
-                        format!(
-                            "cannot load policies from {}",
-                            settings.policy_dir.display()
-                        )
-                    })?;
+                    let policy = load_policy(&settings)?;
                     let change = agents::AgentChange {
                         role: args.role,
                         team: args.team,
@@ -385,6 +370,16 @@ async fn revoke_grants_of(
     audit::AuditLog::new(db.clone()).append(&events).await?;
     println!("revoked {} reveal grant(s)", revoked.len());
     Ok(())
+}
+
+/// The policy the settings name, for commands that check words against it.
+fn load_policy(settings: &needtoknow::config::Settings) -> anyhow::Result<Policy> {
+    Policy::load(&settings.policy_dir).with_context(|| {
+        format!(
+            "cannot load policies from {}",
+            settings.policy_dir.display()
+        )
+    })
 }
 
 fn agent_failure(error: agents::AgentError) -> Failure {

@@ -209,7 +209,7 @@ pub fn explain(dir: &Path, q: &Question) -> Result<String, String> {
             out,
             "hand-off: {}",
             if helpers.is_empty() {
-                "no role sees this class on this topic".to_owned()
+                "no role sees it on this topic".to_owned()
             } else {
                 helpers.join(", ")
             }

@@ -205,8 +205,19 @@ impl TestApp {
             .collect()
     }
 
-    /// Creates an agent (team `support`) and returns its token.
+    /// Creates an agent (team `support`, no queues) and returns its token.
     pub async fn create_agent(&self, handle: &str, role: &str) -> String {
+        self.create_agent_in(handle, role, "support", &[]).await
+    }
+
+    /// Creates an agent of `team` with `queues` and returns its token.
+    pub async fn create_agent_in(
+        &self,
+        handle: &str,
+        role: &str,
+        team: &str,
+        queues: &[&str],
+    ) -> String {
         let db = needtoknow::db::connect(&self.settings).await.unwrap();
         let policy = needtoknow::policy::Policy::load(&self.settings.policy_dir).unwrap();
         let (_, token) = needtoknow::agents::create(
@@ -216,8 +227,8 @@ impl TestApp {
                 handle: handle.into(),
                 display_name: handle.into(),
                 role: role.into(),
-                team: "support".into(),
-                queues: vec![],
+                team: team.into(),
+                queues: queues.iter().map(|q| q.to_string()).collect(),
             },
         )
         .await
@@ -250,6 +261,21 @@ impl TestApp {
             .unwrap_or_else(|| panic!("no demo ticket {subject:?}"))
             .to_owned()
     }
+}
+
+/// Waits (bounded: 10 s) until `check` holds.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting until {what}");
 }
 
 /// Fails with the errors when a GraphQL response has any.

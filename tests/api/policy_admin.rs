@@ -8,27 +8,14 @@ use std::time::Duration;
 use sea_orm::{ActiveModelTrait, Set};
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_no_errors, error_code, fresh_settings, spawn_with, Backend, TestApp};
+use crate::helpers::{
+    assert_no_errors, error_code, eventually, fresh_settings, spawn_with, Backend, TestApp,
+};
 use crate::on_both_databases;
 
 /// Creates an agent and returns its token.
 async fn agent(app: &TestApp, handle: &str, role: &str, team: &str, queues: &[&str]) -> String {
-    let db = needtoknow::db::connect(&app.settings).await.unwrap();
-    let policy = needtoknow::policy::Policy::load(&app.settings.policy_dir).unwrap();
-    let (_, token) = needtoknow::agents::create(
-        &db,
-        policy.current().vocabulary(),
-        needtoknow::agents::NewAgent {
-            handle: handle.into(),
-            display_name: handle.into(),
-            role: role.into(),
-            team: team.into(),
-            queues: queues.iter().map(|q| q.to_string()).collect(),
-        },
-    )
-    .await
-    .unwrap();
-    token
+    app.create_agent_in(handle, role, team, queues).await
 }
 
 async fn query(app: &TestApp, token: &str, query: &str, variables: Value) -> Value {
@@ -146,21 +133,6 @@ async fn spawn_on(backend: Backend, policies: &Path) -> TestApp {
     settings.policy_dir = policies.to_owned();
     settings.policy_watch = Some(Duration::from_millis(100));
     spawn_with(settings, data, pg).await
-}
-
-/// Waits (bounded) until `check` holds.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..100 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting until {what}");
 }
 
 const SUBJECTS: &str = "{ tickets(first: 100) { edges { node { id subject } } } }";

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_no_errors, fresh_settings, spawn_with, Backend, TestApp};
+use crate::helpers::{assert_no_errors, eventually, fresh_settings, spawn_with, Backend, TestApp};
 use crate::on_both_databases;
 
 on_both_databases! {
@@ -62,21 +62,6 @@ async fn billing_hand_off_label(app: &TestApp, id: &str) -> Value {
         .await;
     assert_no_errors(&body);
     body["data"]["ticket"]["customer"]["paymentMethods"]["handOff"][0]["label"].clone()
-}
-
-/// Waits (bounded) until `check` holds.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..100 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting until {what}");
 }
 
 /// A good edit is picked up without a restart; a broken edit and an edit that breaks the
