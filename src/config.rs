@@ -151,7 +151,7 @@ pub struct Settings {
     /// `verifyCustomerIdentity` calls per agent and ticket per hour.
     pub identity_checks_per_hour: u64,
     /// SSO tokens (JWTs) from the identity provider, when an issuer is configured.
-    pub sso: Option<crate::agents::sso::SsoSettings>,
+    pub sso: Option<SsoSettings>,
     /// The operation allow-list file; when set, only its operations run.
     pub allowed_operations: Option<PathBuf>,
 }
@@ -203,4 +203,33 @@ impl Settings {
             allowed_operations: None,
         }
     }
+}
+
+/// Where the identity provider's public keys come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JwksSource {
+    /// A JWKS document on disk (re-read every refresh interval).
+    File(PathBuf),
+    /// A JWKS URL, fetched at start, every refresh interval, and when a token names an
+    /// unknown key id (at most once every 30 s).
+    Url(String),
+}
+
+/// How SSO tokens are checked. Present only when an issuer is configured.
+#[derive(Clone, Debug)]
+pub struct SsoSettings {
+    /// Required `iss`.
+    pub issuer: String,
+    /// Required `aud` (one of the token's audiences).
+    pub audience: String,
+    /// The claim holding the agent's handle.
+    pub handle_claim: String,
+    /// Public keys for RS256, ES256 and EdDSA.
+    pub jwks: Option<JwksSource>,
+    /// The shared secret for HS256 (at least 32 bytes).
+    pub hs256_secret: Option<Secret<String>>,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway: Duration,
+    /// How often the JWKS is re-read.
+    pub jwks_refresh: Duration,
 }

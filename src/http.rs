@@ -4,6 +4,7 @@
 //! malformed JSON, batches, missing credentials) is a GraphQL-shaped JSON error with a
 //! stable code and the right HTTP status.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header::{self, ContentType};
@@ -12,17 +13,48 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use futures_util::StreamExt;
+use sea_orm::DatabaseConnection;
 use serde_json::json;
 
 use crate::agents::{self, Agent, AuthFailure, Credential};
 use crate::allowlist::{self, AllowList};
+use crate::api::AppSchema;
 use crate::audit::loader::ViewAuditor;
-use crate::config::Mode;
-use crate::graphql::RequestContext;
+use crate::audit::AuditLog;
+use crate::config::{Mode, Settings};
+use crate::crypto::vault::Vault;
 use crate::loaders::Loaders;
+use crate::policy::Policy;
+use crate::request::RequestContext;
+use crate::reveal::store::GrantStore;
 use crate::reveal::RequestGrants;
-use crate::startup::AppState;
 use crate::telemetry::RequestId;
+
+/// What every request handler shares.
+pub struct AppState {
+    /// The database.
+    pub db: DatabaseConnection,
+    /// The running policy.
+    pub policy: Policy,
+    /// The audit trail.
+    pub audit: AuditLog,
+    /// Where reveal grants live.
+    pub grants: GrantStore,
+    /// Customers' data keys, behind the master keys.
+    pub vault: Arc<Vault>,
+    /// Rate limits, on the grant store's backend.
+    pub limiter: crate::ratelimit::RateLimiter,
+    /// The GraphQL schema.
+    pub schema: AppSchema,
+    /// The settings the service started with.
+    pub settings: Arc<Settings>,
+    /// Work counters for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// SSO token verification, when configured.
+    pub sso: Option<Arc<crate::agents::sso::SsoVerifier>>,
+    /// The operation allow-list, when configured.
+    pub allow_list: Option<Arc<crate::allowlist::AllowList>>,
+}
 
 /// A JSON error response in GraphQL's shape.
 fn error_response(status: StatusCode, code: &str, message: &str) -> HttpResponse {
@@ -366,7 +398,7 @@ async fn execute(
 
     let request_id = request_id(req);
     let policy = state.policy.current();
-    let actor = crate::graphql::actor(&agent, &request_id, &policy);
+    let actor = crate::request::actor(&agent, &request_id, &policy);
     let auditor = ViewAuditor {
         log: state.audit.clone(),
         actor: actor.clone(),

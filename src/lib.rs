@@ -23,6 +23,7 @@
 
 pub mod agents;
 pub mod allowlist;
+pub mod api;
 pub mod audit;
 pub mod cli;
 pub mod config;
@@ -33,13 +34,13 @@ pub mod db;
 pub mod demo;
 pub mod disclosure;
 pub mod error;
-pub mod graphql;
 pub mod http;
 pub mod limits;
 pub mod loaders;
 pub mod metrics;
 pub mod policy;
 pub mod ratelimit;
+pub mod request;
 pub mod retention;
 pub mod reveal;
 pub mod seed;

@@ -1,7 +1,7 @@
 //! Limits on what one GraphQL request may ask, checked before anything runs: document size,
 //! aliases and root fields here; depth, complexity (list fields weighted by their page
 //! size), recursion and directives by async-graphql's validation, configured in
-//! [`crate::graphql::build_schema`].
+//! [`crate::api::build_schema`].
 
 use async_graphql::parser::types::{Selection, SelectionSet};
 use async_graphql::Positioned;

@@ -12,7 +12,7 @@ use needtoknow::cli::{
 use needtoknow::policy::admin;
 use needtoknow::policy::Policy;
 use needtoknow::startup::Application;
-use needtoknow::{agents, audit, db, graphql, telemetry};
+use needtoknow::{agents, api, audit, db, telemetry};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -120,7 +120,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Schema => {
-            print!("{}", graphql::build_schema().sdl());
+            print!("{}", api::build_schema().sdl());
             Ok(())
         }
         Command::Keys(KeysCommand::Rotate) => {

@@ -9,41 +9,15 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 use anyhow::Context;
-use sea_orm::DatabaseConnection;
 
+use crate::api::build_schema_with;
 use crate::audit::AuditLog;
-use crate::config::{GrantStoreSettings, Mode, Settings};
+use crate::config::{Mode, Settings};
 use crate::crypto::vault::Vault;
-use crate::graphql::{build_schema_with, AppSchema};
 use crate::policy::Policy;
-use crate::reveal::store::GrantStore;
 use crate::{db, demo, http, telemetry};
 
-/// What every request handler shares.
-pub struct AppState {
-    /// The database.
-    pub db: DatabaseConnection,
-    /// The running policy.
-    pub policy: Policy,
-    /// The audit trail.
-    pub audit: AuditLog,
-    /// Where reveal grants live.
-    pub grants: GrantStore,
-    /// Customers' data keys, behind the master keys.
-    pub vault: Arc<Vault>,
-    /// Rate limits, on the grant store's backend.
-    pub limiter: crate::ratelimit::RateLimiter,
-    /// The GraphQL schema.
-    pub schema: AppSchema,
-    /// The settings the service started with.
-    pub settings: Arc<Settings>,
-    /// Work counters for `/metrics`.
-    pub metrics: Arc<crate::metrics::Metrics>,
-    /// SSO token verification, when configured.
-    pub sso: Option<Arc<crate::agents::sso::SsoVerifier>>,
-    /// The operation allow-list, when configured.
-    pub allow_list: Option<Arc<crate::allowlist::AllowList>>,
-}
+pub use crate::http::AppState;
 
 /// Audits every policy reload that took effect (old → new version, and what triggered it)
 /// and warns when active agents hold roles or queues the new policy no longer defines.
@@ -91,19 +65,7 @@ fn spawn_reload_auditor(
     });
 }
 
-/// The grant store the settings name. Redis connects lazily: the service starts (and
-/// recovers) while it is down, failing closed meanwhile.
-pub fn grant_store(settings: &Settings) -> anyhow::Result<GrantStore> {
-    Ok(match &settings.grants {
-        GrantStoreSettings::Memory => GrantStore::memory(),
-        GrantStoreSettings::Redis {
-            url,
-            prefix,
-            timeout,
-        } => GrantStore::redis(url.expose(), prefix, *timeout)
-            .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?,
-    })
-}
+pub use crate::reveal::store::grant_store;
 
 /// A built, bound, not yet running service.
 pub struct Application {

@@ -1,6 +1,5 @@
 //! Agents and their API tokens: creation, disabling, token issue and authentication.
 
-pub mod graphql;
 pub mod sso;
 
 use anyhow::Context;

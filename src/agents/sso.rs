@@ -7,7 +7,6 @@
 //! configured claim names an agent that exists and is active (checked by the caller). Every
 //! refusal has a reason for the log; the client only ever hears `UNAUTHENTICATED`.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,39 +17,11 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, P
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 use super::AuthFailure;
-use crate::config::Secret;
 
 /// Longest token accepted, in bytes; real ID/access tokens are far shorter.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
-/// Where the identity provider's public keys come from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum JwksSource {
-    /// A JWKS document on disk (re-read every refresh interval).
-    File(PathBuf),
-    /// A JWKS URL, fetched at start, every refresh interval, and when a token names an
-    /// unknown key id (at most once per `MIN_UNKNOWN_KID_REFETCH`).
-    Url(String),
-}
-
-/// How SSO tokens are checked. Present only when an issuer is configured.
-#[derive(Clone, Debug)]
-pub struct SsoSettings {
-    /// Required `iss`.
-    pub issuer: String,
-    /// Required `aud` (one of the token's audiences).
-    pub audience: String,
-    /// The claim holding the agent's handle.
-    pub handle_claim: String,
-    /// Public keys for RS256, ES256 and EdDSA.
-    pub jwks: Option<JwksSource>,
-    /// The shared secret for HS256 (at least 32 bytes).
-    pub hs256_secret: Option<Secret<String>>,
-    /// Clock skew tolerated on `exp` and `nbf`.
-    pub leeway: Duration,
-    /// How often the JWKS is re-read.
-    pub jwks_refresh: Duration,
-}
+pub use crate::config::{JwksSource, SsoSettings};
 
 const MIN_UNKNOWN_KID_REFETCH: Duration = Duration::from_secs(30);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -369,6 +340,7 @@ fn usable_key(jwk: &Jwk) -> Option<PublicKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Secret;
     use jsonwebtoken::{EncodingKey, Header};
     use ring::signature::KeyPair;
     use serde_json::json;

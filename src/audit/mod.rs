@@ -7,7 +7,6 @@
 //! Appends are serialized (a process lock, plus a transaction-scoped advisory lock on
 //! PostgreSQL so several instances extend one chain).
 
-pub mod graphql;
 pub mod loader;
 
 use std::sync::Arc;

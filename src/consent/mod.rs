@@ -10,8 +10,6 @@
 //!    "text": "To help you best, we'll need to access your account details. …" }]
 //! ```
 
-pub mod graphql;
-
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};

@@ -365,3 +365,39 @@ pub fn open_field(
         sealed,
     )
 }
+
+/// Decrypts one sealed text field; failures are logged without any value and answered
+/// `INTERNAL` for that field only.
+pub fn decrypt_text(
+    key: &DataKey,
+    table: &'static str,
+    column: &'static str,
+    row: i32,
+    sealed: &[u8],
+) -> crate::error::ApiResult<String> {
+    let bytes = decrypt_bytes(key, table, column, row, sealed)?;
+    String::from_utf8(bytes).map_err(|_| {
+        tracing::error!(table, column, row, "a decrypted field is not UTF-8");
+        crate::error::ApiError::internal(
+            anyhow::anyhow!("{table}.{column} of row {row} is not text"),
+            "decrypting",
+        )
+    })
+}
+
+/// Decrypts one sealed binary field (see [`decrypt_text`]).
+pub fn decrypt_bytes(
+    key: &DataKey,
+    table: &'static str,
+    column: &'static str,
+    row: i32,
+    sealed: &[u8],
+) -> crate::error::ApiResult<Vec<u8>> {
+    open_field(key, table, column, row, sealed).map_err(|error| {
+        tracing::error!(table, column, row, %error, "cannot decrypt a field");
+        crate::error::ApiError::internal(
+            anyhow::anyhow!("{table}.{column} of row {row}: {error}"),
+            "decrypting",
+        )
+    })
+}

@@ -1,6 +1,4 @@
-//! Customers as agents see them: every field through the disclosure gate, with its mask.
+//! Customers' personal data on its way out and in: the masks (`mask.rs`) applied after the
+//! policy decides, and the card redaction applied before anything is stored.
 
-pub mod graphql;
 pub mod mask;
-pub mod privacy;
-pub mod verification;

@@ -12,26 +12,16 @@ pub mod summary;
 use std::future::Future;
 use std::sync::Arc;
 
-use async_graphql::{OutputType, SimpleObject};
+use async_graphql::SimpleObject;
 use chrono::{DateTime, Utc};
 
 pub use crate::vocabulary::Field;
 
 use crate::agents::Agent;
-use crate::customers::graphql::{
-    ChatMessage, IdentityDocument, Invoice, PaymentMethod, TicketSummary,
-};
-
-// Concrete list types of `Protected<T>` (the derive takes paths, not generic arguments).
-type IdentityDocuments = Vec<IdentityDocument>;
-type PaymentMethods = Vec<PaymentMethod>;
-type Invoices = Vec<Invoice>;
-type TicketHistory = Vec<TicketSummary>;
-type ChatHistory = Vec<ChatMessage>;
 use crate::audit::loader::View;
 use crate::error::ApiResult;
-use crate::graphql::RequestContext;
 use crate::policy::{Access, DataClass, Decision, Decisions, PolicySet, RevealOption, Subject};
+use crate::request::RequestContext;
 
 /// Which form a renderer must produce: the gate never asks for a hidden value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,17 +41,9 @@ pub struct HandOff {
     pub label: String,
 }
 
-/// A protected value with its metadata, so a UI can render masks and reveal buttons.
-#[derive(SimpleObject)]
-#[graphql(
-    concrete(name = "ProtectedString", params(String)),
-    concrete(name = "ProtectedIdentityDocuments", params(IdentityDocuments)),
-    concrete(name = "ProtectedPaymentMethods", params(PaymentMethods)),
-    concrete(name = "ProtectedInvoices", params(Invoices)),
-    concrete(name = "ProtectedTicketHistory", params(TicketHistory)),
-    concrete(name = "ProtectedChatHistory", params(ChatHistory))
-)]
-pub struct Protected<T: OutputType> {
+/// A disclosed value with its metadata, as the gate decided it; the GraphQL layer serves it
+/// as a `Protected…` object so a UI can render masks and reveal buttons.
+pub struct Disclosed<T> {
     /// The value in the form `access` says; null when `access` is `HIDDEN`.
     pub value: Option<T>,
     /// `PLAIN`, `MASKED` or `HIDDEN`.
@@ -122,12 +104,12 @@ impl Gate {
 
     /// Discloses a field whose value is at hand: `render` runs only for `PLAIN` or `MASKED`
     /// (and may fail, e.g. when a value cannot be decrypted).
-    pub async fn disclose<T: OutputType>(
+    pub async fn disclose<T>(
         &self,
         request: &RequestContext,
         field: Field,
         render: impl FnOnce(Shown) -> ApiResult<T>,
-    ) -> ApiResult<Protected<T>> {
+    ) -> ApiResult<Disclosed<T>> {
         let resolved = self.resolve(request, field).await;
         let value = resolved.shown.map(render).transpose()?;
         Ok(self.wrap(field, resolved, value))
@@ -140,9 +122,8 @@ impl Gate {
         request: &RequestContext,
         field: Field,
         load: F,
-    ) -> ApiResult<Protected<T>>
+    ) -> ApiResult<Disclosed<T>>
     where
-        T: OutputType,
         F: FnOnce(Shown) -> Fut,
         Fut: Future<Output = ApiResult<T>>,
     {
@@ -273,16 +254,11 @@ impl Gate {
             .collect()
     }
 
-    fn wrap<T: OutputType>(
-        &self,
-        field: Field,
-        resolved: Resolved,
-        value: Option<T>,
-    ) -> Protected<T> {
+    fn wrap<T>(&self, field: Field, resolved: Resolved, value: Option<T>) -> Disclosed<T> {
         let decision = resolved.decision;
         let class = field.class();
         let hand_off = self.hand_off(Subject::Field(field), decision);
-        Protected {
+        Disclosed {
             value,
             access: decision.access,
             reveal: decision.reveal,

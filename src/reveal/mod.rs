@@ -5,7 +5,6 @@
 //! that a supervisor of the ticket's team approves or denies. Grants live in the
 //! [`store::GrantStore`]; pending requests in the database. Every step writes an audit event.
 
-pub mod graphql;
 pub mod store;
 
 use std::collections::BTreeSet;
@@ -15,9 +14,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::OnceCell;
 
 use crate::audit::{Action, Actor, AuditLog, NewEvent};
-use crate::disclosure::Field;
 use crate::error::ApiError;
-use crate::vocabulary::Subject;
+use crate::vocabulary::{Field, Subject};
 use store::{Grant, GrantStore};
 
 /// Shortest and longest reason, in characters, after trimming.

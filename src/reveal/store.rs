@@ -367,3 +367,17 @@ impl RedisStore {
         self.run::<(String,)>(&pipe).await.map(|_| ())
     }
 }
+
+/// The grant store the settings name. Redis connects lazily: the service starts (and
+/// recovers) while it is down, failing closed meanwhile.
+pub fn grant_store(settings: &crate::config::Settings) -> anyhow::Result<GrantStore> {
+    Ok(match &settings.grants {
+        crate::config::GrantStoreSettings::Memory => GrantStore::memory(),
+        crate::config::GrantStoreSettings::Redis {
+            url,
+            prefix,
+            timeout,
+        } => GrantStore::redis(url.expose(), prefix, *timeout)
+            .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?,
+    })
+}

@@ -1,7 +1,6 @@
-//! Tickets: which ones an agent may see (filtered in SQL from the policy's scopes), and the
-//! `ticket` / `tickets` queries.
+//! Tickets: which ones an agent may see (filtered in SQL from the policy's scopes), what
+//! the policy may read about one, and how a message is stored.
 
-pub mod graphql;
 pub mod store;
 
 use entity::ticket;
@@ -20,28 +19,14 @@ pub fn facts(agent: &Agent, row: &ticket::Model) -> TicketFacts {
     }
 }
 
-/// The ticket `id` if the calling agent may see it; `NOT_FOUND` otherwise, whether it exists
-/// or not.
-pub async fn visible(
-    request: &crate::graphql::RequestContext,
-    id: &async_graphql::ID,
-) -> crate::error::ApiResult<ticket::Model> {
-    Ok(visible_with_customer(request, id).await?.0)
-}
-
-/// [`visible`], with the customer's row read in the same statement.
-pub async fn visible_with_customer(
-    request: &crate::graphql::RequestContext,
-    id: &async_graphql::ID,
-) -> crate::error::ApiResult<(ticket::Model, Option<entity::customer::Model>)> {
-    let id =
-        id.parse::<i32>().ok().filter(|n| *n > 0).ok_or_else(|| {
-            crate::error::ApiError::BadUserInput("`id` is not a ticket id".into())
-        })?;
-    let scopes = request.policy.ticket_scopes(&request.agent.facts());
-    store::find_visible(&request.db, &request.agent, &scopes, id)
-        .await?
-        .ok_or(crate::error::ApiError::NotFound)
+/// A status as stored; a word the vocabulary does not know is a broken row.
+pub fn stored_status(status: &str) -> crate::error::ApiResult<crate::vocabulary::TicketStatus> {
+    status.parse().map_err(|_| {
+        crate::error::ApiError::internal(
+            anyhow::anyhow!("unknown ticket status in the database"),
+            "reading a ticket",
+        )
+    })
 }
 
 /// Stores a message on a ticket. Every message enters through here: card numbers are

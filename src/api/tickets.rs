@@ -8,15 +8,17 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use entity::{customer, ticket};
 
-use super::store::{self, TicketFilter};
+use super::customers::Customer;
 use crate::agents::Agent;
-use crate::customers::graphql::{decrypt_text, Customer};
+use crate::crypto::vault::decrypt_text;
 use crate::disclosure::summary::AccessSummary;
 use crate::disclosure::Gate;
 use crate::error::{ApiError, ApiResult};
-use crate::graphql::RequestContext;
 use crate::loaders::load_error;
 use crate::policy::is_word;
+use crate::request::RequestContext;
+use crate::tickets::store::{self, TicketFilter};
+use crate::tickets::stored_status;
 
 /// Default page size of `tickets`.
 pub const DEFAULT_PAGE_SIZE: i32 = 20;
@@ -24,17 +26,7 @@ pub const DEFAULT_PAGE_SIZE: i32 = 20;
 /// `QueryLimits::page_size`); complexity is counted up to it.
 pub const MAX_PAGE_SIZE: i32 = 1000;
 
-pub use crate::vocabulary::TicketStatus;
-
-/// A status as stored; a word the vocabulary does not know is a broken row.
-pub fn stored_status(status: &str) -> ApiResult<TicketStatus> {
-    status.parse().map_err(|_| {
-        ApiError::internal(
-            anyhow::anyhow!("unknown ticket status in the database"),
-            "reading a ticket",
-        )
-    })
-}
+use crate::vocabulary::TicketStatus;
 
 /// A support ticket the agent may see. Its customer is reachable only through it.
 pub struct Ticket {
@@ -207,7 +199,7 @@ impl Ticket {
             request.policy.clone(),
             &request.agent,
             &self.row,
-            &super::facts(&request.agent, &self.row),
+            &crate::tickets::facts(&request.agent, &self.row),
         )
     }
 }
@@ -356,7 +348,7 @@ impl TicketMutation {
     ) -> ApiResult<Ticket> {
         use sea_orm::{ActiveModelTrait, Set};
         let request = RequestContext::get(ctx);
-        let row = super::visible(request, &ticket_id).await?;
+        let row = request.visible_ticket(&ticket_id).await?;
         if !request.may(crate::vocabulary::Permission::SetStatus, &row) {
             return Err(ApiError::Forbidden(
                 "you may not change this ticket's status".into(),
@@ -410,7 +402,7 @@ impl TicketQuery {
         let request = RequestContext::get(ctx);
         // The agent's grants are read alongside, so the fields below find them ready.
         let (found, _) = tokio::join!(
-            super::visible_with_customer(request, &id),
+            request.visible_ticket_with_customer(&id),
             request.grants.active()
         );
         let (row, customer) = found?;

@@ -12,10 +12,10 @@ use entity::{
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
 use serde_json::{json, Value};
 
-use super::graphql::{decrypt_bytes, decrypt_text};
 use crate::audit::{Action, NewEvent};
+use crate::crypto::vault::{decrypt_bytes, decrypt_text};
 use crate::error::{ApiError, ApiResult};
-use crate::graphql::RequestContext;
+use crate::request::RequestContext;
 use crate::vocabulary::Permission;
 
 fn require(request: &RequestContext, permission: Permission) -> ApiResult<()> {

@@ -2,8 +2,8 @@
 
 use async_graphql::{Context, Object, SimpleObject, ID};
 
-use super::Agent;
-use crate::graphql::RequestContext;
+use crate::agents::Agent;
+use crate::request::RequestContext;
 
 /// An agent, as the agent UI shows it.
 #[derive(SimpleObject)]

@@ -8,13 +8,13 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
-use super::store::Grant;
-use super::{expand, field_named, new_grant_id, Reason};
 use crate::audit::{Action, NewEvent};
 use crate::disclosure::{Field, Gate};
 use crate::error::{ApiError, ApiResult};
-use crate::graphql::RequestContext;
 use crate::policy::{Access, DataClass, RevealOption};
+use crate::request::RequestContext;
+use crate::reveal::store::Grant;
+use crate::reveal::{expand, field_named, new_grant_id, Reason};
 use crate::tickets;
 use crate::vocabulary::Permission;
 
@@ -368,7 +368,7 @@ impl RevealMutation {
         }
         let reason = Reason::parse(&reason)?;
         let fields = expand(&fields)?;
-        let ticket = tickets::visible(request, &ticket_id).await?;
+        let ticket = request.visible_ticket(&ticket_id).await?;
         let gate = Gate::new(
             request.policy.clone(),
             &request.agent,

@@ -9,13 +9,60 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use entity::{attachment, customer, message, ticket};
 
-use super::mask;
-use crate::crypto::vault::{open_field, DataKey};
-use crate::disclosure::{Field, Gate, Protected, Shown};
-use crate::error::{ApiError, ApiResult};
-use crate::graphql::RequestContext;
+use crate::crypto::vault::{decrypt_bytes, decrypt_text, DataKey};
+use crate::customers::mask;
+use crate::disclosure::{Disclosed, Field, Gate, HandOff, Shown};
+use crate::error::ApiResult;
 use crate::loaders::load_error;
-use crate::tickets::graphql::TicketStatus;
+use crate::policy::{Access, DataClass, RevealOption};
+use crate::request::RequestContext;
+use crate::tickets::stored_status;
+use crate::vocabulary::TicketStatus;
+
+// Concrete list types of `Protected<T>` (the derive takes paths, not generic arguments).
+type IdentityDocuments = Vec<IdentityDocument>;
+type PaymentMethods = Vec<PaymentMethod>;
+type Invoices = Vec<Invoice>;
+type TicketHistory = Vec<TicketSummary>;
+type ChatHistory = Vec<ChatMessage>;
+
+/// A protected value with its metadata, so a UI can render masks and reveal buttons.
+#[derive(SimpleObject)]
+#[graphql(
+    concrete(name = "ProtectedString", params(String)),
+    concrete(name = "ProtectedIdentityDocuments", params(IdentityDocuments)),
+    concrete(name = "ProtectedPaymentMethods", params(PaymentMethods)),
+    concrete(name = "ProtectedInvoices", params(Invoices)),
+    concrete(name = "ProtectedTicketHistory", params(TicketHistory)),
+    concrete(name = "ProtectedChatHistory", params(ChatHistory))
+)]
+pub struct Protected<T: async_graphql::OutputType> {
+    /// The value in the form `access` says; null when `access` is `HIDDEN`.
+    pub value: Option<T>,
+    /// `PLAIN`, `MASKED` or `HIDDEN`.
+    pub access: Access,
+    /// How the agent could see more: `NONE`, `WITH_REASON` or `WITH_APPROVAL`.
+    pub reveal: RevealOption,
+    /// When the reveal grant showing this value expires; null without an active grant.
+    pub grant_expires_at: Option<DateTime<Utc>>,
+    /// The field's data class.
+    pub data_class: DataClass,
+    /// When `HIDDEN`: the roles that would see this class on this ticket's topic.
+    pub hand_off: Vec<HandOff>,
+}
+
+impl<T: async_graphql::OutputType> From<Disclosed<T>> for Protected<T> {
+    fn from(d: Disclosed<T>) -> Self {
+        Protected {
+            value: d.value,
+            access: d.access,
+            reveal: d.reveal,
+            grant_expires_at: d.grant_expires_at,
+            data_class: d.data_class,
+            hand_off: d.hand_off,
+        }
+    }
+}
 
 /// The customer behind a ticket, as the asking agent may see them on that ticket.
 pub struct Customer {
@@ -25,42 +72,6 @@ pub struct Customer {
     key: DataKey,
     /// The ticket through which the customer is reached (excluded from their history).
     ticket_id: i32,
-}
-
-/// Decrypts one sealed text field; failures are logged without any value and answered
-/// `INTERNAL` for that field only.
-pub fn decrypt_text(
-    key: &DataKey,
-    table: &'static str,
-    column: &'static str,
-    row: i32,
-    sealed: &[u8],
-) -> ApiResult<String> {
-    let bytes = decrypt_bytes(key, table, column, row, sealed)?;
-    String::from_utf8(bytes).map_err(|_| {
-        tracing::error!(table, column, row, "a decrypted field is not UTF-8");
-        ApiError::internal(
-            anyhow::anyhow!("{table}.{column} of row {row} is not text"),
-            "decrypting",
-        )
-    })
-}
-
-/// Decrypts one sealed binary field (see [`decrypt_text`]).
-pub fn decrypt_bytes(
-    key: &DataKey,
-    table: &'static str,
-    column: &'static str,
-    row: i32,
-    sealed: &[u8],
-) -> ApiResult<Vec<u8>> {
-    open_field(key, table, column, row, sealed).map_err(|error| {
-        tracing::error!(table, column, row, %error, "cannot decrypt a field");
-        ApiError::internal(
-            anyhow::anyhow!("{table}.{column} of row {row}: {error}"),
-            "decrypting",
-        )
-    })
 }
 
 impl Customer {
@@ -91,7 +102,7 @@ impl Customer {
                 Shown::Masked => masked(),
             })
             .await
-            .map(Some)
+            .map(|d| Some(d.into()))
     }
 
     async fn other_tickets_rows(&self, ctx: &Context<'_>) -> ApiResult<Vec<ticket::Model>> {
@@ -252,7 +263,7 @@ impl Customer {
                     .collect()
             })
             .await
-            .map(Some)
+            .map(|d| Some(d.into()))
     }
 
     /// Payment methods with their billing addresses. Class `billing`. MASKED: brand and
@@ -276,7 +287,7 @@ impl Customer {
                     .collect()
             })
             .await
-            .map(Some)
+            .map(|d| Some(d.into()))
     }
 
     /// Invoices (payment history). Class `billing`. MASKED: number, status and issue date;
@@ -295,7 +306,7 @@ impl Customer {
                 Ok(rows.iter().map(|i| Invoice::render(i, shown)).collect())
             })
             .await
-            .map(Some)
+            .map(|d| Some(d.into()))
     }
 
     /// The customer's other tickets, oldest first. Class `ticket_history`. MASKED: topic,
@@ -313,7 +324,7 @@ impl Customer {
                     .collect()
             })
             .await
-            .map(Some)
+            .map(|d| Some(d.into()))
     }
 
     /// The messages of the customer's other tickets, oldest first. Class `chat_history`.
@@ -341,7 +352,7 @@ impl Customer {
                     .collect()
             })
             .await
-            .map(Some)
+            .map(|d| Some(d.into()))
     }
 }
 
@@ -484,7 +495,7 @@ impl TicketSummary {
             id: ID(row.id.to_string()),
             subject: (shown == Shown::Plain).then(|| row.subject.clone()),
             topic: row.topic.clone(),
-            status: crate::tickets::graphql::stored_status(&row.status)?,
+            status: stored_status(&row.status)?,
             created_at: row.created_at,
             resolved_at: row.resolved_at,
         })
@@ -521,12 +532,12 @@ impl ChatMessage {
 
 #[cfg(test)]
 mod tests {
-    use crate::disclosure::Field;
+    use crate::vocabulary::Field;
 
     /// Frontend teams read a field's data class in the schema; it must match the code.
     #[test]
     fn every_protected_field_names_its_class_in_the_schema() {
-        let sdl = crate::graphql::build_schema().sdl();
+        let sdl = crate::api::build_schema().sdl();
         let customer = sdl
             .split("type Customer {")
             .nth(1)

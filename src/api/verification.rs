@@ -6,12 +6,11 @@ use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use entity::{customer, payment_method};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-use super::graphql::decrypt_text;
 use crate::audit::Action;
+use crate::crypto::vault::decrypt_text;
 use crate::error::{ApiError, ApiResult};
-use crate::graphql::RequestContext;
 use crate::ratelimit::{Rate, Verdict};
-use crate::tickets;
+use crate::request::RequestContext;
 
 /// What the caller said.
 #[derive(InputObject)]
@@ -79,7 +78,7 @@ impl VerificationMutation {
         answers: IdentityAnswers,
     ) -> ApiResult<IdentityCheck> {
         let request = RequestContext::get(ctx);
-        let ticket = tickets::visible(request, &ticket_id).await?;
+        let ticket = request.visible_ticket(&ticket_id).await?;
         if !request.may(crate::vocabulary::Permission::VerifyIdentity, &ticket) {
             return Err(ApiError::Forbidden(
                 "you may not verify identities on this ticket".into(),

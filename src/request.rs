@@ -1,74 +1,21 @@
-//! The GraphQL schema: one merged query root per feature, built apart from the transport.
+//! One request's facts: who asks, with which policy snapshot, and the per-request
+//! machinery (batched loaders, grants read once, the audit log) that services and the
+//! disclosure gate share. Built by the transport for every GraphQL request.
 
 use std::sync::Arc;
 
-use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
+use async_graphql::Context;
 use sea_orm::DatabaseConnection;
 
-use crate::agents::graphql::AgentQuery;
 use crate::agents::Agent;
-use crate::audit::graphql::AuditQuery;
 use crate::audit::AuditLog;
-use crate::consent::graphql::ConsentMutation;
-use crate::customers::privacy::{PrivacyMutation, PrivacyQuery};
-use crate::customers::verification::VerificationMutation;
-use crate::limits::QueryLimits;
+use crate::error::{ApiError, ApiResult};
 use crate::loaders::Loaders;
 use crate::policy::PolicySet;
-use crate::reveal::graphql::{RevealMutation, RevealQuery};
 use crate::reveal::store::GrantStore;
 use crate::reveal::RequestGrants;
 use crate::telemetry::RequestId;
-use crate::tickets::graphql::{ContactLookupQuery, TicketMutation, TicketQuery};
 use crate::vocabulary::Permission;
-
-/// The query root.
-#[derive(MergedObject, Default)]
-pub struct Query(
-    AgentQuery,
-    TicketQuery,
-    ContactLookupQuery,
-    RevealQuery,
-    AuditQuery,
-    PrivacyQuery,
-);
-
-/// The mutation root.
-#[derive(MergedObject, Default)]
-pub struct Mutation(
-    RevealMutation,
-    TicketMutation,
-    ConsentMutation,
-    VerificationMutation,
-    PrivacyMutation,
-);
-
-/// needtoknow's schema.
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
-
-/// Builds the schema with default limits, introspection on (what `needtoknow schema`
-/// prints).
-pub fn build_schema() -> AppSchema {
-    build_schema_with(&QueryLimits::default(), true)
-}
-
-/// Builds the schema with `limits`; without `introspection`, introspection queries and
-/// field suggestions in error messages are off (production).
-pub fn build_schema_with(limits: &QueryLimits, introspection: bool) -> AppSchema {
-    let builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .limit_depth(limits.depth)
-        .limit_complexity(limits.complexity)
-        .limit_recursive_depth(limits.recursion)
-        .limit_directives(limits.directives);
-    if introspection {
-        builder.finish()
-    } else {
-        builder
-            .disable_introspection()
-            .disable_suggestions()
-            .finish()
-    }
-}
 
 /// `agent` acting in request `request_id` under `policy`, for audit events.
 pub fn actor(agent: &Agent, request_id: &RequestId, policy: &PolicySet) -> crate::audit::Actor {
@@ -140,21 +87,38 @@ impl RequestContext {
     }
 
     /// The data key of a customer, through the request's batched loader.
-    pub async fn data_key(
-        &self,
-        customer_id: i32,
-    ) -> crate::error::ApiResult<crate::crypto::vault::DataKey> {
+    pub async fn data_key(&self, customer_id: i32) -> ApiResult<crate::crypto::vault::DataKey> {
         self.loaders
             .data_keys
             .load_one(customer_id)
             .await
             .map_err(crate::loaders::load_error)?
             .ok_or_else(|| {
-                crate::error::ApiError::internal(
-                    anyhow::anyhow!("customer without data key"),
-                    "loading keys",
-                )
+                ApiError::internal(anyhow::anyhow!("customer without data key"), "loading keys")
             })
+    }
+
+    /// The ticket `id` if the calling agent may see it; `NOT_FOUND` otherwise, whether it
+    /// exists or not.
+    pub async fn visible_ticket(&self, id: &async_graphql::ID) -> ApiResult<entity::ticket::Model> {
+        Ok(self.visible_ticket_with_customer(id).await?.0)
+    }
+
+    /// [`RequestContext::visible_ticket`], with the customer's row read in the same
+    /// statement.
+    pub async fn visible_ticket_with_customer(
+        &self,
+        id: &async_graphql::ID,
+    ) -> ApiResult<(entity::ticket::Model, Option<entity::customer::Model>)> {
+        let id = id
+            .parse::<i32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| ApiError::BadUserInput("`id` is not a ticket id".into()))?;
+        let scopes = self.policy.ticket_scopes(&self.agent.facts());
+        crate::tickets::store::find_visible(&self.db, &self.agent, &scopes, id)
+            .await?
+            .ok_or(ApiError::NotFound)
     }
 
     /// The request context; the HTTP handler always attaches one before executing.

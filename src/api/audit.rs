@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use entity::{agent, audit_event};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use super::Action;
+use crate::audit::Action;
 use crate::error::{ApiError, ApiResult};
-use crate::graphql::RequestContext;
+use crate::request::RequestContext;
 
 /// An event of the audit trail. It never holds a personal value.
 #[derive(SimpleObject)]
@@ -184,7 +184,8 @@ impl AuditQuery {
     ) -> ApiResult<Connection<String, AuditEvent, EmptyFields, EmptyFields>> {
         let request = RequestContext::get(ctx);
         let scopes = request.policy.audit_scopes(&request.agent.facts());
-        let Some(readable) = super::readable(&scopes, request.agent.id, &request.agent.team) else {
+        let Some(readable) = crate::audit::readable(&scopes, request.agent.id, &request.agent.team)
+        else {
             return Err(ApiError::Forbidden(
                 "your role may not read the audit trail".into(),
             ));

@@ -6,9 +6,8 @@ use entity::consent;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 
 use crate::error::{ApiError, ApiResult};
-use crate::graphql::RequestContext;
 use crate::policy::is_word;
-use crate::tickets;
+use crate::request::RequestContext;
 
 /// A consent of the ticket's customer.
 #[derive(SimpleObject)]
@@ -51,7 +50,7 @@ impl ConsentMutation {
         notice_version: String,
     ) -> ApiResult<Consent> {
         let request = RequestContext::get(ctx);
-        let ticket = tickets::visible(request, &ticket_id).await?;
+        let ticket = request.visible_ticket(&ticket_id).await?;
         let notices = request.policy.notices();
         if !is_word(&kind) || notice_version.len() > 64 || !notices.has(&kind, &notice_version) {
             return Err(ApiError::BadUserInput(
@@ -81,7 +80,7 @@ impl ConsentMutation {
         kind: String,
     ) -> ApiResult<u64> {
         let request = RequestContext::get(ctx);
-        let ticket = tickets::visible(request, &ticket_id).await?;
+        let ticket = request.visible_ticket(&ticket_id).await?;
         if !is_word(&kind) {
             return Err(ApiError::BadUserInput(
                 "`kind` is not a consent kind".into(),
