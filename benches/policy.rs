@@ -125,7 +125,7 @@ fn grants(c: &mut Criterion) {
             agent_id: if i < 10 { 1 } else { 2 + i % 500 },
             ticket_id: i % 50,
             customer_id: i,
-            field: "email".into(),
+            field: needtoknow::vocabulary::Field::Email,
             granted_at: now,
             expires_at: now + chrono::Duration::hours(1),
             approved_by: None,

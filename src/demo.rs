@@ -1,4 +1,5 @@
-//! The demo dataset of PRODUCT.md, seeded by `serve --demo`, and the demo agents' tokens.
+//! The demo dataset (README, "A five-minute tour"), seeded by `serve --demo`, and the demo
+//! agents' tokens.
 //!
 //! Seeding is idempotent: a marker row in `meta` records it, inside the same transaction.
 //! Tokens survive restarts: `<data dir>/demo-tokens.json` is reused while its tokens still

@@ -361,7 +361,7 @@ async fn revoke_grants_of(
             action: audit::Action::RevealRevoked,
             customer_id: Some(g.customer_id),
             ticket_id: Some(g.ticket_id),
-            fields: vec![g.field.clone()],
+            fields: vec![g.field.to_string()],
             reason: Some("agent disabled".into()),
             request_id: "cli".into(),
             policy_version: None,

@@ -176,6 +176,22 @@ impl Field {
     }
 }
 
+/// Fields are stored (in grants, audit events) by their schema name; a stored name the
+/// vocabulary does not know is an error, never some other field.
+impl serde::Serialize for Field {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.graphql_name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Field {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Field::named(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown field {name:?}")))
+    }
+}
+
 impl fmt::Display for Field {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.graphql_name())
@@ -436,6 +452,17 @@ mod tests {
             Some(Subject::Class(DataClass::Identity))
         );
         assert_eq!(Subject::parse("identiy"), None);
+    }
+
+    #[test]
+    fn a_stored_field_name_round_trips_and_an_unknown_one_is_an_error() {
+        let json = serde_json::to_string(&Field::DateOfBirth).unwrap();
+        assert_eq!(json, "\"dateOfBirth\"");
+        assert_eq!(
+            serde_json::from_str::<Field>(&json).unwrap(),
+            Field::DateOfBirth
+        );
+        assert!(serde_json::from_str::<Field>("\"shoeSize\"").is_err());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The initial data model of PRODUCT.md.
+//! The initial data model: agents and tokens, customers, payment methods, invoices,
+//! tickets, messages, attachments, consents and the audit trail.
 //!
 //! Personal-data columns are marked below; they are binary and hold AES-256-GCM-SIV
 //! envelopes sealed with the customer's data key, never plaintext.

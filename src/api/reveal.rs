@@ -14,7 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::policy::{Access, DataClass, RevealOption};
 use crate::request::RequestContext;
 use crate::reveal::store::Grant;
-use crate::reveal::{expand, field_named, new_grant_id, Reason};
+use crate::reveal::{expand, new_grant_id, Reason};
 use crate::tickets;
 use crate::vocabulary::Permission;
 
@@ -46,8 +46,8 @@ impl From<&Grant> for GrantObject {
         GrantObject {
             id: ID(grant.id.clone()),
             ticket_id: ID(grant.ticket_id.to_string()),
-            field: grant.field.clone(),
-            data_class: field_named(&grant.field).map_or(DataClass::Account, Field::class),
+            field: grant.field.to_string(),
+            data_class: grant.field.class(),
             granted_at: grant.granted_at,
             expires_at: grant.expires_at,
             approved: grant.approved_by.is_some(),
@@ -186,7 +186,7 @@ fn build_grants(
                 agent_id: holder.id,
                 ticket_id: ticket.id,
                 customer_id: ticket.customer_id,
-                field: field.graphql_name().to_owned(),
+                field: *field,
                 granted_at: now,
                 expires_at: now + Duration::seconds(seconds),
                 approved_by,
@@ -473,7 +473,7 @@ impl RevealMutation {
         let fields: Vec<Field> = serde_json::from_str::<Vec<String>>(&row.fields)
             .map_err(|e| ApiError::internal(e, "reading a reveal request"))?
             .iter()
-            .filter_map(|f| field_named(f))
+            .filter_map(|f| Field::named(f))
             .collect();
         let decided = decide(
             request,
@@ -575,7 +575,7 @@ impl RevealMutation {
             request,
             Action::RevealRevoked,
             &ticket,
-            vec![grant.field.clone()],
+            vec![grant.field.to_string()],
             None,
         );
         request

@@ -370,7 +370,7 @@ impl TicketMutation {
                         crate::audit::Action::RevealRevoked,
                         Some(g.customer_id),
                         Some(g.ticket_id),
-                        vec![g.field.clone()],
+                        vec![g.field.to_string()],
                         Some(format!("ticket {}", status.as_str())),
                     )
                 })

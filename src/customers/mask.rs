@@ -1,6 +1,6 @@
 //! Masks for the `MASKED` access level, and the redaction of card numbers before storage.
 //!
-//! PRODUCT.md fixes what an agent sees when the policy answers `MASKED` for a customer field:
+//! The product fixes what an agent sees when the policy answers `MASKED` for a customer field:
 //! a name shrinks to first name and last initial, an email to its first character and domain,
 //! a phone number to its last two digits, an address to city and country, a date of birth to
 //! its year, and a chat message to its text with emails, phone numbers, card numbers, IBANs and

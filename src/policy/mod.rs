@@ -49,7 +49,7 @@ pub struct AgentFacts {
 /// What the policy may read about a ticket, as seen by one agent (`Ticket` in Polar).
 ///
 /// Relations are precomputed booleans because Polar does not compare `Option` attributes
-/// with plain values (see OSO-NOTES.md).
+/// with plain values: `ticket.assignee = agent.id` is false even when both are 7.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PolarClass)]
 #[polar(class_name = "Ticket")]
 pub struct TicketFacts {

@@ -96,11 +96,6 @@ pub fn expand(subjects: &[String]) -> Result<Vec<Field>, ApiError> {
     Ok(fields.into_iter().map(|i| Field::ALL[i]).collect())
 }
 
-/// A field's schema name back to the field.
-pub fn field_named(name: &str) -> Option<Field> {
-    Field::ALL.into_iter().find(|f| f.graphql_name() == name)
-}
-
 /// The grants of the agent making one request, fetched at most once per request (one round
 /// trip to the store). If the store fails, the request sees no grants: protected fields
 /// fall back to their policy level.
@@ -154,9 +149,7 @@ impl RequestGrants {
         self.active()
             .await
             .iter()
-            .filter(|g| {
-                g.ticket_id == ticket_id && g.field == field.graphql_name() && g.is_active(now)
-            })
+            .filter(|g| g.ticket_id == ticket_id && g.field == field && g.is_active(now))
             .map(|g| g.expires_at)
             .max()
     }
@@ -170,7 +163,7 @@ impl RequestGrants {
                     Action::GrantExpired,
                     Some(g.customer_id),
                     Some(g.ticket_id),
-                    vec![g.field.clone()],
+                    vec![g.field.to_string()],
                     None,
                 )
             })

@@ -26,8 +26,8 @@ pub struct Grant {
     pub ticket_id: i32,
     /// The ticket's customer.
     pub customer_id: i32,
-    /// The field (schema name).
-    pub field: String,
+    /// The field (stored by its schema name).
+    pub field: crate::vocabulary::Field,
     /// When it was granted.
     pub granted_at: DateTime<Utc>,
     /// When it stops revealing (checked by the service's clock too).
@@ -308,17 +308,14 @@ impl RedisStore {
         let mut pipe = redis::pipe();
         pipe.hgetall(self.key("agent", agent_id));
         let (map,): (HashMap<String, String>,) = self.run(&pipe).await?;
-        Ok(map
-            .values()
-            .filter_map(|json| serde_json::from_str(json).ok())
-            .collect())
+        Ok(map.values().filter_map(|json| parse_stored(json)).collect())
     }
 
     async fn find(&self, id: &str) -> Result<Option<Grant>, StoreError> {
         let mut pipe = redis::pipe();
         pipe.get(self.key("grant", id));
         let (json,): (Option<String>,) = self.run(&pipe).await?;
-        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+        Ok(json.and_then(|j| parse_stored(&j)))
     }
 
     async fn remove(&self, grants: &[Grant]) -> Result<(), StoreError> {
@@ -352,7 +349,7 @@ impl RedisStore {
         let grants: Vec<Grant> = found
             .into_iter()
             .flatten()
-            .filter_map(|j| serde_json::from_str(&j).ok())
+            .filter_map(|j| parse_stored(&j))
             .collect();
         self.remove(&grants).await?;
         let mut pipe = redis::pipe();
@@ -365,6 +362,18 @@ impl RedisStore {
         let mut pipe = redis::pipe();
         pipe.cmd("PING");
         self.run::<(String,)>(&pipe).await.map(|_| ())
+    }
+}
+
+/// A grant as stored in Redis. One that does not parse (say, naming a field this version
+/// does not know) reveals nothing: it is skipped, and the log says so.
+fn parse_stored(json: &str) -> Option<Grant> {
+    match serde_json::from_str(json) {
+        Ok(grant) => Some(grant),
+        Err(error) => {
+            tracing::warn!(%error, "a stored grant does not parse; it reveals nothing");
+            None
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! The shipped policy's default matrix (PRODUCT.md), pinned over HTTP as each demo agent on
+//! The shipped policy's default matrix (README, "Policies"), pinned over HTTP as each demo agent on
 //! each demo ticket they may see, including that hidden values are absent from the body.
 
 use serde_json::{json, Value};
@@ -179,7 +179,7 @@ async fn customer_as(
 }
 
 on_both_databases! {
-    /// Masks are exactly PRODUCT.md's, and hidden values appear nowhere in the body.
+    /// Masks are exactly the documented ones (README, "Masks"), and hidden values appear nowhere in the body.
     async fn masks_match_the_product_and_hidden_values_are_absent(app) {
         let (c, text) = customer_as(&app, "frontline", "Cannot reset my password").await;
         assert_eq!(c["fullName"]["value"], "Robin Sample");

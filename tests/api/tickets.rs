@@ -1,4 +1,4 @@
-//! Ticket visibility (PRODUCT.md: assigned, unassigned in a queue, supervisors' team,
+//! Ticket visibility (the default policy: assigned, unassigned in a queue, supervisors' team,
 //! auditors none), `NOT_FOUND` for foreign tickets, filters and pagination.
 
 use serde_json::json;
@@ -7,7 +7,7 @@ use crate::helpers::{assert_no_errors, error_code};
 use crate::on_both_databases;
 
 on_both_databases! {
-    /// Each demo agent's list holds exactly the tickets PRODUCT.md says they may see.
+    /// Each demo agent's list holds exactly the tickets the default policy says they may see.
     async fn each_agent_lists_exactly_the_tickets_they_may_see(app) {
         let expect = [
             ("frontline", vec!["Cannot reset my password", "Where is my parcel?"]),
