@@ -102,10 +102,62 @@ impl DataClass {
     }
 }
 
-/// Declares every protected customer field once: its schema name, its data class and how a
-/// sentence to the customer names it. Everything else about fields derives from this table.
+/// Where a field's value is stored and how it is masked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// One column of `customers`: sealed (encrypted under the customer's data key) or not,
+    /// shown `MASKED` with `mask`. Such a field needs no code of its own beyond its
+    /// resolver's one line: reading, decrypting, masking and the export follow from this.
+    Column {
+        /// The column of `customers`.
+        column: &'static str,
+        /// Whether the column holds an encrypted envelope.
+        sealed: bool,
+        /// The form of a `MASKED` value.
+        mask: Mask,
+    },
+    /// Several columns or rows, read and masked by the field's own resolver.
+    Composite,
+}
+
+/// The form a `MASKED` scalar value takes (implemented in `customers::mask`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mask {
+    /// `***`.
+    Stars,
+    /// First name and last initial: `Robin S.`.
+    Name,
+    /// First character of the local part, `***`, the domain: `r***@example.com`.
+    Email,
+    /// All digits but the last two replaced: `+* *** **** **33`.
+    Phone,
+    /// The year of a date.
+    Year,
+}
+
+/// `Column` storage, in the table below.
+const fn column(column: &'static str, mask: Mask) -> Storage {
+    Storage::Column {
+        column,
+        sealed: false,
+        mask,
+    }
+}
+
+/// `Column` storage of an encrypted column, in the table below.
+const fn sealed(column: &'static str, mask: Mask) -> Storage {
+    Storage::Column {
+        column,
+        sealed: true,
+        mask,
+    }
+}
+
+/// Declares every protected customer field once: its schema name, its data class, how a
+/// sentence to the customer names it, and where it is stored. Everything else about fields
+/// derives from this table.
 macro_rules! fields {
-    ( $( $(#[$vmeta:meta])* $variant:ident => $name:literal, $class:ident, $phrase:literal; )* ) => {
+    ( $( $(#[$vmeta:meta])* $variant:ident => $name:literal, $class:ident, $phrase:literal, $storage:expr; )* ) => {
         /// A protected field of a customer, as the schema exposes it.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Field { $( $(#[$vmeta])* $variant, )* }
@@ -129,42 +181,55 @@ macro_rules! fields {
             pub fn phrase(self) -> &'static str {
                 match self { $( Field::$variant => $phrase, )* }
             }
+
+            /// Where the field's value is stored and how it is masked.
+            pub fn storage(self) -> Storage {
+                match self { $( Field::$variant => $storage, )* }
+            }
         }
     };
 }
 
 fields! {
     /// `Customer.accountStatus`.
-    AccountStatus => "accountStatus", Account, "your account status";
+    AccountStatus => "accountStatus", Account, "your account status", column("account_status", Mask::Stars);
     /// `Customer.plan`.
-    Plan => "plan", Account, "your plan";
+    Plan => "plan", Account, "your plan", column("plan", Mask::Stars);
     /// `Customer.customerSince`.
-    CustomerSince => "customerSince", Account, "how long you have been a customer";
+    CustomerSince => "customerSince", Account, "how long you have been a customer", column("customer_since", Mask::Year);
     /// `Customer.region`.
-    Region => "region", Account, "your region";
+    Region => "region", Account, "your region", column("region", Mask::Stars);
     /// `Customer.fullName`.
-    FullName => "fullName", Name, "your name";
+    FullName => "fullName", Name, "your name", sealed("full_name", Mask::Name);
     /// `Customer.email`.
-    Email => "email", Contact, "your email address";
+    Email => "email", Contact, "your email address", sealed("email", Mask::Email);
     /// `Customer.phone`.
-    Phone => "phone", Contact, "your phone number";
-    /// `Customer.postalAddress`.
-    PostalAddress => "postalAddress", Address, "your address";
+    Phone => "phone", Contact, "your phone number", sealed("phone", Mask::Phone);
+    /// `Customer.postalAddress` (street, city, postal code, country).
+    PostalAddress => "postalAddress", Address, "your address", Storage::Composite;
     /// `Customer.dateOfBirth`.
-    DateOfBirth => "dateOfBirth", Identity, "your date of birth";
+    DateOfBirth => "dateOfBirth", Identity, "your date of birth", sealed("date_of_birth", Mask::Year);
     /// `Customer.identityDocuments`.
-    IdentityDocuments => "identityDocuments", Identity, "your identity documents";
+    IdentityDocuments => "identityDocuments", Identity, "your identity documents", Storage::Composite;
     /// `Customer.paymentMethods` (with their billing addresses).
-    PaymentMethods => "paymentMethods", Billing, "your payment methods";
+    PaymentMethods => "paymentMethods", Billing, "your payment methods", Storage::Composite;
     /// `Customer.invoices`.
-    Invoices => "invoices", Billing, "your invoices";
+    Invoices => "invoices", Billing, "your invoices", Storage::Composite;
     /// `Customer.otherTickets`.
-    OtherTickets => "otherTickets", TicketHistory, "your other tickets";
+    OtherTickets => "otherTickets", TicketHistory, "your other tickets", Storage::Composite;
     /// `Customer.chatHistory`.
-    ChatHistory => "chatHistory", ChatHistory, "your earlier conversations";
+    ChatHistory => "chatHistory", ChatHistory, "your earlier conversations", Storage::Composite;
 }
 
 impl Field {
+    /// The `customers` column of a field stored in one (`Storage::Column`), else "".
+    pub fn storage_column(self) -> &'static str {
+        match self.storage() {
+            Storage::Column { column, .. } => column,
+            Storage::Composite => "",
+        }
+    }
+
     /// The field's position in [`Field::ALL`], the schema order lists use.
     pub fn index(self) -> usize {
         self as usize

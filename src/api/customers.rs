@@ -12,11 +12,12 @@ use entity::{attachment, customer, message, ticket};
 use crate::crypto::vault::{decrypt_bytes, decrypt_text, DataKey};
 use crate::customers::mask;
 use crate::disclosure::{Disclosed, Field, Gate, HandOff, Shown};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::loaders::load_error;
 use crate::policy::{Access, DataClass, RevealOption};
 use crate::request::RequestContext;
 use crate::tickets::stored_status;
+use crate::vocabulary::Storage;
 use crate::vocabulary::TicketStatus;
 
 // Concrete list types of `Protected<T>` (the derive takes paths, not generic arguments).
@@ -105,6 +106,24 @@ impl Customer {
             .map(|d| Some(d.into()))
     }
 
+    /// A scalar field stored in one column of `customers` (`Storage::Column` in the field
+    /// table): read, decrypted if sealed, masked as the table says, through the gate.
+    async fn scalar(
+        &self,
+        ctx: &Context<'_>,
+        field: Field,
+    ) -> ApiResult<Option<Protected<String>>> {
+        let Storage::Column { mask, .. } = field.storage() else {
+            return Err(ApiError::internal(
+                anyhow::anyhow!("{field} is not stored in one column"),
+                "reading a customer",
+            ));
+        };
+        let value = || stored_text(&self.row, &self.key, field);
+        self.plain_or(ctx, field, value, || Ok(mask::apply(mask, &value()?)))
+            .await
+    }
+
     async fn other_tickets_rows(&self, ctx: &Context<'_>) -> ApiResult<Vec<ticket::Model>> {
         let loaded = RequestContext::get(ctx)
             .loaders
@@ -121,8 +140,28 @@ impl Customer {
     }
 }
 
-/// Data-class `account` fields are masked, if a policy masks them, as `***`.
-const ACCOUNT_MASK: &str = "***";
+/// The text of a field stored in one column of `customers`, decrypted if sealed.
+pub fn stored_text(row: &customer::Model, key: &DataKey, field: Field) -> ApiResult<String> {
+    use sea_orm::{ModelTrait, Value};
+    let broken = |why: &str| {
+        ApiError::internal(
+            anyhow::anyhow!("customers.{field}: {why}"),
+            "reading a customer",
+        )
+    };
+    let Storage::Column { column, sealed, .. } = field.storage() else {
+        return Err(broken("not stored in one column"));
+    };
+    let column: customer::Column = column.parse().map_err(|_| broken("no such column"))?;
+    match (row.get(column), sealed) {
+        (Value::Bytes(Some(bytes)), true) => {
+            decrypt_text(key, "customers", field.storage_column(), row.id, &bytes)
+        }
+        (Value::String(Some(text)), false) => Ok(text),
+        (Value::ChronoDate(Some(date)), false) => Ok(date.to_string()),
+        _ => Err(broken("unexpected column type")),
+    }
+}
 
 /// Protected fields are nullable only so that a value that cannot be decrypted fails alone
 /// (`null` with an `INTERNAL` error at its path) while the rest of the response is served.
@@ -135,70 +174,39 @@ impl Customer {
 
     /// Account status. Class `account`. MASKED: `***`.
     async fn account_status(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
-        self.plain_or(
-            ctx,
-            Field::AccountStatus,
-            || Ok(self.row.account_status.clone()),
-            || Ok(ACCOUNT_MASK.into()),
-        )
-        .await
+        self.scalar(ctx, Field::AccountStatus).await
     }
 
     /// Plan. Class `account`. MASKED: `***`.
     async fn plan(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
-        self.plain_or(
-            ctx,
-            Field::Plan,
-            || Ok(self.row.plan.clone()),
-            || Ok(ACCOUNT_MASK.into()),
-        )
-        .await
+        self.scalar(ctx, Field::Plan).await
     }
 
     /// Customer since (ISO 8601 date). Class `account`. MASKED: the year.
     async fn customer_since(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
-        let date = self.row.customer_since.to_string();
-        self.plain_or(
-            ctx,
-            Field::CustomerSince,
-            || Ok(date.clone()),
-            || Ok(mask::mask_date_of_birth(&date)),
-        )
-        .await
+        self.scalar(ctx, Field::CustomerSince).await
     }
 
     /// Region. Class `account`. MASKED: `***`.
     async fn region(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
-        self.plain_or(
-            ctx,
-            Field::Region,
-            || Ok(self.row.region.clone()),
-            || Ok(ACCOUNT_MASK.into()),
-        )
-        .await
+        self.scalar(ctx, Field::Region).await
     }
 
     /// Full name. Class `name`. MASKED: first name and last initial (`Robin S.`).
     async fn full_name(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
-        let name = || self.text("full_name", &self.row.full_name);
-        self.plain_or(ctx, Field::FullName, name, || Ok(mask::mask_name(&name()?)))
-            .await
+        self.scalar(ctx, Field::FullName).await
     }
 
     /// Email address. Class `contact`. MASKED: first character of the local part, `***`,
     /// then the domain (`r***@example.com`).
     async fn email(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
-        let email = || self.text("email", &self.row.email);
-        self.plain_or(ctx, Field::Email, email, || Ok(mask::mask_email(&email()?)))
-            .await
+        self.scalar(ctx, Field::Email).await
     }
 
     /// Phone number. Class `contact`. MASKED: all digits but the last two replaced
     /// (`+* *** **** **33`).
     async fn phone(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
-        let phone = || self.text("phone", &self.row.phone);
-        self.plain_or(ctx, Field::Phone, phone, || Ok(mask::mask_phone(&phone()?)))
-            .await
+        self.scalar(ctx, Field::Phone).await
     }
 
     /// Postal address on one line. Class `address`. MASKED: city and country only.
@@ -224,11 +232,7 @@ impl Customer {
 
     /// Date of birth (ISO 8601). Class `identity`. MASKED: the year only.
     async fn date_of_birth(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
-        let born = || self.text("date_of_birth", &self.row.date_of_birth);
-        self.plain_or(ctx, Field::DateOfBirth, born, || {
-            Ok(mask::mask_date_of_birth(&born()?))
-        })
-        .await
+        self.scalar(ctx, Field::DateOfBirth).await
     }
 
     /// Identity documents (attachments of kind `id_document` on the customer's tickets).

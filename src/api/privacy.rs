@@ -16,7 +16,7 @@ use crate::audit::{Action, NewEvent};
 use crate::crypto::vault::{decrypt_bytes, decrypt_text};
 use crate::error::{ApiError, ApiResult};
 use crate::request::RequestContext;
-use crate::vocabulary::Permission;
+use crate::vocabulary::{Field, Permission, Storage};
 
 fn require(request: &RequestContext, permission: Permission) -> ApiResult<()> {
     if request.allowed(permission) {
@@ -167,22 +167,27 @@ impl PrivacyQuery {
                              "purpose": e.ticket_id.and_then(|t| topics.get(&t).cloned()),
                              "fields": serde_json::from_str::<Value>(&e.fields).unwrap_or(Value::Null) }))
             .collect();
+        // Every field stored in one column comes from the field table; the address is
+        // several columns.
+        let mut customer = serde_json::Map::new();
+        customer.insert("id".into(), json!(id.to_string()));
+        for field in Field::ALL {
+            if let Storage::Column { .. } = field.storage() {
+                let value = super::customers::stored_text(&row, &key, field)?;
+                customer.insert(field.graphql_name().into(), json!(value));
+            }
+        }
+        customer.insert(
+            Field::PostalAddress.graphql_name().into(),
+            json!({
+                "street": text("customers", "street", id, &row.street)?,
+                "city": text("customers", "city", id, &row.city)?,
+                "postalCode": text("customers", "postal_code", id, &row.postal_code)?,
+                "country": text("customers", "country", id, &row.country)?,
+            }),
+        );
         let document = json!({
-            "customer": {
-                "id": id.to_string(),
-                "accountStatus": row.account_status, "plan": row.plan,
-                "customerSince": row.customer_since.to_string(), "region": row.region,
-                "fullName": text("customers", "full_name", id, &row.full_name)?,
-                "email": text("customers", "email", id, &row.email)?,
-                "phone": text("customers", "phone", id, &row.phone)?,
-                "postalAddress": {
-                    "street": text("customers", "street", id, &row.street)?,
-                    "city": text("customers", "city", id, &row.city)?,
-                    "postalCode": text("customers", "postal_code", id, &row.postal_code)?,
-                    "country": text("customers", "country", id, &row.country)?,
-                },
-                "dateOfBirth": text("customers", "date_of_birth", id, &row.date_of_birth)?,
-            },
+            "customer": customer,
             "paymentMethods": payment_methods,
             "invoices": invoices,
             "tickets": tickets,

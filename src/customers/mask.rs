@@ -31,6 +31,18 @@ const EMAIL_LOCAL_MAX: usize = 64;
 /// Longest domain (RFC 1035).
 const EMAIL_DOMAIN_MAX: usize = 255;
 
+/// The mask the field table names for a scalar field (`Storage::Column`).
+pub fn apply(mask: crate::vocabulary::Mask, value: &str) -> String {
+    use crate::vocabulary::Mask;
+    match mask {
+        Mask::Stars => "***".to_owned(),
+        Mask::Name => mask_name(value),
+        Mask::Email => mask_email(value),
+        Mask::Phone => mask_phone(value),
+        Mask::Year => mask_date_of_birth(value),
+    }
+}
+
 /// Masks a full name to the first name and the initial of the last name (`Robin S.`).
 ///
 /// The last word is used for the initial so that middle names and particles such as "von"
