@@ -135,6 +135,8 @@ pub async fn seed(
             date_of_birth: Set(seal("date_of_birth", &born)),
             email_index: Set(Some(blind.email(&email))),
             phone_index: Set(Some(blind.phone(&phone))),
+            // Columns added later take their database defaults.
+            ..Default::default()
         });
         let card_id = first_card + n as i32;
         let seal_card = |column: &str, value: &str| {
