@@ -199,6 +199,8 @@ fields! {
     CustomerSince => "customerSince", Account, "how long you have been a customer", column("customer_since", Mask::Year);
     /// `Customer.region`.
     Region => "region", Account, "your region", column("region", Mask::Stars);
+    /// `Customer.preferredLanguage`.
+    PreferredLanguage => "preferredLanguage", Account, "your preferred language", column("preferred_language", Mask::Stars);
     /// `Customer.fullName`.
     FullName => "fullName", Name, "your name", sealed("full_name", Mask::Name);
     /// `Customer.email`.

@@ -12,6 +12,8 @@ pub struct Model {
     pub plan: String,
     pub customer_since: Date,
     pub region: String,
+    /// BCP 47 language tag, e.g. `en` (class `account`).
+    pub preferred_language: String,
     /// Personal data, encrypted (class `name`).
     pub full_name: Vec<u8>,
     /// Personal data, encrypted (class `contact`).

@@ -13,6 +13,7 @@ mod m20261130_000004_add_blind_indexes;
 mod m20261130_000005_index_foreign_keys;
 mod m20261130_000006_index_ticket_scopes_by_id;
 mod m20261201_000007_add_policy_version_to_audit_events;
+mod m20261201_000008_add_preferred_language_to_customers;
 
 /// The ordered list of needtoknow's migrations.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000005_index_foreign_keys::Migration),
             Box::new(m20261130_000006_index_ticket_scopes_by_id::Migration),
             Box::new(m20261201_000007_add_policy_version_to_audit_events::Migration),
+            Box::new(m20261201_000008_add_preferred_language_to_customers::Migration),
         ]
     }
 }

@@ -192,6 +192,11 @@ impl Customer {
         self.scalar(ctx, Field::Region).await
     }
 
+    /// Preferred language, a BCP 47 tag (`en`, `pt-BR`). Class `account`. MASKED: `***`.
+    async fn preferred_language(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
+        self.scalar(ctx, Field::PreferredLanguage).await
+    }
+
     /// Full name. Class `name`. MASKED: first name and last initial (`Robin S.`).
     async fn full_name(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
         self.scalar(ctx, Field::FullName).await

@@ -154,3 +154,45 @@ on_both_databases! {
         assert_eq!(error_code(&body), "FORBIDDEN");
     }
 }
+
+on_both_databases! {
+    /// A field added through the field table alone (`preferredLanguage`, class `account`) is
+    /// plain to whoever sees the account, follows its class for everyone else, and is in
+    /// the privacy officer's export.
+    async fn preferred_language_is_plain_to_whoever_sees_the_account(app) {
+        let id = app.ticket_id("Refund not received").await;
+        // billing, through the queue: sees the account only.
+        let data = app
+            .data_as(
+                "billing",
+                "query($t: ID!) { ticket(id: $t) { customer {
+                    preferredLanguage { value access dataClass } fullName { access } } } }",
+                json!({ "t": id }),
+            )
+            .await;
+        assert_eq!(
+            data["ticket"]["customer"]["preferredLanguage"],
+            json!({ "value": "en", "access": "PLAIN", "dataClass": "ACCOUNT" })
+        );
+        assert_eq!(data["ticket"]["customer"]["fullName"]["access"], "HIDDEN");
+        let (_, body) = app
+            .query_as("auditor", "query($t: ID!) { ticket(id: $t) { id } }", json!({ "t": id }))
+            .await;
+        assert_eq!(error_code(&body), "NOT_FOUND");
+
+        let admin = app.create_agent("privacy-officer", "admin").await;
+        let customer = app
+            .data_as("supervisor", "query($t: ID!) { ticket(id: $t) { customer { id } } }", json!({ "t": id }))
+            .await["ticket"]["customer"]["id"]
+            .clone();
+        let (_, body) = app
+            .post_graphql(
+                Some(&admin),
+                &json!({ "query": "query($c: ID!) { exportCustomerData(customerId: $c) }",
+                         "variables": { "c": customer } }),
+            )
+            .await;
+        assert_no_errors(&body);
+        assert_eq!(body["data"]["exportCustomerData"]["customer"]["preferredLanguage"], "en");
+    }
+}
