@@ -35,6 +35,7 @@ pub mod demo;
 pub mod disclosure;
 pub mod error;
 pub mod http;
+pub mod ids;
 pub mod limits;
 pub mod loaders;
 pub mod metrics;

@@ -10,6 +10,7 @@ use sea_orm::DatabaseConnection;
 use crate::agents::Agent;
 use crate::audit::AuditLog;
 use crate::error::{ApiError, ApiResult};
+use crate::ids::TicketId;
 use crate::loaders::Loaders;
 use crate::policy::PolicySet;
 use crate::reveal::store::GrantStore;
@@ -100,7 +101,7 @@ impl RequestContext {
 
     /// The ticket `id` if the calling agent may see it; `NOT_FOUND` otherwise, whether it
     /// exists or not.
-    pub async fn visible_ticket(&self, id: &async_graphql::ID) -> ApiResult<entity::ticket::Model> {
+    pub async fn visible_ticket(&self, id: TicketId) -> ApiResult<entity::ticket::Model> {
         Ok(self.visible_ticket_with_customer(id).await?.0)
     }
 
@@ -108,15 +109,10 @@ impl RequestContext {
     /// statement.
     pub async fn visible_ticket_with_customer(
         &self,
-        id: &async_graphql::ID,
+        id: TicketId,
     ) -> ApiResult<(entity::ticket::Model, Option<entity::customer::Model>)> {
-        let id = id
-            .parse::<i32>()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| ApiError::BadUserInput("`id` is not a ticket id".into()))?;
         let scopes = self.policy.ticket_scopes(&self.agent.facts());
-        crate::tickets::store::find_visible(&self.db, &self.agent, &scopes, id)
+        crate::tickets::store::find_visible(&self.db, &self.agent, &scopes, id.get())
             .await?
             .ok_or(ApiError::NotFound)
     }

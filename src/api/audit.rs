@@ -8,6 +8,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::audit::Action;
 use crate::error::{ApiError, ApiResult};
+use crate::ids::{CustomerId, TicketId};
 use crate::request::RequestContext;
 
 /// An event of the audit trail. It never holds a personal value.
@@ -58,11 +59,6 @@ pub struct AuditFilter {
 /// Audit queries.
 #[derive(Default)]
 pub struct AuditQuery;
-
-fn parse_id(id: &ID, what: &str) -> ApiResult<i32> {
-    id.parse::<i32>()
-        .map_err(|_| ApiError::BadUserInput(format!("`{what}` is not an id")))
-}
 
 fn optional_id(id: Option<i32>) -> Option<ID> {
     id.map(|i| ID(i.to_string()))
@@ -116,7 +112,7 @@ impl AuditQuery {
                 "your role may not read access reports".into(),
             ));
         }
-        let id = parse_id(&customer_id, "customerId")?;
+        let id = CustomerId::parse(&customer_id, "customerId")?.get();
         if customer::Entity::find_by_id(id)
             .one(&request.db)
             .await?
@@ -210,10 +206,13 @@ impl AuditQuery {
             query = query.filter(audit_event::Column::Seq.lt(seq));
         }
         if let Some(id) = &filter.customer_id {
-            query = query.filter(audit_event::Column::CustomerId.eq(parse_id(id, "customerId")?));
+            query = query.filter(
+                audit_event::Column::CustomerId.eq(CustomerId::parse(id, "customerId")?.get()),
+            );
         }
         if let Some(id) = &filter.ticket_id {
-            query = query.filter(audit_event::Column::TicketId.eq(parse_id(id, "ticketId")?));
+            query = query
+                .filter(audit_event::Column::TicketId.eq(TicketId::parse(id, "ticketId")?.get()));
         }
         if let Some(action) = filter.action {
             query = query.filter(audit_event::Column::Action.eq(action.as_str()));

@@ -6,6 +6,7 @@ use entity::consent;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 
 use crate::error::{ApiError, ApiResult};
+use crate::ids::TicketId;
 use crate::policy::is_word;
 use crate::request::RequestContext;
 
@@ -50,7 +51,9 @@ impl ConsentMutation {
         notice_version: String,
     ) -> ApiResult<Consent> {
         let request = RequestContext::get(ctx);
-        let ticket = request.visible_ticket(&ticket_id).await?;
+        let ticket = request
+            .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
+            .await?;
         let notices = request.policy.notices();
         if !is_word(&kind) || notice_version.len() > 64 || !notices.has(&kind, &notice_version) {
             return Err(ApiError::BadUserInput(
@@ -80,7 +83,9 @@ impl ConsentMutation {
         kind: String,
     ) -> ApiResult<u64> {
         let request = RequestContext::get(ctx);
-        let ticket = request.visible_ticket(&ticket_id).await?;
+        let ticket = request
+            .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
+            .await?;
         if !is_word(&kind) {
             return Err(ApiError::BadUserInput(
                 "`kind` is not a consent kind".into(),

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use crate::audit::{Action, NewEvent};
 use crate::crypto::vault::{decrypt_bytes, decrypt_text};
 use crate::error::{ApiError, ApiResult};
+use crate::ids::CustomerId;
 use crate::request::RequestContext;
 use crate::vocabulary::{Field, Permission, Storage};
 
@@ -27,13 +28,6 @@ fn require(request: &RequestContext, permission: Permission) -> ApiResult<()> {
             permission.action()
         )))
     }
-}
-
-fn parse_customer(id: &ID) -> ApiResult<i32> {
-    id.parse::<i32>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| ApiError::BadUserInput("`customerId` is not a customer id".into()))
 }
 
 fn event(request: &RequestContext, action: Action, customer_id: i32) -> NewEvent {
@@ -66,7 +60,7 @@ impl PrivacyQuery {
     ) -> ApiResult<Json<Value>> {
         let request = RequestContext::get(ctx);
         require(request, Permission::ExportCustomerData)?;
-        let id = parse_customer(&customer_id)?;
+        let id = CustomerId::parse(&customer_id, "customerId")?.get();
         let db = &request.db;
         let row = customer::Entity::find_by_id(id)
             .one(db)
@@ -218,7 +212,7 @@ impl PrivacyMutation {
     async fn erase_customer(&self, ctx: &Context<'_>, customer_id: ID) -> ApiResult<Erasure> {
         let request = RequestContext::get(ctx);
         require(request, Permission::EraseCustomerData)?;
-        let id = parse_customer(&customer_id)?;
+        let id = CustomerId::parse(&customer_id, "customerId")?.get();
         let db = &request.db;
         if customer::Entity::find_by_id(id).one(db).await?.is_none() {
             let previous = audit_event::Entity::find()

@@ -11,6 +11,7 @@ use sea_orm::{
 use crate::audit::{Action, NewEvent};
 use crate::disclosure::{Field, Gate};
 use crate::error::{ApiError, ApiResult};
+use crate::ids::{GrantId, RevealRequestId, TicketId};
 use crate::policy::{Access, DataClass, RevealOption};
 use crate::request::RequestContext;
 use crate::reveal::store::Grant;
@@ -154,13 +155,6 @@ async fn to_object(
     })
 }
 
-fn parse_id(id: &ID, what: &str) -> ApiResult<i32> {
-    id.parse::<i32>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| ApiError::BadUserInput(format!("`{what}` is not an id")))
-}
-
 /// Builds grants of `fields` for `holder` on `ticket`, with lifetimes from the policy,
 /// capped by configuration.
 fn build_grants(
@@ -232,7 +226,7 @@ async fn load_request(
     request: &RequestContext,
     id: &ID,
 ) -> ApiResult<(reveal_request::Model, ticket::Model)> {
-    let id = parse_id(id, "requestId")?;
+    let id = RevealRequestId::parse(id, "requestId")?.get();
     let row = reveal_request::Entity::find_by_id(id)
         .one(&request.db)
         .await?
@@ -368,7 +362,9 @@ impl RevealMutation {
         }
         let reason = Reason::parse(&reason)?;
         let fields = expand(&fields)?;
-        let ticket = request.visible_ticket(&ticket_id).await?;
+        let ticket = request
+            .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
+            .await?;
         let gate = Gate::new(
             request.policy.clone(),
             &request.agent,
@@ -541,12 +537,10 @@ impl RevealMutation {
     /// (`allow(agent, "revoke_reveal", ticket)`: supervisors of the ticket's team).
     async fn revoke_reveal(&self, ctx: &Context<'_>, grant_id: ID) -> ApiResult<GrantObject> {
         let request = RequestContext::get(ctx);
-        if grant_id.len() > 64 {
-            return Err(ApiError::NotFound);
-        }
+        let grant_id = GrantId::parse(&grant_id)?;
         let grant = request
             .grant_store
-            .find(&grant_id)
+            .find(grant_id.as_str())
             .await
             .map_err(|error| {
                 tracing::warn!(%error, "cannot read grants");

@@ -14,6 +14,7 @@ use crate::crypto::vault::decrypt_text;
 use crate::disclosure::summary::AccessSummary;
 use crate::disclosure::Gate;
 use crate::error::{ApiError, ApiResult};
+use crate::ids::TicketId;
 use crate::loaders::load_error;
 use crate::policy::is_word;
 use crate::request::RequestContext;
@@ -348,7 +349,9 @@ impl TicketMutation {
     ) -> ApiResult<Ticket> {
         use sea_orm::{ActiveModelTrait, Set};
         let request = RequestContext::get(ctx);
-        let row = request.visible_ticket(&ticket_id).await?;
+        let row = request
+            .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
+            .await?;
         if !request.may(crate::vocabulary::Permission::SetStatus, &row) {
             return Err(ApiError::Forbidden(
                 "you may not change this ticket's status".into(),
@@ -402,7 +405,7 @@ impl TicketQuery {
         let request = RequestContext::get(ctx);
         // The agent's grants are read alongside, so the fields below find them ready.
         let (found, _) = tokio::join!(
-            request.visible_ticket_with_customer(&id),
+            request.visible_ticket_with_customer(TicketId::parse(&id, "id")?),
             request.grants.active()
         );
         let (row, customer) = found?;

@@ -9,6 +9,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use crate::audit::Action;
 use crate::crypto::vault::decrypt_text;
 use crate::error::{ApiError, ApiResult};
+use crate::ids::TicketId;
 use crate::ratelimit::{Rate, Verdict};
 use crate::request::RequestContext;
 
@@ -78,7 +79,9 @@ impl VerificationMutation {
         answers: IdentityAnswers,
     ) -> ApiResult<IdentityCheck> {
         let request = RequestContext::get(ctx);
-        let ticket = request.visible_ticket(&ticket_id).await?;
+        let ticket = request
+            .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
+            .await?;
         if !request.may(crate::vocabulary::Permission::VerifyIdentity, &ticket) {
             return Err(ApiError::Forbidden(
                 "you may not verify identities on this ticket".into(),
