@@ -1,25 +1,18 @@
 //! The `needtoknow` binary: schema export, agent administration, configuration errors.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
+use common::{binary, stderr, stdout};
+
 fn needtoknow(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_needtoknow"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("DATABASE_URL")
+    binary()
         .env("NEEDTOKNOW_DATA_DIR", data_dir)
-        .env("NEEDTOKNOW_LOG", "warn")
         .args(args)
         .output()
         .expect("the binary runs")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// `schema.graphql` is the checked-in output of `needtoknow schema`; regenerate it with
@@ -114,8 +107,7 @@ fn agent_create_refuses_roles_and_queues_the_policy_does_not_know() {
 #[test]
 fn invalid_configuration_stops_with_one_line_naming_the_setting() {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_needtoknow"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let output = binary()
         .env("NEEDTOKNOW_DATA_DIR", dir.path())
         .env("NEEDTOKNOW_LISTEN", "not-an-address")
         .args(["serve"])
@@ -126,8 +118,7 @@ fn invalid_configuration_stops_with_one_line_naming_the_setting() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("--listen"), "{err}");
 
-    let output = Command::new(env!("CARGO_BIN_EXE_needtoknow"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let output = binary()
         .env("NEEDTOKNOW_DATA_DIR", dir.path())
         .env("DATABASE_URL", "mysql://root:secret@localhost/db")
         .args(["serve"])
@@ -147,9 +138,8 @@ fn invalid_configuration_stops_with_one_line_naming_the_setting() {
 fn incomplete_sso_settings_stop_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let run = |envs: &[(&str, &str)]| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_needtoknow"));
+        let mut command = binary();
         command
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("NEEDTOKNOW_DATA_DIR", dir.path())
             .args(["serve"]);
         for (key, value) in envs {
@@ -238,8 +228,7 @@ fn operations_manifest_hashes_each_operation() {
 #[test]
 fn serve_exits_non_zero_when_the_database_is_down() {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_needtoknow"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let output = binary()
         .env("NEEDTOKNOW_DATA_DIR", dir.path())
         .env(
             "DATABASE_URL",
@@ -321,9 +310,7 @@ fn serve_logs_json_without_secrets_and_stops_on_sigterm() {
 
     let dir = tempfile::tempdir().unwrap();
     let (mut child, address, lines, mut stderr) = spawn_serve(
-        Command::new(env!("CARGO_BIN_EXE_needtoknow"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env_remove("DATABASE_URL")
+        binary()
             .env("NEEDTOKNOW_DATA_DIR", dir.path())
             .env("NEEDTOKNOW_LOG", "info")
             .args([
@@ -585,8 +572,7 @@ fn sighup_reloads_the_policy() {
     let policies = dir.path().join("policies");
     copy_policies(&policies);
     let (mut child, address, _, mut stderr) = spawn_serve(
-        Command::new(env!("CARGO_BIN_EXE_needtoknow"))
-            .env_remove("DATABASE_URL")
+        binary()
             .env("NEEDTOKNOW_DATA_DIR", dir.path())
             .env("NEEDTOKNOW_POLICY_DIR", &policies)
             .env("NEEDTOKNOW_POLICY_WATCH_MS", "0")
@@ -650,8 +636,7 @@ fn serve_refuses_to_start_with_a_broken_policy() {
         text.replace("topic(\"billing\");", "topic(\"billing\")"),
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_needtoknow"))
-        .env_remove("DATABASE_URL")
+    let output = binary()
         .env("NEEDTOKNOW_DATA_DIR", dir.path())
         .env("NEEDTOKNOW_POLICY_DIR", &policies)
         .env("NEEDTOKNOW_LOG", "warn")
@@ -673,9 +658,7 @@ fn serve_refuses_to_start_with_a_broken_policy() {
 fn serve_refuses_a_missing_or_wrong_master_key() {
     let dir = tempfile::tempdir().unwrap();
     let serve = |key: &str| {
-        Command::new(env!("CARGO_BIN_EXE_needtoknow"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env_remove("DATABASE_URL")
+        binary()
             .env("NEEDTOKNOW_DATA_DIR", dir.path())
             .env("NEEDTOKNOW_LOG", "warn")
             .env("NEEDTOKNOW_MASTER_KEY", key)
@@ -683,8 +666,7 @@ fn serve_refuses_a_missing_or_wrong_master_key() {
             .spawn()
             .unwrap()
     };
-    let output = Command::new(env!("CARGO_BIN_EXE_needtoknow"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let output = binary()
         .env_remove("DATABASE_URL")
         .env("NEEDTOKNOW_DATA_DIR", dir.path())
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -717,8 +699,7 @@ fn serve_refuses_a_missing_or_wrong_master_key() {
     assert!(first.wait().unwrap().success());
 
     let wrong = needtoknow::crypto::keys::generate_key();
-    let output = Command::new(env!("CARGO_BIN_EXE_needtoknow"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let output = binary()
         .env_remove("DATABASE_URL")
         .env("NEEDTOKNOW_DATA_DIR", dir.path())
         .env("NEEDTOKNOW_MASTER_KEY", &wrong)

@@ -400,6 +400,8 @@ fn input() -> impl Strategy<Value = Input> {
         )
 }
 
+mod common;
+
 #[path = "api/helpers.rs"]
 #[allow(dead_code, unused_macros)]
 mod helpers;

@@ -191,8 +191,7 @@ on_both_databases! {
         assert!(matches!(audit::verify(&db).await.unwrap(), Verdict::Broken { seq: s, ref problem } if s == seq(3) && problem.contains("deleted")));
 
         if let needtoknow::config::DatabaseSettings::Sqlite { .. } = app.settings.database {
-            let output = std::process::Command::new(env!("CARGO_BIN_EXE_needtoknow"))
-                .env_remove("DATABASE_URL")
+            let output = crate::common::binary()
                 .env("NEEDTOKNOW_DATA_DIR", &app.settings.data_dir)
                 .env("NEEDTOKNOW_LOG", "warn")
                 .args(["audit", "verify"])

@@ -80,11 +80,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 /// from the test's own environment) and returns what it printed; a failure fails the test
 /// with its error output.
 pub fn run_cli<V: AsRef<std::ffi::OsStr>>(env: &[(&str, V)], args: &[&str]) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_needtoknow"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("DATABASE_URL")
-        .env_remove("NEEDTOKNOW_MASTER_KEY")
-        .env("NEEDTOKNOW_LOG", "warn")
+    let output = crate::common::binary()
         .envs(env.iter().map(|(k, v)| (k, v)))
         .args(args)
         .output()
@@ -124,6 +120,7 @@ pub async fn spawn_with(
     dir: tempfile::TempDir,
     _pg: Option<String>,
 ) -> TestApp {
+    crate::common::init_test_log();
     let app = Application::build(settings.clone())
         .await
         .expect("application builds");

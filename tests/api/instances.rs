@@ -18,9 +18,8 @@ struct Instance {
 
 impl Instance {
     fn start(env: &[(&str, String)]) -> Instance {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_needtoknow"));
+        let mut command = crate::common::binary();
         command
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("NEEDTOKNOW_LOG_FORMAT", "json")
             .env("NEEDTOKNOW_LOG", "info")
             .args([

@@ -117,7 +117,7 @@ async fn a_sweep_purges_exactly_what_the_periods_say() {
 fn a_bad_retention_period_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     for bad in ["id_document=-7d", "id_document=soon"] {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_needtoknow"))
+        let output = crate::common::binary()
             .env("NEEDTOKNOW_DATA_DIR", dir.path())
             .env("NEEDTOKNOW_RETENTION", bad)
             .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
