@@ -446,6 +446,22 @@ fn policy_check_reports_file_and_line() {
             stderr(&output)
         );
     }
+    // A permission the service asks about that no rule grants is a warning, not an error.
+    std::fs::write(
+        &main,
+        text.lines()
+            .filter(|l| !l.starts_with("allow(agent: Agent, \"erase\""))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    let output = needtoknow(dir.path(), &["policy", "check", broken.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("warning: no rule grants `erase customer_data`: nobody may do it"),
+        "{}",
+        stdout(&output)
+    );
     std::fs::write(&main, format!("{text}\nextra(x: Customer) if x.id = 1;\n")).unwrap();
     let output = needtoknow(dir.path(), &["policy", "check", broken.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));

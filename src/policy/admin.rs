@@ -12,16 +12,24 @@ use crate::vocabulary::TicketStatus;
 /// a one-line summary or the problem.
 pub fn check(dir: &Path) -> Result<String, String> {
     let set = PolicySet::load_dir(dir).map_err(|e| e.to_string())?;
-    cases::sweep(&set).map_err(|e| e.to_string())?;
+    let ungranted = cases::sweep(&set).map_err(|e| e.to_string())?;
     let cases = cases::load_cases(dir, &set).map_err(|e| e.to_string())?;
     let vocabulary = set.vocabulary();
-    Ok(format!(
+    let mut out = format!(
         "ok: {} policy file(s), {} roles, {} topics, {} test case(s) readable",
         set.files().len(),
         vocabulary.roles.len(),
         vocabulary.topics.len(),
         cases.len()
-    ))
+    );
+    for permission in ungranted {
+        let _ = write!(
+            out,
+            "\nwarning: no rule grants `{}`: nobody may do it (deny by default)",
+            permission.describe()
+        );
+    }
+    Ok(out)
 }
 
 /// Compares the policies in `old` and `new` over the whole decision space; returns the

@@ -399,8 +399,10 @@ pub fn run_cases(set: &PolicySet, cases: &[Case]) -> Vec<CaseFailure> {
 /// Evaluates every role × topic × relation (status `open`): every class and field, every
 /// permission, and the ticket and audit scopes of every role, so a rule yielding an unknown
 /// word or reading an unknown attribute is found at load time, not by the first request
-/// that reaches it.
-pub fn sweep(set: &PolicySet) -> Result<(), PolicyError> {
+/// that reaches it. Returns the permissions the service asks about that no rule grants to
+/// anyone (a warning, not an error: denying an action to everyone is a policy's right).
+pub fn sweep(set: &PolicySet) -> Result<Vec<Permission>, PolicyError> {
+    let mut granted = std::collections::BTreeSet::new();
     let vocabulary = set.vocabulary();
     let explain = |what: String| {
         move |e: PolicyError| {
@@ -425,15 +427,22 @@ pub fn sweep(set: &PolicySet) -> Result<(), PolicyError> {
                     role.name
                 )))?;
                 for permission in Permission::ALL {
-                    set.authorize_strict(&agent, permission, Some(&ticket))
+                    let allowed = set
+                        .authorize_strict(&agent, permission, Some(&ticket))
                         .map_err(explain(format!(
                             "allow for role {} on {topic} ({relation}), {}",
                             role.name,
                             permission.describe()
                         )))?;
+                    if allowed {
+                        granted.insert(permission);
+                    }
                 }
             }
         }
     }
-    Ok(())
+    Ok(Permission::ALL
+        .into_iter()
+        .filter(|p| !granted.contains(p))
+        .collect())
 }

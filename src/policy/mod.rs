@@ -770,7 +770,12 @@ fn check_word(kind: &str, word: &str) -> Result<(), PolicyError> {
 /// known words for every role, topic and relation, and every case in `tests/` passes.
 pub fn load_checked(dir: &Path) -> Result<PolicySet, PolicyError> {
     let set = PolicySet::load_dir(dir)?;
-    cases::sweep(&set)?;
+    for permission in cases::sweep(&set)? {
+        tracing::warn!(
+            permission = %permission.describe(),
+            "no policy rule grants this permission: nobody may do it"
+        );
+    }
     let cases = cases::load_cases(dir, &set)?;
     let failures = cases::run_cases(&set, &cases);
     if let Some(first) = failures.first() {
