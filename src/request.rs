@@ -117,6 +117,21 @@ impl RequestContext {
             .ok_or(ApiError::NotFound)
     }
 
+    /// The reveal workflow for the calling agent in this request.
+    pub fn reveals(&self) -> crate::reveal::workflow::Reveals<'_> {
+        crate::reveal::workflow::Reveals {
+            db: &self.db,
+            policy: &self.policy,
+            store: &self.grant_store,
+            audit: &self.audit,
+            limiter: &self.limiter,
+            agent: &self.agent,
+            actor: self.actor(),
+            max_grant: self.settings.max_grant,
+            reveals_per_hour: self.settings.reveals_per_hour,
+        }
+    }
+
     /// The request context; the HTTP handler always attaches one before executing.
     pub fn get<'a>(ctx: &'a Context<'_>) -> &'a RequestContext {
         ctx.data_unchecked::<RequestContext>()

@@ -388,6 +388,19 @@ words! {
     }
 }
 
+words! {
+    /// Where a reveal request that needs approval stands.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, async_graphql::Enum)]
+    pub enum RevealRequestStatus {
+        /// Waiting for a supervisor.
+        Pending => "pending",
+        /// Approved: grants were issued.
+        Approved => "approved",
+        /// Denied, with a note.
+        Denied => "denied",
+    }
+}
+
 /// What a permission is about: a ticket (the policy sees its facts) or a named resource.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Resource {

@@ -6,6 +6,7 @@
 //! [`store::GrantStore`]; pending requests in the database. Every step writes an audit event.
 
 pub mod store;
+pub mod workflow;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
