@@ -40,6 +40,7 @@ pub mod limits;
 pub mod loaders;
 pub mod metrics;
 pub mod policy;
+pub mod privacy;
 pub mod ratelimit;
 pub mod request;
 pub mod retention;

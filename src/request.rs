@@ -117,6 +117,17 @@ impl RequestContext {
             .ok_or(ApiError::NotFound)
     }
 
+    /// The privacy officer's workflows (export, erase), acting as the calling agent.
+    pub fn privacy(&self) -> crate::privacy::Privacy<'_> {
+        crate::privacy::Privacy {
+            db: &self.db,
+            audit: &self.audit,
+            grants: &self.grant_store,
+            vault: &self.vault,
+            actor: self.actor(),
+        }
+    }
+
     /// The reveal workflow for the calling agent in this request.
     pub fn reveals(&self) -> crate::reveal::workflow::Reveals<'_> {
         crate::reveal::workflow::Reveals {

@@ -11,6 +11,7 @@ use entity::{attachment, customer, message, ticket};
 
 use crate::crypto::vault::{decrypt_bytes, decrypt_text, DataKey};
 use crate::customers::mask;
+use crate::customers::stored_text;
 use crate::disclosure::{Disclosed, Field, Gate, HandOff, Shown};
 use crate::error::{ApiError, ApiResult};
 use crate::loaders::load_error;
@@ -137,29 +138,6 @@ impl Customer {
             .filter(|t| t.id != self.ticket_id)
             .cloned()
             .collect())
-    }
-}
-
-/// The text of a field stored in one column of `customers`, decrypted if sealed.
-pub fn stored_text(row: &customer::Model, key: &DataKey, field: Field) -> ApiResult<String> {
-    use sea_orm::{ModelTrait, Value};
-    let broken = |why: &str| {
-        ApiError::internal(
-            anyhow::anyhow!("customers.{field}: {why}"),
-            "reading a customer",
-        )
-    };
-    let Storage::Column { column, sealed, .. } = field.storage() else {
-        return Err(broken("not stored in one column"));
-    };
-    let column: customer::Column = column.parse().map_err(|_| broken("no such column"))?;
-    match (row.get(column), sealed) {
-        (Value::Bytes(Some(bytes)), true) => {
-            decrypt_text(key, "customers", field.storage_column(), row.id, &bytes)
-        }
-        (Value::String(Some(text)), false) => Ok(text),
-        (Value::ChronoDate(Some(date)), false) => Ok(date.to_string()),
-        _ => Err(broken("unexpected column type")),
     }
 }
 
