@@ -128,6 +128,32 @@ impl RequestContext {
         }
     }
 
+    /// Identity checks by the calling agent in this request.
+    pub fn verification(&self) -> crate::customers::verification::Verification<'_> {
+        crate::customers::verification::Verification {
+            db: &self.db,
+            policy: &self.policy,
+            vault: &self.vault,
+            audit: &self.audit,
+            limiter: &self.limiter,
+            agent: &self.agent,
+            actor: self.actor(),
+            checks_per_hour: self.settings.identity_checks_per_hour,
+        }
+    }
+
+    /// The ticket workflow for the calling agent in this request.
+    pub fn tickets(&self) -> crate::tickets::workflow::Tickets<'_> {
+        crate::tickets::workflow::Tickets {
+            db: &self.db,
+            policy: &self.policy,
+            grants: &self.grant_store,
+            audit: &self.audit,
+            agent: &self.agent,
+            actor: self.actor(),
+        }
+    }
+
     /// The reveal workflow for the calling agent in this request.
     pub fn reveals(&self) -> crate::reveal::workflow::Reveals<'_> {
         crate::reveal::workflow::Reveals {

@@ -347,53 +347,11 @@ impl TicketMutation {
         ticket_id: ID,
         status: TicketStatus,
     ) -> ApiResult<Ticket> {
-        use sea_orm::{ActiveModelTrait, Set};
         let request = RequestContext::get(ctx);
         let row = request
             .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
             .await?;
-        if !request.may(crate::vocabulary::Permission::SetStatus, &row) {
-            return Err(ApiError::Forbidden(
-                "you may not change this ticket's status".into(),
-            ));
-        }
-        if matches!(status, TicketStatus::Resolved | TicketStatus::Closed) {
-            let revoked = request
-                .grant_store
-                .remove_for_ticket(row.id)
-                .await
-                .map_err(|error| {
-                    tracing::warn!(%error, "cannot revoke the ticket's grants");
-                    ApiError::RevealUnavailable
-                })?;
-            let events: Vec<crate::audit::NewEvent> = revoked
-                .iter()
-                .map(|g| {
-                    request.audit_event(
-                        crate::audit::Action::RevealRevoked,
-                        Some(g.customer_id),
-                        Some(g.ticket_id),
-                        vec![g.field.to_string()],
-                        Some(format!("ticket {}", status.as_str())),
-                    )
-                })
-                .collect();
-            request
-                .audit
-                .append(&events)
-                .await
-                .map_err(|e| ApiError::internal(e, "auditing revocations"))?;
-        }
-        let resolved_at = match status {
-            TicketStatus::Resolved | TicketStatus::Closed => {
-                row.resolved_at.or(Some(chrono::Utc::now()))
-            }
-            TicketStatus::Open | TicketStatus::Pending => None,
-        };
-        let mut active: ticket::ActiveModel = row.into();
-        active.status = Set(status.as_str().to_owned());
-        active.resolved_at = Set(resolved_at);
-        let row = active.update(&request.db).await?;
+        let row = request.tickets().set_status(row, status).await?;
         Ok(Ticket::new(row))
     }
 }

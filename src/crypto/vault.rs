@@ -205,6 +205,24 @@ impl Vault {
         Ok(key)
     }
 
+    /// The data key of one customer; a customer without one is an internal error.
+    pub async fn data_key(
+        &self,
+        db: &impl ConnectionTrait,
+        customer: i32,
+    ) -> crate::error::ApiResult<DataKey> {
+        self.data_keys(db, &[customer])
+            .await
+            .map_err(|e| crate::error::ApiError::internal(e, "loading keys"))?
+            .remove(&customer)
+            .ok_or_else(|| {
+                crate::error::ApiError::internal(
+                    anyhow::anyhow!("customer without data key"),
+                    "loading keys",
+                )
+            })
+    }
+
     /// The data keys of `customers` (missing ones are absent: erased customers), from the
     /// cache or in one query.
     pub async fn data_keys(

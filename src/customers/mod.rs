@@ -2,6 +2,7 @@
 //! policy decides, and the card redaction applied before anything is stored.
 
 pub mod mask;
+pub mod verification;
 
 use crate::crypto::vault::{decrypt_text, DataKey};
 use crate::error::{ApiError, ApiResult};

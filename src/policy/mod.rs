@@ -70,6 +70,19 @@ pub struct TicketFacts {
     pub in_my_team: bool,
 }
 
+impl TicketFacts {
+    /// What the policy may read about `row` when the agent `agent_id` of `team` asks.
+    pub fn of(row: &entity::ticket::Model, agent_id: i32, team: &str) -> TicketFacts {
+        TicketFacts {
+            topic: row.topic.clone(),
+            status: row.status.clone(),
+            assigned_to_me: row.assignee_id == Some(agent_id),
+            unassigned: row.assignee_id.is_none(),
+            in_my_team: row.team == team,
+        }
+    }
+}
+
 /// A role of the policy's vocabulary and how a hand-off names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoleInfo {

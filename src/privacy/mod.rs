@@ -46,15 +46,7 @@ impl Privacy<'_> {
             .one(db)
             .await?
             .ok_or(ApiError::NotFound)?;
-        let key = self
-            .vault
-            .data_keys(db, &[id])
-            .await
-            .map_err(|e| ApiError::internal(e, "loading keys"))?
-            .remove(&id)
-            .ok_or_else(|| {
-                ApiError::internal(anyhow::anyhow!("customer without data key"), "loading keys")
-            })?;
+        let key = self.vault.data_key(db, id).await?;
         let text = |table, column, row_id, sealed: &[u8]| {
             decrypt_text(&key, table, column, row_id, sealed)
         };

@@ -15,9 +15,8 @@ use crate::agents::Agent;
 use crate::audit::{Action, Actor, AuditLog, NewEvent};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{GrantId, RevealRequestId};
-use crate::policy::PolicySet;
+use crate::policy::{PolicySet, TicketFacts};
 use crate::ratelimit::{Rate, RateLimiter, Verdict};
-use crate::tickets;
 use crate::vocabulary::{Access, Field, Permission, RevealOption, RevealRequestStatus};
 
 /// Grants live 15 minutes unless the policy says otherwise (and configuration caps it).
@@ -85,9 +84,10 @@ impl Reveals<'_> {
         fields: &[Field],
         reason: &Reason,
     ) -> ApiResult<Requested> {
-        let decisions = self
-            .policy
-            .decide(&self.agent.facts(), &tickets::facts(self.agent, ticket));
+        let decisions = self.policy.decide(
+            &self.agent.facts(),
+            &TicketFacts::of(ticket, self.agent.id, &self.agent.team),
+        );
         let (mut now, mut approval, mut already) = (Vec::new(), Vec::new(), Vec::new());
         for &field in fields {
             let decision = decisions.field(field);
@@ -283,7 +283,7 @@ impl Reveals<'_> {
     }
 
     fn may(&self, permission: Permission, ticket: &ticket::Model) -> bool {
-        let facts = tickets::facts(self.agent, ticket);
+        let facts = TicketFacts::of(ticket, self.agent.id, &self.agent.team);
         self.policy
             .authorize(&self.agent.facts(), permission, Some(&facts))
     }
@@ -314,7 +314,7 @@ impl Reveals<'_> {
         approved_by: Option<i32>,
     ) -> Vec<Grant> {
         let now = Utc::now();
-        let facts = tickets::facts(holder, ticket);
+        let facts = TicketFacts::of(ticket, holder.id, &holder.team);
         let cap = i64::try_from(self.max_grant.as_secs()).unwrap_or(i64::MAX);
         fields
             .iter()

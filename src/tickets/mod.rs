@@ -2,6 +2,7 @@
 //! the policy may read about one, and how a message is stored.
 
 pub mod store;
+pub mod workflow;
 
 use entity::ticket;
 
@@ -10,13 +11,7 @@ use crate::policy::TicketFacts;
 
 /// What the policy may read about `row` when `agent` asks.
 pub fn facts(agent: &Agent, row: &ticket::Model) -> TicketFacts {
-    TicketFacts {
-        topic: row.topic.clone(),
-        status: row.status.clone(),
-        assigned_to_me: row.assignee_id == Some(agent.id),
-        unassigned: row.assignee_id.is_none(),
-        in_my_team: row.team == agent.team,
-    }
+    TicketFacts::of(row, agent.id, &agent.team)
 }
 
 /// A status as stored; a word the vocabulary does not know is a broken row.
