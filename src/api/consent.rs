@@ -3,7 +3,6 @@
 use async_graphql::{Context, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use entity::consent;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 
 use crate::error::{ApiError, ApiResult};
 use crate::ids::TicketId;
@@ -60,17 +59,8 @@ impl ConsentMutation {
                 "`kind` and `noticeVersion` must name a published notice (see GET /public/consent-notices)".into(),
             ));
         }
-        withdraw(request, ticket.customer_id, &kind).await?;
-        let row = consent::ActiveModel {
-            customer_id: Set(ticket.customer_id),
-            kind: Set(kind),
-            notice_version: Set(notice_version),
-            given_at: Set(Utc::now()),
-            withdrawn_at: Set(None),
-            ..Default::default()
-        }
-        .insert(&request.db)
-        .await?;
+        let row =
+            crate::consent::record(&request.db, ticket.customer_id, &kind, &notice_version).await?;
         Ok(row.into())
     }
 
@@ -91,20 +81,6 @@ impl ConsentMutation {
                 "`kind` is not a consent kind".into(),
             ));
         }
-        withdraw(request, ticket.customer_id, &kind).await
+        Ok(crate::consent::withdraw(&request.db, ticket.customer_id, &kind).await?)
     }
-}
-
-async fn withdraw(request: &RequestContext, customer_id: i32, kind: &str) -> ApiResult<u64> {
-    let result = consent::Entity::update_many()
-        .col_expr(
-            consent::Column::WithdrawnAt,
-            sea_orm::sea_query::Expr::value(Utc::now()),
-        )
-        .filter(consent::Column::CustomerId.eq(customer_id))
-        .filter(consent::Column::Kind.eq(kind))
-        .filter(consent::Column::WithdrawnAt.is_null())
-        .exec(&request.db)
-        .await?;
-    Ok(result.rows_affected)
 }

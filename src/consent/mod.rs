@@ -83,3 +83,49 @@ impl Notices {
             .any(|n| n.kind == kind && n.version == version)
     }
 }
+
+/// Records that `customer_id` accepted notice `kind` at `version`, replacing any consent of
+/// the same kind given before, in one transaction.
+pub async fn record(
+    db: &sea_orm::DatabaseConnection,
+    customer_id: i32,
+    kind: &str,
+    version: &str,
+) -> Result<entity::consent::Model, sea_orm::DbErr> {
+    use sea_orm::{ActiveModelTrait, Set, TransactionTrait};
+    let txn = db.begin().await?;
+    withdraw(&txn, customer_id, kind).await?;
+    let row = entity::consent::ActiveModel {
+        customer_id: Set(customer_id),
+        kind: Set(kind.to_owned()),
+        notice_version: Set(version.to_owned()),
+        given_at: Set(chrono::Utc::now()),
+        withdrawn_at: Set(None),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    Ok(row)
+}
+
+/// Withdraws `customer_id`'s consents of `kind`; returns how many were in force.
+pub async fn withdraw(
+    db: &impl sea_orm::ConnectionTrait,
+    customer_id: i32,
+    kind: &str,
+) -> Result<u64, sea_orm::DbErr> {
+    use entity::consent;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let result = consent::Entity::update_many()
+        .col_expr(
+            consent::Column::WithdrawnAt,
+            sea_orm::sea_query::Expr::value(chrono::Utc::now()),
+        )
+        .filter(consent::Column::CustomerId.eq(customer_id))
+        .filter(consent::Column::Kind.eq(kind))
+        .filter(consent::Column::WithdrawnAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
