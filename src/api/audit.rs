@@ -3,10 +3,8 @@
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
-use entity::{agent, audit_event};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use crate::audit::Action;
+use crate::audit::{trail, Action};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{CustomerId, TicketId};
 use crate::request::RequestContext;
@@ -105,60 +103,27 @@ impl AuditQuery {
         ctx: &Context<'_>,
         customer_id: ID,
     ) -> ApiResult<AccessReport> {
-        use entity::{customer, ticket};
         let request = RequestContext::get(ctx);
         if !request.allowed(crate::vocabulary::Permission::ReadAccessReport) {
             return Err(ApiError::Forbidden(
                 "your role may not read access reports".into(),
             ));
         }
-        let id = CustomerId::parse(&customer_id, "customerId")?.get();
-        if customer::Entity::find_by_id(id)
-            .one(&request.db)
-            .await?
-            .is_none()
-        {
-            return Err(ApiError::NotFound);
-        }
-        let rows = audit_event::Entity::find()
-            .filter(audit_event::Column::CustomerId.eq(id))
-            .order_by_asc(audit_event::Column::Seq)
-            .all(&request.db)
-            .await?;
-        let tickets: std::collections::HashMap<i32, String> = ticket::Entity::find()
-            .filter(ticket::Column::CustomerId.eq(id))
-            .all(&request.db)
+        let id = CustomerId::parse(&customer_id, "customerId")?;
+        let names = request.settings.report_agent_identities;
+        let entries = trail::access_report(&request.db, id, names)
             .await?
             .into_iter()
-            .map(|t| (t.id, t.topic))
+            .map(|e| AccessReportEntry {
+                at: e.at,
+                action: e.action,
+                ticket_id: optional_id(e.ticket_id),
+                purpose: e.purpose,
+                role: e.role,
+                agent: e.agent,
+                fields: e.fields,
+            })
             .collect();
-        let names = request.settings.report_agent_identities;
-        let handles: std::collections::HashMap<i32, String> = if names {
-            agent::Entity::find()
-                .all(&request.db)
-                .await?
-                .into_iter()
-                .map(|a| (a.id, a.handle))
-                .collect()
-        } else {
-            Default::default()
-        };
-        let mut entries = Vec::with_capacity(rows.len());
-        for row in rows {
-            let Some(action) = Action::parse(&row.action) else {
-                continue;
-            };
-            entries.push(AccessReportEntry {
-                at: row.occurred_at,
-                action,
-                ticket_id: optional_id(row.ticket_id),
-                purpose: row.ticket_id.and_then(|t| tickets.get(&t).cloned()),
-                role: row.actor_role,
-                agent: row.actor_agent_id.and_then(|a| handles.get(&a).cloned()),
-                fields: serde_json::from_str(&row.fields)
-                    .map_err(|e| ApiError::internal(e, "reading audit fields"))?,
-            });
-        }
         Ok(AccessReport {
             customer_id,
             names_agents: names,
@@ -180,8 +145,7 @@ impl AuditQuery {
     ) -> ApiResult<Connection<String, AuditEvent, EmptyFields, EmptyFields>> {
         let request = RequestContext::get(ctx);
         let scopes = request.policy.audit_scopes(&request.agent.facts());
-        let Some(readable) = crate::audit::readable(&scopes, request.agent.id, &request.agent.team)
-        else {
+        let Some(readable) = trail::readable(&scopes, request.agent.id, &request.agent.team) else {
             return Err(ApiError::Forbidden(
                 "your role may not read the audit trail".into(),
             ));
@@ -192,37 +156,20 @@ impl AuditQuery {
                 "`first` must be between 1 and 100".into(),
             ));
         }
+        let before = after
+            .as_deref()
+            .map(|after| {
+                after
+                    .strip_prefix("audit:")
+                    .and_then(|n| n.parse::<i32>().ok())
+                    .ok_or_else(|| {
+                        ApiError::BadUserInput(
+                            "`after` is not a cursor returned by `auditEvents`".into(),
+                        )
+                    })
+            })
+            .transpose()?;
         let filter = filter.unwrap_or_default();
-        let mut query = audit_event::Entity::find().filter(readable);
-        if let Some(after) = &after {
-            let seq: i32 = after
-                .strip_prefix("audit:")
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| {
-                    ApiError::BadUserInput(
-                        "`after` is not a cursor returned by `auditEvents`".into(),
-                    )
-                })?;
-            query = query.filter(audit_event::Column::Seq.lt(seq));
-        }
-        if let Some(id) = &filter.customer_id {
-            query = query.filter(
-                audit_event::Column::CustomerId.eq(CustomerId::parse(id, "customerId")?.get()),
-            );
-        }
-        if let Some(id) = &filter.ticket_id {
-            query = query
-                .filter(audit_event::Column::TicketId.eq(TicketId::parse(id, "ticketId")?.get()));
-        }
-        if let Some(action) = filter.action {
-            query = query.filter(audit_event::Column::Action.eq(action.as_str()));
-        }
-        if let Some(since) = filter.since {
-            query = query.filter(audit_event::Column::OccurredAt.gte(since));
-        }
-        if let Some(until) = filter.until {
-            query = query.filter(audit_event::Column::OccurredAt.lt(until));
-        }
         if let Some(handle) = &filter.actor {
             if !crate::agents::is_handle(handle) {
                 return Err(ApiError::BadUserInput(
@@ -230,21 +177,32 @@ impl AuditQuery {
                         .into(),
                 ));
             }
-            let actor = agent::Entity::find()
-                .filter(agent::Column::Handle.eq(handle.as_str()))
-                .one(&request.db)
-                .await?;
-            // An unknown handle matches nothing, like any other filter.
-            query = query.filter(audit_event::Column::ActorAgentId.eq(actor.map_or(-1, |a| a.id)));
         }
-        let limit = u64::try_from(first).unwrap_or(1) + 1;
-        let mut rows = query
-            .order_by_desc(audit_event::Column::Seq)
-            .limit(limit)
-            .all(&request.db)
-            .await?;
-        let has_next = rows.len() as u64 == limit;
-        rows.truncate(first as usize);
+        let filter = trail::Filter {
+            customer: filter
+                .customer_id
+                .as_ref()
+                .map(|id| CustomerId::parse(id, "customerId"))
+                .transpose()?,
+            ticket: filter
+                .ticket_id
+                .as_ref()
+                .map(|id| TicketId::parse(id, "ticketId"))
+                .transpose()?,
+            actor: filter.actor,
+            action: filter.action,
+            since: filter.since,
+            until: filter.until,
+        };
+        let page = trail::page(
+            &request.db,
+            readable,
+            &filter,
+            before,
+            u64::try_from(first).unwrap_or(1),
+        )
+        .await?;
+        let (rows, has_next) = (page.events, page.has_next);
         let mut connection = Connection::new(after.is_some(), has_next);
         for row in rows {
             let action = Action::parse(&row.action).ok_or_else(|| {

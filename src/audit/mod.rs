@@ -8,6 +8,7 @@
 //! PostgreSQL so several instances extend one chain).
 
 pub mod loader;
+pub mod trail;
 
 use std::sync::Arc;
 
@@ -377,37 +378,6 @@ impl AuditLog {
         }
         Ok(())
     }
-}
-
-/// The SQL condition selecting the events an agent may read under the policy's audit
-/// scopes; `None` when they may read none. `team` takes the ticket's team as it is now;
-/// events naming no ticket are only in `all` (or `own`, for the agent who acted).
-pub fn readable(
-    scopes: &[crate::vocabulary::AuditScope],
-    agent_id: i32,
-    team: &str,
-) -> Option<sea_orm::Condition> {
-    use crate::vocabulary::AuditScope;
-    use sea_orm::{ColumnTrait, Condition};
-    if scopes.contains(&AuditScope::All) {
-        return Some(Condition::all());
-    }
-    let mut any = Condition::any();
-    for scope in scopes {
-        any = match scope {
-            AuditScope::Own => any.add(audit_event::Column::ActorAgentId.eq(agent_id)),
-            AuditScope::Team => {
-                let tickets = sea_orm::sea_query::Query::select()
-                    .column(entity::ticket::Column::Id)
-                    .from(entity::ticket::Entity)
-                    .and_where(entity::ticket::Column::Team.eq(team))
-                    .to_owned();
-                any.add(audit_event::Column::TicketId.in_subquery(tickets))
-            }
-            AuditScope::All => any,
-        };
-    }
-    (!scopes.is_empty()).then_some(any)
 }
 
 /// The outcome of walking the chain.
