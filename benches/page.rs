@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use entity::{customer, message, ticket};
 use needtoknow::config::{DatabaseSettings, Settings};
-use needtoknow::crypto::vault::open_field;
 use needtoknow::startup::Application;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
@@ -93,7 +92,7 @@ fn main() {
         let tickets = ticket::Entity::find().order_by_asc(ticket::Column::Id).limit(50).all(&db).await.expect("tickets");
         let customer_ids: Vec<i32> = tickets.iter().map(|t| t.customer_id).collect();
         let customers = customer::Entity::find().filter(customer::Column::Id.is_in(customer_ids.clone())).all(&db).await.expect("customers");
-        let data_keys = vault.data_keys(&db, &customer_ids).await.expect("data keys");
+        let openers = vault.openers(&db, &customer_ids).await.expect("data keys");
         let mut messages = Vec::new();
         for t in &tickets {
             let others: Vec<i32> = ticket::Entity::find()
@@ -116,14 +115,14 @@ fn main() {
             let started = Instant::now();
             for t in &tickets {
                 let c = by_id[&t.customer_id];
-                let key = &data_keys[&t.customer_id];
+                let opener = &openers[&t.customer_id];
                 for (column, sealed) in [("full_name", &c.full_name), ("email", &c.email), ("phone", &c.phone), ("city", &c.city), ("country", &c.country)] {
-                    std::hint::black_box(open_field(key, "customers", column, c.id, sealed).expect("opens"));
+                    std::hint::black_box(opener.bytes("customers", column, c.id, sealed).expect("opens"));
                     opens += 1;
                 }
             }
             for (customer_id, m) in &messages {
-                std::hint::black_box(open_field(&data_keys[customer_id], "messages", "body", m.id, &m.body).expect("opens"));
+                std::hint::black_box(openers[customer_id].bytes("messages", "body", m.id, &m.body).expect("opens"));
                 opens += 1;
             }
             crypto.push(started.elapsed());

@@ -15,7 +15,7 @@ use sea_orm::{
 };
 
 use crate::audit::loader::ViewAuditor;
-use crate::crypto::vault::{DataKey, Vault};
+use crate::crypto::vault::{Opener, Vault};
 use crate::error::ApiError;
 
 /// Loads rows of `E` whose `column` is one of the keys.
@@ -167,11 +167,11 @@ pub struct DataKeys {
 }
 
 impl Loader<i32> for DataKeys {
-    type Value = DataKey;
+    type Value = Opener;
     type Error = Arc<anyhow::Error>;
 
-    async fn load(&self, keys: &[i32]) -> Result<HashMap<i32, DataKey>, Self::Error> {
-        self.vault.data_keys(&self.db, keys).await.map_err(Arc::new)
+    async fn load(&self, keys: &[i32]) -> Result<HashMap<i32, Opener>, Self::Error> {
+        self.vault.openers(&self.db, keys).await.map_err(Arc::new)
     }
 }
 
@@ -193,7 +193,7 @@ pub struct Loaders {
     pub attachments: Batched<Many<attachment::Entity>>,
     /// Audit events of plaintext views, written before the values are served.
     pub audit: Batched<ViewAuditor>,
-    /// Customers' data keys.
+    /// Openers of customers' sealed fields (their data keys).
     pub data_keys: Batched<DataKeys>,
 }
 

@@ -87,8 +87,10 @@ impl RequestContext {
         actor(&self.agent, &self.request_id, &self.policy)
     }
 
-    /// The data key of a customer, through the request's batched loader.
-    pub async fn data_key(&self, customer_id: i32) -> ApiResult<crate::crypto::vault::DataKey> {
+    /// The opener of a customer's sealed fields, through the request's batched loader. The
+    /// disclosure gate asks for it when it renders a value; other callers are deliberate
+    /// (see [`crate::crypto::vault::Opener`]).
+    pub async fn opener(&self, customer_id: i32) -> ApiResult<crate::crypto::vault::Opener> {
         self.loaders
             .data_keys
             .load_one(customer_id)

@@ -9,7 +9,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use entity::{attachment, customer, message, ticket};
 
-use crate::crypto::vault::{decrypt_bytes, decrypt_text, DataKey};
+use crate::crypto::vault::Opener;
 use crate::customers::mask;
 use crate::customers::stored_text;
 use crate::disclosure::{Disclosed, Field, Gate, HandOff, Shown};
@@ -70,39 +70,40 @@ impl<T: async_graphql::OutputType> From<Disclosed<T>> for Protected<T> {
 pub struct Customer {
     row: Arc<customer::Model>,
     gate: Arc<Gate>,
-    /// The customer's data key: every personal value is decrypted with it, only when shown.
-    key: DataKey,
     /// The ticket through which the customer is reached (excluded from their history).
     ticket_id: i32,
 }
 
 impl Customer {
     /// The customer `row` reached through ticket `ticket_id`, disclosed by `gate`.
-    pub fn new(row: customer::Model, key: DataKey, gate: Arc<Gate>, ticket_id: i32) -> Customer {
+    pub fn new(row: customer::Model, gate: Arc<Gate>, ticket_id: i32) -> Customer {
         Customer {
             row: Arc::new(row),
             gate,
-            key,
             ticket_id,
         }
     }
 
-    fn text(&self, column: &'static str, sealed: &[u8]) -> ApiResult<String> {
-        decrypt_text(&self.key, "customers", column, self.row.id, sealed)
+    fn text(&self, opener: &Opener, column: &'static str, sealed: &[u8]) -> ApiResult<String> {
+        opener.text("customers", column, self.row.id, sealed)
     }
 
     async fn plain_or(
         &self,
         ctx: &Context<'_>,
         field: Field,
-        plain: impl FnOnce() -> ApiResult<String>,
-        masked: impl FnOnce() -> ApiResult<String>,
+        plain: impl FnOnce(&Opener) -> ApiResult<String>,
+        masked: impl FnOnce(&Opener) -> ApiResult<String>,
     ) -> ApiResult<Option<Protected<String>>> {
         self.gate
-            .disclose(RequestContext::get(ctx), field, |shown| match shown {
-                Shown::Plain => plain(),
-                Shown::Masked => masked(),
-            })
+            .disclose(
+                RequestContext::get(ctx),
+                field,
+                |shown, opener| match shown {
+                    Shown::Plain => plain(opener),
+                    Shown::Masked => masked(opener),
+                },
+            )
             .await
             .map(|d| Some(d.into()))
     }
@@ -120,9 +121,11 @@ impl Customer {
                 "reading a customer",
             ));
         };
-        let value = || stored_text(&self.row, &self.key, field);
-        self.plain_or(ctx, field, value, || Ok(mask::apply(mask, &value()?)))
-            .await
+        let value = |opener: &Opener| stored_text(&self.row, opener, field);
+        self.plain_or(ctx, field, value, |opener| {
+            Ok(mask::apply(mask, &value(opener)?))
+        })
+        .await
     }
 
     async fn other_tickets_rows(&self, ctx: &Context<'_>) -> ApiResult<Vec<ticket::Model>> {
@@ -195,20 +198,20 @@ impl Customer {
     /// Postal address on one line. Class `address`. MASKED: city and country only.
     async fn postal_address(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
         let row = &self.row;
-        let city = || self.text("city", &row.city);
-        let country = || self.text("country", &row.country);
+        let city = |o: &Opener| self.text(o, "city", &row.city);
+        let country = |o: &Opener| self.text(o, "country", &row.country);
         self.plain_or(
             ctx,
             Field::PostalAddress,
-            || {
+            |o| {
                 Ok(one_line_address(
-                    &self.text("street", &row.street)?,
-                    &city()?,
-                    &self.text("postal_code", &row.postal_code)?,
-                    &country()?,
+                    &self.text(o, "street", &row.street)?,
+                    &city(o)?,
+                    &self.text(o, "postal_code", &row.postal_code)?,
+                    &country(o)?,
                 ))
             },
-            || Ok(mask::mask_address(&city()?, &country()?)),
+            |o| Ok(mask::mask_address(&city(o)?, &country(o)?)),
         )
         .await
     }
@@ -226,29 +229,33 @@ impl Customer {
     ) -> ApiResult<Option<Protected<Vec<IdentityDocument>>>> {
         let request = RequestContext::get(ctx);
         self.gate
-            .disclose_loaded(request, Field::IdentityDocuments, |shown| async move {
-                let mut tickets: Vec<i32> = self
-                    .other_tickets_rows(ctx)
-                    .await?
-                    .iter()
-                    .map(|t| t.id)
-                    .collect();
-                tickets.push(self.ticket_id);
-                tickets.sort_unstable();
-                let loaded = request
-                    .loaders
-                    .attachments
-                    .load_many(tickets.iter().copied())
-                    .await
-                    .map_err(load_error)?;
-                tickets
-                    .iter()
-                    .filter_map(|id| loaded.get(id))
-                    .flat_map(|rows| rows.iter())
-                    .filter(|a| a.kind == "id_document")
-                    .map(|a| IdentityDocument::render(a, &self.key, shown))
-                    .collect()
-            })
+            .disclose_loaded(
+                request,
+                Field::IdentityDocuments,
+                |shown, opener| async move {
+                    let mut tickets: Vec<i32> = self
+                        .other_tickets_rows(ctx)
+                        .await?
+                        .iter()
+                        .map(|t| t.id)
+                        .collect();
+                    tickets.push(self.ticket_id);
+                    tickets.sort_unstable();
+                    let loaded = request
+                        .loaders
+                        .attachments
+                        .load_many(tickets.iter().copied())
+                        .await
+                        .map_err(load_error)?;
+                    tickets
+                        .iter()
+                        .filter_map(|id| loaded.get(id))
+                        .flat_map(|rows| rows.iter())
+                        .filter(|a| a.kind == "id_document")
+                        .map(|a| IdentityDocument::render(a, &opener, shown))
+                        .collect()
+                },
+            )
             .await
             .map(|d| Some(d.into()))
     }
@@ -261,7 +268,7 @@ impl Customer {
     ) -> ApiResult<Option<Protected<Vec<PaymentMethod>>>> {
         let request = RequestContext::get(ctx);
         self.gate
-            .disclose_loaded(request, Field::PaymentMethods, |shown| async move {
+            .disclose_loaded(request, Field::PaymentMethods, |shown, opener| async move {
                 let rows = request
                     .loaders
                     .payment_methods
@@ -270,7 +277,7 @@ impl Customer {
                     .map_err(load_error)?
                     .unwrap_or_default();
                 rows.iter()
-                    .map(|p| PaymentMethod::render(p, &self.key, shown))
+                    .map(|p| PaymentMethod::render(p, &opener, shown))
                     .collect()
             })
             .await
@@ -282,7 +289,7 @@ impl Customer {
     async fn invoices(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<Vec<Invoice>>>> {
         let request = RequestContext::get(ctx);
         self.gate
-            .disclose_loaded(request, Field::Invoices, |shown| async move {
+            .disclose_loaded(request, Field::Invoices, |shown, _opener| async move {
                 let rows = request
                     .loaders
                     .invoices
@@ -304,7 +311,7 @@ impl Customer {
     ) -> ApiResult<Option<Protected<Vec<TicketSummary>>>> {
         let request = RequestContext::get(ctx);
         self.gate
-            .disclose_loaded(request, Field::OtherTickets, |shown| async move {
+            .disclose_loaded(request, Field::OtherTickets, |shown, _opener| async move {
                 let rows = self.other_tickets_rows(ctx).await?;
                 rows.iter()
                     .map(|t| TicketSummary::render(t, shown))
@@ -323,7 +330,7 @@ impl Customer {
     ) -> ApiResult<Option<Protected<Vec<ChatMessage>>>> {
         let request = RequestContext::get(ctx);
         self.gate
-            .disclose_loaded(request, Field::ChatHistory, |shown| async move {
+            .disclose_loaded(request, Field::ChatHistory, |shown, opener| async move {
                 let tickets = self.other_tickets_rows(ctx).await?;
                 let loaded = request
                     .loaders
@@ -335,7 +342,7 @@ impl Customer {
                     .iter()
                     .filter_map(|t| loaded.get(&t.id))
                     .flat_map(|rows| rows.iter())
-                    .map(|m| ChatMessage::render(m, &self.key, shown))
+                    .map(|m| ChatMessage::render(m, &opener, shown))
                     .collect()
             })
             .await
@@ -363,10 +370,14 @@ pub struct IdentityDocument {
 }
 
 impl IdentityDocument {
-    fn render(row: &attachment::Model, key: &DataKey, shown: Shown) -> ApiResult<IdentityDocument> {
+    fn render(
+        row: &attachment::Model,
+        opener: &Opener,
+        shown: Shown,
+    ) -> ApiResult<IdentityDocument> {
         let plain = shown == Shown::Plain;
         let content = if plain {
-            let bytes = decrypt_bytes(key, "attachments", "content", row.id, &row.content)?;
+            let bytes = opener.bytes("attachments", "content", row.id, &row.content)?;
             Some(base64::engine::general_purpose::STANDARD.encode(bytes))
         } else {
             None
@@ -401,12 +412,11 @@ pub struct PaymentMethod {
 impl PaymentMethod {
     fn render(
         row: &entity::payment_method::Model,
-        key: &DataKey,
+        opener: &Opener,
         shown: Shown,
     ) -> ApiResult<PaymentMethod> {
         let plain = shown == Shown::Plain;
-        let text =
-            |column, sealed: &[u8]| decrypt_text(key, "payment_methods", column, row.id, sealed);
+        let text = |column, sealed: &[u8]| opener.text("payment_methods", column, row.id, sealed);
         let billing_address = if plain {
             Some(one_line_address(
                 &text("billing_street", &row.billing_street)?,
@@ -503,8 +513,8 @@ pub struct ChatMessage {
 }
 
 impl ChatMessage {
-    fn render(row: &message::Model, key: &DataKey, shown: Shown) -> ApiResult<ChatMessage> {
-        let body = decrypt_text(key, "messages", "body", row.id, &row.body)?;
+    fn render(row: &message::Model, opener: &Opener, shown: Shown) -> ApiResult<ChatMessage> {
+        let body = opener.text("messages", "body", row.id, &row.body)?;
         Ok(ChatMessage {
             ticket_id: ID(row.ticket_id.to_string()),
             author_kind: row.author_kind.clone(),

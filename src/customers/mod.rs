@@ -4,14 +4,14 @@
 pub mod mask;
 pub mod verification;
 
-use crate::crypto::vault::{decrypt_text, DataKey};
+use crate::crypto::vault::Opener;
 use crate::error::{ApiError, ApiResult};
 use crate::vocabulary::{Field, Storage};
 
 /// The text of a field stored in one column of `customers`, decrypted if sealed.
 pub fn stored_text(
     row: &entity::customer::Model,
-    key: &DataKey,
+    opener: &Opener,
     field: Field,
 ) -> ApiResult<String> {
     use sea_orm::{ModelTrait, Value};
@@ -27,7 +27,7 @@ pub fn stored_text(
     let column: entity::customer::Column = column.parse().map_err(|_| broken("no such column"))?;
     match (row.get(column), sealed) {
         (Value::Bytes(Some(bytes)), true) => {
-            decrypt_text(key, "customers", field.storage_column(), row.id, &bytes)
+            opener.text("customers", field.storage_column(), row.id, &bytes)
         }
         (Value::String(Some(text)), false) => Ok(text),
         (Value::ChronoDate(Some(date)), false) => Ok(date.to_string()),

@@ -8,7 +8,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use crate::agents::Agent;
 use crate::audit::{Action, Actor, AuditLog};
-use crate::crypto::vault::{decrypt_text, Vault};
+use crate::crypto::vault::Vault;
 use crate::error::{ApiError, ApiResult};
 use crate::policy::{PolicySet, TicketFacts};
 use crate::ratelimit::{Rate, RateLimiter, Verdict};
@@ -94,15 +94,10 @@ impl Verification<'_> {
             .one(self.db)
             .await?
             .ok_or(ApiError::NotFound)?;
-        let data_key = self.vault.data_key(self.db, id).await?;
-        let born = decrypt_text(
-            &data_key,
-            "customers",
-            "date_of_birth",
-            id,
-            &row.date_of_birth,
-        )?;
-        let postcode = decrypt_text(&data_key, "customers", "postal_code", id, &row.postal_code)?;
+        // Compared here, never returned: the agent learns match or no match.
+        let opener = self.vault.opener(self.db, id).await?;
+        let born = opener.text("customers", "date_of_birth", id, &row.date_of_birth)?;
+        let postcode = opener.text("customers", "postal_code", id, &row.postal_code)?;
         let cards: Vec<String> = payment_method::Entity::find()
             .filter(payment_method::Column::CustomerId.eq(id))
             .all(self.db)

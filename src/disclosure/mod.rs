@@ -19,6 +19,7 @@ pub use crate::vocabulary::Field;
 
 use crate::agents::Agent;
 use crate::audit::loader::View;
+use crate::crypto::vault::Opener;
 use crate::error::ApiResult;
 use crate::policy::{Access, DataClass, Decision, Decisions, PolicySet, RevealOption, Subject};
 use crate::request::RequestContext;
@@ -102,21 +103,26 @@ impl Gate {
         self.decisions.field(field)
     }
 
-    /// Discloses a field whose value is at hand: `render` runs only for `PLAIN` or `MASKED`
-    /// (and may fail, e.g. when a value cannot be decrypted).
+    /// Discloses a field whose value is at hand: `render` runs only for `PLAIN` or `MASKED`,
+    /// with the opener of the customer's sealed fields (it may fail, e.g. when a value
+    /// cannot be decrypted). The customer's key is not even loaded for a hidden field.
     pub async fn disclose<T>(
         &self,
         request: &RequestContext,
         field: Field,
-        render: impl FnOnce(Shown) -> ApiResult<T>,
+        render: impl FnOnce(Shown, &Opener) -> ApiResult<T>,
     ) -> ApiResult<Disclosed<T>> {
         let resolved = self.resolve(request, field).await;
-        let value = resolved.shown.map(render).transpose()?;
+        let value = match resolved.shown {
+            Some(shown) => Some(render(shown, &request.opener(self.customer_id).await?)?),
+            None => None,
+        };
         Ok(self.wrap(field, resolved, value))
     }
 
     /// Discloses a field that must be loaded first: `load` runs only for `PLAIN` or `MASKED`,
-    /// so hidden data is never read from the database.
+    /// with the opener of the customer's sealed fields, so hidden data is never read from
+    /// the database nor decrypted.
     pub async fn disclose_loaded<T, F, Fut>(
         &self,
         request: &RequestContext,
@@ -124,12 +130,12 @@ impl Gate {
         load: F,
     ) -> ApiResult<Disclosed<T>>
     where
-        F: FnOnce(Shown) -> Fut,
+        F: FnOnce(Shown, Opener) -> Fut,
         Fut: Future<Output = ApiResult<T>>,
     {
         let resolved = self.resolve(request, field).await;
         let value = match resolved.shown {
-            Some(shown) => Some(load(shown).await?),
+            Some(shown) => Some(load(shown, request.opener(self.customer_id).await?).await?),
             None => None,
         };
         Ok(self.wrap(field, resolved, value))

@@ -15,7 +15,7 @@ use sea_orm::{
 use serde_json::{json, Value};
 
 use crate::audit::{Action, Actor, AuditLog, NewEvent};
-use crate::crypto::vault::{decrypt_bytes, decrypt_text, Vault};
+use crate::crypto::vault::Vault;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::CustomerId;
 use crate::reveal::store::GrantStore;
@@ -46,10 +46,10 @@ impl Privacy<'_> {
             .one(db)
             .await?
             .ok_or(ApiError::NotFound)?;
-        let key = self.vault.data_key(db, id).await?;
-        let text = |table, column, row_id, sealed: &[u8]| {
-            decrypt_text(&key, table, column, row_id, sealed)
-        };
+        // The export is the privacy officer's deliberate path to every value.
+        let opener = self.vault.opener(db, id).await?;
+        let text =
+            |table, column, row_id, sealed: &[u8]| opener.text(table, column, row_id, sealed);
 
         let mut payment_methods = Vec::new();
         for p in payment_method::Entity::find()
@@ -105,7 +105,7 @@ impl Privacy<'_> {
                 .all(db)
                 .await?
             {
-                let content = decrypt_bytes(&key, "attachments", "content", a.id, &a.content)?;
+                let content = opener.bytes("attachments", "content", a.id, &a.content)?;
                 attachments.push(json!({ "kind": a.kind, "fileName": a.file_name, "sizeBytes": a.size_bytes,
                                          "contentBase64": base64::engine::general_purpose::STANDARD.encode(content) }));
             }
@@ -147,7 +147,7 @@ impl Privacy<'_> {
         customer.insert("id".into(), json!(id.to_string()));
         for field in Field::ALL {
             if let Storage::Column { .. } = field.storage() {
-                let value = crate::customers::stored_text(&row, &key, field)?;
+                let value = crate::customers::stored_text(&row, &opener, field)?;
                 customer.insert(field.graphql_name().into(), json!(value));
             }
         }
