@@ -114,7 +114,7 @@ impl RequestContext {
         id: TicketId,
     ) -> ApiResult<(entity::ticket::Model, Option<entity::customer::Model>)> {
         let scopes = self.policy.ticket_scopes(&self.agent.facts());
-        crate::tickets::store::find_visible(&self.db, &self.agent, &scopes, id.get())
+        crate::tickets::visibility::find_visible(&self.db, &self.agent, &scopes, id.get())
             .await?
             .ok_or(ApiError::NotFound)
     }

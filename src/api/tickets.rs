@@ -17,8 +17,9 @@ use crate::ids::TicketId;
 use crate::loaders::load_error;
 use crate::policy::is_word;
 use crate::request::RequestContext;
-use crate::tickets::store::{self, TicketFilter};
+use crate::tickets::lookup::{self, Contact};
 use crate::tickets::stored_status;
+use crate::tickets::visibility::{self, TicketFilter};
 
 /// Default page size of `tickets`.
 pub const DEFAULT_PAGE_SIZE: i32 = 20;
@@ -251,82 +252,22 @@ impl ContactLookupQuery {
         email: Option<String>,
         phone: Option<String>,
     ) -> ApiResult<Vec<Ticket>> {
-        use crate::crypto::blind::{normalize_email, normalize_phone};
-        use entity::customer;
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
         let request = RequestContext::get(ctx);
         if !request.allowed(crate::vocabulary::Permission::LookupByContact) {
             return Err(ApiError::Forbidden(
                 "your role may not look customers up by contact".into(),
             ));
         }
-        let blind = request
-            .vault
-            .blind()
-            .map_err(|e| ApiError::internal(e, "blind index"))?;
-        let (column, index, wanted, field) = match (email, phone) {
-            (Some(email), None) if email.len() <= 254 && email.contains('@') => (
-                customer::Column::EmailIndex,
-                blind.email(&email),
-                normalize_email(&email),
-                "email",
-            ),
-            (None, Some(phone)) if phone.len() <= 40 && normalize_phone(&phone).len() >= 6 => (
-                customer::Column::PhoneIndex,
-                blind.phone(&phone),
-                normalize_phone(&phone),
-                "phone",
-            ),
-            _ => {
-                return Err(ApiError::BadUserInput(
-                    "give exactly one of `email` (an address) or `phone` (at least 6 digits)"
-                        .into(),
-                ))
-            }
-        };
-        let candidates = customer::Entity::find()
-            .filter(column.eq(index))
-            .all(&request.db)
-            .await?;
-        let keys = request
-            .loaders
-            .data_keys
-            .load_many(candidates.iter().map(|c| c.id))
-            .await
-            .map_err(load_error)?;
-        let mut matched = Vec::new();
-        for candidate in &candidates {
-            // Matching compares, and answers only tickets the agent may see anyway.
-            let Some(opener) = keys.get(&candidate.id) else {
-                continue;
-            };
-            let sealed = if field == "email" {
-                &candidate.email
-            } else {
-                &candidate.phone
-            };
-            let value = opener.text("customers", field, candidate.id, sealed)?;
-            let normalized = if field == "email" {
-                normalize_email(&value)
-            } else {
-                normalize_phone(&value)
-            };
-            if normalized == wanted {
-                matched.push(candidate.id);
-            }
-        }
-        if matched.is_empty() {
-            return Ok(Vec::new());
-        }
+        let contact = Contact::parse(email, phone)?;
         let scopes = scopes(&request.agent, request);
-        let Some(visible) = store::visibility(&request.agent, &scopes) else {
-            return Ok(Vec::new());
-        };
-        let rows = ticket::Entity::find()
-            .filter(visible)
-            .filter(ticket::Column::CustomerId.is_in(matched))
-            .all(&request.db)
-            .await?;
+        let rows = lookup::by_contact(
+            &request.db,
+            &request.vault,
+            &request.agent,
+            &scopes,
+            &contact,
+        )
+        .await?;
         Ok(rows.into_iter().map(Ticket::new).collect())
     }
 }
@@ -416,7 +357,7 @@ impl TicketQuery {
         // them ready: fields waiting on the grant store at different times would split the
         // page's batched loads into several statements.
         let (rows, _) = tokio::join!(
-            store::page(&request.db, &request.agent, &scopes, &filter, after, limit),
+            visibility::page(&request.db, &request.agent, &scopes, &filter, after, limit),
             request.grants.active()
         );
         let mut rows = rows?;

@@ -77,6 +77,9 @@ pub struct Gate {
     topic: String,
     ticket_id: i32,
     customer_id: i32,
+    /// The customer's opener, loaded by the first field this gate renders and shared by
+    /// the others (one key look-up per ticket, none when every field is hidden).
+    opener: tokio::sync::OnceCell<Opener>,
 }
 
 impl Gate {
@@ -95,7 +98,15 @@ impl Gate {
             topic: facts.topic.clone(),
             ticket_id: ticket.id,
             customer_id: ticket.customer_id,
+            opener: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The customer's opener, loaded once per gate.
+    async fn opener(&self, request: &RequestContext) -> ApiResult<&Opener> {
+        self.opener
+            .get_or_try_init(|| request.opener(self.customer_id))
+            .await
     }
 
     /// The policy's decision for a field (its field-level answer, else its class's).
@@ -114,7 +125,7 @@ impl Gate {
     ) -> ApiResult<Disclosed<T>> {
         let resolved = self.resolve(request, field).await;
         let value = match resolved.shown {
-            Some(shown) => Some(render(shown, &request.opener(self.customer_id).await?)?),
+            Some(shown) => Some(render(shown, self.opener(request).await?)?),
             None => None,
         };
         Ok(self.wrap(field, resolved, value))
@@ -135,7 +146,7 @@ impl Gate {
     {
         let resolved = self.resolve(request, field).await;
         let value = match resolved.shown {
-            Some(shown) => Some(load(shown, request.opener(self.customer_id).await?).await?),
+            Some(shown) => Some(load(shown, self.opener(request).await?.clone()).await?),
             None => None,
         };
         Ok(self.wrap(field, resolved, value))

@@ -1,7 +1,8 @@
 //! Tickets: which ones an agent may see (filtered in SQL from the policy's scopes), what
 //! the policy may read about one, and how a message is stored.
 
-pub mod store;
+pub mod lookup;
+pub mod visibility;
 pub mod workflow;
 
 use entity::ticket;
