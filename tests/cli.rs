@@ -275,8 +275,10 @@ fn spawn_serve(
     std::io::BufReader<std::process::ChildStderr>,
 ) {
     use std::io::BufRead;
+    // Start-up is known from its INFO line, whatever level `binary()` chose.
     let mut child = command
         .env("NEEDTOKNOW_LOG_FORMAT", "json")
+        .env("NEEDTOKNOW_LOG", "info")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

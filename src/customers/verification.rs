@@ -25,7 +25,8 @@ pub enum Check {
     NotGiven,
 }
 
-/// What the caller said (already checked for length and control characters).
+/// What the caller said (each answer at most 40 characters, no control characters: checked
+/// after the permission, as before the layering pass).
 #[derive(Clone, Debug, Default)]
 pub struct Answers {
     /// Date of birth, `YYYY-MM-DD`.
@@ -80,6 +81,20 @@ impl Verification<'_> {
             return Err(ApiError::Forbidden(
                 "you may not verify identities on this ticket".into(),
             ));
+        }
+        for answer in [
+            &answers.date_of_birth,
+            &answers.postal_code,
+            &answers.card_last4,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if answer.chars().count() > 40 || answer.chars().any(char::is_control) {
+                return Err(ApiError::BadUserInput(
+                    "answers are at most 40 characters, without control characters".into(),
+                ));
+            }
         }
         let rate = Rate {
             max: self.checks_per_hour,
