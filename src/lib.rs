@@ -1,25 +1,27 @@
 //! needtoknow: a GraphQL backend for customer-support tools that reveals customer data on a
 //! need-to-know basis.
 //!
-//! Map of the crate:
-//! - [`startup`] builds and runs the service (shared by `main` and the tests); [`config`]
-//!   and [`cli`] read settings; [`telemetry`] sets up logs and request ids; [`db`] connects
-//!   and migrates; [`http`] is the transport; [`graphql`] the schema; [`error`] the errors
-//!   clients see; [`loaders`] the batched loads behind every list.
-//! - [`vocabulary`] declares once the words code and policies share: data classes and
-//!   their fields, levels, reveal options, scopes, statuses, permissions.
+//! Map of the crate, from the top layer down (top-level modules import only downwards;
+//! `tests/architecture.rs` checks it, and `docs/ARCHITECTURE.md` explains it):
+//! - [`startup`] builds and runs the service (shared by `main` and the tests); [`http`] is
+//!   the transport; [`cli`] and [`config`] read settings.
+//! - [`api`]: the GraphQL adapters (one file per feature) and the schema.
+//! - [`disclosure`] is the one path by which customer data reaches a response: it asks the
+//!   policy, consults grants, writes the audit event, and only then hands the field's
+//!   renderer the customer's opener.
+//! - [`request`]: one request's facts, and the services built from them.
+//! - Services: [`tickets`] (visibility in SQL, status changes, contact lookup), [`reveal`]
+//!   (the grant workflow and its Redis or in-process store), [`privacy`] (export,
+//!   erasure), [`customers`] (masks, verification), [`agents`], [`consent`], [`retention`];
+//!   [`loaders`] batch the loads behind every list; [`demo`] and [`seed`] make data.
 //! - [`policy`] loads the Oso policies in `policies/` and answers, with cached decisions,
 //!   which tickets and audit events an agent may see and how much of each data class and
 //!   field they see; it also holds the admin tools (`check`'s vocabulary lint, `diff`,
-//!   coverage).
-//! - [`disclosure`] is the one path by which customer data reaches a response: it asks the
-//!   policy, picks the mask, and is where grants and audit events attach.
-//! - Features: [`agents`] (tokens, `me`), [`tickets`] (visibility in SQL, `ticket`,
-//!   `tickets`), [`customers`] (the `Customer` type and its masks).
-//! - [`reveal`] issues, stores (Redis or in-process) and revokes reveal grants.
-//! - [`audit`] is the hash-chained audit trail: plaintext views, reveals, `audit verify`.
-//! - [`crypto`] encrypts personal data at rest; [`retention`] deletes it on schedule.
-//! - [`demo`] seeds the demo dataset; [`seed`] generates benchmark data.
+//!   coverage). [`audit`] is the hash-chained audit trail. [`crypto`] encrypts personal
+//!   data at rest; its `Opener` is the only way to decrypt.
+//! - [`vocabulary`] declares once the words code and policies share (the field table among
+//!   them); [`ids`] the typed ids; [`error`] the errors clients see; [`telemetry`], [`db`],
+//!   [`limits`], [`ratelimit`], [`allowlist`], [`metrics`] are infrastructure.
 
 pub mod agents;
 pub mod allowlist;
