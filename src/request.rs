@@ -58,9 +58,7 @@ impl RequestContext {
     /// Whether the policy grants the calling agent `permission` on `ticket`
     /// (`allow(agent, action, ticket)`).
     pub fn may(&self, permission: Permission, ticket: &entity::ticket::Model) -> bool {
-        let facts = crate::tickets::facts(&self.agent, ticket);
-        self.policy
-            .authorize(&self.agent.facts(), permission, Some(&facts))
+        self.agent.may(&self.policy, permission, ticket)
     }
 
     /// Whether the policy grants the calling agent `permission` on a named resource

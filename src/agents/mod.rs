@@ -13,7 +13,7 @@ use sea_orm::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::policy::{is_word, AgentFacts, Vocabulary};
+use crate::policy::{is_word, AgentFacts, PolicySet, TicketFacts, Vocabulary};
 
 /// Every API token starts with this, so leaked tokens are easy to recognise and scan for.
 pub const TOKEN_PREFIX: &str = "ntk_";
@@ -45,6 +45,22 @@ impl Agent {
             team: self.team.clone(),
             queues: self.queues.clone(),
         }
+    }
+
+    /// What the policy may read about `ticket` when this agent asks.
+    pub fn ticket_facts(&self, ticket: &entity::ticket::Model) -> TicketFacts {
+        TicketFacts::of(ticket, self.id, &self.team)
+    }
+
+    /// Whether `policy` grants this agent `permission` on `ticket`
+    /// (`allow(agent, action, ticket)`).
+    pub fn may(
+        &self,
+        policy: &PolicySet,
+        permission: crate::vocabulary::Permission,
+        ticket: &entity::ticket::Model,
+    ) -> bool {
+        policy.authorize(&self.facts(), permission, Some(&self.ticket_facts(ticket)))
     }
 }
 

@@ -200,7 +200,7 @@ impl Ticket {
             request.policy.clone(),
             &request.agent,
             &self.row,
-            &crate::tickets::facts(&request.agent, &self.row),
+            &request.agent.ticket_facts(&self.row),
         )
     }
 }

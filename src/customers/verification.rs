@@ -10,7 +10,7 @@ use crate::agents::Agent;
 use crate::audit::{Action, Actor, AuditLog};
 use crate::crypto::vault::Vault;
 use crate::error::{ApiError, ApiResult};
-use crate::policy::{PolicySet, TicketFacts};
+use crate::policy::PolicySet;
 use crate::ratelimit::{Rate, RateLimiter, Verdict};
 use crate::vocabulary::Permission;
 
@@ -72,12 +72,10 @@ impl Verification<'_> {
     /// Checks `answers` against the customer of `ticket` (one the caller may see), if the
     /// policy grants `verify_identity` on it.
     pub async fn check(&self, ticket: &ticket::Model, answers: &Answers) -> ApiResult<Outcome> {
-        let facts = TicketFacts::of(ticket, self.agent.id, &self.agent.team);
-        if !self.policy.authorize(
-            &self.agent.facts(),
-            Permission::VerifyIdentity,
-            Some(&facts),
-        ) {
+        if !self
+            .agent
+            .may(self.policy, Permission::VerifyIdentity, ticket)
+        {
             return Err(ApiError::Forbidden(
                 "you may not verify identities on this ticket".into(),
             ));

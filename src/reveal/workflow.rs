@@ -15,7 +15,7 @@ use crate::agents::Agent;
 use crate::audit::{Action, Actor, AuditLog, NewEvent};
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{GrantId, RevealRequestId};
-use crate::policy::{PolicySet, TicketFacts};
+use crate::policy::PolicySet;
 use crate::ratelimit::{Rate, RateLimiter, Verdict};
 use crate::vocabulary::{Access, Field, Permission, RevealOption, RevealRequestStatus};
 
@@ -84,10 +84,9 @@ impl Reveals<'_> {
         fields: &[Field],
         reason: &Reason,
     ) -> ApiResult<Requested> {
-        let decisions = self.policy.decide(
-            &self.agent.facts(),
-            &TicketFacts::of(ticket, self.agent.id, &self.agent.team),
-        );
+        let decisions = self
+            .policy
+            .decide(&self.agent.facts(), &self.agent.ticket_facts(ticket));
         let (mut now, mut approval, mut already) = (Vec::new(), Vec::new(), Vec::new());
         for &field in fields {
             let decision = decisions.field(field);
@@ -223,7 +222,11 @@ impl Reveals<'_> {
             .one(self.db)
             .await?
             .ok_or(ApiError::NotFound)?;
-        if grant.agent_id != self.agent.id && !self.may(Permission::RevokeReveal, &ticket) {
+        if grant.agent_id != self.agent.id
+            && !self
+                .agent
+                .may(self.policy, Permission::RevokeReveal, &ticket)
+        {
             return Err(ApiError::Forbidden(
                 "only the holder or a supervisor of the ticket's team may revoke this grant".into(),
             ));
@@ -275,17 +278,15 @@ impl Reveals<'_> {
             else {
                 continue;
             };
-            if row.agent_id != self.agent.id && self.may(Permission::ApproveReveal, &ticket) {
+            if row.agent_id != self.agent.id
+                && self
+                    .agent
+                    .may(self.policy, Permission::ApproveReveal, &ticket)
+            {
                 out.push(row);
             }
         }
         Ok(out)
-    }
-
-    fn may(&self, permission: Permission, ticket: &ticket::Model) -> bool {
-        let facts = TicketFacts::of(ticket, self.agent.id, &self.agent.team);
-        self.policy
-            .authorize(&self.agent.facts(), permission, Some(&facts))
     }
 
     fn event(
@@ -314,7 +315,7 @@ impl Reveals<'_> {
         approved_by: Option<i32>,
     ) -> Vec<Grant> {
         let now = Utc::now();
-        let facts = TicketFacts::of(ticket, holder.id, &holder.team);
+        let facts = holder.ticket_facts(ticket);
         let cap = i64::try_from(self.max_grant.as_secs()).unwrap_or(i64::MAX);
         fields
             .iter()
@@ -369,7 +370,10 @@ impl Reveals<'_> {
     /// The caller may decide `row`: allowed by the policy on its ticket, not the
     /// requester, and the request still pending.
     fn check_decider(&self, row: &reveal_request::Model, ticket: &ticket::Model) -> ApiResult<()> {
-        if !self.may(Permission::ApproveReveal, ticket) {
+        if !self
+            .agent
+            .may(self.policy, Permission::ApproveReveal, ticket)
+        {
             return Err(ApiError::Forbidden(
                 "only a supervisor of the ticket's team may decide reveal requests".into(),
             ));

@@ -1,19 +1,9 @@
 //! Tickets: which ones an agent may see (filtered in SQL from the policy's scopes), what
-//! the policy may read about one, and how a message is stored.
+//! agents do to them, and how a message is stored.
 
 pub mod lookup;
 pub mod visibility;
 pub mod workflow;
-
-use entity::ticket;
-
-use crate::agents::Agent;
-use crate::policy::TicketFacts;
-
-/// What the policy may read about `row` when `agent` asks.
-pub fn facts(agent: &Agent, row: &ticket::Model) -> TicketFacts {
-    TicketFacts::of(row, agent.id, &agent.team)
-}
 
 /// A status as stored; a word the vocabulary does not know is a broken row.
 pub fn stored_status(status: &str) -> crate::error::ApiResult<crate::vocabulary::TicketStatus> {

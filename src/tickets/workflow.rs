@@ -9,7 +9,7 @@ use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
 use crate::agents::Agent;
 use crate::audit::{Action, Actor, AuditLog, NewEvent};
 use crate::error::{ApiError, ApiResult};
-use crate::policy::{PolicySet, TicketFacts};
+use crate::policy::PolicySet;
 use crate::reveal::store::GrantStore;
 use crate::vocabulary::{Permission, TicketStatus};
 
@@ -39,11 +39,7 @@ impl Tickets<'_> {
         ticket: ticket::Model,
         status: TicketStatus,
     ) -> ApiResult<ticket::Model> {
-        let facts = TicketFacts::of(&ticket, self.agent.id, &self.agent.team);
-        if !self
-            .policy
-            .authorize(&self.agent.facts(), Permission::SetStatus, Some(&facts))
-        {
+        if !self.agent.may(self.policy, Permission::SetStatus, &ticket) {
             return Err(ApiError::Forbidden(
                 "you may not change this ticket's status".into(),
             ));
