@@ -57,10 +57,7 @@ fn spawn_reload_auditor(
                     "the policy reload could not be audited"
                 );
             }
-            match crate::agents::vocabulary_gaps(&db, policy.current().vocabulary()).await {
-                Ok(gaps) => crate::agents::warn_about_gaps(&gaps),
-                Err(error) => tracing::warn!(error = format!("{error:#}"), "cannot list agents"),
-            }
+            crate::agents::warn_about_vocabulary_gaps(&db, policy.current().vocabulary()).await;
         }
     });
 }
@@ -135,22 +132,17 @@ impl Application {
             tracing::info!("dev mode: GraphiQL on GET /graphql");
         }
 
+        // One audit log for the whole service: its lock and group commit serialize every
+        // append of this process (requests, the retention sweeper, policy reloads).
+        let audit = AuditLog::new(db.clone());
         let reloads = crate::policy::reload::spawn(policy.clone(), settings.policy_watch);
-        spawn_reload_auditor(
-            reloads,
-            db.clone(),
-            AuditLog::new(db.clone()),
-            policy.clone(),
-        );
-        match crate::agents::vocabulary_gaps(&db, policy.current().vocabulary()).await {
-            Ok(gaps) => crate::agents::warn_about_gaps(&gaps),
-            Err(error) => tracing::warn!(error = format!("{error:#}"), "cannot list agents"),
-        }
+        spawn_reload_auditor(reloads, db.clone(), audit.clone(), policy.clone());
+        crate::agents::warn_about_vocabulary_gaps(&db, policy.current().vocabulary()).await;
         let workers = settings.workers;
         if let Some(interval) = settings.retention_interval {
             crate::retention::spawn(
                 db.clone(),
-                AuditLog::new(db.clone()),
+                audit.clone(),
                 settings.retention.clone(),
                 interval,
             );
@@ -158,7 +150,7 @@ impl Application {
         let grants = grant_store(&settings)?;
         tracing::info!(grant_store = grants.describe(), "reveal grants");
         let state = web::Data::new(AppState {
-            audit: AuditLog::new(db.clone()),
+            audit,
             limiter: grants.rate_limiter(),
             grants,
             vault,

@@ -542,8 +542,16 @@ pub async fn vocabulary_gaps(
     Ok(gaps)
 }
 
-/// Logs a warning for every kind of gap (roles and topics, never handles).
-pub fn warn_about_gaps(gaps: &VocabularyGaps) {
+/// Finds the gaps (see [`vocabulary_gaps`]) and logs a warning for every kind (roles and
+/// topics, never handles); run at start-up and after every policy reload.
+pub async fn warn_about_vocabulary_gaps(db: &DatabaseConnection, vocabulary: &Vocabulary) {
+    let gaps = match vocabulary_gaps(db, vocabulary).await {
+        Ok(gaps) => gaps,
+        Err(error) => {
+            tracing::warn!(error = format!("{error:#}"), "cannot list agents");
+            return;
+        }
+    };
     if gaps.agents_with_unknown_role > 0 {
         tracing::warn!(
             agents = gaps.agents_with_unknown_role,
