@@ -90,6 +90,10 @@ pub struct GlobalArgs {
     /// Master key file (default: <data dir>/master-keys.json; generated in dev/demo mode).
     #[arg(long, global = true, env = "NEEDTOKNOW_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
+    /// The erasure ledger: erasures and purges recorded outside the database, re-applied at
+    /// start-up after a restore (default: erasure-ledger.jsonl next to the master key file).
+    #[arg(long, global = true, env = "NEEDTOKNOW_ERASURE_LEDGER")]
+    pub erasure_ledger: Option<PathBuf>,
     /// Retention after resolution, `name=period` entries (periods like 7d, 12h, 0d) over the
     /// defaults `id_document=7d,transcripts=365d,transcripts_without_consent=0d`.
     #[arg(long, global = true, env = "NEEDTOKNOW_RETENTION", default_value = "")]
@@ -129,6 +133,13 @@ pub enum Command {
     /// Build the operation allow-list.
     #[command(subcommand)]
     Operations(OperationsCommand),
+    /// Write a consistent copy of the SQLite database to DEST, safe while the service runs
+    /// (SQLite's `VACUUM INTO`). Master keys and the erasure ledger are never inside it. On
+    /// PostgreSQL, use `pg_dump` (see README, Backup and restore).
+    Backup {
+        /// The backup file to create; it must not exist yet.
+        dest: PathBuf,
+    },
     /// Generate a deterministic benchmark dataset (creates the demo agents if missing; run
     /// `serve --demo` on the same data to get their tokens).
     Seed {
@@ -457,6 +468,7 @@ impl GlobalArgs {
         if let Some(file) = &self.master_key_file {
             settings.master_key_file = file.clone();
         }
+        settings.erasure_ledger = self.erasure_ledger.clone();
         settings.retention = crate::retention::RetentionPolicy::parse(&self.retention)?;
         settings.grants = match self
             .redis_url

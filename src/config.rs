@@ -134,6 +134,9 @@ pub struct Settings {
     pub master_key: Option<Secret<String>>,
     /// The master key file (default `<data dir>/master-keys.json`).
     pub master_key_file: PathBuf,
+    /// The erasure ledger (default: `erasure-ledger.jsonl` next to the master key file).
+    /// It must live outside whatever database backups capture.
+    pub erasure_ledger: Option<PathBuf>,
     /// How long data is kept after tickets are resolved.
     pub retention: crate::retention::RetentionPolicy,
     /// How often the sweeper runs inside the service; `None`: only on demand.
@@ -173,6 +176,16 @@ pub enum GrantStoreSettings {
 }
 
 impl Settings {
+    /// The erasure ledger's file: as configured, or next to the master key file.
+    pub fn erasure_ledger_path(&self) -> PathBuf {
+        self.erasure_ledger.clone().unwrap_or_else(|| {
+            self.master_key_file
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("erasure-ledger.jsonl")
+        })
+    }
+
     /// Settings for tests and tools: an ephemeral port, the given data directory and database.
     pub fn for_data_dir(data_dir: &Path, database: DatabaseSettings) -> Settings {
         Settings {
@@ -191,6 +204,7 @@ impl Settings {
             report_agent_identities: false,
             master_key: None,
             master_key_file: data_dir.join("master-keys.json"),
+            erasure_ledger: None,
             retention: crate::retention::RetentionPolicy::default(),
             retention_interval: None,
             limits: crate::limits::QueryLimits::default(),

@@ -28,6 +28,15 @@ pub enum ApiError {
     },
     /// Reveals cannot be granted right now (the grant store is unavailable).
     RevealUnavailable,
+    /// The database is busy (write contention that outlasted the retries) or momentarily
+    /// unreachable; nothing was changed and the same request may be sent again after the
+    /// given number of seconds. The cause is logged at WARN, never sent.
+    Unavailable {
+        /// Seconds after which a retry is likely to succeed.
+        retry_after_secs: u64,
+        /// What was being done, for the log.
+        cause: Arc<anyhow::Error>,
+    },
     /// Anything unexpected; the cause is logged, never sent.
     Internal(Arc<anyhow::Error>),
 }
@@ -42,6 +51,7 @@ impl ApiError {
             ApiError::BadUserInput(_) => "BAD_USER_INPUT",
             ApiError::RateLimited { .. } => "RATE_LIMITED",
             ApiError::RevealUnavailable => "REVEAL_UNAVAILABLE",
+            ApiError::Unavailable { .. } => "UNAVAILABLE",
             ApiError::Internal(_) => "INTERNAL",
         }
     }
@@ -59,13 +69,36 @@ impl ApiError {
                 format!("rate limited: retry after {retry_after_secs} s")
             }
             ApiError::RevealUnavailable => "reveal unavailable: try again shortly".into(),
+            ApiError::Unavailable {
+                retry_after_secs, ..
+            } => format!(
+                "the service is busy and changed nothing: send the same request again after {retry_after_secs} s"
+            ),
             ApiError::Internal(_) => "internal error".into(),
         }
     }
 
-    /// Wraps an unexpected failure, with context saying what was being done.
+    /// Wraps an unexpected failure, with context saying what was being done. Database
+    /// contention or a momentarily unreachable database anywhere in its chain of causes
+    /// ([`crate::db::is_transient`]) becomes [`ApiError::Unavailable`] instead: a busy
+    /// database is the client's cue to retry, not a fault.
     pub fn internal(error: impl Into<anyhow::Error>, context: &'static str) -> ApiError {
-        ApiError::Internal(Arc::new(error.into().context(context)))
+        use crate::db::Transient;
+        let error = error.into().context(context);
+        if error.is_transient() {
+            ApiError::Unavailable {
+                retry_after_secs: 1,
+                cause: Arc::new(error),
+            }
+        } else {
+            ApiError::Internal(Arc::new(error))
+        }
+    }
+}
+
+impl crate::db::Transient for ApiError {
+    fn is_transient(&self) -> bool {
+        matches!(self, ApiError::Unavailable { .. })
     }
 }
 
@@ -77,12 +110,25 @@ impl From<sea_orm::DbErr> for ApiError {
 
 impl From<ApiError> for async_graphql::Error {
     fn from(error: ApiError) -> Self {
-        if let ApiError::Internal(cause) = &error {
-            tracing::error!(error = format!("{cause:#}"), "internal error");
+        match &error {
+            ApiError::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error");
+            }
+            ApiError::Unavailable { cause, .. } => {
+                tracing::warn!(
+                    error = format!("{cause:#}"),
+                    "database busy; answered UNAVAILABLE"
+                );
+            }
+            _ => {}
         }
         async_graphql::Error::new(error.message()).extend_with(|_, ext| {
             ext.set("code", error.code());
-            if let ApiError::RateLimited { retry_after_secs } = error {
+            if let ApiError::RateLimited { retry_after_secs }
+            | ApiError::Unavailable {
+                retry_after_secs, ..
+            } = error
+            {
                 ext.set("retryAfterSeconds", retry_after_secs);
             }
         })
@@ -104,5 +150,16 @@ mod tests {
         let ext = serde_json::to_string(&err.extensions).unwrap();
         assert!(ext.contains("INTERNAL"));
         assert!(!ext.contains("secret"));
+    }
+
+    #[test]
+    fn contention_is_unavailable_with_a_retry_hint_and_no_cause() {
+        let busy = sea_orm::DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout);
+        let err = ApiError::internal(anyhow::Error::from(busy).context("at /secret"), "saving");
+        assert_eq!(err.code(), "UNAVAILABLE");
+        let err: async_graphql::Error = err.into();
+        let ext = serde_json::to_string(&err.extensions).unwrap();
+        assert!(ext.contains("\"retryAfterSeconds\":1"), "{ext}");
+        assert!(!ext.contains("secret") && !err.message.contains("secret"));
     }
 }

@@ -32,8 +32,12 @@ use crate::telemetry::RequestId;
 
 /// What every request handler shares.
 pub struct AppState {
-    /// The database.
+    /// The database, for reads.
     pub db: DatabaseConnection,
+    /// Where writes go ([`crate::db`]: one writer).
+    pub writer: crate::db::Writer,
+    /// Erasures and purges recorded outside the database.
+    pub ledger: crate::privacy::ledger::Ledger,
     /// The running policy.
     pub policy: Policy,
     /// The audit trail.
@@ -415,6 +419,8 @@ async fn execute(
         request_id,
         policy,
         db: state.db.clone(),
+        writer: state.writer.clone(),
+        ledger: state.ledger.clone(),
         loaders: Loaders::new(&state.db, auditor, state.vault.clone()),
         audit: state.audit.clone(),
         grant_store: state.grants.clone(),

@@ -119,6 +119,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
+        Command::Backup { dest } => {
+            let settings = cli.global.settings().map_err(Failure::Config)?;
+            db::backup(&settings, &dest).await?;
+            println!(
+                "backed up the {} to {} (master keys and the erasure ledger are not in it: keep them separately)",
+                settings.database.describe(),
+                dest.display()
+            );
+            Ok(())
+        }
         Command::Schema => {
             print!("{}", api::build_schema().sdl());
             Ok(())
@@ -171,13 +181,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let db = db::connect(&settings).await?;
             db::migrate(&db).await?;
             let as_of = as_of.unwrap_or_else(chrono::Utc::now);
-            let report = needtoknow::retention::sweep(
-                &db,
-                &audit::AuditLog::new(db.clone()),
-                &settings.retention,
-                as_of,
-            )
-            .await?;
+            let sweeper = needtoknow::retention::Sweeper {
+                writer: db::Writer::new(db.clone()),
+                db,
+                ledger: needtoknow::privacy::ledger::Ledger::at(settings.erasure_ledger_path()),
+                policy: settings.retention.clone(),
+            };
+            let report = sweeper.sweep(as_of).await?;
             println!(
                 "retention sweep as of {as_of}: purged {} attachment(s) and {} message(s)",
                 report.attachments, report.messages
@@ -302,7 +312,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     let updated = agents::update(
                         &db,
                         policy.vocabulary(),
-                        &audit::AuditLog::new(db.clone()),
+                        &audit::AuditLog::new(db::Writer::new(db.clone())),
                         &actor,
                         &args.handle,
                         change,
@@ -367,7 +377,9 @@ async fn revoke_grants_of(
             policy_version: None,
         })
         .collect();
-    audit::AuditLog::new(db.clone()).append(&events).await?;
+    audit::AuditLog::new(db::Writer::new(db.clone()))
+        .append(&events)
+        .await?;
     println!("revoked {} reveal grant(s)", revoked.len());
     Ok(())
 }

@@ -36,8 +36,12 @@ pub struct RequestContext {
     pub request_id: RequestId,
     /// The policy set this request is evaluated against, fixed for the whole request.
     pub policy: Arc<PolicySet>,
-    /// The database.
+    /// The database, for reads.
     pub db: DatabaseConnection,
+    /// Where writes go.
+    pub writer: crate::db::Writer,
+    /// Erasures recorded outside the database.
+    pub ledger: crate::privacy::ledger::Ledger,
     /// Per-request batched loaders.
     pub loaders: Loaders,
     /// The audit trail.
@@ -121,6 +125,8 @@ impl RequestContext {
     pub fn privacy(&self) -> crate::privacy::Privacy<'_> {
         crate::privacy::Privacy {
             db: &self.db,
+            writer: &self.writer,
+            ledger: &self.ledger,
             audit: &self.audit,
             grants: &self.grant_store,
             vault: &self.vault,
@@ -145,10 +151,9 @@ impl RequestContext {
     /// The ticket workflow for the calling agent in this request.
     pub fn tickets(&self) -> crate::tickets::workflow::Tickets<'_> {
         crate::tickets::workflow::Tickets {
-            db: &self.db,
+            writer: &self.writer,
             policy: &self.policy,
             grants: &self.grant_store,
-            audit: &self.audit,
             agent: &self.agent,
             actor: self.actor(),
         }
@@ -158,6 +163,7 @@ impl RequestContext {
     pub fn reveals(&self) -> crate::reveal::workflow::Reveals<'_> {
         crate::reveal::workflow::Reveals {
             db: &self.db,
+            writer: &self.writer,
             policy: &self.policy,
             store: &self.grant_store,
             audit: &self.audit,

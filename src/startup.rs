@@ -100,17 +100,25 @@ impl Application {
         // A missing or malformed master key stops start-up before anything is touched.
         let (master, key_file) = crate::crypto::keys::load_master_keys(&settings)?;
         let metrics = Arc::new(crate::metrics::Metrics::default());
-        let mut db = db::connect(&settings).await?;
-        let statements = metrics.sql_statements.clone();
-        db.set_metric_callback(move |_| {
-            statements.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        });
-        db::migrate(&db).await?;
+        let connections = db::connect_service(&settings).await?;
+        let mut db = connections.read;
+        let mut writer_conn = connections.writer.connection().clone();
+        for conn in [&mut db, &mut writer_conn] {
+            let statements = metrics.sql_statements.clone();
+            conn.set_metric_callback(move |_| {
+                statements.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            });
+        }
+        let writer = db::Writer::new(writer_conn);
+        db::migrate(writer.connection()).await?;
         let vault = Arc::new(Vault::new(master, key_file));
-        vault.check_master(&db).await?;
+        vault.check_master(writer.connection()).await?;
+        // Before anything is served: a restored backup must not bring back what was erased.
+        let ledger = crate::privacy::ledger::Ledger::at(settings.erasure_ledger_path());
+        crate::privacy::reapply(&db, &writer, &ledger).await?;
         let demo_tokens = if settings.demo {
-            demo::seed(&db, &policy.current(), &vault).await?;
-            demo::tokens(&db, &settings.data_dir).await?
+            demo::seed(writer.connection(), &policy.current(), &vault).await?;
+            demo::tokens(writer.connection(), &settings.data_dir).await?
         } else {
             BTreeMap::new()
         };
@@ -134,18 +142,19 @@ impl Application {
 
         // One audit log for the whole service: its lock and group commit serialize every
         // append of this process (requests, the retention sweeper, policy reloads).
-        let audit = AuditLog::new(db.clone());
+        let audit = AuditLog::new(writer.clone());
         let reloads = crate::policy::reload::spawn(policy.clone(), settings.policy_watch);
         spawn_reload_auditor(reloads, db.clone(), audit.clone(), policy.clone());
         crate::agents::warn_about_vocabulary_gaps(&db, policy.current().vocabulary()).await;
         let workers = settings.workers;
         if let Some(interval) = settings.retention_interval {
-            crate::retention::spawn(
-                db.clone(),
-                audit.clone(),
-                settings.retention.clone(),
-                interval,
-            );
+            crate::retention::Sweeper {
+                db: db.clone(),
+                writer: writer.clone(),
+                ledger: ledger.clone(),
+                policy: settings.retention.clone(),
+            }
+            .spawn(interval);
         }
         let grants = grant_store(&settings)?;
         tracing::info!(grant_store = grants.describe(), "reveal grants");
@@ -155,6 +164,8 @@ impl Application {
             grants,
             vault,
             db,
+            writer,
+            ledger,
             policy,
             schema: build_schema_with(&settings.limits, settings.introspection),
             settings: Arc::new(settings),

@@ -39,16 +39,64 @@ impl Default for RequestId {
 pub fn init(format: LogFormat, filter: &str) -> Result<(), String> {
     let filter = EnvFilter::try_new(format!("{filter},sqlx=warn,sea_orm=warn"))
         .map_err(|e| format!("NEEDTOKNOW_LOG: invalid log filter: {e}"))?;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     let result = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.finish().with(ClientMistakes).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .finish()
+            .with(ClientMistakes)
+            .try_init(),
     };
     // A second init (tests spawning several apps) keeps the first subscriber.
     let _ = result;
     Ok(())
+}
+
+/// Turns actix's ERROR for a request it cannot parse (a malformed header, say) into a WARN:
+/// a client's mistake is not an operator's error, and an ERROR line would page someone.
+/// actix-http logs it as `stream error: request parse error: …` from its HTTP/1 dispatcher;
+/// this layer disables that event and logs one WARN in its place, without the request's
+/// bytes.
+struct ClientMistakes;
+
+impl ClientMistakes {
+    fn is_parse_error(event: &tracing::Event<'_>) -> bool {
+        struct Message(bool);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}").contains("request parse error");
+                }
+            }
+        }
+        let meta = event.metadata();
+        if *meta.level() != tracing::Level::ERROR || !meta.target().starts_with("actix_http") {
+            return false;
+        }
+        let mut message = Message(false);
+        event.record(&mut message);
+        message.0
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ClientMistakes {
+    fn event_enabled(
+        &self,
+        event: &tracing::Event<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        if Self::is_parse_error(event) {
+            tracing::warn!("a client sent a malformed HTTP request; answered 400");
+            return false;
+        }
+        true
+    }
 }
 
 /// Middleware: gives each request an id and a span, and returns the id in a header.

@@ -60,7 +60,8 @@ impl ConsentMutation {
             ));
         }
         let row =
-            crate::consent::record(&request.db, ticket.customer_id, &kind, &notice_version).await?;
+            crate::consent::record(&request.writer, ticket.customer_id, &kind, &notice_version)
+                .await?;
         Ok(row.into())
     }
 
@@ -81,6 +82,6 @@ impl ConsentMutation {
                 "`kind` is not a consent kind".into(),
             ));
         }
-        Ok(crate::consent::withdraw(&request.db, ticket.customer_id, &kind).await?)
+        Ok(crate::consent::withdraw(&request.writer, ticket.customer_id, &kind).await?)
     }
 }

@@ -16,9 +16,10 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use entity::audit_event;
 use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryOrder, QuerySelect,
-    Set, TransactionTrait,
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryOrder, QuerySelect, Set,
 };
+
+use crate::db::Writer;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -224,18 +225,21 @@ struct Waiting {
 /// their events, and the next writer takes the whole queue in one transaction (one commit,
 /// one fsync) and answers each of them. Every caller still returns only once its own events
 /// are committed, so values are never served before their audit events exist.
+///
+/// A write that must stand or fall with its audit events appends them inside its own
+/// transaction with [`append_in`] instead.
 #[derive(Clone)]
 pub struct AuditLog {
-    db: DatabaseConnection,
+    writer: Writer,
     lock: Arc<tokio::sync::Mutex<()>>,
     queue: Arc<std::sync::Mutex<Vec<Waiting>>>,
 }
 
 impl AuditLog {
-    /// The audit log of `db`.
-    pub fn new(db: DatabaseConnection) -> AuditLog {
+    /// The audit log written through `writer`.
+    pub fn new(writer: Writer) -> AuditLog {
         AuditLog {
-            db,
+            writer,
             lock: Arc::new(tokio::sync::Mutex::new(())),
             queue: Arc::default(),
         }
@@ -291,93 +295,112 @@ impl AuditLog {
         }
     }
 
-    /// Writes appends in one transaction after the chain's head, in order.
+    /// Writes appends in one transaction after the chain's head, in order (retried as a
+    /// whole when it loses to contention).
     async fn write(&self, appends: &[&[NewEvent]]) -> anyhow::Result<()> {
-        let txn = self
-            .db
-            .begin()
+        self.writer
+            .transaction(|txn| async move {
+                let mut prev_hash = head(&txn).await?;
+                let occurred_at = now_micros();
+                // Each append is its own multi-row INSERT (rows get their sequence numbers
+                // in this order): the statements keep the shapes a workload always has, so
+                // the database prepares them once per connection, however many appends a
+                // commit groups.
+                for events in appends {
+                    insert(&txn, events, occurred_at, &mut prev_hash).await?;
+                }
+                Ok::<_, anyhow::Error>(((), txn))
+            })
             .await
-            .context("starting the audit transaction")?;
-        if txn.get_database_backend() == DatabaseBackend::Postgres {
-            // Serializes appends across instances until this transaction ends.
-            txn.execute_unprepared("SELECT pg_advisory_xact_lock(7411002)")
-                .await
-                .context("locking the audit chain")?;
-        }
-        let mut prev_hash = audit_event::Entity::find()
-            .order_by_desc(audit_event::Column::Seq)
-            .limit(1)
-            .one(&txn)
-            .await
-            .context("reading the audit chain head")?
-            .map(|e| e.hash)
-            .unwrap_or_else(|| GENESIS.to_owned());
-        let occurred_at = now_micros();
-        // Each append is its own multi-row INSERT (rows get their sequence numbers in this
-        // order): the statements keep the shapes a workload always has, so the database
-        // prepares them once per connection, however many appends a commit groups.
-        for events in appends {
-            self.insert(&txn, events, occurred_at, &mut prev_hash)
-                .await?;
-        }
-        txn.commit().await.context("committing audit events")?;
-        Ok(())
+            .context("committing audit events")
     }
+}
 
-    /// Chains `events` after `prev_hash` and inserts them (in chunks of at most
-    /// `INSERT_CHUNK` rows, within every database's bound on parameters).
-    async fn insert(
-        &self,
-        txn: &sea_orm::DatabaseTransaction,
-        events: &[NewEvent],
-        occurred_at: DateTime<Utc>,
-        prev_hash: &mut String,
-    ) -> anyhow::Result<()> {
-        let mut rows = Vec::with_capacity(events.len());
-        for event in events {
-            let mut row = audit_event::Model {
-                seq: 0,
-                occurred_at,
-                actor_agent_id: event.actor_agent_id,
-                actor_role: event.actor_role.clone(),
-                action: event.action.as_str().to_owned(),
-                customer_id: event.customer_id,
-                ticket_id: event.ticket_id,
-                fields: serde_json::to_string(&event.fields).context("encoding fields")?,
-                reason: event.reason.clone(),
-                request_id: event.request_id.clone(),
-                policy_version: event.policy_version.clone(),
-                prev_hash: prev_hash.clone(),
-                hash: String::new(),
-            };
-            row.hash = hash_of(&row);
-            *prev_hash = row.hash.clone();
-            rows.push(audit_event::ActiveModel {
-                occurred_at: Set(row.occurred_at),
-                actor_agent_id: Set(row.actor_agent_id),
-                actor_role: Set(row.actor_role),
-                action: Set(row.action),
-                customer_id: Set(row.customer_id),
-                ticket_id: Set(row.ticket_id),
-                fields: Set(row.fields),
-                reason: Set(row.reason),
-                request_id: Set(row.request_id),
-                policy_version: Set(row.policy_version),
-                prev_hash: Set(row.prev_hash),
-                hash: Set(row.hash),
-                ..Default::default()
-            });
-        }
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            let chunk: Vec<_> = rows.by_ref().take(INSERT_CHUNK).collect();
-            audit_event::Entity::insert_many(chunk)
-                .exec_without_returning(txn)
-                .await
-                .context("writing audit events")?;
-        }
-        Ok(())
+/// Appends `events` inside `txn`, a write transaction of the caller's (begun by
+/// [`Writer`]): they are committed, or rolled back, with the rest of that transaction.
+/// This is how a write and its audit trail stand or fall together.
+pub async fn append_in(
+    txn: &sea_orm::DatabaseTransaction,
+    events: &[NewEvent],
+) -> anyhow::Result<()> {
+    if events.is_empty() {
+        return Ok(());
     }
+    let mut prev_hash = head(txn).await?;
+    insert(txn, events, now_micros(), &mut prev_hash).await
+}
+
+/// The hash of the chain's last event, locking the chain for the rest of `txn`. On SQLite
+/// the writer's transaction already holds the database's write lock; on PostgreSQL an
+/// advisory lock serializes appends across connections and instances.
+async fn head(txn: &sea_orm::DatabaseTransaction) -> anyhow::Result<String> {
+    if txn.get_database_backend() == DatabaseBackend::Postgres {
+        txn.execute_unprepared("SELECT pg_advisory_xact_lock(7411002)")
+            .await
+            .context("locking the audit chain")?;
+    }
+    Ok(audit_event::Entity::find()
+        .order_by_desc(audit_event::Column::Seq)
+        .limit(1)
+        .one(txn)
+        .await
+        .context("reading the audit chain head")?
+        .map(|e| e.hash)
+        .unwrap_or_else(|| GENESIS.to_owned()))
+}
+
+/// Chains `events` after `prev_hash` and inserts them (in chunks of at most
+/// `INSERT_CHUNK` rows, within every database's bound on parameters).
+async fn insert(
+    txn: &sea_orm::DatabaseTransaction,
+    events: &[NewEvent],
+    occurred_at: DateTime<Utc>,
+    prev_hash: &mut String,
+) -> anyhow::Result<()> {
+    let mut rows = Vec::with_capacity(events.len());
+    for event in events {
+        let mut row = audit_event::Model {
+            seq: 0,
+            occurred_at,
+            actor_agent_id: event.actor_agent_id,
+            actor_role: event.actor_role.clone(),
+            action: event.action.as_str().to_owned(),
+            customer_id: event.customer_id,
+            ticket_id: event.ticket_id,
+            fields: serde_json::to_string(&event.fields).context("encoding fields")?,
+            reason: event.reason.clone(),
+            request_id: event.request_id.clone(),
+            policy_version: event.policy_version.clone(),
+            prev_hash: prev_hash.clone(),
+            hash: String::new(),
+        };
+        row.hash = hash_of(&row);
+        *prev_hash = row.hash.clone();
+        rows.push(audit_event::ActiveModel {
+            occurred_at: Set(row.occurred_at),
+            actor_agent_id: Set(row.actor_agent_id),
+            actor_role: Set(row.actor_role),
+            action: Set(row.action),
+            customer_id: Set(row.customer_id),
+            ticket_id: Set(row.ticket_id),
+            fields: Set(row.fields),
+            reason: Set(row.reason),
+            request_id: Set(row.request_id),
+            policy_version: Set(row.policy_version),
+            prev_hash: Set(row.prev_hash),
+            hash: Set(row.hash),
+            ..Default::default()
+        });
+    }
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(INSERT_CHUNK).collect();
+        audit_event::Entity::insert_many(chunk)
+            .exec_without_returning(txn)
+            .await
+            .context("writing audit events")?;
+    }
+    Ok(())
 }
 
 /// The outcome of walking the chain.

@@ -87,30 +87,46 @@ impl Notices {
 /// Records that `customer_id` accepted notice `kind` at `version`, replacing any consent of
 /// the same kind given before, in one transaction.
 pub async fn record(
-    db: &sea_orm::DatabaseConnection,
+    writer: &crate::db::Writer,
     customer_id: i32,
     kind: &str,
     version: &str,
 ) -> Result<entity::consent::Model, sea_orm::DbErr> {
-    use sea_orm::{ActiveModelTrait, Set, TransactionTrait};
-    let txn = db.begin().await?;
-    withdraw(&txn, customer_id, kind).await?;
-    let row = entity::consent::ActiveModel {
-        customer_id: Set(customer_id),
-        kind: Set(kind.to_owned()),
-        notice_version: Set(version.to_owned()),
-        given_at: Set(chrono::Utc::now()),
-        withdrawn_at: Set(None),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await?;
-    txn.commit().await?;
-    Ok(row)
+    use sea_orm::{ActiveModelTrait, Set};
+    writer
+        .transaction(|txn| async move {
+            withdraw_in(&txn, customer_id, kind).await?;
+            let row = entity::consent::ActiveModel {
+                customer_id: Set(customer_id),
+                kind: Set(kind.to_owned()),
+                notice_version: Set(version.to_owned()),
+                given_at: Set(chrono::Utc::now()),
+                withdrawn_at: Set(None),
+                ..Default::default()
+            }
+            .insert(&txn)
+            .await?;
+            Ok((row, txn))
+        })
+        .await
 }
 
 /// Withdraws `customer_id`'s consents of `kind`; returns how many were in force.
 pub async fn withdraw(
+    writer: &crate::db::Writer,
+    customer_id: i32,
+    kind: &str,
+) -> Result<u64, sea_orm::DbErr> {
+    writer
+        .transaction(|txn| async move {
+            let n = withdraw_in(&txn, customer_id, kind).await?;
+            Ok((n, txn))
+        })
+        .await
+}
+
+/// [`withdraw`], inside the caller's transaction.
+pub async fn withdraw_in(
     db: &impl sea_orm::ConnectionTrait,
     customer_id: i32,
     kind: &str,

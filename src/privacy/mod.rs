@@ -2,6 +2,12 @@
 //! erase a customer for good (crypto-shredding: the data key is destroyed, the rows
 //! deleted, the audit trail kept with pseudonymous ids). Who may do either is the
 //! policy's decision, checked by the caller; this module is the workflow.
+//!
+//! Erasures (and the retention sweeper's purges) are also written to the [`ledger`], outside
+//! the database, and [`reapply`] re-applies them at start-up, so restoring an older backup
+//! does not bring erased data back.
+
+pub mod ledger;
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -10,12 +16,13 @@ use entity::{
     reveal_request, ticket,
 };
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
 };
 use serde_json::{json, Value};
 
 use crate::audit::{Action, Actor, AuditLog, NewEvent};
 use crate::crypto::vault::Vault;
+use crate::db::Writer;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::CustomerId;
 use crate::reveal::store::GrantStore;
@@ -23,8 +30,12 @@ use crate::vocabulary::{Field, Storage};
 
 /// The privacy officer's workflows within one request.
 pub struct Privacy<'a> {
-    /// The database.
+    /// The database, for reads.
     pub db: &'a DatabaseConnection,
+    /// Where writes go.
+    pub writer: &'a Writer,
+    /// Where erasures are recorded outside the database.
+    pub ledger: &'a ledger::Ledger,
     /// The audit trail.
     pub audit: &'a AuditLog,
     /// Where grants live (an erasure revokes the customer's).
@@ -175,12 +186,14 @@ impl Privacy<'_> {
         Ok(document)
     }
 
-    /// Erases a customer: revokes grants on their tickets, destroys their data key and
-    /// deletes their rows in one transaction, then records the erasure. Erasing again
-    /// answers the first erasure's time; an unknown customer is `NOT_FOUND`.
+    /// Erases a customer: revokes grants on their tickets, records the erasure in the
+    /// ledger, then destroys their data key and deletes their rows in one transaction with
+    /// its audit event. Erasing again answers the first erasure's time; an unknown customer
+    /// is `NOT_FOUND`.
     pub async fn erase(&self, customer_id: CustomerId) -> ApiResult<DateTime<Utc>> {
         let db = self.db;
         let id = customer_id.get();
+        let key = data_key::Entity::find_by_id(id).one(db).await?;
         if customer::Entity::find_by_id(id).one(db).await?.is_none() {
             let previous = audit_event::Entity::find()
                 .filter(audit_event::Column::CustomerId.eq(id))
@@ -205,50 +218,199 @@ impl Privacy<'_> {
                     ApiError::RevealUnavailable
                 })?;
         }
-        let txn = db.begin().await?;
-        data_key::Entity::delete_by_id(id).exec(&txn).await?;
-        reveal_request::Entity::delete_many()
-            .filter(reveal_request::Column::CustomerId.eq(id))
-            .exec(&txn)
-            .await?;
-        for ticket in &tickets {
-            message::Entity::delete_many()
-                .filter(message::Column::TicketId.eq(*ticket))
-                .exec(&txn)
-                .await?;
-            attachment::Entity::delete_many()
-                .filter(attachment::Column::TicketId.eq(*ticket))
-                .exec(&txn)
-                .await?;
+        let now = Utc::now();
+        if let Some(key) = &key {
+            // The intent is durable before anything is deleted: a crash from here on is
+            // completed at the next start.
+            self.ledger
+                .append(&[ledger::Entry::Erasure {
+                    customer: id,
+                    key_created: key.created_at,
+                    at: now,
+                }])
+                .map_err(|e| ApiError::internal(e, "recording an erasure in the ledger"))?;
         }
-        ticket::Entity::delete_many()
-            .filter(ticket::Column::CustomerId.eq(id))
-            .exec(&txn)
+        let event = self.event(Action::CustomerErased, id);
+        let event = &event;
+        self.writer
+            .transaction(|txn| async move {
+                delete_customer(&txn, id).await?;
+                crate::audit::append_in(&txn, std::slice::from_ref(event))
+                    .await
+                    .map_err(|e| ApiError::internal(e, "auditing an erasure"))?;
+                Ok::<_, ApiError>(((), txn))
+            })
             .await?;
-        payment_method::Entity::delete_many()
-            .filter(payment_method::Column::CustomerId.eq(id))
-            .exec(&txn)
-            .await?;
-        invoice::Entity::delete_many()
-            .filter(invoice::Column::CustomerId.eq(id))
-            .exec(&txn)
-            .await?;
-        consent::Entity::delete_many()
-            .filter(consent::Column::CustomerId.eq(id))
-            .exec(&txn)
-            .await?;
-        customer::Entity::delete_by_id(id).exec(&txn).await?;
-        txn.commit().await?;
         self.vault.forget(id);
-        self.audit
-            .append(&[self.event(Action::CustomerErased, id)])
-            .await
-            .map_err(|e| ApiError::internal(e, "auditing an erasure"))?;
-        Ok(Utc::now())
+        Ok(now)
     }
 
     fn event(&self, action: Action, customer_id: i32) -> NewEvent {
         self.actor
             .event(action, Some(customer_id), None, Vec::new(), None)
     }
+}
+
+/// Deletes customer `id`'s data key and every row of theirs, inside `txn`.
+async fn delete_customer(txn: &DatabaseTransaction, id: i32) -> Result<(), sea_orm::DbErr> {
+    let tickets: Vec<i32> = ticket::Entity::find()
+        .filter(ticket::Column::CustomerId.eq(id))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    data_key::Entity::delete_by_id(id).exec(txn).await?;
+    reveal_request::Entity::delete_many()
+        .filter(reveal_request::Column::CustomerId.eq(id))
+        .exec(txn)
+        .await?;
+    message::Entity::delete_many()
+        .filter(message::Column::TicketId.is_in(tickets.clone()))
+        .exec(txn)
+        .await?;
+    attachment::Entity::delete_many()
+        .filter(attachment::Column::TicketId.is_in(tickets))
+        .exec(txn)
+        .await?;
+    ticket::Entity::delete_many()
+        .filter(ticket::Column::CustomerId.eq(id))
+        .exec(txn)
+        .await?;
+    payment_method::Entity::delete_many()
+        .filter(payment_method::Column::CustomerId.eq(id))
+        .exec(txn)
+        .await?;
+    invoice::Entity::delete_many()
+        .filter(invoice::Column::CustomerId.eq(id))
+        .exec(txn)
+        .await?;
+    consent::Entity::delete_many()
+        .filter(consent::Column::CustomerId.eq(id))
+        .exec(txn)
+        .await?;
+    customer::Entity::delete_by_id(id).exec(txn).await?;
+    Ok(())
+}
+
+/// What [`reapply`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reapplied {
+    /// Customers erased again.
+    pub erasures: u64,
+    /// Rows purged again.
+    pub purges: u64,
+}
+
+/// Re-applies every ledger entry the database does not reflect (after a restore from a
+/// backup older than the erasure or purge), each with its audit event. Runs at start-up,
+/// before the service accepts requests. An entry whose row is gone, or whose id now names
+/// another customer or row (the fingerprint differs), is left alone.
+pub async fn reapply(
+    db: &DatabaseConnection,
+    writer: &Writer,
+    ledger: &ledger::Ledger,
+) -> anyhow::Result<Reapplied> {
+    use anyhow::Context;
+    let mut done = Reapplied::default();
+    let actor = Actor {
+        agent_id: None,
+        role: "system".into(),
+        request_id: "erasure-ledger".into(),
+        policy_version: None,
+    };
+    for entry in ledger.entries()? {
+        match entry {
+            ledger::Entry::Erasure {
+                customer,
+                key_created,
+                ..
+            } => {
+                let key = data_key::Entity::find_by_id(customer)
+                    .one(db)
+                    .await
+                    .context("reading a data key")?;
+                if !key.is_some_and(|k| k.created_at == key_created) {
+                    continue;
+                }
+                let event = actor.event(
+                    Action::CustomerErased,
+                    Some(customer),
+                    None,
+                    Vec::new(),
+                    Some("re-applied from the erasure ledger (the database was restored from an older backup)".into()),
+                );
+                let event = &event;
+                writer
+                    .transaction(|txn| async move {
+                        delete_customer(&txn, customer).await?;
+                        crate::audit::append_in(&txn, std::slice::from_ref(event)).await?;
+                        Ok::<_, anyhow::Error>(((), txn))
+                    })
+                    .await
+                    .context("re-applying an erasure")?;
+                done.erasures += 1;
+            }
+            ledger::Entry::Purge {
+                table, id, digest, ..
+            } => {
+                let (ticket, content) = match table.as_str() {
+                    "attachments" => match attachment::Entity::find_by_id(id)
+                        .one(db)
+                        .await
+                        .context("reading an attachment")?
+                    {
+                        Some(row) => (row.ticket_id, row.content),
+                        None => continue,
+                    },
+                    "messages" => match message::Entity::find_by_id(id)
+                        .one(db)
+                        .await
+                        .context("reading a message")?
+                    {
+                        Some(row) => (row.ticket_id, row.body),
+                        None => continue,
+                    },
+                    _ => continue,
+                };
+                if ledger::digest(&content) != digest {
+                    continue;
+                }
+                let customer = ticket::Entity::find_by_id(ticket)
+                    .one(db)
+                    .await
+                    .context("reading a ticket")?
+                    .map(|t| t.customer_id);
+                let event = actor.event(
+                    Action::Purged,
+                    customer,
+                    Some(ticket),
+                    vec![table.clone()],
+                    Some("1 row(s) re-purged from the erasure ledger (the database was restored from an older backup)".into()),
+                );
+                let (event, table) = (&event, table.as_str());
+                writer
+                    .transaction(|txn| async move {
+                        if table == "attachments" {
+                            attachment::Entity::delete_by_id(id).exec(&txn).await?;
+                        } else {
+                            message::Entity::delete_by_id(id).exec(&txn).await?;
+                        }
+                        crate::audit::append_in(&txn, std::slice::from_ref(event)).await?;
+                        Ok::<_, anyhow::Error>(((), txn))
+                    })
+                    .await
+                    .context("re-applying a purge")?;
+                done.purges += 1;
+            }
+        }
+    }
+    if done != Reapplied::default() {
+        tracing::warn!(
+            erasures = done.erasures,
+            purges = done.purges,
+            "the database held data the erasure ledger says was erased or purged (restored from an older backup?); erased it again"
+        );
+    }
+    Ok(done)
 }

@@ -5,6 +5,10 @@
 //! and on demand (`needtoknow retention sweep [--as-of]`); it is idempotent, deletes rows
 //! (and so their ciphertext), records one audit event per purge without any content, and
 //! never touches tickets that are not resolved or closed.
+//!
+//! Each purged row is first recorded in the erasure ledger
+//! ([`crate::privacy::ledger`]), then deleted in one transaction with its audit event, so a
+//! restored backup cannot bring it back.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,7 +18,9 @@ use chrono::{DateTime, Utc};
 use entity::{attachment, consent, message, ticket};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
-use crate::audit::{Action, AuditLog, NewEvent};
+use crate::audit::{Action, NewEvent};
+use crate::db::Writer;
+use crate::privacy::ledger::{self, Ledger};
 
 /// How long data is kept after its ticket is resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,64 +94,119 @@ pub struct SweepReport {
     pub messages: u64,
 }
 
-/// Deletes what the policy no longer allows to keep as of `as_of`.
-#[tracing::instrument(name = "retention.sweep", skip_all, fields(%as_of))]
-pub async fn sweep(
-    db: &DatabaseConnection,
-    audit: &AuditLog,
-    policy: &RetentionPolicy,
-    as_of: DateTime<Utc>,
-) -> anyhow::Result<SweepReport> {
-    let resolved = ticket::Entity::find()
-        .filter(ticket::Column::Status.is_in(["resolved", "closed"]))
-        .filter(ticket::Column::ResolvedAt.is_not_null())
-        .all(db)
-        .await
-        .context("listing resolved tickets")?;
-    let mut report = SweepReport::default();
-    for ticket in resolved {
-        let Some(resolved_at) = ticket.resolved_at else {
-            continue;
-        };
-        let mut purged_attachments = 0;
-        for (kind, period) in &policy.attachments {
-            if resolved_at + *period > as_of {
+/// Where the sweeper reads, writes and records.
+#[derive(Clone)]
+pub struct Sweeper {
+    /// For reads.
+    pub db: DatabaseConnection,
+    /// Where writes go.
+    pub writer: Writer,
+    /// Where purges are recorded outside the database.
+    pub ledger: Ledger,
+    /// The periods.
+    pub policy: RetentionPolicy,
+}
+
+impl Sweeper {
+    /// Deletes what the policy no longer allows to keep as of `as_of`.
+    #[tracing::instrument(name = "retention.sweep", skip_all, fields(%as_of))]
+    pub async fn sweep(&self, as_of: DateTime<Utc>) -> anyhow::Result<SweepReport> {
+        let db = &self.db;
+        let resolved = ticket::Entity::find()
+            .filter(ticket::Column::Status.is_in(["resolved", "closed"]))
+            .filter(ticket::Column::ResolvedAt.is_not_null())
+            .all(db)
+            .await
+            .context("listing resolved tickets")?;
+        let mut report = SweepReport::default();
+        for ticket in resolved {
+            let Some(resolved_at) = ticket.resolved_at else {
+                continue;
+            };
+            let mut attachments = Vec::new();
+            for (kind, period) in &self.policy.attachments {
+                if resolved_at + *period > as_of {
+                    continue;
+                }
+                attachments.extend(
+                    attachment::Entity::find()
+                        .filter(attachment::Column::TicketId.eq(ticket.id))
+                        .filter(attachment::Column::Kind.eq(kind.as_str()))
+                        .all(db)
+                        .await
+                        .context("listing attachments past retention")?
+                        .into_iter()
+                        .map(|a| (a.id, ledger::digest(&a.content))),
+                );
+            }
+            let consented = consent::Entity::find()
+                .filter(consent::Column::CustomerId.eq(ticket.customer_id))
+                .filter(consent::Column::Kind.eq("recording"))
+                .filter(consent::Column::WithdrawnAt.is_null())
+                .one(db)
+                .await
+                .context("reading consents")?
+                .is_some();
+            let period = if consented {
+                self.policy.transcripts
+            } else {
+                self.policy.transcripts_without_consent
+            };
+            let mut messages = Vec::new();
+            if resolved_at + period <= as_of {
+                messages = message::Entity::find()
+                    .filter(message::Column::TicketId.eq(ticket.id))
+                    .all(db)
+                    .await
+                    .context("listing messages past retention")?
+                    .into_iter()
+                    .map(|m| (m.id, ledger::digest(&m.body)))
+                    .collect();
+            }
+            if attachments.is_empty() && messages.is_empty() {
                 continue;
             }
-            let result = attachment::Entity::delete_many()
-                .filter(attachment::Column::TicketId.eq(ticket.id))
-                .filter(attachment::Column::Kind.eq(kind.as_str()))
-                .exec(db)
-                .await
-                .context("purging attachments")?;
-            purged_attachments += result.rows_affected;
+            self.purge(&ticket, &attachments, &messages).await?;
+            report.attachments += attachments.len() as u64;
+            report.messages += messages.len() as u64;
         }
-        let consented = consent::Entity::find()
-            .filter(consent::Column::CustomerId.eq(ticket.customer_id))
-            .filter(consent::Column::Kind.eq("recording"))
-            .filter(consent::Column::WithdrawnAt.is_null())
-            .one(db)
-            .await
-            .context("reading consents")?
-            .is_some();
-        let period = if consented {
-            policy.transcripts
-        } else {
-            policy.transcripts_without_consent
-        };
-        let mut purged_messages = 0;
-        if resolved_at + period <= as_of {
-            purged_messages = message::Entity::delete_many()
-                .filter(message::Column::TicketId.eq(ticket.id))
-                .exec(db)
-                .await
-                .context("purging messages")?
-                .rows_affected;
+        if report != SweepReport::default() {
+            tracing::info!(
+                attachments = report.attachments,
+                messages = report.messages,
+                "retention sweep purged data"
+            );
         }
+        Ok(report)
+    }
+
+    /// Records the rows in the ledger, then deletes them with their audit events in one
+    /// transaction.
+    async fn purge(
+        &self,
+        ticket: &ticket::Model,
+        attachments: &[(i32, String)],
+        messages: &[(i32, String)],
+    ) -> anyhow::Result<()> {
+        let at = Utc::now();
+        let entries: Vec<ledger::Entry> = [("attachments", attachments), ("messages", messages)]
+            .into_iter()
+            .flat_map(|(table, rows)| {
+                rows.iter().map(move |(id, digest)| ledger::Entry::Purge {
+                    table: table.into(),
+                    id: *id,
+                    digest: digest.clone(),
+                    at,
+                })
+            })
+            .collect();
+        self.ledger
+            .append(&entries)
+            .context("recording a purge in the erasure ledger")?;
         let mut events = Vec::new();
         for (count, field) in [
-            (purged_attachments, "attachments"),
-            (purged_messages, "messages"),
+            (attachments.len(), "attachments"),
+            (messages.len(), "messages"),
         ] {
             if count > 0 {
                 events.push(NewEvent {
@@ -161,37 +222,49 @@ pub async fn sweep(
                 });
             }
         }
-        audit.append(&events).await.context("auditing a purge")?;
-        report.attachments += purged_attachments;
-        report.messages += purged_messages;
+        let ids = |rows: &[(i32, String)]| rows.iter().map(|(id, _)| *id).collect::<Vec<_>>();
+        let (attachment_ids, message_ids, events) = (ids(attachments), ids(messages), &events);
+        self.writer
+            .transaction(|txn| {
+                let (attachment_ids, message_ids) = (attachment_ids.clone(), message_ids.clone());
+                async move {
+                    attachment::Entity::delete_many()
+                        .filter(attachment::Column::Id.is_in(attachment_ids))
+                        .exec(&txn)
+                        .await
+                        .context("purging attachments")?;
+                    message::Entity::delete_many()
+                        .filter(message::Column::Id.is_in(message_ids))
+                        .exec(&txn)
+                        .await
+                        .context("purging messages")?;
+                    crate::audit::append_in(&txn, events)
+                        .await
+                        .context("auditing a purge")?;
+                    Ok::<_, anyhow::Error>(((), txn))
+                }
+            })
+            .await
     }
-    if report != SweepReport::default() {
-        tracing::info!(
-            attachments = report.attachments,
-            messages = report.messages,
-            "retention sweep purged data"
-        );
-    }
-    Ok(report)
-}
 
-/// Runs the sweeper every `interval` for as long as the runtime lives (first run after one
-/// interval, so start-up stays quick).
-pub fn spawn(db: DatabaseConnection, audit: AuditLog, policy: RetentionPolicy, interval: Duration) {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticker.tick().await;
-        loop {
+    /// Runs the sweeper every `interval` for as long as the runtime lives (first run after
+    /// one interval, so start-up stays quick).
+    pub fn spawn(self, interval: Duration) {
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticker.tick().await;
-            if let Err(error) = sweep(&db, &audit, &policy, Utc::now()).await {
-                tracing::error!(
-                    error = format!("{error:#}"),
-                    "retention sweep failed; will retry"
-                );
+            loop {
+                ticker.tick().await;
+                if let Err(error) = self.sweep(Utc::now()).await {
+                    tracing::error!(
+                        error = format!("{error:#}"),
+                        "retention sweep failed; will retry"
+                    );
+                }
             }
-        }
-    });
+        });
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use super::store::{Grant, GrantStore};
 use super::{new_grant_id, Reason};
 use crate::agents::Agent;
 use crate::audit::{Action, Actor, AuditLog, NewEvent};
+use crate::db::Writer;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{GrantId, RevealRequestId};
 use crate::policy::PolicySet;
@@ -24,8 +25,10 @@ pub const DEFAULT_GRANT_SECONDS: i64 = 900;
 
 /// One agent's reveals within one request.
 pub struct Reveals<'a> {
-    /// The database (pending requests).
+    /// The database (pending requests), for reads.
     pub db: &'a DatabaseConnection,
+    /// Where writes go.
+    pub writer: &'a Writer,
     /// The policy snapshot of the request.
     pub policy: &'a PolicySet,
     /// Where grants live.
@@ -123,30 +126,38 @@ impl Reveals<'_> {
         if !now.is_empty() {
             let grants = self.build_grants(self.agent, ticket, &now, None);
             let granted = self.event(Action::RevealGranted, ticket, names(&now), reason_text);
-            self.issue(&grants, &[asked.clone(), granted]).await?;
+            self.issue(&grants, &[asked.clone(), granted], ticket)
+                .await?;
             outcome.grants = grants;
         }
         if !approval.is_empty() {
-            if now.is_empty() {
-                self.audit
-                    .append(&[asked])
-                    .await
-                    .map_err(|e| ApiError::internal(e, "auditing a reveal request"))?;
-            }
+            let asked = now.is_empty().then_some(asked);
+            let fields = serde_json::to_string(&names(&approval))
+                .map_err(|e| ApiError::internal(e, "encoding fields"))?;
             let row = reveal_request::ActiveModel {
                 agent_id: Set(self.agent.id),
                 ticket_id: Set(ticket.id),
                 customer_id: Set(ticket.customer_id),
                 team: Set(ticket.team.clone()),
-                fields: Set(serde_json::to_string(&names(&approval))
-                    .map_err(|e| ApiError::internal(e, "encoding fields"))?),
+                fields: Set(fields),
                 reason: Set(reason.as_str().to_owned()),
                 status: Set(RevealRequestStatus::Pending.as_str().to_owned()),
                 created_at: Set(Utc::now()),
                 ..Default::default()
-            }
-            .insert(self.db)
-            .await?;
+            };
+            let (row, asked) = (&row, &asked);
+            let row = self
+                .writer
+                .transaction(|txn| async move {
+                    let row = row.clone().insert(&txn).await?;
+                    if let Some(asked) = asked {
+                        crate::audit::append_in(&txn, std::slice::from_ref(asked))
+                            .await
+                            .map_err(|e| ApiError::internal(e, "auditing a reveal request"))?;
+                    }
+                    Ok::<_, ApiError>((row, txn))
+                })
+                .await?;
             outcome.pending = Some(row);
         }
         Ok(outcome)
@@ -175,14 +186,20 @@ impl Reveals<'_> {
             .map_err(|e| ApiError::internal(e, "reading the requester"))?;
         let fields = stored_fields(&row)?;
         let note = note.map(|n| n.as_str().to_owned());
+        let approved = self.event(
+            Action::RevealApproved,
+            &ticket,
+            names(&fields),
+            note.clone(),
+        );
         let decided = self
-            .decide(&row, RevealRequestStatus::Approved, note.clone())
+            .decide(&row, RevealRequestStatus::Approved, note, approved)
             .await?;
         let grants = self.build_grants(&requester, &ticket, &fields, Some(self.agent.id));
-        let approved = self.event(Action::RevealApproved, &ticket, names(&fields), note);
-        if let Err(error) = self.issue(&grants, &[approved]).await {
-            self.undo_decision(row.id).await;
-            return Err(error);
+        if let Err(error) = self.store.put(&grants).await {
+            tracing::warn!(%error, "cannot store grants");
+            self.undo_decision(row.id, &ticket, &fields).await;
+            return Err(ApiError::RevealUnavailable);
         }
         Ok(decided)
     }
@@ -197,15 +214,9 @@ impl Reveals<'_> {
         self.check_decider(&row, &ticket)?;
         let fields = stored_fields(&row)?;
         let note = Some(note.as_str().to_owned());
-        let decided = self
-            .decide(&row, RevealRequestStatus::Denied, note.clone())
-            .await?;
-        let denied = self.event(Action::RevealDenied, &ticket, names(&fields), note);
-        if let Err(error) = self.audit.append(&[denied]).await {
-            self.undo_decision(row.id).await;
-            return Err(ApiError::internal(error, "auditing a denial"));
-        }
-        Ok(decided)
+        let denied = self.event(Action::RevealDenied, &ticket, names(&fields), note.clone());
+        self.decide(&row, RevealRequestStatus::Denied, note, denied)
+            .await
     }
 
     /// Revokes an active grant: its holder may, and whoever the policy allows
@@ -339,17 +350,43 @@ impl Reveals<'_> {
             .collect()
     }
 
-    /// Stores grants and audits them; if the audit fails the grants are withdrawn again.
-    async fn issue(&self, grants: &[Grant], events: &[NewEvent]) -> ApiResult<()> {
-        self.store
-            .put(grants)
+    /// Audits grants, then stores them. The audit comes first so that a crash between the
+    /// two can leave an audited grant that was never stored, but never a stored grant
+    /// without its audit event.
+    async fn issue(
+        &self,
+        grants: &[Grant],
+        events: &[NewEvent],
+        ticket: &ticket::Model,
+    ) -> ApiResult<()> {
+        self.audit
+            .append(events)
             .await
-            .map_err(unavailable("cannot store grants"))?;
-        if let Err(error) = self.audit.append(events).await {
-            let _ = self.store.remove(grants).await;
-            return Err(ApiError::internal(error, "auditing a reveal"));
+            .map_err(|e| ApiError::internal(e, "auditing a reveal"))?;
+        self.store_grants(grants, ticket).await
+    }
+
+    /// Stores grants whose issue is already audited. If the store refuses them, the trail
+    /// says so (`reveal_revoked`, "not issued") and the caller gets `REVEAL_UNAVAILABLE`.
+    async fn store_grants(&self, grants: &[Grant], ticket: &ticket::Model) -> ApiResult<()> {
+        let Err(error) = self.store.put(grants).await else {
+            return Ok(());
+        };
+        tracing::warn!(%error, "cannot store grants");
+        let fields = grants.iter().map(|g| g.field.to_string()).collect();
+        let not_issued = self.event(
+            Action::RevealRevoked,
+            ticket,
+            fields,
+            Some("not issued: the grant store was unavailable".into()),
+        );
+        if let Err(error) = self.audit.append(&[not_issued]).await {
+            tracing::error!(
+                error = format!("{error:#}"),
+                "cannot audit grants that were not issued"
+            );
         }
-        Ok(())
+        Err(ApiError::RevealUnavailable)
     }
 
     async fn load_request(
@@ -392,61 +429,90 @@ impl Reveals<'_> {
         Ok(())
     }
 
-    /// Moves a request out of `pending`, once: a replayed decision changes nothing.
+    /// Moves a request out of `pending`, once, with its audit event in the same
+    /// transaction: a replayed decision changes nothing.
     async fn decide(
         &self,
         row: &reveal_request::Model,
         status: RevealRequestStatus,
         note: Option<String>,
+        event: NewEvent,
     ) -> ApiResult<reveal_request::Model> {
         use sea_orm::sea_query::Expr;
-        let result = reveal_request::Entity::update_many()
-            .col_expr(reveal_request::Column::Status, Expr::value(status.as_str()))
-            .col_expr(
-                reveal_request::Column::DecidedBy,
-                Expr::value(self.agent.id),
-            )
-            .col_expr(reveal_request::Column::DecidedAt, Expr::value(Utc::now()))
-            .col_expr(reveal_request::Column::Note, Expr::value(note))
-            .filter(reveal_request::Column::Id.eq(row.id))
-            .filter(reveal_request::Column::Status.eq(RevealRequestStatus::Pending.as_str()))
-            .exec(self.db)
-            .await?;
-        if result.rows_affected != 1 {
-            return Err(ApiError::BadUserInput(
-                "this reveal request was already decided".into(),
-            ));
-        }
-        reveal_request::Entity::find_by_id(row.id)
-            .one(self.db)
-            .await?
-            .ok_or(ApiError::NotFound)
+        let (id, decider, note, event) = (row.id, self.agent.id, &note, &event);
+        self.writer
+            .transaction(|txn| async move {
+                let result = reveal_request::Entity::update_many()
+                    .col_expr(reveal_request::Column::Status, Expr::value(status.as_str()))
+                    .col_expr(reveal_request::Column::DecidedBy, Expr::value(decider))
+                    .col_expr(reveal_request::Column::DecidedAt, Expr::value(Utc::now()))
+                    .col_expr(reveal_request::Column::Note, Expr::value(note.clone()))
+                    .filter(reveal_request::Column::Id.eq(id))
+                    .filter(
+                        reveal_request::Column::Status.eq(RevealRequestStatus::Pending.as_str()),
+                    )
+                    .exec(&txn)
+                    .await?;
+                if result.rows_affected != 1 {
+                    return Err(ApiError::BadUserInput(
+                        "this reveal request was already decided".into(),
+                    ));
+                }
+                crate::audit::append_in(&txn, std::slice::from_ref(event))
+                    .await
+                    .map_err(|e| ApiError::internal(e, "auditing a decision"))?;
+                let row = reveal_request::Entity::find_by_id(id)
+                    .one(&txn)
+                    .await?
+                    .ok_or(ApiError::NotFound)?;
+                Ok((row, txn))
+            })
+            .await
     }
 
-    async fn undo_decision(&self, id: i32) {
+    /// An approval whose grants could not be stored: the request is pending again, and the
+    /// trail says so.
+    async fn undo_decision(&self, id: i32, ticket: &ticket::Model, fields: &[Field]) {
         use sea_orm::sea_query::Expr;
-        let reset = reveal_request::Entity::update_many()
-            .col_expr(
-                reveal_request::Column::Status,
-                Expr::value(RevealRequestStatus::Pending.as_str()),
-            )
-            .col_expr(
-                reveal_request::Column::DecidedBy,
-                Expr::value(Option::<i32>::None),
-            )
-            .col_expr(
-                reveal_request::Column::DecidedAt,
-                Expr::value(Option::<chrono::DateTime<Utc>>::None),
-            )
-            .col_expr(
-                reveal_request::Column::Note,
-                Expr::value(Option::<String>::None),
-            )
-            .filter(reveal_request::Column::Id.eq(id))
-            .exec(self.db)
+        let undone = self.event(
+            Action::RevealRevoked,
+            ticket,
+            names(fields),
+            Some("approval undone: the grant store was unavailable".into()),
+        );
+        let undone = &undone;
+        let reset = self
+            .writer
+            .transaction(|txn| async move {
+                reveal_request::Entity::update_many()
+                    .col_expr(
+                        reveal_request::Column::Status,
+                        Expr::value(RevealRequestStatus::Pending.as_str()),
+                    )
+                    .col_expr(
+                        reveal_request::Column::DecidedBy,
+                        Expr::value(Option::<i32>::None),
+                    )
+                    .col_expr(
+                        reveal_request::Column::DecidedAt,
+                        Expr::value(Option::<chrono::DateTime<Utc>>::None),
+                    )
+                    .col_expr(
+                        reveal_request::Column::Note,
+                        Expr::value(Option::<String>::None),
+                    )
+                    .filter(reveal_request::Column::Id.eq(id))
+                    .exec(&txn)
+                    .await?;
+                crate::audit::append_in(&txn, std::slice::from_ref(undone)).await?;
+                Ok::<_, anyhow::Error>(((), txn))
+            })
             .await;
         if let Err(error) = reset {
-            tracing::error!(%error, "could not return a reveal request to pending");
+            tracing::error!(
+                error = format!("{error:#}"),
+                "could not return a reveal request to pending"
+            );
         }
     }
 }
@@ -551,10 +617,12 @@ mod tests {
     async fn a_reasoned_reveal_is_granted_and_an_impossible_one_changes_nothing() {
         let (_dir, db, policy, agent, ticket) = world().await;
         let store = GrantStore::memory();
-        let audit = AuditLog::new(db.clone());
+        let audit = AuditLog::new(crate::db::Writer::new(db.clone()));
         let limiter = store.rate_limiter();
+        let writer = crate::db::Writer::new(db.clone());
         let reveals = Reveals {
             db: &db,
+            writer: &writer,
             policy: &policy,
             store: &store,
             audit: &audit,

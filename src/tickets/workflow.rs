@@ -4,10 +4,11 @@
 
 use chrono::Utc;
 use entity::ticket;
-use sea_orm::{ActiveModelTrait, DatabaseConnection, Set};
+use sea_orm::{ActiveModelTrait, Set};
 
 use crate::agents::Agent;
-use crate::audit::{Action, Actor, AuditLog, NewEvent};
+use crate::audit::{Action, Actor, NewEvent};
+use crate::db::Writer;
 use crate::error::{ApiError, ApiResult};
 use crate::policy::PolicySet;
 use crate::reveal::store::GrantStore;
@@ -15,14 +16,12 @@ use crate::vocabulary::{Permission, TicketStatus};
 
 /// One agent's ticket workflow within one request.
 pub struct Tickets<'a> {
-    /// The database.
-    pub db: &'a DatabaseConnection,
+    /// Where writes go.
+    pub writer: &'a Writer,
     /// The policy snapshot of the request.
     pub policy: &'a PolicySet,
     /// Where grants live.
     pub grants: &'a GrantStore,
-    /// The audit trail.
-    pub audit: &'a AuditLog,
     /// The calling agent.
     pub agent: &'a Agent,
     /// The calling agent as the actor of audit events.
@@ -33,7 +32,9 @@ impl Tickets<'_> {
     /// Sets the status of `ticket` (one the caller may see), if the policy grants
     /// `set_status` on it. Resolving or closing revokes every grant on the ticket, audited
     /// one event per grant; if the grant store cannot be reached, nothing changes
-    /// (`REVEAL_UNAVAILABLE`).
+    /// (`REVEAL_UNAVAILABLE`). The grants go first (failing closed: a failure after that
+    /// leaves fewer grants, never more); the status and the revocations' audit events are
+    /// then written in one transaction.
     pub async fn set_status(
         &self,
         ticket: ticket::Model,
@@ -45,6 +46,7 @@ impl Tickets<'_> {
             ));
         }
         let closing = matches!(status, TicketStatus::Resolved | TicketStatus::Closed);
+        let mut events: Vec<NewEvent> = Vec::new();
         if closing {
             let revoked = self
                 .grants
@@ -54,7 +56,7 @@ impl Tickets<'_> {
                     tracing::warn!(%error, "cannot revoke the ticket's grants");
                     ApiError::RevealUnavailable
                 })?;
-            let events: Vec<NewEvent> = revoked
+            events = revoked
                 .iter()
                 .map(|g| {
                     self.actor.event(
@@ -66,19 +68,26 @@ impl Tickets<'_> {
                     )
                 })
                 .collect();
-            self.audit
-                .append(&events)
-                .await
-                .map_err(|e| ApiError::internal(e, "auditing revocations"))?;
         }
         let resolved_at = if closing {
             ticket.resolved_at.or(Some(Utc::now()))
         } else {
             None
         };
-        let mut active: ticket::ActiveModel = ticket.into();
-        active.status = Set(status.as_str().to_owned());
-        active.resolved_at = Set(resolved_at);
-        Ok(active.update(self.db).await?)
+        let events = &events;
+        self.writer
+            .transaction(|txn| {
+                let mut active: ticket::ActiveModel = ticket.clone().into();
+                active.status = Set(status.as_str().to_owned());
+                active.resolved_at = Set(resolved_at);
+                async move {
+                    let row = active.update(&txn).await?;
+                    crate::audit::append_in(&txn, events)
+                        .await
+                        .map_err(|e| ApiError::internal(e, "auditing revocations"))?;
+                    Ok((row, txn))
+                }
+            })
+            .await
     }
 }

@@ -5,7 +5,7 @@ use chrono::{Duration, Utc};
 use serde_json::{json, Value};
 
 use crate::helpers::{error_code, spawn_app_with, Backend};
-use needtoknow::retention::{sweep, RetentionPolicy};
+use needtoknow::retention::{RetentionPolicy, Sweeper};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notices_are_public_and_recording_consent_keeps_transcripts() {
@@ -70,15 +70,14 @@ async fn notices_are_public_and_recording_consent_keeps_transcripts() {
     )
     .await;
     let db = needtoknow::db::connect(&app.settings).await.unwrap();
-    let audit = needtoknow::audit::AuditLog::new(db.clone());
+    let sweeper = Sweeper {
+        db: db.clone(),
+        writer: needtoknow::db::Writer::new(db.clone()),
+        ledger: needtoknow::privacy::ledger::Ledger::at(app.settings.erasure_ledger_path()),
+        policy: RetentionPolicy::default(),
+    };
     let later = Utc::now() + Duration::days(1);
-    assert_eq!(
-        sweep(&db, &audit, &RetentionPolicy::default(), later)
-            .await
-            .unwrap()
-            .messages,
-        0
-    );
+    assert_eq!(sweeper.sweep(later).await.unwrap().messages, 0);
     let withdrawn = app
         .data_as(
             "frontline",
@@ -87,11 +86,5 @@ async fn notices_are_public_and_recording_consent_keeps_transcripts() {
         )
         .await;
     assert_eq!(withdrawn["withdrawConsent"], 1);
-    assert_eq!(
-        sweep(&db, &audit, &RetentionPolicy::default(), later)
-            .await
-            .unwrap()
-            .messages,
-        1
-    );
+    assert_eq!(sweeper.sweep(later).await.unwrap().messages, 1);
 }

@@ -24,3 +24,4 @@ mod sso;
 mod tickets;
 mod transport;
 mod verification;
+mod writes;

@@ -6,25 +6,28 @@ use sea_orm::{ConnectionTrait, EntityTrait};
 use serde_json::json;
 
 use crate::helpers::{spawn_app_with, Backend};
-use needtoknow::retention::{sweep, RetentionPolicy, SweepReport};
+use needtoknow::retention::{RetentionPolicy, SweepReport, Sweeper};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sweep_purges_exactly_what_the_periods_say() {
     let app = spawn_app_with(Backend::Sqlite, |_| {}).await;
     let db = needtoknow::db::connect(&app.settings).await.unwrap();
-    let audit = needtoknow::audit::AuditLog::new(db.clone());
     let policy = RetentionPolicy::default();
+    let sweeper = Sweeper {
+        db: db.clone(),
+        writer: needtoknow::db::Writer::new(db.clone()),
+        ledger: needtoknow::privacy::ledger::Ledger::at(app.settings.erasure_ledger_path()),
+        policy: policy.clone(),
+    };
     let count = |report: SweepReport| (report.attachments, report.messages);
 
     // Now: the resolved technical ticket's transcript is kept (Robin consented to
     // recording), the identity document sits on an open ticket.
-    assert_eq!(
-        count(sweep(&db, &audit, &policy, Utc::now()).await.unwrap()),
-        (0, 0)
-    );
+    assert_eq!(count(sweeper.sweep(Utc::now()).await.unwrap()), (0, 0));
     assert_eq!(
         count(
-            sweep(&db, &audit, &policy, Utc::now() + Duration::days(1000))
+            sweeper
+                .sweep(Utc::now() + Duration::days(1000))
                 .await
                 .unwrap()
         ),
@@ -41,27 +44,15 @@ async fn a_sweep_purges_exactly_what_the_periods_say() {
     )
     .await;
     assert_eq!(
-        count(
-            sweep(&db, &audit, &policy, Utc::now() + Duration::days(6))
-                .await
-                .unwrap()
-        ),
+        count(sweeper.sweep(Utc::now() + Duration::days(6)).await.unwrap()),
         (0, 0)
     );
     assert_eq!(
-        count(
-            sweep(&db, &audit, &policy, Utc::now() + Duration::days(8))
-                .await
-                .unwrap()
-        ),
+        count(sweeper.sweep(Utc::now() + Duration::days(8)).await.unwrap()),
         (1, 0)
     );
     assert_eq!(
-        count(
-            sweep(&db, &audit, &policy, Utc::now() + Duration::days(8))
-                .await
-                .unwrap()
-        ),
+        count(sweeper.sweep(Utc::now() + Duration::days(8)).await.unwrap()),
         (0, 0),
         "idempotent"
     );
@@ -84,7 +75,8 @@ async fn a_sweep_purges_exactly_what_the_periods_say() {
     .await;
     assert_eq!(
         count(
-            sweep(&db, &audit, &policy, Utc::now() + Duration::seconds(1))
+            sweeper
+                .sweep(Utc::now() + Duration::seconds(1))
                 .await
                 .unwrap()
         ),
