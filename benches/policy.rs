@@ -132,7 +132,7 @@ fn grants(c: &mut Criterion) {
         })
         .collect();
     runtime.block_on(store.put(&all)).unwrap();
-    let audit = AuditLog::new(needtoknow::db::Writer::new(db));
+    let audit = AuditLog::new(needtoknow::writer::Writer::new(db));
     c.bench_function(
         "grants: one request's look-ups for a 50-ticket page (in-process store)",
         |b| {

@@ -1,5 +1,4 @@
-//! Connecting to the database (SQLite file or PostgreSQL), applying migrations, and the
-//! one way the service writes.
+//! Connecting to the database (SQLite file or PostgreSQL), applying migrations, backups.
 //!
 //! # The writer discipline
 //!
@@ -8,7 +7,7 @@
 //! `SQLITE_BUSY` at once, whatever the busy timeout (its snapshot is stale), and a request
 //! that only wanted to append an audit event failed with `INTERNAL`. So the service:
 //!
-//! - writes through one [`Writer`]: on SQLite a single connection whose transactions
+//! - writes through one [`Writer`] (`writer.rs`): on SQLite a single connection whose transactions
 //!   start `IMMEDIATE` (they take the write lock first, so they never have to upgrade), in
 //!   WAL mode with a busy timeout for writers of other processes (the CLI);
 //! - reads through a pool of read-only connections ([`Connections::read`]), which WAL never
@@ -17,27 +16,20 @@
 //! - on PostgreSQL shares one pool for both, and retries a transaction that lost to a
 //!   serialization failure, a deadlock or a lock time-out a bounded number of times.
 //!
-//! Contention that outlasts the retries is [`is_transient`]: the client gets
+//! Contention that outlasts the retries is [`crate::writer::is_transient`]: the client gets
 //! `UNAVAILABLE` with a retry hint, never `INTERNAL` (see [`crate::error::ApiError`]).
 
-use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
-    DatabaseTransaction, DbErr, RuntimeErr, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
-};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection};
 
 use crate::config::{DatabaseSettings, Settings};
+pub use crate::writer::Writer;
 
 /// How long a SQLite connection waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Attempts of one write transaction that loses to contention, the first included.
-const ATTEMPTS: u32 = 4;
 
 /// The service's connections: reads from a pool, writes through one [`Writer`].
 #[derive(Clone)]
@@ -70,6 +62,11 @@ async fn pool(
     max: u32,
     read_only: bool,
 ) -> anyhow::Result<DatabaseConnection> {
+    open(settings, pool_options(settings, max, read_only)?).await
+}
+
+/// The options of [`pool`].
+fn pool_options(settings: &Settings, max: u32, read_only: bool) -> anyhow::Result<ConnectOptions> {
     let mut options = ConnectOptions::new(url_of(settings)?);
     options
         .connect_timeout(settings.database_timeout)
@@ -91,6 +88,11 @@ async fn pool(
             }
         });
     }
+    Ok(options)
+}
+
+/// Connects `options`, bounded by the database timeout.
+async fn open(settings: &Settings, options: ConnectOptions) -> anyhow::Result<DatabaseConnection> {
     tokio::time::timeout(settings.database_timeout * 2, Database::connect(options))
         .await
         .map_err(|_| anyhow::anyhow!("timed out"))
@@ -114,7 +116,11 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<DatabaseConnection> 
 pub async fn connect_service(settings: &Settings) -> anyhow::Result<Connections> {
     match settings.database {
         DatabaseSettings::Sqlite { .. } => {
-            let writer = Writer::new(pool(settings, 1, false).await?);
+            let mut writer = pool_options(settings, 1, false)?;
+            // The writer's connection stays open, so the WAL and shared-memory files that
+            // read-only connections need are never cleaned away under them.
+            writer.min_connections(1);
+            let writer = Writer::new(open(settings, writer).await?);
             // WAL is persistent in the file; make sure it is set before readers arrive.
             writer
                 .connection()
@@ -157,7 +163,9 @@ pub async fn backup(settings: &Settings, dest: &std::path::Path) -> anyhow::Resu
     let dest_text = dest
         .to_str()
         .ok_or_else(|| anyhow::anyhow!("the backup path must be valid UTF-8"))?;
-    let db = pool(settings, 1, true).await?;
+    // Read-write only because a read-only connection cannot open a WAL database whose
+    // service is stopped; VACUUM INTO never writes to the source.
+    let db = pool(settings, 1, false).await?;
     db.execute_raw(sea_orm::Statement::from_sql_and_values(
         DatabaseBackend::Sqlite,
         "VACUUM INTO ?",
@@ -173,139 +181,59 @@ pub async fn ping(db: &DatabaseConnection, timeout: Duration) -> bool {
     matches!(tokio::time::timeout(timeout, db.ping()).await, Ok(Ok(())))
 }
 
-/// The one path of writes. Cheap to clone.
-#[derive(Clone)]
-pub struct Writer {
-    conn: DatabaseConnection,
-}
-
-impl Writer {
-    /// Writes through `conn`: the service's single writer connection, or any read-write
-    /// connection in the CLI and tests.
-    pub fn new(conn: DatabaseConnection) -> Writer {
-        Writer { conn }
-    }
-
-    /// The connection writes go through, for a single statement outside a transaction.
-    pub fn connection(&self) -> &DatabaseConnection {
-        &self.conn
-    }
-
-    /// Begins a write transaction: `BEGIN IMMEDIATE` on SQLite, so it holds the write lock
-    /// from its first statement.
-    pub async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
-        if self.conn.get_database_backend() == DatabaseBackend::Sqlite {
-            self.conn
-                .begin_with_options(TransactionOptions {
-                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                    ..Default::default()
-                })
-                .await
-        } else {
-            self.conn.begin().await
-        }
-    }
-
-    /// Runs `job` in one transaction and commits what it hands back. When the database
-    /// refuses it for contention ([`is_transient`]), the transaction is rolled back and
-    /// `job` runs again, at most [`ATTEMPTS`] times in all with a growing, jittered pause;
-    /// the last error is returned. `job` must therefore do nothing outside the database
-    /// that a second run would repeat.
-    pub async fn transaction<T, E, F, Fut>(&self, mut job: F) -> Result<T, E>
-    where
-        F: FnMut(DatabaseTransaction) -> Fut,
-        Fut: Future<Output = Result<(T, DatabaseTransaction), E>>,
-        E: From<DbErr> + Transient,
-    {
-        let mut attempt = 1;
-        loop {
-            let outcome = match self.begin().await {
-                Ok(txn) => match job(txn).await {
-                    Ok((value, txn)) => txn.commit().await.map(|()| value).map_err(E::from),
-                    Err(error) => Err(error),
-                },
-                Err(error) => Err(E::from(error)),
-            };
-            match outcome {
-                Err(error) if error.is_transient() && attempt < ATTEMPTS => {
-                    tracing::debug!(attempt, "write transaction lost to contention; retrying");
-                    tokio::time::sleep(backoff(attempt)).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
-    }
-}
-
-/// 10 ms, 40 ms, 160 ms, … with up to half of it again as jitter, so retries that collided
-/// once do not collide again.
-fn backoff(attempt: u32) -> Duration {
-    let base = 10u64 * 4u64.pow(attempt.saturating_sub(1).min(4));
-    let jitter = rand::random::<u64>() % (base / 2 + 1);
-    Duration::from_millis(base + jitter)
-}
-
-/// Errors that may be contention, which a retry can cure.
-pub trait Transient {
-    /// Whether this error is contention or a momentarily unreachable database.
-    fn is_transient(&self) -> bool;
-}
-
-impl Transient for DbErr {
-    fn is_transient(&self) -> bool {
-        is_transient(self)
-    }
-}
-
-impl Transient for anyhow::Error {
-    fn is_transient(&self) -> bool {
-        self.chain()
-            .any(|cause| cause.downcast_ref::<DbErr>().is_some_and(is_transient))
-    }
-}
-
-/// Whether `error` is contention or a momentarily unreachable database rather than a
-/// fault: SQLite busy or locked, PostgreSQL serialization failure (40001), deadlock
-/// (40P01) or lock time-out (55P03), no pooled connection free in time, or the server's
-/// connection lost.
-pub fn is_transient(error: &DbErr) -> bool {
-    use sea_orm::sqlx::Error as SqlxError;
-    match error {
-        DbErr::ConnectionAcquire(_) => true,
-        DbErr::Conn(RuntimeErr::SqlxError(e))
-        | DbErr::Exec(RuntimeErr::SqlxError(e))
-        | DbErr::Query(RuntimeErr::SqlxError(e)) => match &**e {
-            SqlxError::PoolTimedOut | SqlxError::Io(_) => true,
-            SqlxError::Database(db) => db.code().is_some_and(|code| {
-                // SQLite reports extended codes; their low byte is the primary code
-                // (5 busy, 6 locked).
-                matches!(&*code, "40001" | "40P01" | "55P03")
-                    || code.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6))
-            }),
-            _ => false,
-        },
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn backoff_grows_and_stays_bounded() {
-        assert!(backoff(1) >= Duration::from_millis(10) && backoff(1) <= Duration::from_millis(15));
-        assert!(backoff(3) >= Duration::from_millis(160));
-        assert!(backoff(40) <= Duration::from_millis(3_840));
-    }
-
-    #[test]
-    fn faults_are_not_transient() {
-        assert!(!is_transient(&DbErr::RecordNotFound("x".into())));
-        assert!(!is_transient(&DbErr::Custom("constraint".into())));
-        assert!(is_transient(&DbErr::ConnectionAcquire(
-            sea_orm::ConnAcquireErr::Timeout
-        )));
+    /// A transaction that loses to contention runs again and commits once; a fault is not
+    /// retried; what a failed attempt wrote is rolled back.
+    #[tokio::test]
+    async fn contention_is_retried_and_faults_are_not() {
+        use sea_orm::{DatabaseTransaction, DbErr};
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings::for_data_dir(
+            dir.path(),
+            DatabaseSettings::Sqlite {
+                path: dir.path().join("t.sqlite"),
+            },
+        );
+        let writer = connect_service(&settings).await.unwrap().writer;
+        writer
+            .connection()
+            .execute_unprepared("CREATE TABLE t (n INTEGER)")
+            .await
+            .unwrap();
+        let attempts = AtomicU32::new(0);
+        let attempts = &attempts;
+        writer
+            .transaction(|txn| async move {
+                txn.execute_unprepared("INSERT INTO t VALUES (1)").await?;
+                if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return Err(DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout));
+                }
+                Ok(((), txn))
+            })
+            .await
+            .unwrap();
+        assert_eq!(attempts.load(Ordering::SeqCst), 2);
+        let fault = writer
+            .transaction(|txn| async move {
+                txn.execute_unprepared("INSERT INTO t VALUES (2)").await?;
+                attempts.fetch_add(1, Ordering::SeqCst);
+                Err::<((), DatabaseTransaction), _>(DbErr::Custom("a fault".into()))
+            })
+            .await;
+        assert!(fault.is_err());
+        assert_eq!(attempts.load(Ordering::SeqCst), 3, "a fault runs once");
+        let rows = writer
+            .connection()
+            .query_all_raw(sea_orm::Statement::from_string(
+                DatabaseBackend::Sqlite,
+                "SELECT n FROM t",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1, "only the committed attempt's row is there");
     }
 }

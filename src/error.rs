@@ -80,10 +80,10 @@ impl ApiError {
 
     /// Wraps an unexpected failure, with context saying what was being done. Database
     /// contention or a momentarily unreachable database anywhere in its chain of causes
-    /// ([`crate::db::is_transient`]) becomes [`ApiError::Unavailable`] instead: a busy
+    /// ([`crate::writer::is_transient`]) becomes [`ApiError::Unavailable`] instead: a busy
     /// database is the client's cue to retry, not a fault.
     pub fn internal(error: impl Into<anyhow::Error>, context: &'static str) -> ApiError {
-        use crate::db::Transient;
+        use crate::writer::Transient;
         let error = error.into().context(context);
         if error.is_transient() {
             ApiError::Unavailable {
@@ -96,7 +96,7 @@ impl ApiError {
     }
 }
 
-impl crate::db::Transient for ApiError {
+impl crate::writer::Transient for ApiError {
     fn is_transient(&self) -> bool {
         matches!(self, ApiError::Unavailable { .. })
     }

@@ -35,9 +35,9 @@ pub struct AppState {
     /// The database, for reads.
     pub db: DatabaseConnection,
     /// Where writes go ([`crate::db`]: one writer).
-    pub writer: crate::db::Writer,
+    pub writer: crate::writer::Writer,
     /// Erasures and purges recorded outside the database.
-    pub ledger: crate::privacy::ledger::Ledger,
+    pub ledger: crate::ledger::Ledger,
     /// The running policy.
     pub policy: Policy,
     /// The audit trail.

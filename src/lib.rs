@@ -20,7 +20,7 @@
 //!   coverage). [`audit`] is the hash-chained audit trail. [`crypto`] encrypts personal
 //!   data at rest; its `Opener` is the only way to decrypt.
 //! - [`vocabulary`] declares once the words code and policies share (the field table among
-//!   them); [`ids`] the typed ids; [`error`] the errors clients see; [`telemetry`], [`db`],
+//!   them); [`ids`] the typed ids; [`error`] the errors clients see; [`telemetry`], [`db`] (connecting, backups), [`writer`] (the one path of writes), [`ledger`] (erasures kept outside the database),
 //!   [`limits`], [`ratelimit`], [`allowlist`], [`metrics`] are infrastructure.
 
 pub mod agents;
@@ -38,6 +38,7 @@ pub mod disclosure;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod ledger;
 pub mod limits;
 pub mod loaders;
 pub mod metrics;
@@ -52,3 +53,4 @@ pub mod startup;
 pub mod telemetry;
 pub mod tickets;
 pub mod vocabulary;
+pub mod writer;

@@ -184,7 +184,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let sweeper = needtoknow::retention::Sweeper {
                 writer: db::Writer::new(db.clone()),
                 db,
-                ledger: needtoknow::privacy::ledger::Ledger::at(settings.erasure_ledger_path()),
+                ledger: needtoknow::ledger::Ledger::at(settings.erasure_ledger_path()),
                 policy: settings.retention.clone(),
             };
             let report = sweeper.sweep(as_of).await?;

@@ -39,9 +39,9 @@ pub struct RequestContext {
     /// The database, for reads.
     pub db: DatabaseConnection,
     /// Where writes go.
-    pub writer: crate::db::Writer,
+    pub writer: crate::writer::Writer,
     /// Erasures recorded outside the database.
-    pub ledger: crate::privacy::ledger::Ledger,
+    pub ledger: crate::ledger::Ledger,
     /// Per-request batched loaders.
     pub loaders: Loaders,
     /// The audit trail.

@@ -114,7 +114,7 @@ impl Application {
         let vault = Arc::new(Vault::new(master, key_file));
         vault.check_master(writer.connection()).await?;
         // Before anything is served: a restored backup must not bring back what was erased.
-        let ledger = crate::privacy::ledger::Ledger::at(settings.erasure_ledger_path());
+        let ledger = crate::ledger::Ledger::at(settings.erasure_ledger_path());
         crate::privacy::reapply(&db, &writer, &ledger).await?;
         let demo_tokens = if settings.demo {
             demo::seed(writer.connection(), &policy.current(), &vault).await?;

@@ -19,7 +19,7 @@ use sea_orm::{
     ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryOrder, QuerySelect, Set,
 };
 
-use crate::db::Writer;
+use crate::writer::Writer;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 

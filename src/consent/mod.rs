@@ -87,7 +87,7 @@ impl Notices {
 /// Records that `customer_id` accepted notice `kind` at `version`, replacing any consent of
 /// the same kind given before, in one transaction.
 pub async fn record(
-    writer: &crate::db::Writer,
+    writer: &crate::writer::Writer,
     customer_id: i32,
     kind: &str,
     version: &str,
@@ -113,7 +113,7 @@ pub async fn record(
 
 /// Withdraws `customer_id`'s consents of `kind`; returns how many were in force.
 pub async fn withdraw(
-    writer: &crate::db::Writer,
+    writer: &crate::writer::Writer,
     customer_id: i32,
     kind: &str,
 ) -> Result<u64, sea_orm::DbErr> {

@@ -3,11 +3,9 @@
 //! deleted, the audit trail kept with pseudonymous ids). Who may do either is the
 //! policy's decision, checked by the caller; this module is the workflow.
 //!
-//! Erasures (and the retention sweeper's purges) are also written to the [`ledger`], outside
+//! Erasures (and the retention sweeper's purges) are also written to the [`crate::ledger`], outside
 //! the database, and [`reapply`] re-applies them at start-up, so restoring an older backup
 //! does not bring erased data back.
-
-pub mod ledger;
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -22,11 +20,12 @@ use serde_json::{json, Value};
 
 use crate::audit::{Action, Actor, AuditLog, NewEvent};
 use crate::crypto::vault::Vault;
-use crate::db::Writer;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::CustomerId;
+use crate::ledger;
 use crate::reveal::store::GrantStore;
 use crate::vocabulary::{Field, Storage};
+use crate::writer::Writer;
 
 /// The privacy officer's workflows within one request.
 pub struct Privacy<'a> {
@@ -330,7 +329,7 @@ pub async fn reapply(
                     .one(db)
                     .await
                     .context("reading a data key")?;
-                if !key.is_some_and(|k| k.created_at == key_created) {
+                if key.is_none_or(|k| k.created_at != key_created) {
                     continue;
                 }
                 let event = actor.event(

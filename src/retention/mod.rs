@@ -7,7 +7,7 @@
 //! never touches tickets that are not resolved or closed.
 //!
 //! Each purged row is first recorded in the erasure ledger
-//! ([`crate::privacy::ledger`]), then deleted in one transaction with its audit event, so a
+//! ([`crate::ledger`]), then deleted in one transaction with its audit event, so a
 //! restored backup cannot bring it back.
 
 use std::collections::BTreeMap;
@@ -19,8 +19,8 @@ use entity::{attachment, consent, message, ticket};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 
 use crate::audit::{Action, NewEvent};
-use crate::db::Writer;
-use crate::privacy::ledger::{self, Ledger};
+use crate::ledger::{self, Ledger};
+use crate::writer::Writer;
 
 /// How long data is kept after its ticket is resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -13,12 +13,12 @@ use super::store::{Grant, GrantStore};
 use super::{new_grant_id, Reason};
 use crate::agents::Agent;
 use crate::audit::{Action, Actor, AuditLog, NewEvent};
-use crate::db::Writer;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{GrantId, RevealRequestId};
 use crate::policy::PolicySet;
 use crate::ratelimit::{Rate, RateLimiter, Verdict};
 use crate::vocabulary::{Access, Field, Permission, RevealOption, RevealRequestStatus};
+use crate::writer::Writer;
 
 /// Grants live 15 minutes unless the policy says otherwise (and configuration caps it).
 pub const DEFAULT_GRANT_SECONDS: i64 = 900;
@@ -617,9 +617,9 @@ mod tests {
     async fn a_reasoned_reveal_is_granted_and_an_impossible_one_changes_nothing() {
         let (_dir, db, policy, agent, ticket) = world().await;
         let store = GrantStore::memory();
-        let audit = AuditLog::new(crate::db::Writer::new(db.clone()));
+        let audit = AuditLog::new(crate::writer::Writer::new(db.clone()));
         let limiter = store.rate_limiter();
-        let writer = crate::db::Writer::new(db.clone());
+        let writer = crate::writer::Writer::new(db.clone());
         let reveals = Reveals {
             db: &db,
             writer: &writer,

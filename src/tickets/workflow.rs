@@ -8,11 +8,11 @@ use sea_orm::{ActiveModelTrait, Set};
 
 use crate::agents::Agent;
 use crate::audit::{Action, Actor, NewEvent};
-use crate::db::Writer;
 use crate::error::{ApiError, ApiResult};
 use crate::policy::PolicySet;
 use crate::reveal::store::GrantStore;
 use crate::vocabulary::{Permission, TicketStatus};
+use crate::writer::Writer;
 
 /// One agent's ticket workflow within one request.
 pub struct Tickets<'a> {

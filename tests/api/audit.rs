@@ -291,7 +291,7 @@ on_both_databases! {
                 counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         });
-        let log = audit::AuditLog::new(needtoknow::db::Writer::new(db.clone()));
+        let log = audit::AuditLog::new(needtoknow::writer::Writer::new(db.clone()));
         let before = rows(&db).await.len();
         let appends = (0..40).map(|i| {
             let log = log.clone();

@@ -72,8 +72,8 @@ async fn notices_are_public_and_recording_consent_keeps_transcripts() {
     let db = needtoknow::db::connect(&app.settings).await.unwrap();
     let sweeper = Sweeper {
         db: db.clone(),
-        writer: needtoknow::db::Writer::new(db.clone()),
-        ledger: needtoknow::privacy::ledger::Ledger::at(app.settings.erasure_ledger_path()),
+        writer: needtoknow::writer::Writer::new(db.clone()),
+        ledger: needtoknow::ledger::Ledger::at(app.settings.erasure_ledger_path()),
         policy: RetentionPolicy::default(),
     };
     let later = Utc::now() + Duration::days(1);

@@ -353,7 +353,7 @@ on_both_databases! {
         let updated = needtoknow::agents::update(
             &db,
             policy.current().vocabulary(),
-            &needtoknow::audit::AuditLog::new(needtoknow::db::Writer::new(db.clone())),
+            &needtoknow::audit::AuditLog::new(needtoknow::writer::Writer::new(db.clone())),
             &actor,
             "sam",
             needtoknow::agents::AgentChange {

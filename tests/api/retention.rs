@@ -15,8 +15,8 @@ async fn a_sweep_purges_exactly_what_the_periods_say() {
     let policy = RetentionPolicy::default();
     let sweeper = Sweeper {
         db: db.clone(),
-        writer: needtoknow::db::Writer::new(db.clone()),
-        ledger: needtoknow::privacy::ledger::Ledger::at(app.settings.erasure_ledger_path()),
+        writer: needtoknow::writer::Writer::new(db.clone()),
+        ledger: needtoknow::ledger::Ledger::at(app.settings.erasure_ledger_path()),
         policy: policy.clone(),
     };
     let count = |report: SweepReport| (report.attachments, report.messages);

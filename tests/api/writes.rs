@@ -198,3 +198,85 @@ async fn sixteen_concurrent_writers_never_get_internal_on_sqlite() {
 async fn sixteen_concurrent_writers_never_get_internal_on_postgres() {
     run(Backend::Postgres).await;
 }
+
+/// A scratch table on a fresh PostgreSQL database, and a second connection holding a row
+/// lock on it.
+async fn locked_row() -> (sea_orm::DatabaseConnection, sea_orm::DatabaseTransaction) {
+    use sea_orm::{ConnectionTrait, Database, TransactionTrait};
+    let name = crate::helpers::create_pg_database().await;
+    let url = format!("{}/{name}", crate::helpers::postgres_admin_url());
+    let db = Database::connect(&url).await.unwrap();
+    db.execute_unprepared("CREATE TABLE counter (id int PRIMARY KEY, n int NOT NULL); INSERT INTO counter VALUES (1, 0)")
+        .await
+        .unwrap();
+    let holder = Database::connect(&url).await.unwrap();
+    let lock = holder.begin().await.unwrap();
+    lock.execute_unprepared("SELECT n FROM counter WHERE id = 1 FOR UPDATE")
+        .await
+        .unwrap();
+    (db, lock)
+}
+
+/// One attempt of a write that waits at most 60 ms for the row lock.
+async fn bump(txn: &sea_orm::DatabaseTransaction) -> Result<(), sea_orm::DbErr> {
+    use sea_orm::ConnectionTrait;
+    txn.execute_unprepared("SET LOCAL lock_timeout = '60ms'")
+        .await?;
+    txn.execute_unprepared("UPDATE counter SET n = n + 1 WHERE id = 1")
+        .await?;
+    Ok(())
+}
+
+/// PostgreSQL: a write that loses a lock (55P03) is retried by the writer and succeeds,
+/// once, when the lock is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_loses_a_lock_is_retried_on_postgres() {
+    use sea_orm::ConnectionTrait;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let (db, lock) = locked_row().await;
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        lock.commit().await.unwrap();
+    });
+    let writer = needtoknow::writer::Writer::new(db.clone());
+    let attempts = AtomicU32::new(0);
+    let attempts = &attempts;
+    writer
+        .transaction(|txn| async move {
+            attempts.fetch_add(1, Ordering::SeqCst);
+            bump(&txn).await?;
+            Ok::<_, sea_orm::DbErr>(((), txn))
+        })
+        .await
+        .expect("retried until the lock was released");
+    assert!(attempts.load(Ordering::SeqCst) >= 2);
+    let n = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT n FROM counter WHERE id = 1",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i32>(0)
+        .unwrap();
+    assert_eq!(n, 1, "the write happened once");
+}
+
+/// PostgreSQL: a lock that outlasts every retry is `UNAVAILABLE` with a retry hint, not
+/// `INTERNAL`, and nothing was written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_that_outlasts_the_retries_is_unavailable_on_postgres() {
+    let (db, _lock) = locked_row().await;
+    let writer = needtoknow::writer::Writer::new(db.clone());
+    let error = writer
+        .transaction(|txn| async move {
+            bump(&txn)
+                .await
+                .map_err(|e| needtoknow::error::ApiError::internal(e, "bumping"))?;
+            Ok::<_, needtoknow::error::ApiError>(((), txn))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), "UNAVAILABLE");
+}
