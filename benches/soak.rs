@@ -11,7 +11,7 @@
 //! | 10 % | frontline reads a page of 20 tickets | 1 |
 //! | 15 % | frontline reveals an email with a reason, then revokes the grant | 2 |
 //! | 10 % | supervisor sets a ticket's status (open/pending) | 1 |
-//! | 10 % | frontline checks a caller's answer against the record | 1 |
+//! | 10 % | frontline checks a caller's answer against the record (on tickets where the policy lets it) | 1 |
 //! | 5 % | supervisor asks for an approval-only reveal; another supervisor approves | 2 |
 //!
 //! Every minute it prints p50 and p99 of all requests that finished in that minute, the
@@ -60,6 +60,8 @@ struct Load {
     revealable: Vec<String>,
     /// Frontline's own tickets.
     own: Vec<String>,
+    /// Tickets whose payment methods the supervisor may ask to see, with approval.
+    approvable: Vec<String>,
     started: Instant,
     minutes: Mutex<Vec<Minute>>,
 }
@@ -305,7 +307,7 @@ async fn soak(postgres: Option<String>, minutes: u64, rate: u64) {
     let list = |who: &'static str, first: u32| {
         let (client, base, token) = (client.clone(), base.clone(), tokens[who].clone());
         async move {
-            let query = format!("{{ tickets(first: {first}) {{ edges {{ node {{ id customer {{ email {{ access reveal }} }} }} }} }} }}");
+            let query = format!("{{ tickets(first: {first}) {{ edges {{ node {{ id customer {{ email {{ access reveal }} paymentMethods {{ access reveal }} }} }} }} }} }}");
             let body: Value = client
                 .post(format!("{base}/graphql"))
                 .bearer_auth(token)
@@ -322,16 +324,38 @@ async fn soak(postgres: Option<String>, minutes: u64, rate: u64) {
                 .unwrap_or_default()
         }
     };
-    let tickets: Vec<String> = list("supervisor", 100)
-        .await
+    let theirs = list("supervisor", 100).await;
+    let tickets: Vec<String> = theirs
         .iter()
+        .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    let approvable: Vec<String> = theirs
+        .iter()
+        .filter(|e| {
+            e["node"]["customer"]["paymentMethods"]["reveal"] == "WITH_APPROVAL"
+                && e["node"]["customer"]["paymentMethods"]["access"] != "PLAIN"
+        })
         .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
         .collect();
     let mine = list("frontline", 100).await;
-    let own: Vec<String> = mine
-        .iter()
-        .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
-        .collect();
+    // Frontline's tickets where the policy lets it check a caller's answers: one probe each.
+    let mut own = Vec::new();
+    for edge in &mine {
+        let id = edge["node"]["id"].as_str().unwrap().to_owned();
+        let probe: Value = client
+            .post(format!("{base}/graphql"))
+            .bearer_auth(&tokens["frontline"])
+            .json(&json!({ "query": VERIFY, "variables": { "t": id } }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if probe.get("errors").is_none() {
+            own.push(id);
+        }
+    }
     let revealable: Vec<String> = mine
         .iter()
         .filter(|e| {
@@ -340,7 +364,9 @@ async fn soak(postgres: Option<String>, minutes: u64, rate: u64) {
         })
         .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
         .collect();
-    assert!(!tickets.is_empty() && !own.is_empty() && !revealable.is_empty());
+    assert!(
+        !tickets.is_empty() && !own.is_empty() && !revealable.is_empty() && !approvable.is_empty()
+    );
 
     let load = Arc::new(Load {
         client,
@@ -349,6 +375,7 @@ async fn soak(postgres: Option<String>, minutes: u64, rate: u64) {
         tickets,
         revealable,
         own,
+        approvable,
         started: Instant::now(),
         minutes: Mutex::new(Vec::new()),
     });
