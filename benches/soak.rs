@@ -140,7 +140,7 @@ impl Load {
             }
             _ => {
                 let body = self
-                    .call("supervisor", ASK, json!({ "t": pick(&self.revealable) }))
+                    .call("supervisor", ASK, json!({ "t": pick(&self.approvable) }))
                     .await;
                 if let Some(id) = body
                     .as_ref()
