@@ -304,20 +304,18 @@ pub struct Reapplied {
 /// Re-applies every ledger entry the database does not reflect (after a restore from a
 /// backup older than the erasure or purge), each with its audit event. Runs at start-up,
 /// before the service accepts requests. An entry whose row is gone, or whose id now names
-/// another customer or row (the fingerprint differs), is left alone.
+/// another customer or row (the fingerprint differs), is left alone. The rows are looked up
+/// in batches, so a ledger of many entries costs a few queries, not one per entry.
 pub async fn reapply(
     db: &DatabaseConnection,
     writer: &Writer,
     ledger: &ledger::Ledger,
 ) -> anyhow::Result<Reapplied> {
     use anyhow::Context;
-    let mut done = Reapplied::default();
-    let actor = Actor {
-        agent_id: None,
-        role: "system".into(),
-        request_id: "erasure-ledger".into(),
-        policy_version: None,
-    };
+    use std::collections::BTreeMap;
+    const BATCH: usize = 500;
+    let mut erasures: BTreeMap<i32, DateTime<Utc>> = BTreeMap::new();
+    let mut purges: BTreeMap<(&'static str, i32), String> = BTreeMap::new();
     for entry in ledger.entries()? {
         match entry {
             ledger::Entry::Erasure {
@@ -325,84 +323,130 @@ pub async fn reapply(
                 key_created,
                 ..
             } => {
-                let key = data_key::Entity::find_by_id(customer)
-                    .one(db)
-                    .await
-                    .context("reading a data key")?;
-                if key.is_none_or(|k| k.created_at != key_created) {
-                    continue;
-                }
-                let event = actor.event(
-                    Action::CustomerErased,
-                    Some(customer),
-                    None,
-                    Vec::new(),
-                    Some("re-applied from the erasure ledger (the database was restored from an older backup)".into()),
-                );
-                let event = &event;
-                writer
-                    .transaction(|txn| async move {
-                        delete_customer(&txn, customer).await?;
-                        crate::audit::append_in(&txn, std::slice::from_ref(event)).await?;
-                        Ok::<_, anyhow::Error>(((), txn))
-                    })
-                    .await
-                    .context("re-applying an erasure")?;
-                done.erasures += 1;
+                erasures.insert(customer, key_created);
             }
             ledger::Entry::Purge {
                 table, id, digest, ..
-            } => {
-                let (ticket, content) = match table.as_str() {
-                    "attachments" => match attachment::Entity::find_by_id(id)
-                        .one(db)
-                        .await
-                        .context("reading an attachment")?
-                    {
-                        Some(row) => (row.ticket_id, row.content),
-                        None => continue,
-                    },
-                    "messages" => match message::Entity::find_by_id(id)
-                        .one(db)
-                        .await
-                        .context("reading a message")?
-                    {
-                        Some(row) => (row.ticket_id, row.body),
-                        None => continue,
-                    },
-                    _ => continue,
-                };
-                if ledger::digest(&content) != digest {
-                    continue;
+            } => match table.as_str() {
+                "attachments" => {
+                    purges.insert(("attachments", id), digest);
                 }
-                let customer = ticket::Entity::find_by_id(ticket)
-                    .one(db)
-                    .await
-                    .context("reading a ticket")?
-                    .map(|t| t.customer_id);
-                let event = actor.event(
-                    Action::Purged,
-                    customer,
-                    Some(ticket),
-                    vec![table.clone()],
-                    Some("1 row(s) re-purged from the erasure ledger (the database was restored from an older backup)".into()),
-                );
-                let (event, table) = (&event, table.as_str());
-                writer
-                    .transaction(|txn| async move {
-                        if table == "attachments" {
-                            attachment::Entity::delete_by_id(id).exec(&txn).await?;
-                        } else {
-                            message::Entity::delete_by_id(id).exec(&txn).await?;
-                        }
-                        crate::audit::append_in(&txn, std::slice::from_ref(event)).await?;
-                        Ok::<_, anyhow::Error>(((), txn))
-                    })
-                    .await
-                    .context("re-applying a purge")?;
-                done.purges += 1;
+                "messages" => {
+                    purges.insert(("messages", id), digest);
+                }
+                _ => {}
+            },
+        }
+    }
+
+    // Customers whose data key is back: the same key (same creation time) as when erased.
+    let mut erase = Vec::new();
+    let ids: Vec<i32> = erasures.keys().copied().collect();
+    for chunk in ids.chunks(BATCH) {
+        for key in data_key::Entity::find()
+            .filter(data_key::Column::CustomerId.is_in(chunk.to_vec()))
+            .all(db)
+            .await
+            .context("reading data keys")?
+        {
+            if erasures.get(&key.customer_id) == Some(&key.created_at) {
+                erase.push(key.customer_id);
             }
         }
+    }
+    // Rows the sweeper purged that are back: the same ciphertext.
+    let mut purge: Vec<(&'static str, i32, i32)> = Vec::new();
+    for table in ["attachments", "messages"] {
+        let ids: Vec<i32> = purges
+            .keys()
+            .filter(|(t, _)| *t == table)
+            .map(|(_, id)| *id)
+            .collect();
+        for chunk in ids.chunks(BATCH) {
+            let rows: Vec<(i32, i32, Vec<u8>)> = if table == "attachments" {
+                attachment::Entity::find()
+                    .filter(attachment::Column::Id.is_in(chunk.to_vec()))
+                    .all(db)
+                    .await
+                    .context("reading attachments")?
+                    .into_iter()
+                    .map(|a| (a.id, a.ticket_id, a.content))
+                    .collect()
+            } else {
+                message::Entity::find()
+                    .filter(message::Column::Id.is_in(chunk.to_vec()))
+                    .all(db)
+                    .await
+                    .context("reading messages")?
+                    .into_iter()
+                    .map(|m| (m.id, m.ticket_id, m.body))
+                    .collect()
+            };
+            for (id, ticket, content) in rows {
+                if purges.get(&(table, id)) == Some(&ledger::digest(&content)) {
+                    purge.push((table, id, ticket));
+                }
+            }
+        }
+    }
+
+    let actor = Actor {
+        agent_id: None,
+        role: "system".into(),
+        request_id: "erasure-ledger".into(),
+        policy_version: None,
+    };
+    let mut done = Reapplied::default();
+    for customer in erase {
+        let event = actor.event(
+            Action::CustomerErased,
+            Some(customer),
+            None,
+            Vec::new(),
+            Some("re-applied from the erasure ledger (the database was restored from an older backup)".into()),
+        );
+        let event = &event;
+        writer
+            .transaction(|txn| async move {
+                delete_customer(&txn, customer).await?;
+                crate::audit::append_in(&txn, std::slice::from_ref(event)).await?;
+                Ok::<_, anyhow::Error>(((), txn))
+            })
+            .await
+            .context("re-applying an erasure")?;
+        done.erasures += 1;
+    }
+    for (table, id, ticket) in purge {
+        let customer = ticket::Entity::find_by_id(ticket)
+            .one(db)
+            .await
+            .context("reading a ticket")?
+            .map(|t| t.customer_id);
+        let event = actor.event(
+            Action::Purged,
+            customer,
+            Some(ticket),
+            vec![table.to_owned()],
+            Some("1 row(s) re-purged from the erasure ledger (the database was restored from an older backup)".into()),
+        );
+        let event = &event;
+        // A row an erasure above already took is not purged, nor audited, twice.
+        let deleted = writer
+            .transaction(|txn| async move {
+                let deleted = if table == "attachments" {
+                    attachment::Entity::delete_by_id(id).exec(&txn).await?
+                } else {
+                    message::Entity::delete_by_id(id).exec(&txn).await?
+                }
+                .rows_affected;
+                if deleted > 0 {
+                    crate::audit::append_in(&txn, std::slice::from_ref(event)).await?;
+                }
+                Ok::<_, anyhow::Error>((deleted, txn))
+            })
+            .await
+            .context("re-applying a purge")?;
+        done.purges += deleted;
     }
     if done != Reapplied::default() {
         tracing::warn!(
@@ -412,4 +456,95 @@ pub async fn reapply(
         );
     }
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DatabaseSettings, Settings};
+    use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, Set};
+
+    /// A customer with a data key created at `at`; returns their id.
+    async fn customer_with_key(db: &DatabaseConnection, at: DateTime<Utc>) -> i32 {
+        let row = customer::ActiveModel {
+            account_status: Set("active".into()),
+            plan: Set("basic".into()),
+            customer_since: Set(chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap()),
+            region: Set("US".into()),
+            preferred_language: Set("en".into()),
+            full_name: Set(Vec::new()),
+            email: Set(Vec::new()),
+            phone: Set(Vec::new()),
+            street: Set(Vec::new()),
+            city: Set(Vec::new()),
+            postal_code: Set(Vec::new()),
+            country: Set(Vec::new()),
+            date_of_birth: Set(Vec::new()),
+            ..Default::default()
+        }
+        .insert(db)
+        .await
+        .unwrap();
+        data_key::ActiveModel {
+            customer_id: Set(row.id),
+            master_version: Set(1),
+            wrapped: Set(vec![1, 2, 3]),
+            created_at: Set(at),
+        }
+        .insert(db)
+        .await
+        .unwrap();
+        row.id
+    }
+
+    /// The ledger erases a customer whose key is back, and leaves alone a customer who
+    /// merely has the same id (another key); a second pass finds nothing to do.
+    #[tokio::test]
+    async fn reapply_erases_the_same_customer_and_never_one_that_reuses_the_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings::for_data_dir(
+            dir.path(),
+            DatabaseSettings::Sqlite {
+                path: dir.path().join("t.sqlite"),
+            },
+        );
+        let db = crate::db::connect(&settings).await.unwrap();
+        crate::db::migrate(&db).await.unwrap();
+        let writer = Writer::new(db.clone());
+        let ledger = ledger::Ledger::at(dir.path().join("ledger.jsonl"));
+        let created = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
+        let erased = customer_with_key(&db, created).await;
+        let reused = customer_with_key(&db, created + chrono::Duration::seconds(1)).await;
+        ledger
+            .append(&[
+                ledger::Entry::Erasure {
+                    customer: erased,
+                    key_created: created,
+                    at: Utc::now(),
+                },
+                ledger::Entry::Erasure {
+                    customer: reused,
+                    key_created: created,
+                    at: Utc::now(),
+                },
+            ])
+            .unwrap();
+        let done = reapply(&db, &writer, &ledger).await.unwrap();
+        assert_eq!(done.erasures, 1);
+        assert!(customer::Entity::find_by_id(erased)
+            .one(&db)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(customer::Entity::find_by_id(reused)
+            .one(&db)
+            .await
+            .unwrap()
+            .is_some());
+        assert_eq!(audit_event::Entity::find().count(&db).await.unwrap(), 1);
+        assert_eq!(
+            reapply(&db, &writer, &ledger).await.unwrap(),
+            Reapplied::default()
+        );
+    }
 }
