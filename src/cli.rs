@@ -310,6 +310,15 @@ pub struct ServeArgs {
     /// (e.g. `https://agents.example.com`); none by default.
     #[arg(long, env = "NEEDTOKNOW_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
     pub cors_origins: Vec<String>,
+    /// How long a mutation's `Idempotency-Key` is remembered, in seconds.
+    #[arg(long, env = "NEEDTOKNOW_IDEMPOTENCY_TTL_SECS", default_value = "86400",
+          value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
+    pub idempotency_ttl_secs: u64,
+    /// After how many seconds a mutation still holding its `Idempotency-Key` is taken to
+    /// have died with its instance, so that a retry takes the key over.
+    #[arg(long, env = "NEEDTOKNOW_IDEMPOTENCY_ABANDON_SECS", default_value = "60",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub idempotency_abandon_secs: u64,
     /// Requests per API token per minute (HTTP 429 `RATE_LIMITED` above it).
     #[arg(long, env = "NEEDTOKNOW_REQUESTS_PER_MINUTE", default_value = "600",
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -521,6 +530,8 @@ impl ServeArgs {
         settings.introspection = self.introspection.unwrap_or(settings.mode == Mode::Dev);
         settings.cors_origins = self.cors_origins.clone();
         settings.requests_per_minute = self.requests_per_minute;
+        settings.idempotency_ttl = Duration::from_secs(self.idempotency_ttl_secs);
+        settings.idempotency_abandon = Duration::from_secs(self.idempotency_abandon_secs);
         settings.reveals_per_hour = self.reveals_per_hour;
         settings.identity_checks_per_hour = self.identity_checks_per_hour;
         settings.sso = self.sso_settings()?;

@@ -149,6 +149,10 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// Requests per token per minute.
     pub requests_per_minute: u64,
+    /// How long a mutation's `Idempotency-Key` and its recorded results are kept.
+    pub idempotency_ttl: Duration,
+    /// After how long a claim still `running` belongs to a request that died.
+    pub idempotency_abandon: Duration,
     /// `requestReveal` calls per agent per hour.
     pub reveals_per_hour: u64,
     /// `verifyCustomerIdentity` calls per agent and ticket per hour.
@@ -211,6 +215,8 @@ impl Settings {
             introspection: true,
             cors_origins: Vec::new(),
             requests_per_minute: 600,
+            idempotency_ttl: Duration::from_secs(86_400),
+            idempotency_abandon: Duration::from_secs(60),
             reveals_per_hour: 30,
             identity_checks_per_hour: 5,
             sso: None,

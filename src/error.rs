@@ -28,6 +28,14 @@ pub enum ApiError {
     },
     /// Reveals cannot be granted right now (the grant store is unavailable).
     RevealUnavailable,
+    /// The request conflicts with another use of its `Idempotency-Key`: a different
+    /// request, or the same one still running (then with a retry hint).
+    Conflict {
+        /// What happened and what to do.
+        message: String,
+        /// Seconds after which a retry may succeed, when waiting helps.
+        retry_after_secs: Option<u64>,
+    },
     /// The database is busy (write contention that outlasted the retries) or momentarily
     /// unreachable; nothing was changed and the same request may be sent again after the
     /// given number of seconds. The cause is logged at WARN, never sent.
@@ -52,6 +60,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => "RATE_LIMITED",
             ApiError::RevealUnavailable => "REVEAL_UNAVAILABLE",
             ApiError::Unavailable { .. } => "UNAVAILABLE",
+            ApiError::Conflict { .. } => "CONFLICT",
             ApiError::Internal(_) => "INTERNAL",
         }
     }
@@ -63,7 +72,9 @@ impl ApiError {
                 "authentication required: send a valid API token as `Authorization: Bearer <token>`"
                     .into()
             }
-            ApiError::Forbidden(message) | ApiError::BadUserInput(message) => message.clone(),
+            ApiError::Forbidden(message)
+            | ApiError::BadUserInput(message)
+            | ApiError::Conflict { message, .. } => message.clone(),
             ApiError::NotFound => "not found".into(),
             ApiError::RateLimited { retry_after_secs } => {
                 format!("rate limited: retry after {retry_after_secs} s")
@@ -127,6 +138,13 @@ impl From<ApiError> for async_graphql::Error {
             if let ApiError::RateLimited { retry_after_secs }
             | ApiError::Unavailable {
                 retry_after_secs, ..
+            } = error
+            {
+                ext.set("retryAfterSeconds", retry_after_secs);
+            }
+            if let ApiError::Conflict {
+                retry_after_secs: Some(retry_after_secs),
+                ..
             } = error
             {
                 ext.set("retryAfterSeconds", retry_after_secs);

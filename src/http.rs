@@ -23,6 +23,7 @@ use crate::audit::loader::ViewAuditor;
 use crate::audit::AuditLog;
 use crate::config::{Mode, Settings};
 use crate::crypto::vault::Vault;
+use crate::error::ApiError;
 use crate::loaders::Loaders;
 use crate::policy::Policy;
 use crate::request::RequestContext;
@@ -400,6 +401,10 @@ async fn execute(
         return error_response(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &problem);
     }
 
+    let claim = match claim_idempotency_key(req, state, &agent, &request).await {
+        Ok(claim) => claim.map(Arc::new),
+        Err(error) => return api_error_response(error),
+    };
     let request_id = request_id(req);
     let policy = state.policy.current();
     let actor = crate::request::actor(&agent, &request_id, &policy);
@@ -421,6 +426,7 @@ async fn execute(
         db: state.db.clone(),
         writer: state.writer.clone(),
         ledger: state.ledger.clone(),
+        idempotency: claim.clone(),
         loaders: Loaders::new(&state.db, auditor, state.vault.clone()),
         audit: state.audit.clone(),
         grant_store: state.grants.clone(),
@@ -432,11 +438,88 @@ async fn execute(
     state.metrics.count_request();
     let response = tokio::task::unconstrained(state.schema.execute(request.data(context))).await;
     let response = mark_errors(response);
-    HttpResponse::Ok()
-        .content_type(ContentType::json())
+    let mut http = HttpResponse::Ok();
+    if let Some(claim) = &claim {
+        if let Err(error) = claim.finish(&state.writer).await {
+            // The writes are recorded; the claim stays `running` and a retry takes it over
+            // after its bound, then replays them.
+            let _: async_graphql::Error = error.into();
+        }
+        if claim.is_replay() {
+            http.insert_header((IDEMPOTENT_REPLAYED, "true"));
+        }
+    }
+    http.content_type(ContentType::json())
         // Responses hold personal data: no cache may keep them.
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(response)
+}
+
+/// The header a retried mutation's answer carries when it replays an earlier delivery.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+/// Claims the request's `Idempotency-Key`, for a mutation that sends one (queries write
+/// nothing, so the header is ignored on them).
+async fn claim_idempotency_key(
+    req: &HttpRequest,
+    state: &AppState,
+    agent: &Agent,
+    request: &async_graphql::Request,
+) -> Result<Option<crate::idempotency::Claim>, ApiError> {
+    let Some(value) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = crate::idempotency::Key::parse(value.as_bytes())?;
+    if operation_type(&request.query, request.operation_name.as_deref())
+        != Some(OperationType::Mutation)
+    {
+        return Ok(None);
+    }
+    let variables = serde_json::to_value(&request.variables).unwrap_or_default();
+    let fingerprint = crate::idempotency::fingerprint(
+        request.operation_name.as_deref(),
+        &request.query,
+        &variables,
+    );
+    crate::idempotency::claim(
+        &state.writer,
+        agent.id,
+        &key,
+        &fingerprint,
+        crate::idempotency::Lifetimes {
+            ttl: state.settings.idempotency_ttl,
+            abandon: state.settings.idempotency_abandon,
+        },
+    )
+    .await
+    .map(Some)
+}
+
+/// A refusal before execution, in GraphQL's error shape with the matching HTTP status.
+fn api_error_response(error: ApiError) -> HttpResponse {
+    let (status, retry) = match &error {
+        ApiError::BadUserInput(_) => (StatusCode::BAD_REQUEST, None),
+        ApiError::Conflict {
+            retry_after_secs, ..
+        } => (StatusCode::CONFLICT, *retry_after_secs),
+        ApiError::Unavailable {
+            retry_after_secs, ..
+        } => (StatusCode::SERVICE_UNAVAILABLE, Some(*retry_after_secs)),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, None),
+    };
+    let (code, message) = (error.code(), error.message());
+    let graphql: async_graphql::Error = error.into(); // logs the cause of internal errors
+    let mut response = HttpResponse::build(status);
+    response.insert_header((header::CACHE_CONTROL, "no-store"));
+    if let Some(seconds) = retry {
+        response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+    }
+    response.json(json!({
+        "errors": [{ "message": message, "extensions": graphql.extensions.map_or_else(
+            || json!({ "code": code }),
+            |ext| serde_json::to_value(ext).unwrap_or_else(|_| json!({ "code": code })),
+        ) }]
+    }))
 }
 
 /// Gives every error without a code one: parse and validation errors are the client's.

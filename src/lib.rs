@@ -37,6 +37,7 @@ pub mod demo;
 pub mod disclosure;
 pub mod error;
 pub mod http;
+pub mod idempotency;
 pub mod ids;
 pub mod ledger;
 pub mod limits;

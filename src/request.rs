@@ -42,6 +42,9 @@ pub struct RequestContext {
     pub writer: crate::writer::Writer,
     /// Erasures recorded outside the database.
     pub ledger: crate::ledger::Ledger,
+    /// The request's `Idempotency-Key` claim, when it is a mutation that sent one: each
+    /// write records its result there, or replays an earlier delivery's.
+    pub idempotency: Option<Arc<crate::idempotency::Claim>>,
     /// Per-request batched loaders.
     pub loaders: Loaders,
     /// The audit trail.
@@ -156,6 +159,7 @@ impl RequestContext {
             grants: &self.grant_store,
             agent: &self.agent,
             actor: self.actor(),
+            claim: self.idempotency.as_deref(),
         }
     }
 
@@ -170,6 +174,7 @@ impl RequestContext {
             limiter: &self.limiter,
             agent: &self.agent,
             actor: self.actor(),
+            claim: self.idempotency.as_deref(),
             max_grant: self.settings.max_grant,
             reveals_per_hour: self.settings.reveals_per_hour,
         }

@@ -193,8 +193,8 @@ impl Application {
                     cors.allowed_origin(origin)
                 })
                 .allowed_methods(["GET", "POST"])
-                .allowed_headers(["authorization", "content-type"])
-                .expose_headers([telemetry::REQUEST_ID_HEADER])
+                .allowed_headers(["authorization", "content-type", "idempotency-key"])
+                .expose_headers([telemetry::REQUEST_ID_HEADER, http::IDEMPOTENT_REPLAYED])
                 .max_age(600);
             App::new()
                 .app_data(state.clone())

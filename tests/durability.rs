@@ -165,17 +165,20 @@ impl Service {
     }
 
     /// [`Service::query`] that tolerates the service dying: `None` when no answer came.
-    /// An answer that came must not be `INTERNAL` or a 5xx.
-    async fn try_query(&self, token: &str, query: &str, variables: Value) -> Option<Value> {
+    /// An answer that came must not be `INTERNAL` or a 5xx. Sends the delivery's
+    /// `Idempotency-Key` when it has one.
+    async fn try_deliver(&self, delivery: &Delivery) -> Option<Value> {
+        let (query, token) = (delivery.query, delivery.token.as_str());
         let token = self.tokens.get(token).map_or(token, String::as_str);
-        let response = self
+        let mut request = self
             .client
             .post(format!("{}/graphql", self.address))
             .bearer_auth(token)
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .ok()?;
+            .json(&json!({ "query": query, "variables": delivery.variables }));
+        if let Some(key) = &delivery.key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await.ok()?;
         let status = response.status();
         let body: Value = response.json().await.ok()?;
         assert!(status.as_u16() < 500, "HTTP {status}: {body}");
@@ -470,74 +473,130 @@ async fn a_malformed_header_is_a_warning_not_an_error() {
     );
 }
 
-const REVEAL: &str = "mutation($t: ID!) { requestReveal(ticketId: $t, fields: [\"email\"], reason: \"the customer asked us to confirm it\") { grants { id } } }";
+const REVEAL: &str = "mutation($t: ID!, $why: String!) { requestReveal(ticketId: $t, fields: [\"email\"], reason: $why) { grants { id } } }";
 const REVOKE: &str = "mutation($g: ID!) { revokeReveal(grantId: $g) { id } }";
 const STATUS: &str =
     "mutation($t: ID!, $s: TicketStatus!) { setTicketStatus(ticketId: $t, status: $s) { status } }";
 const VERIFY: &str = "mutation($t: ID!) { verifyCustomerIdentity(ticketId: $t, answers: { postalCode: \"00000\" }) { postalCode } }";
-const ASK: &str = "mutation($t: ID!) { requestReveal(ticketId: $t, fields: [\"paymentMethods\"], reason: \"the customer disputes a charge\") { request { id } } }";
+const ASK: &str = "mutation($t: ID!, $why: String!) { requestReveal(ticketId: $t, fields: [\"paymentMethods\"], reason: $why) { request { id } } }";
 const APPROVE: &str = "mutation($r: ID!) { approveReveal(requestId: $r, note: \"checked with the customer\") { status } }";
 const EVERYTHING: &str = "{ tickets(first: 100) { edges { node { id status messages { body } customer { fullName { value } email { value } phone { value } postalAddress { value } dateOfBirth { value } paymentMethods { access } } } } } }";
 const GRANTS: &str = "{ myGrants { id field ticketId } }";
 
-/// One writer of the burst: mixed writes until the service dies under it.
+/// One mutation as a client sends it, with an `Idempotency-Key` when it has one.
+#[derive(Clone, Debug)]
+struct Delivery {
+    token: String,
+    key: Option<String>,
+    query: &'static str,
+    variables: Value,
+}
+
+/// One writer of the burst: mixed writes, each request under its own idempotency key,
+/// until the service dies under it. Returns the request that got no answer (it may or may
+/// not have been carried out), for the client to retry.
 async fn keep_writing(
     service: Arc<Service>,
     approver: String,
     reset: String,
     parcel: String,
     seed: usize,
-) {
-    let id_of = |body: Option<Value>, pointer: &str| -> Option<Option<String>> {
-        body.map(|b| {
-            b.pointer(pointer)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
+    round: usize,
+) -> Delivery {
+    let id_of = |body: &Value, pointer: &str| -> Option<String> {
+        body.pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
     };
-    for step in seed.. {
-        let answered = match step % 4 {
+    for step in 0.. {
+        let key = |part: &str| Some(format!("r{round}-w{seed}-s{step}-{part}"));
+        let send = |token: &str, part: &str, query: &'static str, variables: Value| Delivery {
+            token: token.to_owned(),
+            key: key(part),
+            query,
+            variables,
+        };
+        let first = match (seed + step) % 4 {
             0 => {
-                let body = service
-                    .try_query("frontline", REVEAL, json!({ "t": reset }))
-                    .await;
-                match id_of(body, "/data/requestReveal/grants/0/id") {
-                    Some(Some(grant)) => service
-                        .try_query("frontline", REVOKE, json!({ "g": grant }))
-                        .await
-                        .is_some(),
-                    Some(None) => true,
-                    None => false,
-                }
+                let reason = format!(
+                    "the customer asked us to confirm it {}",
+                    key("a").unwrap_or_default()
+                );
+                send(
+                    "frontline",
+                    "a",
+                    REVEAL,
+                    json!({ "t": reset, "why": reason }),
+                )
             }
             1 => {
-                let status = if step % 8 == 1 { "PENDING" } else { "OPEN" };
-                service
-                    .try_query("supervisor", STATUS, json!({ "t": parcel, "s": status }))
-                    .await
-                    .is_some()
+                let status = if step % 2 == 1 { "PENDING" } else { "OPEN" };
+                send(
+                    "supervisor",
+                    "a",
+                    STATUS,
+                    json!({ "t": parcel, "s": status }),
+                )
             }
-            2 => service
-                .try_query("frontline", VERIFY, json!({ "t": parcel }))
-                .await
-                .is_some(),
+            2 => send("frontline", "a", VERIFY, json!({ "t": parcel })),
             _ => {
-                let body = service
-                    .try_query("supervisor", ASK, json!({ "t": reset }))
-                    .await;
-                match id_of(body, "/data/requestReveal/request/id") {
-                    Some(Some(id)) => service
-                        .try_query(&approver, APPROVE, json!({ "r": id }))
-                        .await
-                        .is_some(),
-                    Some(None) => true,
-                    None => false,
-                }
+                let reason = format!(
+                    "the customer disputes a charge {}",
+                    key("a").unwrap_or_default()
+                );
+                send("supervisor", "a", ASK, json!({ "t": reset, "why": reason }))
             }
         };
-        if !answered {
-            return; // The service is gone.
+        let Some(body) = service.try_deliver(&first).await else {
+            return first;
+        };
+        let second = if let Some(grant) = id_of(&body, "/data/requestReveal/grants/0/id") {
+            send("frontline", "b", REVOKE, json!({ "g": grant }))
+        } else if let Some(id) = id_of(&body, "/data/requestReveal/request/id") {
+            send(&approver, "b", APPROVE, json!({ "r": id }))
+        } else {
+            continue;
+        };
+        if service.try_deliver(&second).await.is_none() {
+            return second;
         }
+    }
+    unreachable!("the loop only ends when the service dies")
+}
+
+/// Retries an interrupted delivery after the restart, as a client does: again on
+/// `CONFLICT` (the dead instance's claim, until it counts as abandoned). The retry either
+/// replays the stored result or carries the request out once; a reveal's audit events
+/// (found by its unique reason) exist exactly once either way.
+async fn retry(service: &Service, place: &Place, delivery: &Delivery, round: usize) {
+    let body = loop {
+        let body = service
+            .try_deliver(delivery)
+            .await
+            .expect("the restarted service answers");
+        if body["errors"][0]["extensions"]["code"] != "CONFLICT" {
+            break body;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    if let Some(reason) = delivery.variables["why"].as_str() {
+        assert!(
+            body.get("errors").is_none(),
+            "round {round}: {delivery:?}: {body}"
+        );
+        use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+        let db = needtoknow::db::connect(&place.settings()).await.unwrap();
+        let events = entity::audit_event::Entity::find()
+            .filter(entity::audit_event::Column::Reason.eq(reason))
+            .count(&db)
+            .await
+            .unwrap();
+        db.close().await.ok();
+        let expected = if delivery.query == REVEAL { 2 } else { 1 };
+        assert_eq!(
+            events, expected,
+            "round {round}: {delivery:?} written more or less than once"
+        );
     }
 }
 
@@ -604,8 +663,10 @@ async fn check_consistency(place: &Place, service: &Service, round: usize) {
 }
 
 /// A burst of mixed writes (reveals and revocations, approvals, status changes, identity
-/// checks) from 8 clients, cut by `kill -9` at a random moment, 20 times; after each
-/// restart the data is consistent (see [`check_consistency`]).
+/// checks) from 8 clients, each request under its own idempotency key, cut by `kill -9` at
+/// a random moment, 20 times. After each restart the data is consistent (see
+/// [`check_consistency`]); then every client retries the request that got no answer, with
+/// the same key, and it is carried out exactly once ([`retry`]).
 async fn killed_mid_write(place: Place) {
     let prefix = format!("ntk-test-{}", uuid::Uuid::new_v4().simple());
     let redis =
@@ -616,6 +677,7 @@ async fn killed_mid_write(place: Place) {
             .env("REDIS_URL", &redis)
             .env("NEEDTOKNOW_REDIS_PREFIX", &prefix)
             .env("NEEDTOKNOW_IDENTITY_CHECKS_PER_HOUR", "1000000")
+            .env("NEEDTOKNOW_IDEMPOTENCY_ABANDON_SECS", "1")
             .env("NEEDTOKNOW_REVEALS_PER_HOUR", "1000000")
             .env("NEEDTOKNOW_REQUESTS_PER_MINUTE", "100000000");
         Place::serve_with(command, place.dir.path())
@@ -643,16 +705,22 @@ async fn killed_mid_write(place: Place) {
                     reset.clone(),
                     parcel.clone(),
                     seed,
+                    round,
                 ))
             })
             .collect();
         let wait = rand::random::<u64>() % 700 + 100;
         tokio::time::sleep(Duration::from_millis(wait)).await;
         service.kill_now();
+        let mut interrupted = Vec::new();
         for writer in writers {
-            writer.await.expect("a writer saw INTERNAL or a 5xx");
+            interrupted.push(writer.await.expect("a writer saw INTERNAL or a 5xx"));
         }
         service = Arc::new(start(&place));
+        check_consistency(&place, &service, round).await;
+        for delivery in &interrupted {
+            retry(&service, &place, delivery, round).await;
+        }
         check_consistency(&place, &service, round).await;
     }
 }

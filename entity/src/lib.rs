@@ -8,6 +8,7 @@ pub mod audit_event;
 pub mod consent;
 pub mod customer;
 pub mod data_key;
+pub mod idempotency_key;
 pub mod invoice;
 pub mod message;
 pub mod meta;

@@ -59,9 +59,14 @@ impl ConsentMutation {
                 "`kind` and `noticeVersion` must name a published notice (see GET /public/consent-notices)".into(),
             ));
         }
-        let row =
-            crate::consent::record(&request.writer, ticket.customer_id, &kind, &notice_version)
-                .await?;
+        let row = crate::consent::record(
+            &request.writer,
+            crate::idempotency::step(request.idempotency.as_deref()),
+            ticket.customer_id,
+            &kind,
+            &notice_version,
+        )
+        .await?;
         Ok(row.into())
     }
 
@@ -82,6 +87,12 @@ impl ConsentMutation {
                 "`kind` is not a consent kind".into(),
             ));
         }
-        Ok(crate::consent::withdraw(&request.writer, ticket.customer_id, &kind).await?)
+        Ok(crate::consent::withdraw(
+            &request.writer,
+            crate::idempotency::step(request.idempotency.as_deref()),
+            ticket.customer_id,
+            &kind,
+        )
+        .await?)
     }
 }

@@ -86,13 +86,29 @@ impl Notices {
 
 /// Records that `customer_id` accepted notice `kind` at `version`, replacing any consent of
 /// the same kind given before, in one transaction.
+/// Under an idempotency key, a retried delivery answers the consent it recorded.
 pub async fn record(
     writer: &crate::writer::Writer,
+    step: Option<crate::idempotency::Step<'_>>,
     customer_id: i32,
     kind: &str,
     version: &str,
-) -> Result<entity::consent::Model, sea_orm::DbErr> {
-    use sea_orm::{ActiveModelTrait, Set};
+) -> crate::error::ApiResult<entity::consent::Model> {
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    if let Some(id) = step
+        .as_ref()
+        .map(|s| s.recorded::<i32>())
+        .transpose()?
+        .flatten()
+    {
+        // A retried delivery: the consent it recorded (gone only if the customer was
+        // erased since), never a second one.
+        return entity::consent::Entity::find_by_id(id)
+            .one(writer.connection())
+            .await?
+            .ok_or(crate::error::ApiError::NotFound);
+    }
+    let step = &step;
     writer
         .transaction(|txn| async move {
             withdraw_in(&txn, customer_id, kind).await?;
@@ -106,21 +122,38 @@ pub async fn record(
             }
             .insert(&txn)
             .await?;
-            Ok((row, txn))
+            if let Some(step) = step {
+                step.record_in(&txn, &row.id).await?;
+            }
+            Ok::<_, crate::error::ApiError>((row, txn))
         })
         .await
 }
 
 /// Withdraws `customer_id`'s consents of `kind`; returns how many were in force.
+/// Under an idempotency key, a retried delivery answers the count it recorded.
 pub async fn withdraw(
     writer: &crate::writer::Writer,
+    step: Option<crate::idempotency::Step<'_>>,
     customer_id: i32,
     kind: &str,
-) -> Result<u64, sea_orm::DbErr> {
+) -> crate::error::ApiResult<u64> {
+    if let Some(n) = step
+        .as_ref()
+        .map(|s| s.recorded::<u64>())
+        .transpose()?
+        .flatten()
+    {
+        return Ok(n);
+    }
+    let step = &step;
     writer
         .transaction(|txn| async move {
             let n = withdraw_in(&txn, customer_id, kind).await?;
-            Ok((n, txn))
+            if let Some(step) = step {
+                step.record_in(&txn, &n).await?;
+            }
+            Ok::<_, crate::error::ApiError>((n, txn))
         })
         .await
 }

@@ -45,6 +45,16 @@ pub struct Reveals<'a> {
     pub max_grant: std::time::Duration,
     /// `requestReveal` calls per agent per hour.
     pub reveals_per_hour: u64,
+    /// The request's idempotency claim, if it sent a key.
+    pub claim: Option<&'a crate::idempotency::Claim>,
+}
+
+/// What a reveal request recorded under an idempotency key: enough to answer a retry.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RequestedRecord {
+    grants: Vec<Grant>,
+    pending: Option<i32>,
+    already_visible: Vec<Field>,
 }
 
 /// What a reveal request did.
@@ -106,6 +116,24 @@ impl Reveals<'_> {
                 }
             }
         }
+        let step = crate::idempotency::step(self.claim);
+        if let Some(record) = step
+            .as_ref()
+            .map(|s| s.recorded::<RequestedRecord>())
+            .transpose()?
+            .flatten()
+        {
+            // A retried delivery: answer what the first one did, write nothing.
+            let pending = match record.pending {
+                Some(id) => reveal_request::Entity::find_by_id(id).one(self.db).await?,
+                None => None,
+            };
+            return Ok(Requested {
+                grants: record.grants,
+                pending,
+                already_visible: record.already_visible,
+            });
+        }
         let mut outcome = Requested {
             grants: Vec::new(),
             pending: None,
@@ -117,24 +145,22 @@ impl Reveals<'_> {
         let mut requested: Vec<Field> = now.iter().chain(approval.iter()).copied().collect();
         requested.sort_by_key(|f| f.index());
         let reason_text = Some(reason.as_str().to_owned());
-        let asked = self.event(
+        let mut events = vec![self.event(
             Action::RevealRequested,
             ticket,
             names(&requested),
             reason_text.clone(),
-        );
+        )];
+        let grants = self.build_grants(self.agent, ticket, &now, None);
         if !now.is_empty() {
-            let grants = self.build_grants(self.agent, ticket, &now, None);
-            let granted = self.event(Action::RevealGranted, ticket, names(&now), reason_text);
-            self.issue(&grants, &[asked.clone(), granted], ticket)
-                .await?;
-            outcome.grants = grants;
+            events.push(self.event(Action::RevealGranted, ticket, names(&now), reason_text));
         }
-        if !approval.is_empty() {
-            let asked = now.is_empty().then_some(asked);
+        let pending = if approval.is_empty() {
+            None
+        } else {
             let fields = serde_json::to_string(&names(&approval))
                 .map_err(|e| ApiError::internal(e, "encoding fields"))?;
-            let row = reveal_request::ActiveModel {
+            Some(reveal_request::ActiveModel {
                 agent_id: Set(self.agent.id),
                 ticket_id: Set(ticket.id),
                 customer_id: Set(ticket.customer_id),
@@ -144,21 +170,38 @@ impl Reveals<'_> {
                 status: Set(RevealRequestStatus::Pending.as_str().to_owned()),
                 created_at: Set(Utc::now()),
                 ..Default::default()
-            };
-            let (row, asked) = (&row, &asked);
-            let row = self
-                .writer
-                .transaction(|txn| async move {
-                    let row = row.clone().insert(&txn).await?;
-                    if let Some(asked) = asked {
-                        crate::audit::append_in(&txn, std::slice::from_ref(asked))
-                            .await
-                            .map_err(|e| ApiError::internal(e, "auditing a reveal request"))?;
-                    }
-                    Ok::<_, ApiError>((row, txn))
-                })
-                .await?;
-            outcome.pending = Some(row);
+            })
+        };
+        // The request, its pending row and the grants' audit events commit together; the
+        // grants are stored after (audit first: never a stored grant without its event).
+        let (events, pending, grants_ref, step) = (&events, &pending, &grants, &step);
+        let already_visible = outcome.already_visible.clone();
+        let already_visible = &already_visible;
+        let row = self
+            .writer
+            .transaction(|txn| async move {
+                let row = match pending {
+                    Some(row) => Some(row.clone().insert(&txn).await?),
+                    None => None,
+                };
+                crate::audit::append_in(&txn, events)
+                    .await
+                    .map_err(|e| ApiError::internal(e, "auditing a reveal request"))?;
+                if let Some(step) = step {
+                    let record = RequestedRecord {
+                        grants: grants_ref.clone(),
+                        pending: row.as_ref().map(|r| r.id),
+                        already_visible: already_visible.clone(),
+                    };
+                    step.record_in(&txn, &record).await?;
+                }
+                Ok::<_, ApiError>((row, txn))
+            })
+            .await?;
+        outcome.pending = row;
+        if !grants.is_empty() {
+            self.store_grants(&grants, ticket).await?;
+            outcome.grants = grants;
         }
         Ok(outcome)
     }
@@ -171,6 +214,10 @@ impl Reveals<'_> {
         id: RevealRequestId,
         note: Option<Reason>,
     ) -> ApiResult<reveal_request::Model> {
+        let step = crate::idempotency::step(self.claim);
+        if let Some(decided) = self.replayed_decision(step.as_ref()).await? {
+            return Ok(decided);
+        }
         let (row, ticket) = self.load_request(id).await?;
         self.check_decider(&row, &ticket)?;
         let requester = agent::Entity::find_by_id(row.agent_id)
@@ -193,12 +240,19 @@ impl Reveals<'_> {
             note.clone(),
         );
         let decided = self
-            .decide(&row, RevealRequestStatus::Approved, note, approved)
+            .decide(
+                &row,
+                RevealRequestStatus::Approved,
+                note,
+                approved,
+                step.as_ref(),
+            )
             .await?;
         let grants = self.build_grants(&requester, &ticket, &fields, Some(self.agent.id));
         if let Err(error) = self.store.put(&grants).await {
             tracing::warn!(%error, "cannot store grants");
-            self.undo_decision(row.id, &ticket, &fields).await;
+            self.undo_decision(row.id, &ticket, &fields, step.as_ref())
+                .await;
             return Err(ApiError::RevealUnavailable);
         }
         Ok(decided)
@@ -210,18 +264,37 @@ impl Reveals<'_> {
         id: RevealRequestId,
         note: Reason,
     ) -> ApiResult<reveal_request::Model> {
+        let step = crate::idempotency::step(self.claim);
+        if let Some(decided) = self.replayed_decision(step.as_ref()).await? {
+            return Ok(decided);
+        }
         let (row, ticket) = self.load_request(id).await?;
         self.check_decider(&row, &ticket)?;
         let fields = stored_fields(&row)?;
         let note = Some(note.as_str().to_owned());
         let denied = self.event(Action::RevealDenied, &ticket, names(&fields), note.clone());
-        self.decide(&row, RevealRequestStatus::Denied, note, denied)
-            .await
+        self.decide(
+            &row,
+            RevealRequestStatus::Denied,
+            note,
+            denied,
+            step.as_ref(),
+        )
+        .await
     }
 
     /// Revokes an active grant: its holder may, and whoever the policy allows
     /// (`revoke_reveal` on the ticket).
     pub async fn revoke(&self, id: &GrantId) -> ApiResult<Grant> {
+        let step = crate::idempotency::step(self.claim);
+        if let Some(grant) = step
+            .as_ref()
+            .map(|s| s.recorded::<Grant>())
+            .transpose()?
+            .flatten()
+        {
+            return Ok(grant);
+        }
         let grant = self
             .store
             .find(id.as_str())
@@ -252,10 +325,18 @@ impl Reveals<'_> {
             vec![grant.field.to_string()],
             None,
         );
-        self.audit
-            .append(&[revoked])
-            .await
-            .map_err(|e| ApiError::internal(e, "auditing a revocation"))?;
+        let (revoked, grant_ref, step) = (&revoked, &grant, &step);
+        self.writer
+            .transaction(|txn| async move {
+                crate::audit::append_in(&txn, std::slice::from_ref(revoked))
+                    .await
+                    .map_err(|e| ApiError::internal(e, "auditing a revocation"))?;
+                if let Some(step) = step {
+                    step.record_in(&txn, grant_ref).await?;
+                }
+                Ok::<_, ApiError>(((), txn))
+            })
+            .await?;
         Ok(grant)
     }
 
@@ -350,22 +431,6 @@ impl Reveals<'_> {
             .collect()
     }
 
-    /// Audits grants, then stores them. The audit comes first so that a crash between the
-    /// two can leave an audited grant that was never stored, but never a stored grant
-    /// without its audit event.
-    async fn issue(
-        &self,
-        grants: &[Grant],
-        events: &[NewEvent],
-        ticket: &ticket::Model,
-    ) -> ApiResult<()> {
-        self.audit
-            .append(events)
-            .await
-            .map_err(|e| ApiError::internal(e, "auditing a reveal"))?;
-        self.store_grants(grants, ticket).await
-    }
-
     /// Stores grants whose issue is already audited. If the store refuses them, the trail
     /// says so (`reveal_revoked`, "not issued") and the caller gets `REVEAL_UNAVAILABLE`.
     async fn store_grants(&self, grants: &[Grant], ticket: &ticket::Model) -> ApiResult<()> {
@@ -387,6 +452,17 @@ impl Reveals<'_> {
             );
         }
         Err(ApiError::RevealUnavailable)
+    }
+
+    /// The request a retried delivery of a decision decided, as it is now.
+    async fn replayed_decision(
+        &self,
+        step: Option<&crate::idempotency::Step<'_>>,
+    ) -> ApiResult<Option<reveal_request::Model>> {
+        match step.map(|s| s.recorded::<i32>()).transpose()?.flatten() {
+            Some(id) => Ok(reveal_request::Entity::find_by_id(id).one(self.db).await?),
+            None => Ok(None),
+        }
     }
 
     async fn load_request(
@@ -437,6 +513,7 @@ impl Reveals<'_> {
         status: RevealRequestStatus,
         note: Option<String>,
         event: NewEvent,
+        step: Option<&crate::idempotency::Step<'_>>,
     ) -> ApiResult<reveal_request::Model> {
         use sea_orm::sea_query::Expr;
         let (id, decider, note, event) = (row.id, self.agent.id, &note, &event);
@@ -465,6 +542,9 @@ impl Reveals<'_> {
                     .one(&txn)
                     .await?
                     .ok_or(ApiError::NotFound)?;
+                if let Some(step) = step {
+                    step.record_in(&txn, &row.id).await?;
+                }
                 Ok((row, txn))
             })
             .await
@@ -472,7 +552,13 @@ impl Reveals<'_> {
 
     /// An approval whose grants could not be stored: the request is pending again, and the
     /// trail says so.
-    async fn undo_decision(&self, id: i32, ticket: &ticket::Model, fields: &[Field]) {
+    async fn undo_decision(
+        &self,
+        id: i32,
+        ticket: &ticket::Model,
+        fields: &[Field],
+        step: Option<&crate::idempotency::Step<'_>>,
+    ) {
         use sea_orm::sea_query::Expr;
         let undone = self.event(
             Action::RevealRevoked,
@@ -505,6 +591,11 @@ impl Reveals<'_> {
                     .exec(&txn)
                     .await?;
                 crate::audit::append_in(&txn, std::slice::from_ref(undone)).await?;
+                if let Some(step) = step {
+                    step.forget_in(&txn)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+                }
                 Ok::<_, anyhow::Error>(((), txn))
             })
             .await;
@@ -636,6 +727,7 @@ mod tests {
             },
             max_grant: std::time::Duration::from_secs(600),
             reveals_per_hour: 30,
+            claim: None,
         };
         let reason = Reason::parse("the customer asked us to confirm it").unwrap();
 

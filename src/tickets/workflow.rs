@@ -26,6 +26,8 @@ pub struct Tickets<'a> {
     pub agent: &'a Agent,
     /// The calling agent as the actor of audit events.
     pub actor: Actor,
+    /// The request's idempotency claim, if it sent a key.
+    pub claim: Option<&'a crate::idempotency::Claim>,
 }
 
 impl Tickets<'_> {
@@ -44,6 +46,13 @@ impl Tickets<'_> {
             return Err(ApiError::Forbidden(
                 "you may not change this ticket's status".into(),
             ));
+        }
+        let step = crate::idempotency::step(self.claim);
+        if let Some(step) = &step {
+            if step.recorded::<i32>()?.is_some() {
+                // A retried delivery: the status was set; the ticket as it is now answers.
+                return Ok(ticket);
+            }
         }
         let closing = matches!(status, TicketStatus::Resolved | TicketStatus::Closed);
         let mut events: Vec<NewEvent> = Vec::new();
@@ -74,7 +83,7 @@ impl Tickets<'_> {
         } else {
             None
         };
-        let events = &events;
+        let (events, step) = (&events, &step);
         self.writer
             .transaction(|txn| {
                 let mut active: ticket::ActiveModel = ticket.clone().into();
@@ -85,6 +94,9 @@ impl Tickets<'_> {
                     crate::audit::append_in(&txn, events)
                         .await
                         .map_err(|e| ApiError::internal(e, "auditing revocations"))?;
+                    if let Some(step) = step {
+                        step.record_in(&txn, &row.id).await?;
+                    }
                     Ok((row, txn))
                 }
             })

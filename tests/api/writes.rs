@@ -280,3 +280,119 @@ async fn a_lock_that_outlasts_the_retries_is_unavailable_on_postgres() {
         .unwrap_err();
     assert_eq!(error.code(), "UNAVAILABLE");
 }
+
+/// POSTs `query` as `token` with an `Idempotency-Key`; returns status, whether the answer
+/// is a replay, and the body.
+async fn deliver(
+    app: &TestApp,
+    token: &str,
+    key: &str,
+    query: &str,
+    variables: Value,
+) -> (u16, bool, Value) {
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let replayed = response.headers().get("idempotent-replayed").is_some();
+    (status, replayed, response.json().await.unwrap())
+}
+
+/// Audit events (other than views) whose reason is `reason`.
+async fn events_with_reason(app: &TestApp, reason: &str) -> u64 {
+    let db = needtoknow::db::connect(&app.settings).await.unwrap();
+    let n = entity::audit_event::Entity::find()
+        .filter(entity::audit_event::Column::Reason.eq(reason))
+        .count(&db)
+        .await
+        .unwrap();
+    db.close().await.ok();
+    n
+}
+
+const KEYED_REVEAL: &str = "mutation($t: ID!, $r: String!) { requestReveal(ticketId: $t, fields: [\"email\"], reason: $r) { grants { id field } } }";
+
+crate::on_both_databases! {
+    /// A retried delivery with the same `Idempotency-Key` answers what the first one did
+    /// (marked `Idempotent-Replayed`) and writes nothing; the same key with another
+    /// request is `CONFLICT` (409); a malformed key is refused before anything runs.
+    async fn a_retried_delivery_replays_and_writes_nothing(app) {
+        let ticket = app.ticket_id("Cannot reset my password").await;
+        let token = app.token("frontline").to_owned();
+        let reason = "the customer asked us to confirm it (delivery 1)";
+        let vars = json!({ "t": ticket, "r": reason });
+        let (status, replayed, first) = deliver(&app, &token, "delivery-1", KEYED_REVEAL, vars.clone()).await;
+        assert_eq!((status, replayed), (200, false), "{first}");
+        let (status, replayed, again) = deliver(&app, &token, "delivery-1", KEYED_REVEAL, vars.clone()).await;
+        assert_eq!((status, replayed), (200, true), "{again}");
+        assert_eq!(again["data"], first["data"]);
+        assert_eq!(events_with_reason(&app, reason).await, 2, "requested and granted, once");
+        let mine = app.data_as("frontline", "{ myGrants { id } }", json!({})).await;
+        assert_eq!(mine["myGrants"].as_array().unwrap().len(), 1);
+
+        let other = json!({ "t": ticket, "r": "another reason for another request" });
+        let (status, _, conflict) = deliver(&app, &token, "delivery-1", KEYED_REVEAL, other).await;
+        assert_eq!(status, 409, "{conflict}");
+        assert_eq!(conflict["errors"][0]["extensions"]["code"], "CONFLICT");
+        // Keys are per agent: another agent's same key is another request.
+        let supervisor = app.token("supervisor").to_owned();
+        let (status, replayed, _) = deliver(&app, &supervisor, "delivery-1", KEYED_REVEAL, vars.clone()).await;
+        assert_eq!((status, replayed), (200, false));
+
+        for bad in ["", "tab\there", &"x".repeat(256)] {
+            let response = app
+                .client
+                .post(format!("{}/graphql", app.address))
+                .bearer_auth(&token)
+                .header("Idempotency-Key", bad)
+                .json(&json!({ "query": KEYED_REVEAL, "variables": vars }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 400, "{bad:?}");
+        }
+        assert_eq!(events_with_reason(&app, reason).await, 4, "only the supervisor's request added events");
+    }
+}
+
+crate::on_both_databases! {
+    /// Eight deliveries of one key at once: exactly one does the work; the others answer
+    /// `CONFLICT` with a retry hint while it runs, or replay its answer once it is done.
+    async fn eight_concurrent_deliveries_of_one_key_write_once(app) {
+        let app = Arc::new(app);
+        let ticket = app.ticket_id("Cannot reset my password").await;
+        let token = app.token("frontline").to_owned();
+        let reason = "the customer asked us to confirm it (concurrent)";
+        let vars = json!({ "t": ticket, "r": reason });
+        let deliveries: Vec<_> = (0..8)
+            .map(|_| {
+                let (app, token, vars) = (app.clone(), token.clone(), vars.clone());
+                tokio::spawn(async move { deliver(&app, &token, "one-delivery", KEYED_REVEAL, vars).await })
+            })
+            .collect();
+        let mut grants = std::collections::BTreeSet::new();
+        for delivery in deliveries {
+            let (status, _, body) = delivery.await.unwrap();
+            match status {
+                200 => {
+                    grants.insert(body["data"]["requestReveal"]["grants"][0]["id"].to_string());
+                }
+                409 => {
+                    assert_eq!(body["errors"][0]["extensions"]["code"], "CONFLICT");
+                    assert_eq!(body["errors"][0]["extensions"]["retryAfterSeconds"], 1);
+                }
+                other => panic!("HTTP {other}: {body}"),
+            }
+        }
+        assert!(grants.len() <= 1, "every answer names the same grant: {grants:?}");
+        assert_eq!(events_with_reason(&app, reason).await, 2, "requested and granted, once");
+        let mine = app.data_as("frontline", "{ myGrants { id } }", json!({})).await;
+        assert_eq!(mine["myGrants"].as_array().unwrap().len(), 1);
+    }
+}
