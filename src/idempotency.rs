@@ -94,9 +94,9 @@ pub async fn claim(
     let abandon = Duration::from_std(lifetimes.abandon).unwrap_or(Duration::minutes(1));
     let row = writer
         .transaction(|txn| async move {
+            // Expired keys of this agent go (so the table does not grow without bound).
             idempotency_key::Entity::delete_many()
                 .filter(idempotency_key::Column::AgentId.eq(agent_id))
-                .filter(idempotency_key::Column::IdemKey.eq(key.0.as_str()))
                 .filter(idempotency_key::Column::ExpiresAt.lt(now))
                 .exec(&txn)
                 .await?;
