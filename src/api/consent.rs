@@ -41,7 +41,8 @@ pub struct ConsentMutation;
 impl ConsentMutation {
     /// Records that the customer of a ticket the agent may see accepted a notice (by kind
     /// and version, as the widget showed it). A consent of the same kind given before is
-    /// replaced.
+    /// replaced. Audited as `CONSENT_RECORDED` (kind and notice version, never who the
+    /// customer is beyond their id).
     async fn record_consent(
         &self,
         ctx: &Context<'_>,
@@ -62,7 +63,8 @@ impl ConsentMutation {
         let row = crate::consent::record(
             &request.writer,
             crate::idempotency::step(request.idempotency.as_deref()),
-            ticket.customer_id,
+            &request.actor(),
+            &ticket,
             &kind,
             &notice_version,
         )
@@ -71,7 +73,8 @@ impl ConsentMutation {
     }
 
     /// Records that the customer of a ticket withdrew a consent. Withdrawing what was never
-    /// given is harmless. Returns how many consents were withdrawn.
+    /// given is harmless. Returns how many consents were withdrawn; a withdrawal that ended
+    /// one is audited as `CONSENT_WITHDRAWN`.
     async fn withdraw_consent(
         &self,
         ctx: &Context<'_>,
@@ -90,7 +93,8 @@ impl ConsentMutation {
         Ok(crate::consent::withdraw(
             &request.writer,
             crate::idempotency::step(request.idempotency.as_deref()),
-            ticket.customer_id,
+            &request.actor(),
+            &ticket,
             &kind,
         )
         .await?)

@@ -57,6 +57,10 @@ pub enum Action {
     PolicyReloaded,
     /// An admin changed an agent's role, team or queues (the reason says what changed).
     AgentUpdated,
+    /// A customer's consent was recorded (the reason names its kind and notice version).
+    ConsentRecorded,
+    /// A customer's consent was withdrawn (the reason names its kind).
+    ConsentWithdrawn,
 }
 
 impl Action {
@@ -76,11 +80,13 @@ impl Action {
             Action::IdentityChecked => "identity_checked",
             Action::PolicyReloaded => "policy_reloaded",
             Action::AgentUpdated => "agent_updated",
+            Action::ConsentRecorded => "consent_recorded",
+            Action::ConsentWithdrawn => "consent_withdrawn",
         }
     }
 
     /// Every action.
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 15] = [
         Action::Viewed,
         Action::RevealRequested,
         Action::RevealGranted,
@@ -94,6 +100,8 @@ impl Action {
         Action::IdentityChecked,
         Action::PolicyReloaded,
         Action::AgentUpdated,
+        Action::ConsentRecorded,
+        Action::ConsentWithdrawn,
     ];
 
     /// Parses the stored form.

@@ -86,14 +86,26 @@ impl Notices {
 
 /// Records that `customer_id` accepted notice `kind` at `version`, replacing any consent of
 /// the same kind given before, in one transaction.
-/// Under an idempotency key, a retried delivery answers the consent it recorded.
+/// Audited (`consent_recorded`, on the ticket through which it was given) in the same
+/// transaction. Under an idempotency key, a retried delivery answers the consent it
+/// recorded.
 pub async fn record(
     writer: &crate::writer::Writer,
     step: Option<crate::idempotency::Step<'_>>,
-    customer_id: i32,
+    actor: &crate::audit::Actor,
+    ticket: &entity::ticket::Model,
     kind: &str,
     version: &str,
 ) -> crate::error::ApiResult<entity::consent::Model> {
+    let customer_id = ticket.customer_id;
+    let event = actor.event(
+        crate::audit::Action::ConsentRecorded,
+        Some(customer_id),
+        Some(ticket.id),
+        Vec::new(),
+        Some(format!("{kind}, notice {version}")),
+    );
+    let event = &event;
     use sea_orm::{ActiveModelTrait, EntityTrait, Set};
     if let Some(id) = step
         .as_ref()
@@ -122,6 +134,9 @@ pub async fn record(
             }
             .insert(&txn)
             .await?;
+            crate::audit::append_in(&txn, std::slice::from_ref(event))
+                .await
+                .map_err(|e| crate::error::ApiError::internal(e, "auditing a consent"))?;
             if let Some(step) = step {
                 step.record_in(&txn, &row.id).await?;
             }
@@ -131,13 +146,24 @@ pub async fn record(
 }
 
 /// Withdraws `customer_id`'s consents of `kind`; returns how many were in force.
-/// Under an idempotency key, a retried delivery answers the count it recorded.
+/// Audited (`consent_withdrawn`) when a consent was in force. Under an idempotency key, a
+/// retried delivery answers the count it recorded.
 pub async fn withdraw(
     writer: &crate::writer::Writer,
     step: Option<crate::idempotency::Step<'_>>,
-    customer_id: i32,
+    actor: &crate::audit::Actor,
+    ticket: &entity::ticket::Model,
     kind: &str,
 ) -> crate::error::ApiResult<u64> {
+    let customer_id = ticket.customer_id;
+    let event = actor.event(
+        crate::audit::Action::ConsentWithdrawn,
+        Some(customer_id),
+        Some(ticket.id),
+        Vec::new(),
+        Some(kind.to_owned()),
+    );
+    let event = &event;
     if let Some(n) = step
         .as_ref()
         .map(|s| s.recorded::<u64>())
@@ -150,6 +176,11 @@ pub async fn withdraw(
     writer
         .transaction(|txn| async move {
             let n = withdraw_in(&txn, customer_id, kind).await?;
+            if n > 0 {
+                crate::audit::append_in(&txn, std::slice::from_ref(event))
+                    .await
+                    .map_err(|e| crate::error::ApiError::internal(e, "auditing a consent"))?;
+            }
             if let Some(step) = step {
                 step.record_in(&txn, &n).await?;
             }

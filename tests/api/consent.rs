@@ -61,6 +61,25 @@ async fn notices_are_public_and_recording_consent_keeps_transcripts() {
         recorded["recordConsent"],
         json!({ "kind": "recording", "noticeVersion": "2026-01", "withdrawnAt": null })
     );
+    // Recorded consents are audited on the ticket they were given through; refused ones
+    // are not.
+    let trail = app
+        .data_as(
+            "auditor",
+            "{ auditEvents(first: 100) { edges { node { action ticketId reason } } } }",
+            json!({}),
+        )
+        .await;
+    let consents: Vec<&Value> = trail["auditEvents"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["node"])
+        .filter(|e| e["action"] == "CONSENT_RECORDED")
+        .collect();
+    assert_eq!(consents.len(), 1, "{trail}");
+    assert_eq!(consents[0]["ticketId"], json!(parcel));
+    assert_eq!(consents[0]["reason"], "recording, notice 2026-01");
 
     // With consent, Kim's transcript outlives the resolution; withdrawn, it goes.
     app.data_as(

@@ -120,10 +120,11 @@ async fn run(backend: Backend) {
                             0,
                         );
                     }
+                    // A consent: one audit event.
                     2 => {
                         outcome(
                             call(&app, &frontline, CONSENT, json!({ "t": parcel })).await,
-                            0,
+                            1,
                         );
                     }
                     // An identity check: one audit event.
