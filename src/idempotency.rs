@@ -170,12 +170,6 @@ impl Claim {
         !self.recorded.is_empty()
     }
 
-    /// The next write of the request.
-    pub fn step(&self) -> Step<'_> {
-        let index = self.next.fetch_add(1, Ordering::SeqCst);
-        Step { claim: self, index }
-    }
-
     /// Ends the request's hold: `done` when any write recorded a result, so a retry
     /// replays it; released when none did, so a retry runs as if new.
     pub async fn finish(&self, writer: &Writer) -> ApiResult<()> {
@@ -200,19 +194,30 @@ impl Claim {
     }
 }
 
-/// One write of a request under an idempotency key.
+/// One write of a request. Without an idempotency key it is inert: nothing is recorded
+/// and nothing replayed, so a write takes the same path either way.
 #[derive(Debug)]
 pub struct Step<'a> {
-    claim: &'a Claim,
-    index: usize,
+    /// The claim and this write's place among the request's writes.
+    at: Option<(&'a Claim, usize)>,
+}
+
+/// The request's next write step (inert when the request sent no key).
+pub fn step(claim: Option<&Claim>) -> Step<'_> {
+    Step {
+        at: claim.map(|claim| (claim, claim.next.fetch_add(1, Ordering::SeqCst))),
+    }
 }
 
 impl Step<'_> {
     /// What an earlier delivery's write at this step recorded, if anything.
     pub fn recorded<T: DeserializeOwned>(&self) -> ApiResult<Option<T>> {
-        self.claim
+        let Some((claim, index)) = self.at else {
+            return Ok(None);
+        };
+        claim
             .recorded
-            .get(self.index)
+            .get(index)
             .filter(|value| !value.is_null())
             .map(|value| {
                 serde_json::from_value(value.clone())
@@ -221,7 +226,8 @@ impl Step<'_> {
             .transpose()
     }
 
-    /// Records this step's result inside the write's own transaction.
+    /// Records this step's result inside the write's own transaction (nothing without a
+    /// key).
     pub async fn record_in<T: Serialize>(
         &self,
         txn: &DatabaseTransaction,
@@ -239,7 +245,10 @@ impl Step<'_> {
     }
 
     async fn set_in(&self, txn: &DatabaseTransaction, value: serde_json::Value) -> ApiResult<()> {
-        let row = idempotency_key::Entity::find_by_id(self.claim.id)
+        let Some((claim, index)) = self.at else {
+            return Ok(());
+        };
+        let row = idempotency_key::Entity::find_by_id(claim.id)
             .one(txn)
             .await?
             .ok_or_else(|| {
@@ -250,20 +259,15 @@ impl Step<'_> {
             })?;
         let mut results: Vec<serde_json::Value> = serde_json::from_str(&row.results)
             .map_err(|e| ApiError::internal(e, "reading an idempotency key"))?;
-        if results.len() <= self.index {
-            results.resize(self.index + 1, serde_json::Value::Null);
+        if results.len() <= index {
+            results.resize(index + 1, serde_json::Value::Null);
         }
-        results[self.index] = value;
+        results[index] = value;
         let mut active: idempotency_key::ActiveModel = row.into();
         active.results = Set(serde_json::Value::Array(results).to_string());
         active.update(txn).await?;
         Ok(())
     }
-}
-
-/// The step of an optional claim.
-pub fn step(claim: Option<&Claim>) -> Option<Step<'_>> {
-    claim.map(Claim::step)
 }
 
 #[cfg(test)]

@@ -91,7 +91,7 @@ impl Notices {
 /// recorded.
 pub async fn record(
     writer: &crate::writer::Writer,
-    step: Option<crate::idempotency::Step<'_>>,
+    step: crate::idempotency::Step<'_>,
     actor: &crate::audit::Actor,
     ticket: &entity::ticket::Model,
     kind: &str,
@@ -107,12 +107,7 @@ pub async fn record(
     );
     let event = &event;
     use sea_orm::{ActiveModelTrait, EntityTrait, Set};
-    if let Some(id) = step
-        .as_ref()
-        .map(|s| s.recorded::<i32>())
-        .transpose()?
-        .flatten()
-    {
+    if let Some(id) = step.recorded::<i32>()? {
         // A retried delivery: the consent it recorded (gone only if the customer was
         // erased since), never a second one.
         return entity::consent::Entity::find_by_id(id)
@@ -137,9 +132,7 @@ pub async fn record(
             crate::audit::append_in(&txn, std::slice::from_ref(event))
                 .await
                 .map_err(|e| crate::error::ApiError::internal(e, "auditing a consent"))?;
-            if let Some(step) = step {
-                step.record_in(&txn, &row.id).await?;
-            }
+            step.record_in(&txn, &row.id).await?;
             Ok::<_, crate::error::ApiError>((row, txn))
         })
         .await
@@ -150,7 +143,7 @@ pub async fn record(
 /// retried delivery answers the count it recorded.
 pub async fn withdraw(
     writer: &crate::writer::Writer,
-    step: Option<crate::idempotency::Step<'_>>,
+    step: crate::idempotency::Step<'_>,
     actor: &crate::audit::Actor,
     ticket: &entity::ticket::Model,
     kind: &str,
@@ -164,12 +157,7 @@ pub async fn withdraw(
         Some(kind.to_owned()),
     );
     let event = &event;
-    if let Some(n) = step
-        .as_ref()
-        .map(|s| s.recorded::<u64>())
-        .transpose()?
-        .flatten()
-    {
+    if let Some(n) = step.recorded::<u64>()? {
         return Ok(n);
     }
     let step = &step;
@@ -181,9 +169,7 @@ pub async fn withdraw(
                     .await
                     .map_err(|e| crate::error::ApiError::internal(e, "auditing a consent"))?;
             }
-            if let Some(step) = step {
-                step.record_in(&txn, &n).await?;
-            }
+            step.record_in(&txn, &n).await?;
             Ok::<_, crate::error::ApiError>((n, txn))
         })
         .await

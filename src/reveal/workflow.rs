@@ -117,12 +117,7 @@ impl Reveals<'_> {
             }
         }
         let step = crate::idempotency::step(self.claim);
-        if let Some(record) = step
-            .as_ref()
-            .map(|s| s.recorded::<RequestedRecord>())
-            .transpose()?
-            .flatten()
-        {
+        if let Some(record) = step.recorded::<RequestedRecord>()? {
             // A retried delivery: answer what the first one did, write nothing.
             let pending = match record.pending {
                 Some(id) => reveal_request::Entity::find_by_id(id).one(self.db).await?,
@@ -187,14 +182,12 @@ impl Reveals<'_> {
                 crate::audit::append_in(&txn, events)
                     .await
                     .map_err(|e| ApiError::internal(e, "auditing a reveal request"))?;
-                if let Some(step) = step {
-                    let record = RequestedRecord {
-                        grants: grants_ref.clone(),
-                        pending: row.as_ref().map(|r| r.id),
-                        already_visible: already_visible.clone(),
-                    };
-                    step.record_in(&txn, &record).await?;
-                }
+                let record = RequestedRecord {
+                    grants: grants_ref.clone(),
+                    pending: row.as_ref().map(|r| r.id),
+                    already_visible: already_visible.clone(),
+                };
+                step.record_in(&txn, &record).await?;
                 Ok::<_, ApiError>((row, txn))
             })
             .await?;
@@ -215,7 +208,7 @@ impl Reveals<'_> {
         note: Option<Reason>,
     ) -> ApiResult<reveal_request::Model> {
         let step = crate::idempotency::step(self.claim);
-        if let Some(decided) = self.replayed_decision(step.as_ref()).await? {
+        if let Some(decided) = self.replayed_decision(&step).await? {
             return Ok(decided);
         }
         let (row, ticket) = self.load_request(id).await?;
@@ -240,19 +233,12 @@ impl Reveals<'_> {
             note.clone(),
         );
         let decided = self
-            .decide(
-                &row,
-                RevealRequestStatus::Approved,
-                note,
-                approved,
-                step.as_ref(),
-            )
+            .decide(&row, RevealRequestStatus::Approved, note, approved, &step)
             .await?;
         let grants = self.build_grants(&requester, &ticket, &fields, Some(self.agent.id));
         if let Err(error) = self.store.put(&grants).await {
             tracing::warn!(%error, "cannot store grants");
-            self.undo_decision(row.id, &ticket, &fields, step.as_ref())
-                .await;
+            self.undo_decision(row.id, &ticket, &fields, &step).await;
             return Err(ApiError::RevealUnavailable);
         }
         Ok(decided)
@@ -265,7 +251,7 @@ impl Reveals<'_> {
         note: Reason,
     ) -> ApiResult<reveal_request::Model> {
         let step = crate::idempotency::step(self.claim);
-        if let Some(decided) = self.replayed_decision(step.as_ref()).await? {
+        if let Some(decided) = self.replayed_decision(&step).await? {
             return Ok(decided);
         }
         let (row, ticket) = self.load_request(id).await?;
@@ -273,26 +259,15 @@ impl Reveals<'_> {
         let fields = stored_fields(&row)?;
         let note = Some(note.as_str().to_owned());
         let denied = self.event(Action::RevealDenied, &ticket, names(&fields), note.clone());
-        self.decide(
-            &row,
-            RevealRequestStatus::Denied,
-            note,
-            denied,
-            step.as_ref(),
-        )
-        .await
+        self.decide(&row, RevealRequestStatus::Denied, note, denied, &step)
+            .await
     }
 
     /// Revokes an active grant: its holder may, and whoever the policy allows
     /// (`revoke_reveal` on the ticket).
     pub async fn revoke(&self, id: &GrantId) -> ApiResult<Grant> {
         let step = crate::idempotency::step(self.claim);
-        if let Some(grant) = step
-            .as_ref()
-            .map(|s| s.recorded::<Grant>())
-            .transpose()?
-            .flatten()
-        {
+        if let Some(grant) = step.recorded::<Grant>()? {
             return Ok(grant);
         }
         let grant = self
@@ -331,9 +306,7 @@ impl Reveals<'_> {
                 crate::audit::append_in(&txn, std::slice::from_ref(revoked))
                     .await
                     .map_err(|e| ApiError::internal(e, "auditing a revocation"))?;
-                if let Some(step) = step {
-                    step.record_in(&txn, grant_ref).await?;
-                }
+                step.record_in(&txn, grant_ref).await?;
                 Ok::<_, ApiError>(((), txn))
             })
             .await?;
@@ -457,9 +430,9 @@ impl Reveals<'_> {
     /// The request a retried delivery of a decision decided, as it is now.
     async fn replayed_decision(
         &self,
-        step: Option<&crate::idempotency::Step<'_>>,
+        step: &crate::idempotency::Step<'_>,
     ) -> ApiResult<Option<reveal_request::Model>> {
-        match step.map(|s| s.recorded::<i32>()).transpose()?.flatten() {
+        match step.recorded::<i32>()? {
             Some(id) => Ok(reveal_request::Entity::find_by_id(id).one(self.db).await?),
             None => Ok(None),
         }
@@ -513,7 +486,7 @@ impl Reveals<'_> {
         status: RevealRequestStatus,
         note: Option<String>,
         event: NewEvent,
-        step: Option<&crate::idempotency::Step<'_>>,
+        step: &crate::idempotency::Step<'_>,
     ) -> ApiResult<reveal_request::Model> {
         use sea_orm::sea_query::Expr;
         let (id, decider, note, event) = (row.id, self.agent.id, &note, &event);
@@ -542,9 +515,7 @@ impl Reveals<'_> {
                     .one(&txn)
                     .await?
                     .ok_or(ApiError::NotFound)?;
-                if let Some(step) = step {
-                    step.record_in(&txn, &row.id).await?;
-                }
+                step.record_in(&txn, &row.id).await?;
                 Ok((row, txn))
             })
             .await
@@ -557,7 +528,7 @@ impl Reveals<'_> {
         id: i32,
         ticket: &ticket::Model,
         fields: &[Field],
-        step: Option<&crate::idempotency::Step<'_>>,
+        step: &crate::idempotency::Step<'_>,
     ) {
         use sea_orm::sea_query::Expr;
         let undone = self.event(
@@ -591,11 +562,9 @@ impl Reveals<'_> {
                     .exec(&txn)
                     .await?;
                 crate::audit::append_in(&txn, std::slice::from_ref(undone)).await?;
-                if let Some(step) = step {
-                    step.forget_in(&txn)
-                        .await
-                        .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
-                }
+                step.forget_in(&txn)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
                 Ok::<_, anyhow::Error>(((), txn))
             })
             .await;

@@ -48,11 +48,9 @@ impl Tickets<'_> {
             ));
         }
         let step = crate::idempotency::step(self.claim);
-        if let Some(step) = &step {
-            if step.recorded::<i32>()?.is_some() {
-                // A retried delivery: the status was set; the ticket as it is now answers.
-                return Ok(ticket);
-            }
+        if step.recorded::<i32>()?.is_some() {
+            // A retried delivery: the status was set; the ticket as it is now answers.
+            return Ok(ticket);
         }
         let closing = matches!(status, TicketStatus::Resolved | TicketStatus::Closed);
         let mut events: Vec<NewEvent> = Vec::new();
@@ -94,9 +92,7 @@ impl Tickets<'_> {
                     crate::audit::append_in(&txn, events)
                         .await
                         .map_err(|e| ApiError::internal(e, "auditing revocations"))?;
-                    if let Some(step) = step {
-                        step.record_in(&txn, &row.id).await?;
-                    }
+                    step.record_in(&txn, &row.id).await?;
                     Ok((row, txn))
                 }
             })
