@@ -262,47 +262,6 @@ fn help_describes_each_subcommand() {
     assert!(stdout(&output).contains("--queue"));
 }
 
-/// Starts `command` (a `serve`) with JSON logs and waits until it listens; returns the
-/// process, its address, the log lines read so far and the rest of its log.
-// The child is handed to the caller, which waits for it; clippy cannot see that.
-#[allow(clippy::zombie_processes)]
-fn spawn_serve(
-    command: &mut Command,
-) -> (
-    std::process::Child,
-    String,
-    Vec<String>,
-    std::io::BufReader<std::process::ChildStderr>,
-) {
-    use std::io::BufRead;
-    // Start-up is known from its INFO line, whatever level `binary()` chose.
-    let mut child = command
-        .env("NEEDTOKNOW_LOG_FORMAT", "json")
-        .env("NEEDTOKNOW_LOG", "info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut lines = Vec::new();
-    loop {
-        let mut line = String::new();
-        let read = stderr.read_line(&mut line).unwrap_or(0);
-        let event: Option<serde_json::Value> = serde_json::from_str(&line).ok();
-        if read == 0 || event.is_none() {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("serve exited early or logged a non-JSON line: {lines:?} {line:?}");
-        }
-        lines.push(line);
-        let event = event.unwrap_or_default();
-        if event["message"] == "needtoknow listening" {
-            let address = event["address"].as_str().unwrap_or_default().to_owned();
-            return (child, address, lines, stderr);
-        }
-    }
-}
-
 /// `serve` logs JSON lines with request ids and no token or personal data, and stops
 /// cleanly on SIGTERM.
 #[test]
@@ -311,7 +270,7 @@ fn serve_logs_json_without_secrets_and_stops_on_sigterm() {
     use std::net::TcpStream;
 
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, address, lines, mut stderr) = spawn_serve(
+    let mut served = common::serve(
         binary()
             .env("NEEDTOKNOW_DATA_DIR", dir.path())
             .env("NEEDTOKNOW_LOG", "info")
@@ -329,7 +288,7 @@ fn serve_logs_json_without_secrets_and_stops_on_sigterm() {
             .unwrap();
     let body =
         r#"{"query":"{ ticket(id: \"1\") { customer { fullName { value } email { value } } } }"}"#;
-    let mut stream = TcpStream::connect(&address).unwrap();
+    let mut stream = TcpStream::connect(&served.address).unwrap();
     write!(
         stream,
         "POST /graphql HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -348,15 +307,13 @@ fn serve_logs_json_without_secrets_and_stops_on_sigterm() {
         .to_owned();
 
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &served.child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let exit = child.wait().unwrap();
+    let (exit, log) = served.wait();
     assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
-    let mut rest = String::new();
-    stderr.read_to_string(&mut rest).unwrap();
-    let log = lines.concat() + &rest;
+    let log = log.join("\n");
     for line in log.lines() {
         serde_json::from_str::<serde_json::Value>(line).expect("every log line is JSON");
     }
@@ -589,7 +546,7 @@ fn sighup_reloads_the_policy() {
     let dir = tempfile::tempdir().unwrap();
     let policies = dir.path().join("policies");
     copy_policies(&policies);
-    let (mut child, address, _, mut stderr) = spawn_serve(
+    let mut served = common::serve(
         binary()
             .env("NEEDTOKNOW_DATA_DIR", dir.path())
             .env("NEEDTOKNOW_POLICY_DIR", &policies)
@@ -600,7 +557,7 @@ fn sighup_reloads_the_policy() {
             )
             .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"]),
     );
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let address = served.address.clone();
     let reloads = || -> serde_json::Value {
         let mut stream = TcpStream::connect(&address).unwrap();
         write!(
@@ -621,7 +578,7 @@ fn sighup_reloads_the_policy() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(reloads(), 0, "the watch is off");
     let hup = Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
+        .args(["-HUP", &served.child.id().to_string()])
         .status()
         .unwrap();
     assert!(hup.success());
@@ -635,10 +592,10 @@ fn sighup_reloads_the_policy() {
     }
     assert_eq!(seen, 1);
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &served.child.id().to_string()])
         .status()
         .unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(served.wait().0.success());
 }
 
 /// A policy that does not check out stops start-up, naming file and line.

@@ -4,19 +4,18 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 /// A running `needtoknow serve --demo`, its log collected as it comes.
 struct Service {
-    child: Child,
+    served: common::Served,
+    /// `http://host:port`.
     address: String,
-    log: Arc<Mutex<Vec<String>>>,
     tokens: std::collections::BTreeMap<String, String>,
     client: reqwest::Client,
 }
@@ -100,48 +99,19 @@ impl Place {
     /// Starts `serve --demo` with `command` (the binary, its environment set) and waits
     /// until it listens.
     fn serve_with(mut command: Command, dir: &Path) -> Service {
-        let mut child = command
-            .env("NEEDTOKNOW_LOG_FORMAT", "json")
-            .env("NEEDTOKNOW_LOG", "info")
-            .args([
-                "serve",
-                "--demo",
-                "--listen",
-                "127.0.0.1:0",
-                "--workers",
-                "2",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let collected = log.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Ok(event) = serde_json::from_str::<Value>(&line) {
-                    if event["message"] == "needtoknow listening" {
-                        let _ = tx.send(event["address"].as_str().unwrap_or_default().to_owned());
-                    }
-                }
-                collected.lock().unwrap().push(line);
-            }
-        });
-        let address = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| {
-                let _ = child.kill();
-                panic!("serve did not start: {:?}", log.lock().unwrap())
-            });
+        let served = common::serve(command.args([
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "2",
+        ]));
         let tokens =
             serde_json::from_slice(&std::fs::read(dir.join("demo-tokens.json")).unwrap()).unwrap();
         Service {
-            child,
-            address: format!("http://{address}"),
-            log,
+            address: format!("http://{}", served.address),
+            served,
             tokens,
             client: reqwest::Client::new(),
         }
@@ -231,26 +201,23 @@ impl Service {
     /// SIGTERM, and waits for the exit.
     fn stop(mut self) -> Vec<String> {
         let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(["-TERM", &self.served.child.id().to_string()])
             .status();
-        let _ = self.child.wait();
-        std::thread::sleep(Duration::from_millis(100));
-        let log = self.log.lock().unwrap().clone();
-        log
+        self.served.wait().1
     }
 
     /// `kill -9` (SIGKILL): no shutdown, no flush, whatever was in flight is cut.
     fn kill_now(&self) {
         let _ = Command::new("kill")
-            .args(["-KILL", &self.child.id().to_string()])
+            .args(["-KILL", &self.served.child.id().to_string()])
             .status();
     }
 }
 
 impl Drop for Service {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.served.child.kill();
+        let _ = self.served.wait();
     }
 }
 

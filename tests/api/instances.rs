@@ -2,8 +2,7 @@
 //! behave as one service: a grant made on one is honoured by the other, and a revocation on
 //! one takes effect on the other at once.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::{json, Value};
 
@@ -12,44 +11,27 @@ use crate::helpers::{
 };
 
 struct Instance {
-    child: Child,
+    served: crate::common::Served,
     address: String,
 }
 
 impl Instance {
     fn start(env: &[(&str, String)]) -> Instance {
         let mut command = crate::common::binary();
-        command
-            .env("NEEDTOKNOW_LOG_FORMAT", "json")
-            .env("NEEDTOKNOW_LOG", "info")
-            .args([
-                "serve",
-                "--demo",
-                "--listen",
-                "127.0.0.1:0",
-                "--workers",
-                "1",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        command.args([
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+        ]);
         for (key, value) in env {
             command.env(key, value);
         }
-        let mut child = command.spawn().unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let address = loop {
-            let mut line = String::new();
-            assert!(
-                stderr.read_line(&mut line).unwrap() > 0,
-                "serve exited early"
-            );
-            let event: Value = serde_json::from_str(&line).unwrap();
-            if event["message"] == "needtoknow listening" {
-                break format!("http://{}", event["address"].as_str().unwrap());
-            }
-        };
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Instance { child, address }
+        let served = crate::common::serve(&mut command);
+        let address = format!("http://{}", served.address);
+        Instance { served, address }
     }
 
     async fn query(&self, token: &str, query: &str, variables: Value) -> Value {
@@ -69,9 +51,9 @@ impl Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(["-TERM", &self.served.child.id().to_string()])
             .status();
-        let _ = self.child.wait();
+        let _ = self.served.wait();
     }
 }
 

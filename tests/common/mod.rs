@@ -50,3 +50,79 @@ pub fn init_test_log() {
             .try_init();
     }
 }
+
+/// A `needtoknow serve` started by [`serve`].
+pub struct Served {
+    /// The process.
+    pub child: std::process::Child,
+    /// Where it listens, `host:port`.
+    pub address: String,
+    /// Its standard error, a JSON log line each, collected while it runs.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The thread collecting the log; it ends when the process does.
+    collector: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Served {
+    /// The log so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Waits for the process to exit (the caller signalled it) and returns its exit status
+    /// and its whole log.
+    pub fn wait(&mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let status = self.child.wait().expect("serve can be waited for");
+        if let Some(collector) = self.collector.take() {
+            let _ = collector.join();
+        }
+        (status, self.log())
+    }
+}
+
+/// Starts `command` (the binary with `serve` and its arguments), logging JSON at `info`
+/// on standard error, and waits (at most 60 s) until it logs that it listens. Its log is
+/// collected for as long as it runs.
+pub fn serve(command: &mut Command) -> Served {
+    use std::io::BufRead;
+    let mut child = command
+        .env("NEEDTOKNOW_LOG_FORMAT", "json")
+        .env("NEEDTOKNOW_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let stderr = child.stderr.take().expect("serve's standard error");
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (listening, address) = std::sync::mpsc::channel();
+    let collected = log.clone();
+    let collector = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if event["message"] == "needtoknow listening" {
+                let _ = listening.send(event["address"].as_str().unwrap_or_default().to_owned());
+            }
+            collected
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(line);
+        }
+    });
+    let address = address
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or_else(|_| {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "serve did not start listening: {:?}",
+                log.lock().unwrap_or_else(|p| p.into_inner())
+            )
+        });
+    Served {
+        child,
+        address,
+        log,
+        collector: Some(collector),
+    }
+}
