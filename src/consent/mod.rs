@@ -176,7 +176,7 @@ pub async fn withdraw(
 }
 
 /// [`withdraw`], inside the caller's transaction.
-pub async fn withdraw_in(
+async fn withdraw_in(
     db: &impl sea_orm::ConnectionTrait,
     customer_id: i32,
     kind: &str,
