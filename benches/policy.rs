@@ -75,6 +75,7 @@ fn decisions(c: &mut Criterion) {
                 assignee_id: None,
                 created_at: chrono::Utc::now(),
                 resolved_at: None,
+                external_id: None,
             };
             (row, facts)
         })
@@ -147,6 +148,7 @@ fn grants(c: &mut Criterion) {
                             role: "frontline".into(),
                             request_id: "r".into(),
                             policy_version: None,
+                            idempotency_key: None,
                         },
                     );
                     for ticket in 0..50 {

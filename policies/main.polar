@@ -23,9 +23,12 @@
 #   allow(agent, action, resource)
 #                           other permissions: ("read", "access_report"), ("lookup",
 #                           "customer_by_contact"), ("export" | "erase", "customer_data"),
-#                           and on a ticket "approve_reveal", "revoke_reveal" (others'
-#                           grants), "set_status", "verify_identity". `policy check`
-#                           refuses any other pair: the service never asks about it.
+#                           ("upsert", "customer"), ("manage", "agents"), and on a ticket
+#                           "approve_reveal", "revoke_reveal" (others' grants),
+#                           "set_status", "verify_identity", "open" (a new ticket: open,
+#                           unassigned), "append_message", "attach_document", "reply",
+#                           "claim", "assign", "hand_off". `policy check` refuses any
+#                           other pair: the service never asks about it.
 #
 # Agent attributes:  role, team, queues (list of topics).
 # Ticket attributes: topic, status, assigned_to_me, unassigned, in_my_team (booleans
@@ -39,6 +42,7 @@ role("identity", "an identity specialist");
 role("supervisor", "a supervisor");
 role("auditor", "an auditor");
 role("admin", "an administrator");
+role("intake", "a channel integration");
 
 topic("account_access");
 topic("billing");
@@ -49,11 +53,14 @@ topic("privacy_request");
 
 # ---- Which tickets an agent may see -------------------------------------------------------
 
-# Everyone but auditors works the tickets assigned to them and picks up unassigned tickets
-# of their queues; auditors see no tickets, only the audit trail.
-ticket_scope(agent: Agent, "assigned") if not agent.role = "auditor";
-ticket_scope(agent: Agent, "queue") if not agent.role = "auditor";
+# Everyone but auditors and integrations works the tickets assigned to them and picks up
+# unassigned tickets of their queues; auditors see no tickets, only the audit trail, and
+# integrations (intake) write tickets but read none back.
+ticket_scope(agent: Agent, "assigned") if works_tickets(agent);
+ticket_scope(agent: Agent, "queue") if works_tickets(agent);
 ticket_scope(agent: Agent, "team") if agent.role = "supervisor";
+
+works_tickets(agent: Agent) if not agent.role in ["auditor", "intake"];
 
 # ---- How much of the customer an agent sees ---------------------------------------------
 
@@ -120,6 +127,31 @@ allow(_agent: Agent, "verify_identity", ticket: Ticket) if ticket.assigned_to_me
 allow(agent: Agent, "verify_identity", ticket: Ticket) if
     agent.role = "supervisor" and ticket.in_my_team;
 
+# Who writes what arrives from the channels: integrations' service accounts (role intake)
+# create customers, open tickets of their team on every topic, and add the customer's
+# messages and documents. They read back nothing protected (no ticket_scope above).
+allow(agent: Agent, "upsert", "customer") if agent.role = "intake";
+allow(agent: Agent, "open", ticket: Ticket) if agent.role = "intake" and ticket.in_my_team;
+allow(agent: Agent, "append_message", ticket: Ticket) if
+    agent.role = "intake" and ticket.in_my_team;
+allow(agent: Agent, "attach_document", ticket: Ticket) if
+    agent.role = "intake" and ticket.in_my_team;
+
+# Who answers the customer: the assignee, and supervisors on their team's tickets.
+allow(_agent: Agent, "reply", ticket: Ticket) if ticket.assigned_to_me;
+allow(agent: Agent, "reply", ticket: Ticket) if
+    agent.role = "supervisor" and ticket.in_my_team;
+
+# Who takes an unassigned ticket of their queues, who assigns tickets, and who hands a
+# ticket off to the role that can help (the assignee, or a supervisor of the team).
+allow(agent: Agent, "claim", ticket: Ticket) if
+    works_tickets(agent) and ticket.unassigned and ticket.topic in agent.queues;
+allow(agent: Agent, "assign", ticket: Ticket) if
+    agent.role = "supervisor" and ticket.in_my_team;
+allow(_agent: Agent, "hand_off", ticket: Ticket) if ticket.assigned_to_me;
+allow(agent: Agent, "hand_off", ticket: Ticket) if
+    agent.role = "supervisor" and ticket.in_my_team;
+
 # Who may resolve or close a ticket (which revokes every grant on it).
 allow(_agent: Agent, "set_status", ticket: Ticket) if ticket.assigned_to_me;
 allow(agent: Agent, "set_status", ticket: Ticket) if
@@ -141,3 +173,7 @@ allow(agent: Agent, "lookup", "customer_by_contact") if
 # Who answers data-subject requests: export everything held on a customer, or erase them.
 allow(agent: Agent, "export", "customer_data") if agent.role = "admin";
 allow(agent: Agent, "erase", "customer_data") if agent.role = "admin";
+
+# Who manages agents and service accounts over the API (create, change, disable, issue
+# tokens).
+allow(agent: Agent, "manage", "agents") if agent.role = "admin";

@@ -62,6 +62,7 @@ pub fn fingerprint(
 #[derive(Debug)]
 pub struct Claim {
     id: i32,
+    key: String,
     /// Results an earlier delivery recorded, by step.
     recorded: Vec<serde_json::Value>,
     next: AtomicUsize,
@@ -152,6 +153,7 @@ pub async fn claim(
         .map_err(|e| ApiError::internal(e, "reading an idempotency key"))?;
     Ok(Claim {
         id: row.id,
+        key: key.0.clone(),
         recorded,
         next: AtomicUsize::new(0),
     })
@@ -165,6 +167,11 @@ fn still_running() -> ApiError {
 }
 
 impl Claim {
+    /// The key as the client sent it (audit events record it).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
     /// Whether an earlier delivery recorded anything: the answer is a replay.
     pub fn is_replay(&self) -> bool {
         !self.recorded.is_empty()

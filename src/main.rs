@@ -308,6 +308,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         role: "cli".into(),
                         request_id: "cli".into(),
                         policy_version: Some(policy.version().to_owned()),
+                        idempotency_key: None,
                     };
                     let updated = agents::update(
                         &db,
@@ -375,6 +376,7 @@ async fn revoke_grants_of(
             reason: Some("agent disabled".into()),
             request_id: "cli".into(),
             policy_version: None,
+            idempotency_key: None,
         })
         .collect();
     audit::AuditLog::new(db::Writer::new(db.clone()))

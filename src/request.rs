@@ -25,6 +25,7 @@ pub fn actor(agent: &Agent, request_id: &RequestId, policy: &PolicySet) -> crate
         role: agent.role.clone(),
         request_id: request_id.0.clone(),
         policy_version: Some(policy.version().to_owned()),
+        idempotency_key: None,
     }
 }
 
@@ -89,7 +90,9 @@ impl RequestContext {
 
     /// The calling agent as the actor of this request's audit events.
     pub fn actor(&self) -> crate::audit::Actor {
-        actor(&self.agent, &self.request_id, &self.policy)
+        let mut actor = actor(&self.agent, &self.request_id, &self.policy);
+        actor.idempotency_key = self.idempotency.as_ref().map(|c| c.key().to_owned());
+        actor
     }
 
     /// The opener of a customer's sealed fields, through the request's batched loader. The

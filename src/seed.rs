@@ -195,6 +195,7 @@ pub async fn seed(
             assignee_id: Set(assignees[n as usize % assignees.len()]),
             created_at: Set(created),
             resolved_at: Set(matches!(status, "resolved" | "closed").then(|| created.min(now))),
+            external_id: Set(None),
         });
         let key = &keys[owner];
         for k in 0..size.messages_per_ticket {
@@ -216,6 +217,7 @@ pub async fn seed(
                     body.as_bytes(),
                 )),
                 created_at: Set(created + Duration::seconds(i64::from(k))),
+                external_id: Set(None),
             });
             message_id += 1;
         }
@@ -236,6 +238,7 @@ pub async fn seed(
                 )),
                 purge_after: Set(None),
                 created_at: Set(created),
+                wrapped_key: Set(None),
             });
             attachment_id += 1;
         }

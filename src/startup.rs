@@ -38,6 +38,7 @@ fn spawn_reload_auditor(
                 role: "system".into(),
                 request_id: "policy-reload".into(),
                 policy_version: Some(reloaded.to.clone()),
+                idempotency_key: None,
             };
             let event = actor.event(
                 crate::audit::Action::PolicyReloaded,

@@ -431,11 +431,30 @@ pub enum Permission {
     ExportCustomerData,
     /// Erase a customer.
     EraseCustomerData,
+    /// Create or update customers from a channel or CRM (`upsertCustomer`).
+    UpsertCustomer,
+    /// Open a ticket; the policy sees the new ticket's facts (its topic, `open`,
+    /// unassigned, in the caller's team when it is the caller's team).
+    OpenTicket,
+    /// Add a customer's or the system's message to a ticket (integrations).
+    AppendMessage,
+    /// Attach a document (an identity scan, a receipt) to a ticket.
+    AttachDocument,
+    /// Reply to the customer on a ticket.
+    Reply,
+    /// Take an unassigned ticket.
+    Claim,
+    /// Assign a ticket to an agent.
+    Assign,
+    /// Hand a ticket off to another role (its queue, or one of its agents).
+    HandOff,
+    /// List, create, change and disable agents and service accounts; issue their tokens.
+    ManageAgents,
 }
 
 impl Permission {
     /// Every permission the host asks about.
-    pub const ALL: [Permission; 8] = [
+    pub const ALL: [Permission; 17] = [
         Permission::ApproveReveal,
         Permission::RevokeReveal,
         Permission::SetStatus,
@@ -444,6 +463,15 @@ impl Permission {
         Permission::LookupByContact,
         Permission::ExportCustomerData,
         Permission::EraseCustomerData,
+        Permission::UpsertCustomer,
+        Permission::OpenTicket,
+        Permission::AppendMessage,
+        Permission::AttachDocument,
+        Permission::Reply,
+        Permission::Claim,
+        Permission::Assign,
+        Permission::HandOff,
+        Permission::ManageAgents,
     ];
 
     /// What the permission is about.
@@ -452,7 +480,16 @@ impl Permission {
             Permission::ApproveReveal
             | Permission::RevokeReveal
             | Permission::SetStatus
-            | Permission::VerifyIdentity => Resource::Ticket,
+            | Permission::VerifyIdentity
+            | Permission::OpenTicket
+            | Permission::AppendMessage
+            | Permission::AttachDocument
+            | Permission::Reply
+            | Permission::Claim
+            | Permission::Assign
+            | Permission::HandOff => Resource::Ticket,
+            Permission::UpsertCustomer => Resource::Named("customer"),
+            Permission::ManageAgents => Resource::Named("agents"),
             Permission::ReadAccessReport => Resource::Named("access_report"),
             Permission::LookupByContact => Resource::Named("customer_by_contact"),
             Permission::ExportCustomerData | Permission::EraseCustomerData => {
@@ -472,6 +509,15 @@ impl Permission {
             Permission::LookupByContact => "lookup",
             Permission::ExportCustomerData => "export",
             Permission::EraseCustomerData => "erase",
+            Permission::UpsertCustomer => "upsert",
+            Permission::OpenTicket => "open",
+            Permission::AppendMessage => "append_message",
+            Permission::AttachDocument => "attach_document",
+            Permission::Reply => "reply",
+            Permission::Claim => "claim",
+            Permission::Assign => "assign",
+            Permission::HandOff => "hand_off",
+            Permission::ManageAgents => "manage",
         }
     }
 

@@ -18,6 +18,8 @@ pub struct Model {
     pub queues: String,
     pub active: bool,
     pub created_at: DateTimeUtc,
+    /// `agent` (a person) or `service` (a channel integration; never signs in by SSO).
+    pub kind: String,
 }
 
 /// Relations are resolved by id in the service's batched loaders, not by joins here.

@@ -17,6 +17,9 @@ pub struct Model {
     pub content: Vec<u8>,
     pub purge_after: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
+    /// The attachment's own data key, sealed under the customer's key (null: the content
+    /// is sealed directly under the customer's key).
+    pub wrapped_key: Option<Vec<u8>>,
 }
 
 /// Relations are resolved by id in the service's batched loaders, not by joins here.

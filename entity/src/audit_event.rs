@@ -21,6 +21,8 @@ pub struct Model {
     pub request_id: String,
     /// The version of the policy in force (null for events older than the column).
     pub policy_version: Option<String>,
+    /// The `Idempotency-Key` the write was delivered under, if any.
+    pub idempotency_key: Option<String>,
     pub prev_hash: String,
     pub hash: String,
 }

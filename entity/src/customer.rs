@@ -34,6 +34,8 @@ pub struct Model {
     pub email_index: Option<String>,
     /// Blind index of the phone's digits (truncated keyed HMAC, hex).
     pub phone_index: Option<String>,
+    /// The id a helpdesk or CRM gives this customer (unique where set).
+    pub external_id: Option<String>,
 }
 
 /// Relations are resolved by id in the service's batched loaders, not by joins here.

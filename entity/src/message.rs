@@ -15,6 +15,8 @@ pub struct Model {
     /// Personal data, encrypted.
     pub body: Vec<u8>,
     pub created_at: DateTimeUtc,
+    /// The id the channel gives this message (unique where set).
+    pub external_id: Option<String>,
 }
 
 /// Relations are resolved by id in the service's batched loaders, not by joins here.

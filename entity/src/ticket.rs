@@ -20,6 +20,8 @@ pub struct Model {
     pub assignee_id: Option<i32>,
     pub created_at: DateTimeUtc,
     pub resolved_at: Option<DateTimeUtc>,
+    /// The id the channel or helpdesk gives this ticket (unique where set).
+    pub external_id: Option<String>,
 }
 
 /// Relations are mostly resolved by id in the service's batched loaders; the customer is

@@ -15,6 +15,7 @@ mod m20261130_000006_index_ticket_scopes_by_id;
 mod m20261201_000007_add_policy_version_to_audit_events;
 mod m20261201_000008_add_preferred_language_to_customers;
 mod m20261201_000009_create_idempotency_keys;
+mod m20261201_000010_add_write_side_columns;
 
 /// The ordered list of needtoknow's migrations.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_add_policy_version_to_audit_events::Migration),
             Box::new(m20261201_000008_add_preferred_language_to_customers::Migration),
             Box::new(m20261201_000009_create_idempotency_keys::Migration),
+            Box::new(m20261201_000010_add_write_side_columns::Migration),
         ]
     }
 }

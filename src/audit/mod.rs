@@ -132,6 +132,8 @@ pub struct NewEvent {
     /// The version of the policy in force ([`crate::policy::PolicySet::version`]); `None`
     /// where no policy is involved.
     pub policy_version: Option<String>,
+    /// The `Idempotency-Key` the request was delivered under, if it sent one.
+    pub idempotency_key: Option<String>,
 }
 
 /// Who acts, in which request, under which policy: what every event of one request shares.
@@ -145,6 +147,8 @@ pub struct Actor {
     pub request_id: String,
     /// The version of the policy in force, when a policy decides.
     pub policy_version: Option<String>,
+    /// The `Idempotency-Key` the request was delivered under, if it sent one.
+    pub idempotency_key: Option<String>,
 }
 
 impl Actor {
@@ -167,13 +171,14 @@ impl Actor {
             reason,
             request_id: self.request_id.clone(),
             policy_version: self.policy_version.clone(),
+            idempotency_key: self.idempotency_key.clone(),
         }
     }
 }
 
 /// The hashed content of an event: every stored column except `seq` and `hash`, in a fixed
-/// order. `policy_version` is left out when absent, so events written before the column
-/// existed keep their hashes.
+/// order. `policy_version` and `idempotency_key` are left out when absent, so events
+/// written before those columns existed keep their hashes.
 #[derive(Serialize)]
 struct Hashed<'a> {
     prev_hash: &'a str,
@@ -188,6 +193,8 @@ struct Hashed<'a> {
     request_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     policy_version: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idempotency_key: Option<&'a str>,
 }
 
 fn hash_of(row: &audit_event::Model) -> String {
@@ -203,6 +210,7 @@ fn hash_of(row: &audit_event::Model) -> String {
         reason: row.reason.as_deref(),
         request_id: &row.request_id,
         policy_version: row.policy_version.as_deref(),
+        idempotency_key: row.idempotency_key.as_deref(),
     };
     let bytes = serde_json::to_vec(&content).unwrap_or_default();
     hex::encode(Sha256::digest(bytes))
@@ -379,6 +387,7 @@ async fn insert(
             reason: event.reason.clone(),
             request_id: event.request_id.clone(),
             policy_version: event.policy_version.clone(),
+            idempotency_key: event.idempotency_key.clone(),
             prev_hash: prev_hash.clone(),
             hash: String::new(),
         };
@@ -395,6 +404,7 @@ async fn insert(
             reason: Set(row.reason),
             request_id: Set(row.request_id),
             policy_version: Set(row.policy_version),
+            idempotency_key: Set(row.idempotency_key),
             prev_hash: Set(row.prev_hash),
             hash: Set(row.hash),
             ..Default::default()
@@ -498,6 +508,7 @@ mod tests {
             reason: None,
             request_id: "r".into(),
             policy_version: None,
+            idempotency_key: None,
             prev_hash: GENESIS.into(),
             hash: String::new(),
         };
@@ -524,6 +535,10 @@ mod tests {
             },
             audit_event::Model {
                 prev_hash: "1".into(),
+                ..row.clone()
+            },
+            audit_event::Model {
+                idempotency_key: Some("delivery-1".into()),
                 ..row.clone()
             },
             audit_event::Model {

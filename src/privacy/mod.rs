@@ -395,6 +395,7 @@ pub async fn reapply(
         role: "system".into(),
         request_id: "erasure-ledger".into(),
         policy_version: None,
+        idempotency_key: None,
     };
     let mut done = Reapplied::default();
     for customer in erase {

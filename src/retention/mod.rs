@@ -219,6 +219,7 @@ impl Sweeper {
                     reason: Some(format!("{count} row(s) past retention")),
                     request_id: "retention".into(),
                     policy_version: None,
+                    idempotency_key: None,
                 });
             }
         }

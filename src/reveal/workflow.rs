@@ -693,6 +693,7 @@ mod tests {
                 role: agent.role.clone(),
                 request_id: "test".into(),
                 policy_version: Some(policy.version().to_owned()),
+                idempotency_key: None,
             },
             max_grant: std::time::Duration::from_secs(600),
             reveals_per_hour: 30,

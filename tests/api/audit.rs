@@ -307,6 +307,7 @@ on_both_databases! {
                     reason: None,
                     request_id: format!("concurrent-{i}"),
                     policy_version: Some("0123456789abcdef".into()),
+                    idempotency_key: None,
                 };
                 log.append(&[event.clone(), event]).await.unwrap();
                 // Returned: its events are committed and visible to anyone.

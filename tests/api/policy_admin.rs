@@ -349,6 +349,7 @@ on_both_databases! {
             role: "cli".into(),
             request_id: "cli".into(),
             policy_version: Some(policy.current().version().to_owned()),
+            idempotency_key: None,
         };
         let updated = needtoknow::agents::update(
             &db,
