@@ -24,6 +24,7 @@ fn agent(id: i32, role: &str, queues: &[&str]) -> Agent {
         team: "support".into(),
         queues: queues.iter().map(|q| q.to_string()).collect(),
         active: true,
+        service: false,
     }
 }
 

@@ -4,6 +4,7 @@
 # The host asks these questions:
 #   role(name, label)       the role vocabulary, with how a hand-off names the role;
 #   topic(name)             the topic vocabulary;
+#   channel(name)           the channels tickets arrive through (openTicket refuses others);
 #   ticket_scope(agent, s)  which kinds of tickets an agent may see, where s is one of
 #                           "assigned" (assigned to them), "queue" (unassigned, topic in
 #                           their queues) or "team" (any ticket of their team);
@@ -50,6 +51,11 @@ topic("shipping");
 topic("technical");
 topic("identity_verification");
 topic("privacy_request");
+
+channel("email");
+channel("chat");
+channel("web");
+channel("phone");
 
 # ---- Which tickets an agent may see -------------------------------------------------------
 

@@ -319,6 +319,10 @@ pub struct ServeArgs {
     #[arg(long, env = "NEEDTOKNOW_IDEMPOTENCY_ABANDON_SECS", default_value = "60",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub idempotency_abandon_secs: u64,
+    /// Largest document (identity scan, receipt) an upload may carry, in bytes.
+    #[arg(long, env = "NEEDTOKNOW_MAX_DOCUMENT_BYTES", default_value = "10485760",
+          value_parser = clap::value_parser!(u64).range(1024..=256 * 1024 * 1024))]
+    pub max_document_bytes: u64,
     /// Requests per API token per minute (HTTP 429 `RATE_LIMITED` above it).
     #[arg(long, env = "NEEDTOKNOW_REQUESTS_PER_MINUTE", default_value = "600",
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -440,6 +444,10 @@ pub struct CreateAgentArgs {
     /// Display name (default: the handle).
     #[arg(long)]
     pub display_name: Option<String>,
+    /// A service account for a channel integration (a chat widget's backend, an email
+    /// gateway): same token format, never signed in by SSO.
+    #[arg(long)]
+    pub service: bool,
 }
 
 /// An origin is `scheme://host[:port]`, nothing more.
@@ -532,6 +540,8 @@ impl ServeArgs {
         settings.requests_per_minute = self.requests_per_minute;
         settings.idempotency_ttl = Duration::from_secs(self.idempotency_ttl_secs);
         settings.idempotency_abandon = Duration::from_secs(self.idempotency_abandon_secs);
+        settings.max_document_bytes = usize::try_from(self.max_document_bytes)
+            .map_err(|_| "NEEDTOKNOW_MAX_DOCUMENT_BYTES: too large for this machine".to_owned())?;
         settings.reveals_per_hour = self.reveals_per_hour;
         settings.identity_checks_per_hour = self.identity_checks_per_hour;
         settings.sso = self.sso_settings()?;

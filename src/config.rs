@@ -153,6 +153,9 @@ pub struct Settings {
     pub idempotency_ttl: Duration,
     /// After how long a claim still `running` belongs to a request that died.
     pub idempotency_abandon: Duration,
+    /// Largest document `attachDocument` accepts, in bytes (a multipart request may be this
+    /// much larger than `max_body_bytes`).
+    pub max_document_bytes: usize,
     /// `requestReveal` calls per agent per hour.
     pub reveals_per_hour: u64,
     /// `verifyCustomerIdentity` calls per agent and ticket per hour.
@@ -217,6 +220,7 @@ impl Settings {
             requests_per_minute: 600,
             idempotency_ttl: Duration::from_secs(86_400),
             idempotency_abandon: Duration::from_secs(60),
+            max_document_bytes: 10 * 1024 * 1024,
             reveals_per_hour: 30,
             identity_checks_per_hour: 5,
             sso: None,

@@ -316,6 +316,7 @@ pub async fn ensure_agents(
                     role: role.into(),
                     team: DEMO_TEAM.into(),
                     queues: queues.iter().map(|q| q.to_string()).collect(),
+                    service: false,
                 };
                 agents::create(db, policy.vocabulary(), new)
                     .await

@@ -39,6 +39,8 @@ pub mod error;
 pub mod http;
 pub mod idempotency;
 pub mod ids;
+pub mod input;
+pub mod intake;
 pub mod ledger;
 pub mod limits;
 pub mod loaders;

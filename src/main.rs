@@ -276,13 +276,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         role: args.role,
                         team: args.team,
                         queues: args.queues,
+                        service: args.service,
                     };
                     let (agent, token) = agents::create(&db, policy.current().vocabulary(), new)
                         .await
                         .map_err(agent_failure)?;
                     eprintln!(
-                        "created agent {} (role {}, team {}); its API token, shown only once:",
-                        agent.handle, agent.role, agent.team
+                        "created {} {} (role {}, team {}); its API token, shown only once:",
+                        if agent.service { "service account" } else { "agent" },
+                        agent.handle,
+                        agent.role,
+                        agent.team
                     );
                     println!("{token}");
                 }

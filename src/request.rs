@@ -157,12 +157,28 @@ impl RequestContext {
     /// The ticket workflow for the calling agent in this request.
     pub fn tickets(&self) -> crate::tickets::workflow::Tickets<'_> {
         crate::tickets::workflow::Tickets {
+            db: &self.db,
+            vault: &self.vault,
             writer: &self.writer,
             policy: &self.policy,
             grants: &self.grant_store,
             agent: &self.agent,
             actor: self.actor(),
             claim: self.idempotency.as_deref(),
+        }
+    }
+
+    /// Intake (customers, tickets, messages, documents from the channels) by the caller.
+    pub fn intake(&self) -> crate::intake::Intake<'_> {
+        crate::intake::Intake {
+            db: &self.db,
+            writer: &self.writer,
+            policy: &self.policy,
+            vault: &self.vault,
+            agent: &self.agent,
+            actor: self.actor(),
+            claim: self.idempotency.as_deref(),
+            max_document_bytes: self.settings.max_document_bytes,
         }
     }
 

@@ -401,6 +401,20 @@ words! {
     }
 }
 
+words! {
+    /// What an attachment is. `id_document`s belong to the `identity` class; retention
+    /// periods are configured per kind.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, async_graphql::Enum)]
+    pub enum AttachmentKind {
+        /// An identity scan (passport, ID card, driving licence).
+        IdDocument => "id_document",
+        /// A receipt or invoice the customer sent.
+        Receipt => "receipt",
+        /// A screenshot.
+        Screenshot => "screenshot",
+    }
+}
+
 /// What a permission is about: a ticket (the policy sees its facts) or a named resource.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Resource {

@@ -35,6 +35,8 @@ pub struct Agent {
     pub queues: Vec<String>,
     /// Whether the agent may sign in.
     pub active: bool,
+    /// A service account (a channel integration): never signed in by SSO.
+    pub service: bool,
 }
 
 impl Agent {
@@ -77,6 +79,7 @@ impl TryFrom<agent::Model> for Agent {
             team: row.team,
             queues,
             active: row.active,
+            service: row.kind == "service",
         })
     }
 }
@@ -94,6 +97,8 @@ pub struct NewAgent {
     pub team: String,
     /// Queues.
     pub queues: Vec<String>,
+    /// A service account (a channel integration) rather than a person.
+    pub service: bool,
 }
 
 /// Why an agent command was refused; each message is fit for the admin who ran it.
@@ -186,6 +191,7 @@ pub async fn create(
         queues: Set(serde_json::to_string(&new.queues).context("encoding queues")?),
         active: Set(true),
         created_at: Set(Utc::now()),
+        kind: Set(if new.service { "service" } else { "agent" }.into()),
         ..Default::default()
     }
     .insert(&txn)
@@ -586,6 +592,11 @@ pub async fn authenticate_handle(
     };
     if !row.active {
         return Ok(Err(AuthFailure::Inactive));
+    }
+    // Service accounts authenticate with their API tokens only: an identity provider
+    // names people.
+    if row.kind == "service" {
+        return Ok(Err(AuthFailure::SsoUnknownAgent));
     }
     Ok(Ok(Agent::try_from(row)?))
 }

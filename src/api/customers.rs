@@ -377,7 +377,7 @@ impl IdentityDocument {
     ) -> ApiResult<IdentityDocument> {
         let plain = shown == Shown::Plain;
         let content = if plain {
-            let bytes = opener.bytes("attachments", "content", row.id, &row.content)?;
+            let bytes = opener.attachment(row.id, row.wrapped_key.as_deref(), &row.content)?;
             Some(base64::engine::general_purpose::STANDARD.encode(bytes))
         } else {
             None

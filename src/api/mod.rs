@@ -6,6 +6,7 @@ pub mod agents;
 pub mod audit;
 pub mod consent;
 pub mod customers;
+pub mod intake;
 pub mod privacy;
 pub mod reveal;
 pub mod tickets;
@@ -17,6 +18,7 @@ use crate::limits::QueryLimits;
 use agents::AgentQuery;
 use audit::AuditQuery;
 use consent::ConsentMutation;
+use intake::IntakeMutation;
 use privacy::{PrivacyMutation, PrivacyQuery};
 use reveal::{RevealMutation, RevealQuery};
 use tickets::{ContactLookupQuery, TicketMutation, TicketQuery};
@@ -41,6 +43,7 @@ pub struct Mutation(
     ConsentMutation,
     VerificationMutation,
     PrivacyMutation,
+    IntakeMutation,
 );
 
 /// needtoknow's schema.

@@ -59,7 +59,8 @@ pub struct Assignee {
 pub struct Message {
     /// Opaque id.
     pub id: ID,
-    /// `customer` or `agent`.
+    /// `customer`, `system` (from the channel), `agent` (a reply) or `internal` (an
+    /// agent's note, e.g. a hand-off's; never shown to the customer).
     pub author_kind: String,
     /// The text.
     pub body: String,
@@ -159,6 +160,22 @@ impl Ticket {
             })
             .collect::<ApiResult<Vec<Message>>>()
             .map(Some)
+    }
+
+    /// The roles this ticket can be handed off to (`handOffTicket`'s `to`): each role whose
+    /// agents would see something of the customer that the caller does not, with the
+    /// topic the ticket would take. Empty when the caller sees everything.
+    async fn hand_off_targets(&self, ctx: &Context<'_>) -> Vec<HandOffTarget> {
+        RequestContext::get(ctx)
+            .tickets()
+            .hand_off_targets(&self.row)
+            .into_iter()
+            .map(|t| HandOffTarget {
+                role: t.role,
+                label: t.label,
+                topic: t.topic,
+            })
+            .collect()
     }
 
     /// What the calling agent can and cannot see of the customer on this ticket, per data
@@ -295,6 +312,112 @@ impl TicketMutation {
         let row = request.tickets().set_status(row, status).await?;
         Ok(Ticket::new(row))
     }
+
+    /// Replies to the customer on a ticket (`allow(agent, "reply", ticket)`: the assignee,
+    /// or a supervisor of the team). Card numbers are redacted before storage. Replying on
+    /// a **closed** ticket is refused (`CONFLICT`); on a **resolved** ticket it reopens it.
+    /// Audited (`MESSAGE_ADDED`).
+    async fn reply_to_ticket(
+        &self,
+        ctx: &Context<'_>,
+        ticket_id: ID,
+        body: String,
+    ) -> ApiResult<super::intake::MessagePayload> {
+        let request = RequestContext::get(ctx);
+        let body = crate::input::Body::parse("body", &body)?;
+        let row = request
+            .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
+            .await?;
+        request.tickets().reply(&row, &body).await?.try_into()
+    }
+
+    /// Takes an unassigned ticket of one of my queues (`allow(agent, "claim", ticket)`).
+    /// If someone took it first, `CONFLICT`. Audited (`TICKET_CLAIMED`).
+    async fn claim_ticket(&self, ctx: &Context<'_>, ticket_id: ID) -> ApiResult<Ticket> {
+        let request = RequestContext::get(ctx);
+        let row = request
+            .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
+            .await?;
+        Ok(Ticket::new(request.tickets().claim(&row).await?))
+    }
+
+    /// Assigns a ticket to an agent of its team, by handle (`allow(agent, "assign",
+    /// ticket)`: shipped, supervisors of the team). The previous assignee's reveal grants
+    /// on it are revoked. Audited (`TICKET_ASSIGNED`).
+    async fn assign_ticket(
+        &self,
+        ctx: &Context<'_>,
+        ticket_id: ID,
+        agent: String,
+    ) -> ApiResult<Ticket> {
+        let request = RequestContext::get(ctx);
+        let row = request
+            .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
+            .await?;
+        Ok(Ticket::new(request.tickets().assign(&row, &agent).await?))
+    }
+
+    /// Hands a ticket off to a role that can help ("I can connect you with our billing
+    /// specialist"): `to` is one of the ticket's `handOffTargets` (`allow(agent,
+    /// "hand_off", ticket)`). The ticket takes the target's topic and waits in that queue,
+    /// or goes to `agent` (a handle with that role, in the team). The note is redacted like
+    /// chat and kept as an internal message; the customer is not asked again. The previous
+    /// assignee's reveal grants on the ticket are revoked, and they lose its customer data
+    /// at their next request. Audited (`TICKET_HANDED_OFF`).
+    async fn hand_off_ticket(
+        &self,
+        ctx: &Context<'_>,
+        ticket_id: ID,
+        to: String,
+        agent: Option<String>,
+        note: String,
+    ) -> ApiResult<HandOffPayload> {
+        let request = RequestContext::get(ctx);
+        let note = crate::input::Body::parse("note", &note)?;
+        let row = request
+            .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
+            .await?;
+        let done = request
+            .tickets()
+            .hand_off(&row, &to, agent.as_deref(), &note)
+            .await?;
+        Ok(HandOffPayload {
+            ticket_id: ID(done.ticket_id.to_string()),
+            role: done.role,
+            topic: done.topic,
+            assigned: done.assignee_id.is_some(),
+            note_message_id: ID(done.note_message_id.to_string()),
+            revoked_grants: i32::try_from(done.revoked_grants).unwrap_or(i32::MAX),
+        })
+    }
+}
+
+/// What a hand-off did. The ticket may no longer be visible to the caller.
+#[derive(SimpleObject)]
+pub struct HandOffPayload {
+    /// The ticket's id.
+    pub ticket_id: ID,
+    /// The role it went to.
+    pub role: String,
+    /// Its topic now.
+    pub topic: String,
+    /// Whether it went to a named agent (otherwise it waits in the topic's queue).
+    pub assigned: bool,
+    /// The id of the internal message holding the (redacted) note.
+    pub note_message_id: ID,
+    /// How many of the previous assignee's reveal grants on the ticket were revoked.
+    pub revoked_grants: i32,
+}
+
+/// A role a ticket can be handed off to.
+#[derive(SimpleObject)]
+pub struct HandOffTarget {
+    /// The role, e.g. `billing` (the value of `handOffTicket`'s `to`).
+    pub role: String,
+    /// How to name it to the customer, e.g. `a billing specialist`.
+    pub label: String,
+    /// The topic the ticket takes when handed off to this role.
+    pub topic: String,
 }
 
 #[Object]

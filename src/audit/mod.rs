@@ -61,6 +61,30 @@ pub enum Action {
     ConsentRecorded,
     /// A customer's consent was withdrawn (the reason names its kind).
     ConsentWithdrawn,
+    /// A customer was created by a channel or import (the fields name what was given).
+    CustomerCreated,
+    /// A customer's details changed (the fields name which, never their values).
+    CustomerUpdated,
+    /// A ticket was opened (the reason names its channel and topic).
+    TicketOpened,
+    /// A message was added to a ticket (the reason names its author kind).
+    MessageAdded,
+    /// A message on a resolved ticket reopened it.
+    TicketReopened,
+    /// A document was attached to a ticket (the reason names its kind and type).
+    DocumentAttached,
+    /// An agent took an unassigned ticket.
+    TicketClaimed,
+    /// A ticket was assigned (the reason names the agents by id).
+    TicketAssigned,
+    /// A ticket was handed off (the reason names the role, topic and agent by id).
+    TicketHandedOff,
+    /// An admin created an agent or service account (the reason names its handle and role).
+    AgentCreated,
+    /// An admin disabled an agent (its tokens were revoked).
+    AgentDisabled,
+    /// An admin issued a new token for an agent (never the token).
+    AgentTokenIssued,
 }
 
 impl Action {
@@ -82,11 +106,23 @@ impl Action {
             Action::AgentUpdated => "agent_updated",
             Action::ConsentRecorded => "consent_recorded",
             Action::ConsentWithdrawn => "consent_withdrawn",
+            Action::CustomerCreated => "customer_created",
+            Action::CustomerUpdated => "customer_updated",
+            Action::TicketOpened => "ticket_opened",
+            Action::MessageAdded => "message_added",
+            Action::TicketReopened => "ticket_reopened",
+            Action::DocumentAttached => "document_attached",
+            Action::TicketClaimed => "ticket_claimed",
+            Action::TicketAssigned => "ticket_assigned",
+            Action::TicketHandedOff => "ticket_handed_off",
+            Action::AgentCreated => "agent_created",
+            Action::AgentDisabled => "agent_disabled",
+            Action::AgentTokenIssued => "agent_token_issued",
         }
     }
 
     /// Every action.
-    pub const ALL: [Action; 15] = [
+    pub const ALL: [Action; 27] = [
         Action::Viewed,
         Action::RevealRequested,
         Action::RevealGranted,
@@ -102,6 +138,18 @@ impl Action {
         Action::AgentUpdated,
         Action::ConsentRecorded,
         Action::ConsentWithdrawn,
+        Action::CustomerCreated,
+        Action::CustomerUpdated,
+        Action::TicketOpened,
+        Action::MessageAdded,
+        Action::TicketReopened,
+        Action::DocumentAttached,
+        Action::TicketClaimed,
+        Action::TicketAssigned,
+        Action::TicketHandedOff,
+        Action::AgentCreated,
+        Action::AgentDisabled,
+        Action::AgentTokenIssued,
     ];
 
     /// Parses the stored form.

@@ -106,7 +106,7 @@ pub async fn record(
         Some(format!("{kind}, notice {version}")),
     );
     let event = &event;
-    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    use sea_orm::EntityTrait;
     if let Some(id) = step.recorded::<i32>()? {
         // A retried delivery: the consent it recorded (gone only if the customer was
         // erased since), never a second one.
@@ -118,17 +118,7 @@ pub async fn record(
     let step = &step;
     writer
         .transaction(|txn| async move {
-            withdraw_in(&txn, customer_id, kind).await?;
-            let row = entity::consent::ActiveModel {
-                customer_id: Set(customer_id),
-                kind: Set(kind.to_owned()),
-                notice_version: Set(version.to_owned()),
-                given_at: Set(chrono::Utc::now()),
-                withdrawn_at: Set(None),
-                ..Default::default()
-            }
-            .insert(&txn)
-            .await?;
+            let row = record_in(&txn, customer_id, kind, version).await?;
             crate::audit::append_in(&txn, std::slice::from_ref(event))
                 .await
                 .map_err(|e| crate::error::ApiError::internal(e, "auditing a consent"))?;
@@ -173,6 +163,29 @@ pub async fn withdraw(
             Ok::<_, crate::error::ApiError>((n, txn))
         })
         .await
+}
+
+/// Records a consent inside the caller's transaction (replacing one of the same kind given
+/// before), unaudited: the caller audits it with the write it belongs to (see
+/// [`record`], and `openTicket`, which records the notice shown before the chat).
+pub async fn record_in(
+    db: &impl sea_orm::ConnectionTrait,
+    customer_id: i32,
+    kind: &str,
+    version: &str,
+) -> Result<entity::consent::Model, sea_orm::DbErr> {
+    use sea_orm::{ActiveModelTrait, Set};
+    withdraw_in(db, customer_id, kind).await?;
+    entity::consent::ActiveModel {
+        customer_id: Set(customer_id),
+        kind: Set(kind.to_owned()),
+        notice_version: Set(version.to_owned()),
+        given_at: Set(chrono::Utc::now()),
+        withdrawn_at: Set(None),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
 }
 
 /// [`withdraw`], inside the caller's transaction.

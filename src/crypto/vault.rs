@@ -205,6 +205,16 @@ impl Vault {
         Ok(key)
     }
 
+    /// The data key of `customer`, for a writer that seals new values (an upsert, a new
+    /// message or document); `None` when the customer has none (erased).
+    pub async fn data_key(
+        &self,
+        db: &impl ConnectionTrait,
+        customer: i32,
+    ) -> anyhow::Result<Option<DataKey>> {
+        Ok(self.data_keys(db, &[customer]).await?.remove(&customer))
+    }
+
     /// The opener of one customer's sealed fields; a customer without a data key (erased)
     /// is an internal error.
     pub async fn opener(
@@ -380,6 +390,21 @@ pub fn seal_field(
     )
 }
 
+/// Seals an attachment's content under a data key of its own, itself sealed under the
+/// customer's key: returns `(wrapped_key, sealed_content)` for row `id` of `attachments`.
+/// Deleting the row destroys the attachment's key (the retention purge), and erasing the
+/// customer destroys the key that opens it.
+pub fn seal_attachment(customer_key: &Aes256GcmSiv, id: i32, content: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let wrapped = seal_field(customer_key, "attachments", "wrapped_key", id, &bytes);
+    // 32 bytes always make a key: new_from_slice only fails on another length.
+    let own = Aes256GcmSiv::new(&bytes.into());
+    let sealed = seal_field(&own, "attachments", "content", id, content);
+    bytes.fill(0);
+    (wrapped, sealed)
+}
+
 /// Decrypts a field sealed by [`seal_field`] with a raw key: the primitive under
 /// [`Opener`], for this module and the benchmarks. Service code never holds a customer's
 /// raw key to decrypt with; it gets an [`Opener`] from the [`Vault`].
@@ -429,6 +454,29 @@ impl Opener {
                 "decrypting",
             )
         })
+    }
+
+    /// Decrypts an attachment's content: through its own key when it has one
+    /// (`wrapped_key`, see [`seal_attachment`]), else sealed directly under the customer's.
+    pub fn attachment(
+        &self,
+        id: i32,
+        wrapped_key: Option<&[u8]>,
+        sealed: &[u8],
+    ) -> crate::error::ApiResult<Vec<u8>> {
+        let Some(wrapped) = wrapped_key else {
+            return self.bytes("attachments", "content", id, sealed);
+        };
+        let mut bytes = self.bytes("attachments", "wrapped_key", id, wrapped)?;
+        let own = Aes256GcmSiv::new_from_slice(&bytes).map_err(|_| {
+            crate::error::ApiError::internal(
+                anyhow::anyhow!("attachments.wrapped_key of row {id} is not a key"),
+                "decrypting",
+            )
+        });
+        bytes.fill(0);
+        let own = own?;
+        Opener { key: Arc::new(own) }.bytes("attachments", "content", id, sealed)
     }
 
     /// Decrypts one sealed binary field (see [`Opener::text`]).

@@ -16,12 +16,18 @@ pub fn check(dir: &Path) -> Result<String, String> {
     let cases = cases::load_cases(dir, &set).map_err(|e| e.to_string())?;
     let vocabulary = set.vocabulary();
     let mut out = format!(
-        "ok: {} policy file(s), {} roles, {} topics, {} test case(s) readable",
+        "ok: {} policy file(s), {} roles, {} topics, {} channels, {} test case(s) readable",
         set.files().len(),
         vocabulary.roles.len(),
         vocabulary.topics.len(),
+        vocabulary.channels.len(),
         cases.len()
     );
+    if vocabulary.channels.is_empty() {
+        out.push_str(
+            "\nwarning: no channel(name) facts: no ticket can be opened (openTicket refuses every channel)",
+        );
+    }
     for permission in ungranted {
         let _ = write!(
             out,

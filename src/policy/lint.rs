@@ -112,6 +112,8 @@ enum Kind {
     Topic,
     /// A list of topics (`agent.queues`).
     Topics,
+    /// A channel the policy declares.
+    Channel,
     /// A ticket status.
     Status,
     /// A ticket scope.
@@ -137,6 +139,7 @@ impl Kind {
             Kind::Reveal => ("reveal option", "reveal options"),
             Kind::Role => ("role", "roles"),
             Kind::Topic | Kind::Topics => ("topic", "topics"),
+            Kind::Channel => ("channel", "channels"),
             Kind::Status => ("ticket status", "ticket statuses"),
             Kind::TicketScope => ("ticket scope", "ticket scopes"),
             Kind::AuditScope => ("audit scope", "audit scopes"),
@@ -181,6 +184,7 @@ fn signature(name: &str, arity: usize) -> Option<&'static [Option<Kind>]> {
         ("allow", 3) => &[Some(Agent), Some(Action), Some(Resource)],
         ("role", 2) => &[Some(Role), None],
         ("topic", 1) => &[Some(Topic)],
+        ("channel", 1) => &[Some(Channel)],
         _ => return None,
     })
 }
@@ -275,6 +279,8 @@ struct Checker {
     roles: Vec<String>,
     /// Topics the policy declares.
     topics: Vec<String>,
+    /// Channels the policy declares.
+    channels: Vec<String>,
     /// Parameter kinds of helper rules, by name and arity.
     helpers: HashMap<(String, usize), Vec<Slot>>,
 }
@@ -285,12 +291,14 @@ impl Checker {
         let mut checker = Checker {
             roles: Vec::new(),
             topics: Vec::new(),
+            channels: Vec::new(),
             helpers: HashMap::new(),
         };
         for (rule, _) in files.iter().flat_map(|file| &file.rules) {
             let list = match (rule.name.0.as_str(), rule.params.len()) {
                 ("role", 2) => &mut checker.roles,
                 ("topic", 1) => &mut checker.topics,
+                ("channel", 1) => &mut checker.channels,
                 _ => continue,
             };
             if let Some(Value::String(word)) = rule.params.first().map(|p| p.parameter.value()) {
@@ -388,6 +396,7 @@ impl Checker {
             Kind::AuditScope => all(&AuditScope::ALL, AuditScope::as_str),
             Kind::Role => self.roles.iter().map(String::as_str).collect(),
             Kind::Topic => self.topics.iter().map(String::as_str).collect(),
+            Kind::Channel => self.channels.iter().map(String::as_str).collect(),
             Kind::Action => asked(|_| true, |p| p.action()),
             Kind::Resource => asked(|_| true, |p| named(p.resource()).unwrap_or_default()),
             Kind::Topics | Kind::Agent | Kind::Ticket => return None,

@@ -99,6 +99,9 @@ pub struct Vocabulary {
     pub roles: Vec<RoleInfo>,
     /// The topics, in policy order.
     pub topics: Vec<String>,
+    /// The channels tickets arrive through (`channel(name)` facts), in policy order; none
+    /// when the policy declares none, and then no ticket can be opened.
+    pub channels: Vec<String>,
 }
 
 impl Vocabulary {
@@ -110,6 +113,11 @@ impl Vocabulary {
     /// Whether `topic` is a topic of the policy.
     pub fn has_topic(&self, topic: &str) -> bool {
         self.topics.iter().any(|t| t == topic)
+    }
+
+    /// Whether `channel` is a channel of the policy.
+    pub fn has_channel(&self, channel: &str) -> bool {
+        self.channels.iter().any(|c| c == channel)
     }
 }
 
@@ -587,6 +595,62 @@ impl PolicySet {
         Ok(scopes)
     }
 
+    /// Where `agent` can hand `ticket` off: each other role whose assignee would see a class
+    /// or field that is `HIDDEN` to `agent` here, with the topic the ticket should take (its
+    /// own when the role sees it there, else the first topic, in policy order, where it
+    /// does). Roles that would see nothing more are no target.
+    pub fn hand_off_targets(
+        &self,
+        agent: &AgentFacts,
+        ticket: &TicketFacts,
+    ) -> Vec<(RoleInfo, String)> {
+        let mine = self.decide(agent, ticket);
+        let hidden: Vec<Subject> = DataClass::ALL
+            .into_iter()
+            .map(Subject::Class)
+            .chain(Field::ALL.into_iter().map(Subject::Field))
+            .filter(|s| mine.subject(*s).access == Access::Hidden)
+            .collect();
+        if hidden.is_empty() {
+            return Vec::new();
+        }
+        let sees_more = |role: &str, topic: &str| {
+            let facts = AgentFacts {
+                role: role.to_owned(),
+                team: agent.team.clone(),
+                queues: vec![topic.to_owned()],
+            };
+            let assigned = TicketFacts {
+                topic: topic.to_owned(),
+                status: ticket.status.clone(),
+                assigned_to_me: true,
+                unassigned: false,
+                in_my_team: true,
+            };
+            let theirs = self.decide(&facts, &assigned);
+            hidden
+                .iter()
+                .any(|s| theirs.subject(*s).access != Access::Hidden)
+        };
+        self.vocabulary
+            .roles
+            .iter()
+            .filter(|role| role.name != agent.role)
+            .filter_map(|role| {
+                let topic = if sees_more(&role.name, &ticket.topic) {
+                    ticket.topic.clone()
+                } else {
+                    self.vocabulary
+                        .topics
+                        .iter()
+                        .find(|t| sees_more(&role.name, t))?
+                        .clone()
+                };
+                Some((role.clone(), topic))
+            })
+            .collect()
+    }
+
     /// The roles (other than `except_role`) whose assignee on a ticket of `topic` would see
     /// `subject` (a class, or a field) at all: the hand-off hint for a hidden value.
     pub fn hand_off_roles(
@@ -755,6 +819,25 @@ fn read_vocabulary(oso: &Oso) -> Result<Vocabulary, PolicyError> {
             .map_err(|e| PolicyError::Invalid(format!("topic name: {e}")))?;
         check_word("topic", &name)?;
         vocabulary.topics.push(name);
+    }
+    // Channels are optional: a policy set written before they existed still loads, and
+    // opens no ticket until it names its channels.
+    match oso.query_rule("channel", (PolarValue::Variable("name".into()),)) {
+        Ok(channels) => {
+            for result in channels {
+                let name: String = match result {
+                    Ok(result) => result
+                        .get_typed("name")
+                        .map_err(|e| PolicyError::Invalid(format!("channel name: {e}")))?,
+                    Err(e) if undefined_rule(&e) => break,
+                    Err(e) => return Err(PolicyError::Polar(e.to_string())),
+                };
+                check_word("channel", &name)?;
+                vocabulary.channels.push(name);
+            }
+        }
+        Err(e) if undefined_rule(&e) => {}
+        Err(e) => return Err(PolicyError::Polar(e.to_string())),
     }
     if vocabulary.roles.is_empty() {
         return Err(PolicyError::Invalid(

@@ -115,7 +115,7 @@ impl Privacy<'_> {
                 .all(db)
                 .await?
             {
-                let content = opener.bytes("attachments", "content", a.id, &a.content)?;
+                let content = opener.attachment(a.id, a.wrapped_key.as_deref(), &a.content)?;
                 attachments.push(json!({ "kind": a.kind, "fileName": a.file_name, "sizeBytes": a.size_bytes,
                                          "contentBase64": base64::engine::general_purpose::STANDARD.encode(content) }));
             }

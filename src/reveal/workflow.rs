@@ -632,6 +632,7 @@ mod tests {
                 role: "frontline".into(),
                 team: "support".into(),
                 queues: vec![],
+                service: false,
             },
         )
         .await

@@ -15,6 +15,124 @@ pub fn stored_status(status: &str) -> crate::error::ApiResult<crate::vocabulary:
     })
 }
 
+/// Who wrote a message, as stored in `messages.author_kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
+pub enum Author {
+    /// The customer (through a channel integration).
+    Customer,
+    /// The channel or another system (e.g. "the customer left the chat").
+    System,
+    /// An agent replying to the customer.
+    Agent,
+    /// An agent's internal note (a hand-off note); never sent to the customer.
+    Internal,
+}
+
+impl Author {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Author::Customer => "customer",
+            Author::System => "system",
+            Author::Agent => "agent",
+            Author::Internal => "internal",
+        }
+    }
+}
+
+/// A message written by [`post_in`], and whether it reopened a resolved ticket.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Posted {
+    /// The message's id.
+    pub message_id: i32,
+    /// The ticket's id.
+    pub ticket_id: i32,
+    /// The ticket's status after the message (`open` when it reopened).
+    pub ticket_status: String,
+    /// Whether the message reopened a resolved ticket.
+    pub reopened: bool,
+}
+
+/// Why [`post_in`] refused a message.
+#[derive(Debug)]
+pub enum PostError {
+    /// The ticket is closed: nothing more may be written to it.
+    Closed,
+    /// The ticket or its customer's key is gone (erased).
+    Gone,
+    /// The database failed.
+    Database(sea_orm::DbErr),
+}
+
+impl From<sea_orm::DbErr> for PostError {
+    fn from(error: sea_orm::DbErr) -> Self {
+        PostError::Database(error)
+    }
+}
+
+impl From<PostError> for crate::error::ApiError {
+    fn from(error: PostError) -> Self {
+        match error {
+            PostError::Closed => crate::error::ApiError::Conflict {
+                message: "the ticket is closed: nothing more can be added; open a new ticket"
+                    .into(),
+                retry_after_secs: None,
+            },
+            PostError::Gone => crate::error::ApiError::NotFound,
+            PostError::Database(e) => e.into(),
+        }
+    }
+}
+
+/// Writes a message to ticket `ticket_id` inside the caller's transaction, reading the
+/// ticket's status there: a closed ticket refuses it; a resolved one reopens (`open`, its
+/// resolution cleared). The body is redacted and sealed by [`add_message`]. Returns what
+/// was written; the caller audits it in the same transaction.
+pub async fn post_in(
+    txn: &sea_orm::DatabaseTransaction,
+    vault: &crate::crypto::vault::Vault,
+    ticket_id: i32,
+    author: Author,
+    author_agent_id: Option<i32>,
+    body: &str,
+) -> Result<Posted, PostError> {
+    use crate::vocabulary::TicketStatus;
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    let ticket = entity::ticket::Entity::find_by_id(ticket_id)
+        .one(txn)
+        .await?
+        .ok_or(PostError::Gone)?;
+    let status: TicketStatus = ticket.status.parse().map_err(|_| {
+        PostError::Database(sea_orm::DbErr::Custom("unknown ticket status".into()))
+    })?;
+    if status == TicketStatus::Closed {
+        return Err(PostError::Closed);
+    }
+    let key = vault
+        .data_key(txn, ticket.customer_id)
+        .await
+        .map_err(|e| PostError::Database(sea_orm::DbErr::Custom(format!("{e:#}"))))?
+        .ok_or(PostError::Gone)?;
+    let now = chrono::Utc::now();
+    let message = add_message(txn, &key, ticket.id, author.as_str(), author_agent_id, body, now)
+        .await?;
+    let reopened = status == TicketStatus::Resolved;
+    if reopened {
+        let mut active: entity::ticket::ActiveModel = ticket.clone().into();
+        active.status = Set(TicketStatus::Open.as_str().to_owned());
+        active.resolved_at = Set(None);
+        active.update(txn).await?;
+    }
+    Ok(Posted {
+        message_id: message.id,
+        ticket_id: ticket.id,
+        ticket_status: if reopened { TicketStatus::Open } else { status }
+            .as_str()
+            .to_owned(),
+        reopened,
+    })
+}
+
 /// Stores a message on a ticket. Every message enters through here: card numbers are
 /// replaced by `[card ••••NNNN]` before anything is written (PCI DSS 3.3/3.4), and the body
 /// is sealed with the customer's data key, bound to the message's row.

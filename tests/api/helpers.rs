@@ -226,6 +226,7 @@ impl TestApp {
                 role: role.into(),
                 team: team.into(),
                 queues: queues.iter().map(|q| q.to_string()).collect(),
+                service: role == "intake",
             },
         )
         .await
