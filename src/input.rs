@@ -103,8 +103,7 @@ pub struct ExternalId(String);
 impl ExternalId {
     /// Parses `value` as the input `what`.
     pub fn parse(what: &str, value: &str) -> ApiResult<ExternalId> {
-        if value.is_empty() || value.len() > 128 || !value.chars().all(|c| c.is_ascii_graphic())
-        {
+        if value.is_empty() || value.len() > 128 || !value.chars().all(|c| c.is_ascii_graphic()) {
             return Err(bad(
                 what,
                 "must be 1-128 printable ASCII characters without spaces",
@@ -251,7 +250,9 @@ impl Language {
         let primary = parts.next().unwrap_or_default();
         let ok = (2..=3).contains(&primary.len())
             && primary.chars().all(|c| c.is_ascii_alphabetic())
-            && parts.all(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
+            && parts.all(|p| {
+                (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric())
+            })
             && value.len() <= 35;
         if !ok {
             return Err(bad(what, "is not a language tag (e.g. en, pt-BR)"));
@@ -280,10 +281,19 @@ mod tests {
             "+155501002233"
         );
         assert_eq!(
-            Phone::parse("phone", "+44 (20) 7946-0958").unwrap().as_str(),
+            Phone::parse("phone", "+44 (20) 7946-0958")
+                .unwrap()
+                .as_str(),
             "+442079460958"
         );
-        for bad in ["555 0100", "+1 555", "+1234567890123456", "+0 555 0100 2233", "+1 555 O100 2233", ""] {
+        for bad in [
+            "555 0100",
+            "+1 555",
+            "+1234567890123456",
+            "+0 555 0100 2233",
+            "+1 555 O100 2233",
+            "",
+        ] {
             assert!(Phone::parse("phone", bad).is_err(), "{bad:?}");
         }
     }
@@ -291,10 +301,20 @@ mod tests {
     #[test]
     fn emails_need_a_local_part_and_a_dotted_domain() {
         assert_eq!(
-            Email::parse("email", "Robin.Sample@Example.COM").unwrap().as_str(),
+            Email::parse("email", "Robin.Sample@Example.COM")
+                .unwrap()
+                .as_str(),
             "Robin.Sample@example.com"
         );
-        for bad in ["robin", "robin@", "@example.com", "robin@example", "robin@exa mple.com", "robin@-x.com", "a@b.c"] {
+        for bad in [
+            "robin",
+            "robin@",
+            "@example.com",
+            "robin@example",
+            "robin@exa mple.com",
+            "robin@-x.com",
+            "a@b.c",
+        ] {
             assert!(Email::parse("email", bad).is_err(), "{bad:?}");
         }
     }
@@ -316,7 +336,10 @@ mod tests {
         assert!(Body::parse("body", "line one\nline two").is_ok());
         assert!(Line::parse("subject", "line one\nline two").is_err());
         let error = Body::parse("body", "secret\u{200B}").unwrap_err();
-        assert!(!error.message().contains("secret"), "errors never repeat the value");
+        assert!(
+            !error.message().contains("secret"),
+            "errors never repeat the value"
+        );
     }
 
     #[test]

@@ -283,7 +283,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         .map_err(agent_failure)?;
                     eprintln!(
                         "created {} {} (role {}, team {}); its API token, shown only once:",
-                        if agent.service { "service account" } else { "agent" },
+                        if agent.service {
+                            "service account"
+                        } else {
+                            "agent"
+                        },
                         agent.handle,
                         agent.role,
                         agent.team

@@ -19,15 +19,24 @@ fn columns() -> Vec<(&'static str, ColumnDef)> {
     vec![
         (
             "customers",
-            ColumnDef::new(Alias::new("external_id")).string().null().to_owned(),
+            ColumnDef::new(Alias::new("external_id"))
+                .string()
+                .null()
+                .to_owned(),
         ),
         (
             "tickets",
-            ColumnDef::new(Alias::new("external_id")).string().null().to_owned(),
+            ColumnDef::new(Alias::new("external_id"))
+                .string()
+                .null()
+                .to_owned(),
         ),
         (
             "messages",
-            ColumnDef::new(Alias::new("external_id")).string().null().to_owned(),
+            ColumnDef::new(Alias::new("external_id"))
+                .string()
+                .null()
+                .to_owned(),
         ),
         (
             "agents",
@@ -46,7 +55,10 @@ fn columns() -> Vec<(&'static str, ColumnDef)> {
         ),
         (
             "attachments",
-            ColumnDef::new(Alias::new("wrapped_key")).binary().null().to_owned(),
+            ColumnDef::new(Alias::new("wrapped_key"))
+                .binary()
+                .null()
+                .to_owned(),
         ),
     ]
 }
@@ -99,7 +111,12 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for (table, index) in EXTERNAL {
             manager
-                .drop_index(Index::drop().name(index).table(Alias::new(table)).to_owned())
+                .drop_index(
+                    Index::drop()
+                        .name(index)
+                        .table(Alias::new(table))
+                        .to_owned(),
+                )
                 .await?;
         }
         for (table, name) in ADDED.into_iter().rev() {

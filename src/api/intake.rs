@@ -56,7 +56,8 @@ pub struct CustomerInput {
 impl CustomerInput {
     fn parse(self) -> ApiResult<Customer> {
         let today = chrono::Utc::now().date_naive();
-        let opt = |v: Option<String>, f: &dyn Fn(&str) -> ApiResult<Line>| v.map(|v| f(&v)).transpose();
+        let opt =
+            |v: Option<String>, f: &dyn Fn(&str) -> ApiResult<Line>| v.map(|v| f(&v)).transpose();
         Ok(Customer {
             external_id: ExternalId::parse("externalId", &self.external_id)?,
             full_name: opt(self.full_name, &|v| Line::parse("fullName", v))?,
@@ -77,7 +78,10 @@ impl CustomerInput {
                 .date_of_birth
                 .map(|v| DateOfBirth::parse("dateOfBirth", &v, today))
                 .transpose()?,
-            region: self.region.map(|v| Country::parse("region", &v)).transpose()?,
+            region: self
+                .region
+                .map(|v| Country::parse("region", &v))
+                .transpose()?,
             plan: opt(self.plan, &|v| Line::parse("plan", v))?,
             preferred_language: self
                 .preferred_language
@@ -343,9 +347,9 @@ async fn attach(
     use std::io::Read;
     let request = RequestContext::get(ctx);
     let id = TicketId::parse(&ticket_id, "ticketId")?;
-    let upload = file
-        .value(ctx)
-        .map_err(|_| ApiError::BadUserInput("`file` is not an uploaded file of this request".into()))?;
+    let upload = file.value(ctx).map_err(|_| {
+        ApiError::BadUserInput("`file` is not an uploaded file of this request".into())
+    })?;
     let file_name = Line::parse("file name", &upload.filename)?;
     let limit = request.settings.max_document_bytes;
     let mut content = Vec::new();

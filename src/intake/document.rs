@@ -6,7 +6,9 @@
 //! be), and each signature is a published constant.
 
 /// A document type the service accepts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum, serde::Serialize, serde::Deserialize,
+)]
 pub enum DocumentType {
     /// `application/pdf`: starts with `%PDF-`.
     Pdf,
@@ -58,17 +60,27 @@ mod tests {
 
     #[test]
     fn the_bytes_decide_the_type() {
-        assert_eq!(DocumentType::sniff(b"%PDF-1.7\n..."), Some(DocumentType::Pdf));
+        assert_eq!(
+            DocumentType::sniff(b"%PDF-1.7\n..."),
+            Some(DocumentType::Pdf)
+        );
         assert_eq!(
             DocumentType::sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
             Some(DocumentType::Png)
         );
-        assert_eq!(DocumentType::sniff(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10]), Some(DocumentType::Jpeg));
+        assert_eq!(
+            DocumentType::sniff(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10]),
+            Some(DocumentType::Jpeg)
+        );
         assert_eq!(
             DocumentType::sniff(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic"),
             Some(DocumentType::Heic)
         );
-        assert_eq!(DocumentType::sniff(b"\0\0\0\x18ftypisom"), None, "an MP4 is no HEIC");
+        assert_eq!(
+            DocumentType::sniff(b"\0\0\0\x18ftypisom"),
+            None,
+            "an MP4 is no HEIC"
+        );
         assert_eq!(DocumentType::sniff(b"MZ\x90\0 a program"), None);
         assert_eq!(DocumentType::sniff(b"<html>"), None);
         assert_eq!(DocumentType::sniff(b""), None);

@@ -168,7 +168,10 @@ const EXTERNAL_ID_LOCK: i32 = 7_411_003;
 
 /// Serializes writers of the same external id for the rest of `txn`, so two deliveries
 /// racing on PostgreSQL cannot both insert (SQLite's single writer already serializes).
-async fn lock_external_id(txn: &DatabaseTransaction, id: &ExternalId) -> Result<(), sea_orm::DbErr> {
+async fn lock_external_id(
+    txn: &DatabaseTransaction,
+    id: &ExternalId,
+) -> Result<(), sea_orm::DbErr> {
     if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
         txn.execute_raw(sea_orm::Statement::from_sql_and_values(
             sea_orm::DatabaseBackend::Postgres,
@@ -219,7 +222,11 @@ impl Intake<'_> {
                     None => (self.insert_customer(&txn, input).await?, true),
                 };
                 let key = match created {
-                    true => self.vault.create_data_key(&txn, row.id).await.map_err(database)?,
+                    true => self
+                        .vault
+                        .create_data_key(&txn, row.id)
+                        .await
+                        .map_err(database)?,
                     false => self
                         .vault
                         .data_key(&txn, row.id)
@@ -280,7 +287,11 @@ impl Intake<'_> {
                     let parts = [
                         ("street", &row.street, address.street.as_str()),
                         ("city", &row.city, address.city.as_str()),
-                        ("postal_code", &row.postal_code, address.postal_code.as_str()),
+                        (
+                            "postal_code",
+                            &row.postal_code,
+                            address.postal_code.as_str(),
+                        ),
                         ("country", &row.country, address.country.as_str()),
                     ];
                     let mut differs = created;
@@ -331,8 +342,16 @@ impl Intake<'_> {
                     }
                 }
                 for (field, given, stored) in [
-                    (Field::Region, input.region.as_ref().map(Country::as_str), &row.region),
-                    (Field::Plan, input.plan.as_ref().map(Line::as_str), &row.plan),
+                    (
+                        Field::Region,
+                        input.region.as_ref().map(Country::as_str),
+                        &row.region,
+                    ),
+                    (
+                        Field::Plan,
+                        input.plan.as_ref().map(Line::as_str),
+                        &row.plan,
+                    ),
                     (
                         Field::PreferredLanguage,
                         input.preferred_language.as_ref().map(Language::as_str),
@@ -599,7 +618,9 @@ impl Intake<'_> {
                 "`author` must be CUSTOMER or SYSTEM (agents reply with replyToTicket)".into(),
             ));
         }
-        let row = self.ticket_for(ticket_id, Permission::AppendMessage).await?;
+        let row = self
+            .ticket_for(ticket_id, Permission::AppendMessage)
+            .await?;
         let step = crate::idempotency::step(self.claim);
         if let Some(done) = step.recorded::<Posted>()? {
             return Ok(done);
@@ -633,8 +654,7 @@ impl Intake<'_> {
                         return Ok((done, txn));
                     }
                 }
-                let posted =
-                    post_in(&txn, self.vault, row.id, author, None, body.as_str()).await?;
+                let posted = post_in(&txn, self.vault, row.id, author, None, body.as_str()).await?;
                 if let Some(external) = external_id {
                     entity::message::Entity::update_many()
                         .col_expr(
@@ -691,7 +711,9 @@ impl Intake<'_> {
                     .into(),
             )
         })?;
-        let row = self.ticket_for(ticket_id, Permission::AttachDocument).await?;
+        let row = self
+            .ticket_for(ticket_id, Permission::AttachDocument)
+            .await?;
         let step = crate::idempotency::step(self.claim);
         if let Some(done) = step.recorded::<Attached>()? {
             return Ok(done);

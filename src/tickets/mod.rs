@@ -102,9 +102,10 @@ pub async fn post_in(
         .one(txn)
         .await?
         .ok_or(PostError::Gone)?;
-    let status: TicketStatus = ticket.status.parse().map_err(|_| {
-        PostError::Database(sea_orm::DbErr::Custom("unknown ticket status".into()))
-    })?;
+    let status: TicketStatus = ticket
+        .status
+        .parse()
+        .map_err(|_| PostError::Database(sea_orm::DbErr::Custom("unknown ticket status".into())))?;
     if status == TicketStatus::Closed {
         return Err(PostError::Closed);
     }
@@ -114,8 +115,16 @@ pub async fn post_in(
         .map_err(|e| PostError::Database(sea_orm::DbErr::Custom(format!("{e:#}"))))?
         .ok_or(PostError::Gone)?;
     let now = chrono::Utc::now();
-    let message = add_message(txn, &key, ticket.id, author.as_str(), author_agent_id, body, now)
-        .await?;
+    let message = add_message(
+        txn,
+        &key,
+        ticket.id,
+        author.as_str(),
+        author_agent_id,
+        body,
+        now,
+    )
+    .await?;
     let reopened = status == TicketStatus::Resolved;
     if reopened {
         let mut active: entity::ticket::ActiveModel = ticket.clone().into();

@@ -390,7 +390,11 @@ impl Tickets<'_> {
             let names: Vec<&str> = targets.iter().map(|t| t.role.as_str()).collect();
             return Err(ApiError::BadUserInput(format!(
                 "`to` must be one of this ticket's hand-off targets: {}",
-                if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
             )));
         };
         let assignee = match to_agent {

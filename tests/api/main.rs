@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod helpers;
+mod intake;
 
 mod audit;
 mod auth;
