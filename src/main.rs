@@ -267,6 +267,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let settings = cli.global.settings().map_err(Failure::Config)?;
             let db = db::connect(&settings).await?;
             db::migrate(&db).await?;
+            let writer = db::Writer::new(db.clone());
+            // Every agent change from the CLI is audited as `cli`.
+            let actor = audit::Actor::system("cli", "cli");
             match command {
                 AgentCommand::Create(args) => {
                     let policy = load_policy(&settings)?;
@@ -278,9 +281,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         queues: args.queues,
                         service: args.service,
                     };
-                    let (agent, token) = agents::create(&db, policy.current().vocabulary(), new)
-                        .await
-                        .map_err(agent_failure)?;
+                    let (agent, token) =
+                        agents::create(&writer, policy.current().vocabulary(), &actor, new)
+                            .await
+                            .map_err(agent_failure)?;
                     eprintln!(
                         "created {} {} (role {}, team {}); its API token, shown only once:",
                         if agent.service {
@@ -295,7 +299,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     println!("{token}");
                 }
                 AgentCommand::Disable { handle } => {
-                    let agent = agents::disable(&db, &handle).await.map_err(agent_failure)?;
+                    let agent = agents::disable(&writer, &actor, &handle)
+                        .await
+                        .map_err(agent_failure)?;
                     println!(
                         "disabled agent {} and revoked all of its tokens",
                         agent.handle
@@ -312,22 +318,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     };
                     let policy = policy.current();
                     let actor = audit::Actor {
-                        agent_id: None,
-                        role: "cli".into(),
-                        request_id: "cli".into(),
                         policy_version: Some(policy.version().to_owned()),
-                        idempotency_key: None,
+                        ..actor
                     };
-                    let updated = agents::update(
-                        &db,
-                        policy.vocabulary(),
-                        &audit::AuditLog::new(db::Writer::new(db.clone())),
-                        &actor,
-                        &args.handle,
-                        change,
-                    )
-                    .await
-                    .map_err(agent_failure)?;
+                    let updated =
+                        agents::update(&writer, policy.vocabulary(), &actor, &args.handle, change)
+                            .await
+                            .map_err(agent_failure)?;
                     println!(
                         "updated agent {}: {}",
                         updated.agent.handle,
@@ -339,7 +336,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     );
                 }
                 AgentCommand::Token { handle } => {
-                    let token = agents::issue_token(&db, &handle)
+                    let token = agents::issue_token(&writer, &actor, &handle)
                         .await
                         .map_err(agent_failure)?;
                     eprintln!("new API token for {handle}, shown only once:");

@@ -90,7 +90,7 @@ pub async fn seed(
 ) -> anyhow::Result<()> {
     use sea_orm::Set;
     let started = Instant::now();
-    let agents = ensure_agents(db, policy).await?;
+    let agents = ensure_agents(&crate::writer::Writer::new(db.clone()), policy).await?;
     let topics = policy.vocabulary().topics.clone();
     let mut rng = StdRng::seed_from_u64(0x6e74_6b21);
     let now = Utc::now();
@@ -161,7 +161,7 @@ pub async fn seed(
 
     let assignees: Vec<Option<i32>> = ["frontline", "frontline2", "billing", "identity"]
         .iter()
-        .map(|h| agents.get(h).copied())
+        .map(|h| agents.get(h).map(|a| a.id))
         .chain([None])
         .collect();
     let first_ticket = next_id::<ticket::Entity>(&txn, ticket::Column::Id).await?;

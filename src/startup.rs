@@ -117,9 +117,11 @@ impl Application {
         // Before anything is served: a restored backup must not bring back what was erased.
         let ledger = crate::ledger::Ledger::at(settings.erasure_ledger_path());
         crate::privacy::reapply(&db, &writer, &ledger).await?;
+        let grants = grant_store(&settings)?;
+        tracing::info!(grant_store = grants.describe(), "reveal grants");
         let demo_tokens = if settings.demo {
-            demo::seed(writer.connection(), &policy.current(), &vault).await?;
-            demo::tokens(writer.connection(), &settings.data_dir).await?
+            demo::seed(&writer, &policy.current(), &vault, &grants).await?;
+            demo::tokens(&writer, &settings.data_dir).await?
         } else {
             BTreeMap::new()
         };
@@ -157,8 +159,6 @@ impl Application {
             }
             .spawn(interval);
         }
-        let grants = grant_store(&settings)?;
-        tracing::info!(grant_store = grants.describe(), "reveal grants");
         let state = web::Data::new(AppState {
             audit,
             limiter: grants.rate_limiter(),

@@ -343,7 +343,7 @@ fn policy_check_reports_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let ok = needtoknow(dir.path(), &["policy", "check"]);
     assert!(ok.status.success(), "{}", stderr(&ok));
-    assert!(stdout(&ok).starts_with("ok: 1 policy file(s), 6 roles, 6 topics"));
+    assert!(stdout(&ok).starts_with("ok: 1 policy file(s), 7 roles, 6 topics, 4 channels"));
 
     let broken = dir.path().join("broken");
     copy_policies(&broken);
@@ -439,7 +439,7 @@ fn policy_test_runs_the_cases_and_prints_expected_vs_got() {
     let dir = tempfile::tempdir().unwrap();
     let ok = needtoknow(dir.path(), &["policy", "test"]);
     assert!(ok.status.success(), "{}", stderr(&ok));
-    assert_eq!(stdout(&ok).trim(), "1023 passed, 0 failed");
+    assert_eq!(stdout(&ok).trim(), "1534 passed, 0 failed");
 
     let edited = dir.path().join("edited");
     copy_policies(&edited);
@@ -460,7 +460,7 @@ fn policy_test_runs_the_cases_and_prints_expected_vs_got() {
         "{}",
         stdout(&output)
     );
-    assert!(stdout(&output).contains("888 passed, 1 failed"));
+    assert!(stdout(&output).contains("1176 passed, 1 failed"));
 
     std::fs::write(
         &cases,
@@ -781,7 +781,7 @@ fn policy_diff_lists_each_changed_cell_and_refuses_widening() {
         ),
         "{report}"
     );
-    assert!(report.contains("**24 widen**"), "{report}");
+    assert!(report.contains("**28 widen**"), "{report}");
     assert!(stderr(&output).contains("--allow-widening"));
     assert!(diff(&widened, &["--allow-widening"]).status.success());
 

@@ -7,13 +7,11 @@ use base64::Engine;
 use chrono::Utc;
 use entity::{agent, api_token};
 use rand::RngCore;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use sha2::{Digest, Sha256};
 
 use crate::policy::{is_word, AgentFacts, PolicySet, TicketFacts, Vocabulary};
+use crate::writer::Writer;
 
 /// Every API token starts with this, so leaked tokens are easy to recognise and scan for.
 pub const TOKEN_PREFIX: &str = "ntk_";
@@ -164,66 +162,145 @@ impl NewAgent {
     }
 }
 
-/// Creates an agent and its first token, returning both. The token is not stored.
+impl From<sea_orm::DbErr> for AgentError {
+    fn from(error: sea_orm::DbErr) -> Self {
+        AgentError::Database(error.into())
+    }
+}
+
+impl crate::writer::Transient for AgentError {
+    fn is_transient(&self) -> bool {
+        matches!(self, AgentError::Database(e) if e.is_transient())
+    }
+}
+
+fn audited(error: anyhow::Error) -> AgentError {
+    AgentError::Database(error.context("auditing an agent change"))
+}
+
+/// Creates an agent (or service account) and its first token, returning both; audited
+/// (`agent_created`, naming the role and team, never the token) in the same transaction.
+/// The token is not stored, only its hash.
 pub async fn create(
-    db: &DatabaseConnection,
+    writer: &Writer,
     vocabulary: &Vocabulary,
+    actor: &crate::audit::Actor,
     new: NewAgent,
 ) -> Result<(Agent, String), AgentError> {
     new.validate(vocabulary)?;
-    let existing = agent::Entity::find()
-        .filter(agent::Column::Handle.eq(&new.handle))
-        .one(db)
+    let new = &new;
+    writer
+        .transaction(|txn| async move {
+            let existing = agent::Entity::find()
+                .filter(agent::Column::Handle.eq(&new.handle))
+                .one(&txn)
+                .await?;
+            if existing.is_some() {
+                return Err(AgentError::Invalid(format!(
+                    "an agent with handle {:?} already exists",
+                    new.handle
+                )));
+            }
+            let row = agent::ActiveModel {
+                handle: Set(new.handle.clone()),
+                display_name: Set(new.display_name.trim().to_owned()),
+                role: Set(new.role.clone()),
+                team: Set(new.team.clone()),
+                queues: Set(serde_json::to_string(&new.queues).context("encoding queues")?),
+                active: Set(true),
+                created_at: Set(Utc::now()),
+                kind: Set(if new.service { "service" } else { "agent" }.into()),
+                ..Default::default()
+            }
+            .insert(&txn)
+            .await?;
+            let token = insert_token(&txn, row.id).await?;
+            let event = actor.event(
+                crate::audit::Action::AgentCreated,
+                None,
+                None,
+                Vec::new(),
+                Some(format!(
+                    "agent {}: {}role {}, team {}",
+                    row.id,
+                    if new.service { "service account, " } else { "" },
+                    row.role,
+                    row.team
+                )),
+            );
+            crate::audit::append_in(&txn, &[event])
+                .await
+                .map_err(audited)?;
+            let agent = Agent::try_from(row)?;
+            Ok(((agent, token), txn))
+        })
         .await
-        .context("looking up the handle")?;
-    if existing.is_some() {
-        return Err(AgentError::Invalid(format!(
-            "an agent with handle {:?} already exists",
-            new.handle
-        )));
-    }
-    let txn = db.begin().await.context("starting a transaction")?;
-    let row = agent::ActiveModel {
-        handle: Set(new.handle),
-        display_name: Set(new.display_name.trim().to_owned()),
-        role: Set(new.role),
-        team: Set(new.team),
-        queues: Set(serde_json::to_string(&new.queues).context("encoding queues")?),
-        active: Set(true),
-        created_at: Set(Utc::now()),
-        kind: Set(if new.service { "service" } else { "agent" }.into()),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await
-    .context("inserting the agent")?;
-    let token = insert_token(&txn, row.id).await?;
-    txn.commit().await.context("committing the new agent")?;
-    Ok((Agent::try_from(row)?, token))
 }
 
-/// Issues a new token for an active agent.
-pub async fn issue_token(db: &DatabaseConnection, handle: &str) -> Result<String, AgentError> {
-    let row = find_by_handle(db, handle).await?;
+/// Issues a new token for an active agent; audited (`agent_token_issued`, never the
+/// token).
+pub async fn issue_token(
+    writer: &Writer,
+    actor: &crate::audit::Actor,
+    handle: &str,
+) -> Result<String, AgentError> {
+    let row = find_by_handle(writer.connection(), handle).await?;
     if !row.active {
         return Err(AgentError::Invalid(format!(
             "agent {handle:?} is disabled; create a new agent instead"
         )));
     }
-    Ok(insert_token(db, row.id).await?)
+    let row = &row;
+    writer
+        .transaction(|txn| async move {
+            let token = insert_token(&txn, row.id).await?;
+            let event = actor.event(
+                crate::audit::Action::AgentTokenIssued,
+                None,
+                None,
+                Vec::new(),
+                Some(format!("agent {}", row.id)),
+            );
+            crate::audit::append_in(&txn, &[event])
+                .await
+                .map_err(audited)?;
+            Ok((token, txn))
+        })
+        .await
 }
 
-/// Disables an agent and revokes all of its tokens in one transaction. Disabling twice is
-/// harmless.
-pub async fn disable(db: &DatabaseConnection, handle: &str) -> Result<Agent, AgentError> {
-    let row = find_by_handle(db, handle).await?;
-    let txn = db.begin().await.context("starting a transaction")?;
-    let mut active: agent::ActiveModel = row.into();
-    active.active = Set(false);
-    let row = active.update(&txn).await.context("disabling the agent")?;
-    revoke_tokens(&txn, row.id).await?;
-    txn.commit().await.context("committing the disable")?;
-    Ok(Agent::try_from(row)?)
+/// Disables an agent and revokes all of its tokens in one transaction, audited
+/// (`agent_disabled`). Disabling twice is harmless (and audited once). The caller revokes
+/// the agent's reveal grants, which live outside the database.
+pub async fn disable(
+    writer: &Writer,
+    actor: &crate::audit::Actor,
+    handle: &str,
+) -> Result<Agent, AgentError> {
+    let row = find_by_handle(writer.connection(), handle).await?;
+    let row = &row;
+    writer
+        .transaction(|txn| async move {
+            let was_active = row.active;
+            let mut active: agent::ActiveModel = row.clone().into();
+            active.active = Set(false);
+            let row = active.update(&txn).await?;
+            revoke_tokens(&txn, row.id).await?;
+            if was_active {
+                let event = actor.event(
+                    crate::audit::Action::AgentDisabled,
+                    None,
+                    None,
+                    Vec::new(),
+                    Some(format!("agent {}", row.id)),
+                );
+                crate::audit::append_in(&txn, &[event])
+                    .await
+                    .map_err(audited)?;
+            }
+            Ok((Agent::try_from(row)?, txn))
+        })
+        .await
 }
 
 /// A change to an agent's facts; `None` and empty lists leave a fact as it is.
@@ -249,19 +326,17 @@ pub struct Updated {
 }
 
 /// Changes an agent's role, team or queues. The role and added queues must be words of the
-/// policy; a queue may be removed even when the policy no longer defines it. The change is
-/// stored, then audited (`agent_updated`, by `actor`, naming the agent by id); if the audit
-/// write fails the error says so and the command can be re-run (it then finds nothing to
-/// change). The agent's next request authenticates with the new facts.
+/// policy; a queue may be removed even when the policy no longer defines it. The change
+/// and its audit event (`agent_updated`, by `actor`, naming the agent by id) are written
+/// in one transaction. The agent's next request authenticates with the new facts.
 pub async fn update(
-    db: &DatabaseConnection,
+    writer: &Writer,
     vocabulary: &Vocabulary,
-    audit: &crate::audit::AuditLog,
     actor: &crate::audit::Actor,
     handle: &str,
     change: AgentChange,
 ) -> Result<Updated, AgentError> {
-    let row = find_by_handle(db, handle).await?;
+    let row = find_by_handle(writer.connection(), handle).await?;
     let before = Agent::try_from(row.clone())?;
     let mut after = before.clone();
     let mut changes = Vec::new();
@@ -326,7 +401,6 @@ pub async fn update(
     active.role = Set(after.role.clone());
     active.team = Set(after.team.clone());
     active.queues = Set(serde_json::to_string(&after.queues).context("encoding queues")?);
-    active.update(db).await.context("updating the agent")?;
     let event = actor.event(
         crate::audit::Action::AgentUpdated,
         None,
@@ -334,10 +408,16 @@ pub async fn update(
         fields,
         Some(format!("agent {}: {}", before.id, changes.join("; "))),
     );
-    audit
-        .append(&[event])
-        .await
-        .context("the agent was updated, but auditing the update failed")?;
+    let (active, event) = (&active, &event);
+    writer
+        .transaction(|txn| async move {
+            active.clone().update(&txn).await?;
+            crate::audit::append_in(&txn, std::slice::from_ref(event))
+                .await
+                .map_err(audited)?;
+            Ok::<_, AgentError>(((), txn))
+        })
+        .await?;
     Ok(Updated {
         agent: after,
         changes,
@@ -362,7 +442,10 @@ pub async fn revoke_tokens(
     Ok(())
 }
 
-async fn find_by_handle(db: &DatabaseConnection, handle: &str) -> Result<agent::Model, AgentError> {
+async fn find_by_handle(
+    db: &impl sea_orm::ConnectionTrait,
+    handle: &str,
+) -> Result<agent::Model, AgentError> {
     agent::Entity::find()
         .filter(agent::Column::Handle.eq(handle))
         .one(db)

@@ -51,6 +51,8 @@ pub struct CustomerInput {
     pub plan: Option<String>,
     /// Preferred language, a BCP 47 tag such as `en` or `pt-BR`.
     pub preferred_language: Option<String>,
+    /// When they became a customer, `YYYY-MM-DD` (new customers: today).
+    pub customer_since: Option<String>,
 }
 
 impl CustomerInput {
@@ -86,6 +88,10 @@ impl CustomerInput {
             preferred_language: self
                 .preferred_language
                 .map(|v| Language::parse("preferredLanguage", &v))
+                .transpose()?,
+            customer_since: self
+                .customer_since
+                .map(|v| crate::input::PastDate::parse("customerSince", &v, today))
                 .transpose()?,
         })
     }

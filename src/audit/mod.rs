@@ -67,6 +67,8 @@ pub enum Action {
     CustomerUpdated,
     /// A ticket was opened (the reason names its channel and topic).
     TicketOpened,
+    /// A ticket's status changed (the reason names the old and new status).
+    TicketStatusChanged,
     /// A message was added to a ticket (the reason names its author kind).
     MessageAdded,
     /// A message on a resolved ticket reopened it.
@@ -109,6 +111,7 @@ impl Action {
             Action::CustomerCreated => "customer_created",
             Action::CustomerUpdated => "customer_updated",
             Action::TicketOpened => "ticket_opened",
+            Action::TicketStatusChanged => "ticket_status_changed",
             Action::MessageAdded => "message_added",
             Action::TicketReopened => "ticket_reopened",
             Action::DocumentAttached => "document_attached",
@@ -122,7 +125,7 @@ impl Action {
     }
 
     /// Every action.
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 28] = [
         Action::Viewed,
         Action::RevealRequested,
         Action::RevealGranted,
@@ -141,6 +144,7 @@ impl Action {
         Action::CustomerCreated,
         Action::CustomerUpdated,
         Action::TicketOpened,
+        Action::TicketStatusChanged,
         Action::MessageAdded,
         Action::TicketReopened,
         Action::DocumentAttached,
@@ -200,6 +204,18 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// The service itself or a command acting with no agent (`role` is e.g. `cli` or
+    /// `system`), in `request_id`, with no policy deciding.
+    pub fn system(role: &str, request_id: &str) -> Actor {
+        Actor {
+            agent_id: None,
+            role: role.to_owned(),
+            request_id: request_id.to_owned(),
+            policy_version: None,
+            idempotency_key: None,
+        }
+    }
+
     /// An event by this actor.
     pub fn event(
         &self,

@@ -68,6 +68,8 @@ pub struct CustomerInput {
     pub plan: Option<Line>,
     /// Preferred language.
     pub preferred_language: Option<Language>,
+    /// When they became a customer (new customers default to today).
+    pub customer_since: Option<crate::input::PastDate>,
 }
 
 /// What `upsert_customer` did.
@@ -368,6 +370,12 @@ impl Intake<'_> {
                         _ => active.preferred_language = Set(value.to_owned()),
                     }
                     changed.push(field.graphql_name().to_owned());
+                }
+                if let Some(since) = input.customer_since.map(crate::input::PastDate::date) {
+                    if created || since != row.customer_since {
+                        active.customer_since = Set(since);
+                        changed.push(Field::CustomerSince.graphql_name().to_owned());
+                    }
                 }
                 changed.sort_by_key(|name| Field::named(name).map(Field::index));
                 if created || !changed.is_empty() {

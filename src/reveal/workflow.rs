@@ -624,8 +624,9 @@ mod tests {
             PolicySet::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"))
                 .unwrap();
         let (agent, _) = crate::agents::create(
-            &db,
+            &crate::writer::Writer::new(db.clone()),
             policy.vocabulary(),
+            &crate::audit::Actor::system("test", "test"),
             crate::agents::NewAgent {
                 handle: "fl".into(),
                 display_name: "fl".into(),
@@ -701,6 +702,12 @@ mod tests {
             claim: None,
         };
         let reason = Reason::parse("the customer asked us to confirm it").unwrap();
+        // Creating the agent was audited; nothing else may be.
+        let events_before = entity::audit_event::Entity::find()
+            .all(&db)
+            .await
+            .unwrap()
+            .len();
 
         let refused = reveals
             .request(&ticket, &[Field::Email, Field::PaymentMethods], &reason)
@@ -714,7 +721,7 @@ mod tests {
                 .await
                 .unwrap()
                 .len(),
-            0
+            events_before
         );
 
         let done = reveals
@@ -734,6 +741,9 @@ mod tests {
             .into_iter()
             .map(|e| e.action)
             .collect();
-        assert_eq!(actions, ["reveal_requested", "reveal_granted"]);
+        assert_eq!(
+            actions,
+            ["agent_created", "reveal_requested", "reveal_granted"]
+        );
     }
 }

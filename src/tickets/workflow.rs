@@ -38,8 +38,8 @@ pub struct Tickets<'a> {
 
 impl Tickets<'_> {
     /// Sets the status of `ticket` (one the caller may see), if the policy grants
-    /// `set_status` on it. Resolving or closing revokes every grant on the ticket, audited
-    /// one event per grant; if the grant store cannot be reached, nothing changes
+    /// `set_status` on it; a change is audited (`ticket_status_changed`). Resolving or
+    /// closing revokes every grant on the ticket, audited one event per grant; if the grant store cannot be reached, nothing changes
     /// (`REVEAL_UNAVAILABLE`). The grants go first (failing closed: a failure after that
     /// leaves fewer grants, never more); the status and the revocations' audit events are
     /// then written in one transaction.
@@ -82,6 +82,15 @@ impl Tickets<'_> {
                 })
                 .collect();
         }
+        // Every status set is audited, a repeated one too ("pending -> pending"): the
+        // trail records what agents did.
+        events.push(self.actor.event(
+            Action::TicketStatusChanged,
+            Some(ticket.customer_id),
+            Some(ticket.id),
+            Vec::new(),
+            Some(format!("{} -> {}", ticket.status, status.as_str())),
+        ));
         let resolved_at = if closing {
             ticket.resolved_at.or(Some(Utc::now()))
         } else {

@@ -57,14 +57,14 @@ on_both_databases! {
     /// Disabling an agent revokes all of its tokens at once, while other agents carry on.
     async fn disabling_an_agent_revokes_all_of_its_tokens(app) {
         let db = needtoknow::db::connect(&app.settings).await.unwrap();
-        let second = needtoknow::agents::issue_token(&db, "frontline").await.unwrap();
+        let second = needtoknow::agents::issue_token(&needtoknow::writer::Writer::new(db.clone()), &needtoknow::audit::Actor::system("test", "test"), "frontline").await.unwrap();
         let query = json!({ "query": "{ me { handle } }" });
         for token in [app.token("frontline").to_owned(), second.clone()] {
             let (status, _) = app.post_graphql(Some(&token), &query).await;
             assert_eq!(status, 200);
         }
 
-        needtoknow::agents::disable(&db, "frontline").await.unwrap();
+        needtoknow::agents::disable(&needtoknow::writer::Writer::new(db.clone()), &needtoknow::audit::Actor::system("test", "test"), "frontline").await.unwrap();
 
         for token in [app.token("frontline").to_owned(), second] {
             let (status, body) = app.post_graphql(Some(&token), &query).await;
@@ -74,7 +74,7 @@ on_both_databases! {
         let (status, _) = app.post_graphql(Some(app.token("frontline2")), &query).await;
         assert_eq!(status, 200);
         assert!(
-            needtoknow::agents::issue_token(&db, "frontline").await.is_err(),
+            needtoknow::agents::issue_token(&needtoknow::writer::Writer::new(db.clone()), &needtoknow::audit::Actor::system("test", "test"), "frontline").await.is_err(),
             "a disabled agent gets no new tokens"
         );
     }

@@ -75,7 +75,7 @@ async fn notices_are_public_and_recording_consent_keeps_transcripts() {
         .unwrap()
         .iter()
         .map(|e| &e["node"])
-        .filter(|e| e["action"] == "CONSENT_RECORDED")
+        .filter(|e| e["action"] == "CONSENT_RECORDED" && e["ticketId"] == json!(parcel))
         .collect();
     assert_eq!(consents.len(), 1, "{trail}");
     assert_eq!(consents[0]["ticketId"], json!(parcel));

@@ -57,7 +57,13 @@ async fn the_demo_seed_is_idempotent_across_restarts() {
     let mut tokens = first.tokens.clone();
     // A demo agent disabled meanwhile stays disabled and gets no token.
     let db = needtoknow::db::connect(&settings).await.unwrap();
-    needtoknow::agents::disable(&db, "auditor").await.unwrap();
+    needtoknow::agents::disable(
+        &needtoknow::writer::Writer::new(db.clone()),
+        &needtoknow::audit::Actor::system("test", "test"),
+        "auditor",
+    )
+    .await
+    .unwrap();
     tokens.remove("auditor");
     let second = spawn_with(settings, dir, pg).await;
     assert_eq!(second.visible_ticket_subjects("supervisor").await, before);

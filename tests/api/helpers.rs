@@ -26,6 +26,9 @@ pub struct TestApp {
     pub tokens: BTreeMap<String, String>,
     pub client: reqwest::Client,
     pub settings: Settings,
+    /// The last audit event's sequence number once the app started: the demo is seeded
+    /// through the write side, so what a test did comes after it.
+    pub audit_start: i64,
     _data_dir: tempfile::TempDir,
 }
 
@@ -127,7 +130,20 @@ pub async fn spawn_with(
     let address = format!("http://127.0.0.1:{}", app.port());
     let tokens = app.demo_tokens().clone();
     tokio::spawn(app.run_until_stopped());
+    let audit_start = {
+        use sea_orm::{EntityTrait, QueryOrder};
+        let db = needtoknow::db::connect(&settings).await.unwrap();
+        let last = entity::audit_event::Entity::find()
+            .order_by_desc(entity::audit_event::Column::Seq)
+            .one(&db)
+            .await
+            .unwrap()
+            .map_or(0, |e| i64::from(e.seq));
+        db.close().await.ok();
+        last
+    };
     TestApp {
+        audit_start,
         address,
         tokens,
         client: reqwest::Client::builder()
@@ -218,8 +234,9 @@ impl TestApp {
         let db = needtoknow::db::connect(&self.settings).await.unwrap();
         let policy = needtoknow::policy::Policy::load(&self.settings.policy_dir).unwrap();
         let (_, token) = needtoknow::agents::create(
-            &db,
+            &needtoknow::writer::Writer::new(db.clone()),
             policy.current().vocabulary(),
+            &needtoknow::audit::Actor::system("test", "test"),
             needtoknow::agents::NewAgent {
                 handle: handle.into(),
                 display_name: handle.into(),

@@ -125,7 +125,9 @@ async fn changes(app: &TestApp) -> Vec<Value> {
         .into_iter()
         .flatten()
         .map(|e| e["node"].clone())
-        .filter(|e| e["action"] != "VIEWED")
+        .filter(|e| {
+            e["action"] != "VIEWED" && e["seq"].as_i64().is_some_and(|s| s > app.audit_start)
+        })
         .collect();
     changes.sort_by_key(|e| e["seq"].as_i64());
     changes
@@ -170,7 +172,8 @@ async fn hostile_strings_in_every_input(backend: Backend) {
     let ticket = app.ticket_id("Where is my parcel?").await;
     let admin = app.create_agent("privacy.officer", "admin").await;
     let before = snapshot(&app).await;
-    assert!(changes(&app).await.is_empty());
+    let created: Vec<Value> = changes(&app).await;
+    assert_eq!(created.len(), 1, "creating the admin, audited: {created:?}");
     let mut reasons = Vec::new();
     let mut checks = 0;
     for s in hostile() {
@@ -222,7 +225,7 @@ async fn hostile_strings_in_every_input(backend: Backend) {
     assert!(
         changes.iter().all(|e| matches!(
             e["action"].as_str(),
-            Some("REVEAL_REQUESTED" | "REVEAL_GRANTED" | "IDENTITY_CHECKED")
+            Some("REVEAL_REQUESTED" | "REVEAL_GRANTED" | "IDENTITY_CHECKED" | "AGENT_CREATED")
         )),
         "{changes:?}"
     );

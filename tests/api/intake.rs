@@ -96,7 +96,7 @@ on_both_databases! {
     /// frontline loses it, billing claims it and resolves it; a late customer message
     /// reopens it, and once closed, nothing more is accepted.
     async fn a_chat_travels_from_intake_to_billing(app) {
-        let intake = app.create_agent("chat-gateway", "intake").await;
+        let intake = app.token("chat-gateway").to_owned();
         let data = ok(&app, &intake, UPSERT, json!({ "i": robin_like("crm-77") })).await;
         assert_eq!(data["upsertCustomer"]["created"], true);
         assert_eq!(
@@ -203,8 +203,9 @@ on_both_databases! {
     /// Each bad input gets a clear code and writes nothing; another team's ticket is
     /// NOT_FOUND; agents may not write as intake does, nor intake as agents do.
     async fn bad_input_writes_nothing(app) {
-        let intake = app.create_agent("chat-gateway", "intake").await;
+        let intake = app.token("chat-gateway").to_owned();
         let ticket = new_chat(&app, &intake, "crm-2", "shipping", "Where is it?").await;
+        let other = app.create_agent_in("other-gateway", "intake", "other_team", &[]).await;
         let before = (rows(&app, "customers").await, rows(&app, "tickets").await,
             rows(&app, "messages").await, rows(&app, "audit_events").await);
         let open = |patch: Value| {
@@ -240,7 +241,6 @@ on_both_databases! {
         }
         // Another team's integration cannot touch this team's ticket, and cannot tell it
         // exists.
-        let other = app.create_agent_in("other-gateway", "intake", "other_team", &[]).await;
         let (_, body) = post(&app, &other, APPEND, json!({ "t": ticket, "i": { "author": "CUSTOMER", "body": "hi" } })).await;
         assert_eq!(error_code(&body), "NOT_FOUND");
         // Agents do not write as intake does; intake does not work tickets.
@@ -261,7 +261,7 @@ on_both_databases! {
 on_both_databases! {
     /// A message for an erased customer finds nothing: erasure took their tickets.
     async fn an_erased_customer_takes_no_more_messages(app) {
-        let intake = app.create_agent("chat-gateway", "intake").await;
+        let intake = app.token("chat-gateway").to_owned();
         let ticket = new_chat(&app, &intake, "crm-4", "shipping", "Hello").await;
         let admin = app.create_agent("privacy", "admin").await;
         let customer = ok(&app, &intake, UPSERT, json!({ "i": { "externalId": "crm-4" } })).await;
@@ -302,7 +302,7 @@ on_both_databases! {
     /// one ticket; the others conflict while it runs or replay it after; a different body
     /// under the key is a CONFLICT. The key is in the audit event.
     async fn eight_deliveries_of_one_key_open_one_ticket(app) {
-        let intake = app.create_agent("chat-gateway", "intake").await;
+        let intake = app.token("chat-gateway").to_owned();
         ok(&app, &intake, UPSERT, json!({ "i": robin_like("crm-5") })).await;
         let tickets = rows(&app, "tickets").await;
         let variables = json!({ "i": { "customerExternalId": "crm-5", "channel": "email", "topic": "billing",
@@ -514,7 +514,7 @@ async fn documents_are_checked_sealed_and_purged_on_postgres() {
 
 async fn injected_failure(backend: Backend) {
     let app = spawn_app_with(backend, |_| {}).await;
-    let intake = app.create_agent("chat-gateway", "intake").await;
+    let intake = app.token("chat-gateway").to_owned();
     let ticket = new_chat(&app, &intake, "crm-8", "shipping", "Hello").await;
     app.data_as("frontline", CLAIM, json!({ "t": ticket }))
         .await;

@@ -352,9 +352,8 @@ on_both_databases! {
             idempotency_key: None,
         };
         let updated = needtoknow::agents::update(
-            &db,
+            &needtoknow::writer::Writer::new(db.clone()),
             policy.current().vocabulary(),
-            &needtoknow::audit::AuditLog::new(needtoknow::writer::Writer::new(db.clone())),
             &actor,
             "sam",
             needtoknow::agents::AgentChange {

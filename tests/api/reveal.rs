@@ -41,7 +41,7 @@ async fn actions(app: &TestApp) -> Vec<String> {
     let data = app
         .data_as(
             "auditor",
-            "{ auditEvents(first: 100) { edges { node { action } } } }",
+            "{ auditEvents(first: 100) { edges { node { seq action } } } }",
             json!({}),
         )
         .await;
@@ -49,6 +49,11 @@ async fn actions(app: &TestApp) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
+        .filter(|e| {
+            e["node"]["seq"]
+                .as_i64()
+                .is_some_and(|s| s > app.audit_start)
+        })
         .map(|e| e["node"]["action"].as_str().unwrap().to_owned())
         .collect();
     actions.reverse();

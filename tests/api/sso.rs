@@ -182,7 +182,13 @@ async fn every_algorithm_and_every_failure(backend: Backend) {
     let rsa_public_as_secret = hs256(&claims_for("frontline"), rsa.jwk["n"].as_str().unwrap());
     app.create_agent("leaver", "frontline").await;
     let db = needtoknow::db::connect(&app.settings).await.unwrap();
-    needtoknow::agents::disable(&db, "leaver").await.unwrap();
+    needtoknow::agents::disable(
+        &needtoknow::writer::Writer::new(db.clone()),
+        &needtoknow::audit::Actor::system("test", "test"),
+        "leaver",
+    )
+    .await
+    .unwrap();
 
     let refused = [
         ("wrong signature", stranger.sign(&claims_for("frontline"))),
