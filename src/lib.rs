@@ -23,6 +23,7 @@
 //!   them); [`ids`] the typed ids; [`error`] the errors clients see; [`telemetry`], [`db`] (connecting, backups), [`writer`] (the one path of writes), [`ledger`] (erasures kept outside the database),
 //!   [`limits`], [`ratelimit`], [`allowlist`], [`metrics`] are infrastructure.
 
+pub mod admin;
 pub mod agents;
 pub mod allowlist;
 pub mod api;

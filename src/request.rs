@@ -168,6 +168,19 @@ impl RequestContext {
         }
     }
 
+    /// Agent administration by the caller (an admin UI).
+    pub fn admin(&self) -> crate::admin::AgentAdmin<'_> {
+        crate::admin::AgentAdmin {
+            db: &self.db,
+            writer: &self.writer,
+            policy: &self.policy,
+            grants: &self.grant_store,
+            agent: &self.agent,
+            actor: self.actor(),
+            claim: self.idempotency.as_deref(),
+        }
+    }
+
     /// Intake (customers, tickets, messages, documents from the channels) by the caller.
     pub fn intake(&self) -> crate::intake::Intake<'_> {
         crate::intake::Intake {

@@ -15,7 +15,7 @@ pub mod verification;
 use async_graphql::{EmptySubscription, MergedObject, Schema};
 
 use crate::limits::QueryLimits;
-use agents::AgentQuery;
+use agents::{AgentMutation, AgentQuery};
 use audit::AuditQuery;
 use consent::ConsentMutation;
 use intake::IntakeMutation;
@@ -44,6 +44,7 @@ pub struct Mutation(
     VerificationMutation,
     PrivacyMutation,
     IntakeMutation,
+    AgentMutation,
 );
 
 /// needtoknow's schema.

@@ -1,6 +1,7 @@
 //! Black-box tests of the HTTP API: each spins the real application on port 0 with the
 //! demo dataset, against a fresh SQLite file and a fresh PostgreSQL database.
 
+mod agent_admin;
 #[path = "../common/mod.rs"]
 mod common;
 mod helpers;
