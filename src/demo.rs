@@ -302,6 +302,7 @@ pub async fn seed(
                     .transpose()
                     .map_err(refused("demo message"))?,
                 notice,
+                history: None,
             })
             .await
             .map_err(refused("opening a demo ticket"))?;

@@ -62,12 +62,15 @@ fn main() -> ExitCode {
             eprintln!("needtoknow: {error:#}");
             ExitCode::FAILURE
         }
+        Err(Failure::Rejected) => ExitCode::FAILURE,
     }
 }
 
 enum Failure {
     Config(String),
     Other(anyhow::Error),
+    /// `import` refused some lines (reported on stderr and in the reject file).
+    Rejected,
 }
 
 impl From<anyhow::Error> for Failure {
@@ -176,6 +179,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
+        Command::Import(args) => import(&cli.global, args).await,
         Command::Retention(RetentionCommand::Sweep { as_of }) => {
             let settings = cli.global.settings().map_err(Failure::Config)?;
             let db = db::connect(&settings).await?;
@@ -392,6 +396,122 @@ async fn revoke_grants_of(
 }
 
 /// The policy the settings name, for commands that check words against it.
+/// `needtoknow import`: reads the file (or stdin) line by line and writes it through the
+/// intake functions as the service account `--as`.
+async fn import(
+    global: &needtoknow::cli::GlobalArgs,
+    args: needtoknow::cli::ImportArgs,
+) -> Result<(), Failure> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    use std::io::IsTerminal;
+    let settings = global.settings().map_err(Failure::Config)?;
+    let policy = load_policy(&settings)?;
+    let policy = policy.current();
+    let (keys, key_file) = needtoknow::crypto::keys::load_master_keys(&settings)?;
+    let db = db::connect(&settings).await?;
+    db::migrate(&db).await?;
+    let vault = needtoknow::crypto::vault::Vault::new(keys, key_file);
+    vault.check_master(&db).await?;
+    let writer = db::Writer::new(db.clone());
+    let row = entity::agent::Entity::find()
+        .filter(entity::agent::Column::Handle.eq(args.as_handle.as_str()))
+        .one(&db)
+        .await
+        .context("looking up the import's account")?
+        .filter(|row| row.active)
+        .ok_or_else(|| {
+            Failure::Other(anyhow::anyhow!(
+                "no active agent {:?}: create one with `needtoknow agent create --service --role intake`",
+                args.as_handle
+            ))
+        })?;
+    let agent = agents::Agent::try_from(row)?;
+    let actor = audit::Actor {
+        agent_id: Some(agent.id),
+        role: agent.role.clone(),
+        request_id: "import".into(),
+        policy_version: Some(policy.version().to_owned()),
+        idempotency_key: None,
+    };
+    let intake = needtoknow::intake::Intake {
+        db: &db,
+        writer: &writer,
+        policy: &policy,
+        vault: &vault,
+        agent: &agent,
+        actor,
+        claim: None,
+        max_document_bytes: settings.max_document_bytes,
+    };
+    let (input, total, rejects_path): (Box<dyn std::io::BufRead>, Option<u64>, std::path::PathBuf) =
+        if args.file == "-" {
+            (
+                Box::new(std::io::BufReader::new(std::io::stdin())),
+                None,
+                args.rejects
+                    .unwrap_or_else(|| "import-rejects.jsonl".into()),
+            )
+        } else {
+            let file = std::fs::File::open(&args.file)
+                .with_context(|| format!("cannot open {}", args.file))?;
+            let total = file.metadata().ok().map(|m| m.len());
+            (
+                Box::new(std::io::BufReader::with_capacity(1 << 20, file)),
+                total,
+                args.rejects
+                    .unwrap_or_else(|| format!("{}.rejects.jsonl", args.file).into()),
+            )
+        };
+    let mut rejects = std::io::BufWriter::new(
+        std::fs::File::create(&rejects_path)
+            .with_context(|| format!("cannot create {}", rejects_path.display()))?,
+    );
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = match total {
+            Some(bytes) => indicatif::ProgressBar::new(bytes),
+            None => indicatif::ProgressBar::new_spinner(),
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let started = std::time::Instant::now();
+    let report = intake
+        .import(input, args.batch as usize, &mut rejects, |read, report| {
+            if let Some(bar) = &bar {
+                bar.set_position(read);
+                bar.set_message(format!(
+                    "{} tickets, {} messages, {} rejected",
+                    report.tickets, report.messages, report.rejected
+                ));
+            }
+        })
+        .await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    std::io::Write::flush(&mut rejects).context("writing the reject file")?;
+    let report = report?;
+    println!(
+        "imported {} in {:.1} s",
+        report,
+        started.elapsed().as_secs_f64()
+    );
+    if report.rejected > 0 {
+        eprintln!(
+            "{} line(s) rejected: see {} (line numbers and reasons)",
+            report.rejected,
+            rejects_path.display()
+        );
+        return Err(Failure::Rejected);
+    }
+    Ok(())
+}
+
 fn load_policy(settings: &needtoknow::config::Settings) -> anyhow::Result<Policy> {
     Policy::load(&settings.policy_dir).with_context(|| {
         format!(

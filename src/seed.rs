@@ -239,6 +239,7 @@ pub async fn seed(
                 purge_after: Set(None),
                 created_at: Set(created),
                 wrapped_key: Set(None),
+                external_id: Set(None),
             });
             attachment_id += 1;
         }

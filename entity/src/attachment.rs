@@ -20,6 +20,8 @@ pub struct Model {
     /// The attachment's own data key, sealed under the customer's key (null: the content
     /// is sealed directly under the customer's key).
     pub wrapped_key: Option<Vec<u8>>,
+    /// The id the channel or helpdesk gives this document (unique where set).
+    pub external_id: Option<String>,
 }
 
 /// Relations are resolved by id in the service's batched loaders, not by joins here.

@@ -1,5 +1,6 @@
 //! Columns the write side needs:
-//! - `customers.external_id`, `tickets.external_id`, `messages.external_id`: the id a
+//! - `customers.external_id`, `tickets.external_id`, `messages.external_id`,
+//!   `attachments.external_id`: the id a
 //!   helpdesk, CRM or chat system gives the record, so an intake delivery or an import
 //!   finds what it wrote before instead of writing it twice (unique where set);
 //! - `agents.kind`: `agent` (a person) or `service` (a channel integration's account, which
@@ -39,6 +40,13 @@ fn columns() -> Vec<(&'static str, ColumnDef)> {
                 .to_owned(),
         ),
         (
+            "attachments",
+            ColumnDef::new(Alias::new("external_id"))
+                .string()
+                .null()
+                .to_owned(),
+        ),
+        (
             "agents",
             ColumnDef::new(Alias::new("kind"))
                 .string()
@@ -64,20 +72,22 @@ fn columns() -> Vec<(&'static str, ColumnDef)> {
 }
 
 /// (table, column) of every column `columns` adds, for `down`.
-const ADDED: [(&str, &str); 6] = [
+const ADDED: [(&str, &str); 7] = [
     ("customers", "external_id"),
     ("tickets", "external_id"),
     ("messages", "external_id"),
+    ("attachments", "external_id"),
     ("agents", "kind"),
     ("audit_events", "idempotency_key"),
     ("attachments", "wrapped_key"),
 ];
 
 /// The unique indexes on external ids (several NULLs are allowed on both databases).
-const EXTERNAL: [(&str, &str); 3] = [
+const EXTERNAL: [(&str, &str); 4] = [
     ("customers", "ux_customers_external_id"),
     ("tickets", "ux_tickets_external_id"),
     ("messages", "ux_messages_external_id"),
+    ("attachments", "ux_attachments_external_id"),
 ];
 
 #[async_trait::async_trait]

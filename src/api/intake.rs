@@ -6,10 +6,11 @@ use async_graphql::{Context, InputObject, Object, SimpleObject, Upload, ID};
 
 use crate::error::{ApiError, ApiResult};
 use crate::ids::TicketId;
-use crate::input::{Body, Country, DateOfBirth, Email, ExternalId, Language, Line, Phone};
+use crate::input::{Body, ExternalId, Line};
 use crate::intake::document::DocumentType;
 use crate::intake::{
-    Address, CustomerInput as Customer, CustomerRef, NoticeShown, TicketInput as NewTicket,
+    CustomerInput as Customer, CustomerRef, NoticeShown, RawAddress, RawCustomer,
+    TicketInput as NewTicket,
 };
 use crate::request::RequestContext;
 use crate::tickets::Author;
@@ -57,43 +58,24 @@ pub struct CustomerInput {
 
 impl CustomerInput {
     fn parse(self) -> ApiResult<Customer> {
-        let today = chrono::Utc::now().date_naive();
-        let opt =
-            |v: Option<String>, f: &dyn Fn(&str) -> ApiResult<Line>| v.map(|v| f(&v)).transpose();
-        Ok(Customer {
-            external_id: ExternalId::parse("externalId", &self.external_id)?,
-            full_name: opt(self.full_name, &|v| Line::parse("fullName", v))?,
-            email: self.email.map(|v| Email::parse("email", &v)).transpose()?,
-            phone: self.phone.map(|v| Phone::parse("phone", &v)).transpose()?,
-            postal_address: self
-                .postal_address
-                .map(|a| -> ApiResult<Address> {
-                    Ok(Address {
-                        street: Line::parse("postalAddress.street", &a.street)?,
-                        city: Line::parse("postalAddress.city", &a.city)?,
-                        postal_code: Line::parse("postalAddress.postalCode", &a.postal_code)?,
-                        country: Country::parse("postalAddress.country", &a.country)?,
-                    })
-                })
-                .transpose()?,
-            date_of_birth: self
-                .date_of_birth
-                .map(|v| DateOfBirth::parse("dateOfBirth", &v, today))
-                .transpose()?,
-            region: self
-                .region
-                .map(|v| Country::parse("region", &v))
-                .transpose()?,
-            plan: opt(self.plan, &|v| Line::parse("plan", v))?,
-            preferred_language: self
-                .preferred_language
-                .map(|v| Language::parse("preferredLanguage", &v))
-                .transpose()?,
-            customer_since: self
-                .customer_since
-                .map(|v| crate::input::PastDate::parse("customerSince", &v, today))
-                .transpose()?,
-        })
+        RawCustomer {
+            external_id: self.external_id,
+            full_name: self.full_name,
+            email: self.email,
+            phone: self.phone,
+            postal_address: self.postal_address.map(|a| RawAddress {
+                street: a.street,
+                city: a.city,
+                postal_code: a.postal_code,
+                country: a.country,
+            }),
+            date_of_birth: self.date_of_birth,
+            region: self.region,
+            plan: self.plan,
+            preferred_language: self.preferred_language,
+            customer_since: self.customer_since,
+        }
+        .parse(chrono::Utc::now().date_naive())
     }
 }
 
@@ -278,6 +260,7 @@ impl IntakeMutation {
                 kind: n.kind,
                 version: n.notice_version,
             }),
+            history: None,
         };
         let done = request.intake().open_ticket(ticket).await?;
         Ok(OpenTicketPayload {

@@ -12,6 +12,7 @@
 //! statuses and names of fields, never a value.
 
 pub mod document;
+pub mod import;
 
 use chrono::Utc;
 use entity::{attachment, customer, ticket};
@@ -26,7 +27,9 @@ use crate::audit::{Action, Actor, NewEvent};
 use crate::crypto::vault::{seal_attachment, seal_field, Opener, Vault};
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency::Claim;
-use crate::input::{Body, Country, DateOfBirth, Email, ExternalId, Language, Line, Phone};
+use crate::input::{
+    Body, Country, DateOfBirth, Email, ExternalId, Language, Line, PastDate, Phone,
+};
 use crate::policy::PolicySet;
 use crate::tickets::{post_in, Author, Posted};
 use crate::vocabulary::{Field, Permission, TicketStatus};
@@ -70,6 +73,84 @@ pub struct CustomerInput {
     pub preferred_language: Option<Language>,
     /// When they became a customer (new customers default to today).
     pub customer_since: Option<crate::input::PastDate>,
+}
+
+/// A postal address as a writer sends it, unchecked.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawAddress {
+    /// Street and number.
+    pub street: String,
+    /// City.
+    pub city: String,
+    /// Postal code.
+    pub postal_code: String,
+    /// ISO 3166-1 alpha-2 country code.
+    pub country: String,
+}
+
+/// A customer as a writer sends it (the GraphQL input, an import line), unchecked:
+/// [`RawCustomer::parse`] turns it into a [`CustomerInput`] or names the first bad field.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RawCustomer {
+    /// The helpdesk's or CRM's id.
+    pub external_id: String,
+    /// Full name.
+    pub full_name: Option<String>,
+    /// Email address.
+    pub email: Option<String>,
+    /// Phone number (E.164).
+    pub phone: Option<String>,
+    /// Postal address.
+    pub postal_address: Option<RawAddress>,
+    /// Date of birth, `YYYY-MM-DD`.
+    pub date_of_birth: Option<String>,
+    /// Region (country code).
+    pub region: Option<String>,
+    /// Plan.
+    pub plan: Option<String>,
+    /// Preferred language (BCP 47).
+    pub preferred_language: Option<String>,
+    /// Customer since, `YYYY-MM-DD`.
+    pub customer_since: Option<String>,
+}
+
+impl RawCustomer {
+    /// Checks every field, as of `today` (dates must not be in the future).
+    pub fn parse(self, today: chrono::NaiveDate) -> ApiResult<CustomerInput> {
+        let line = |what: &str, v: Option<String>| v.map(|v| Line::parse(what, &v)).transpose();
+        let date =
+            |what: &str, v: Option<String>| v.map(|v| PastDate::parse(what, &v, today)).transpose();
+        Ok(CustomerInput {
+            external_id: ExternalId::parse("externalId", &self.external_id)?,
+            full_name: line("fullName", self.full_name)?,
+            email: self.email.map(|v| Email::parse("email", &v)).transpose()?,
+            phone: self.phone.map(|v| Phone::parse("phone", &v)).transpose()?,
+            postal_address: self
+                .postal_address
+                .map(|a| -> ApiResult<Address> {
+                    Ok(Address {
+                        street: Line::parse("postalAddress.street", &a.street)?,
+                        city: Line::parse("postalAddress.city", &a.city)?,
+                        postal_code: Line::parse("postalAddress.postalCode", &a.postal_code)?,
+                        country: Country::parse("postalAddress.country", &a.country)?,
+                    })
+                })
+                .transpose()?,
+            date_of_birth: date("dateOfBirth", self.date_of_birth)?,
+            region: self
+                .region
+                .map(|v| Country::parse("region", &v))
+                .transpose()?,
+            plan: line("plan", self.plan)?,
+            preferred_language: self
+                .preferred_language
+                .map(|v| Language::parse("preferredLanguage", &v))
+                .transpose()?,
+            customer_since: date("customerSince", self.customer_since)?,
+        })
+    }
 }
 
 /// What `upsert_customer` did.
@@ -119,6 +200,20 @@ pub struct TicketInput {
     pub message: Option<Body>,
     /// The consent notice shown before the conversation, recorded with the ticket.
     pub notice: Option<NoticeShown>,
+    /// Its past, when it comes from another helpdesk (`needtoknow import`): status and
+    /// dates as they were there. `None`: a new ticket, `open` now.
+    pub history: Option<History>,
+}
+
+/// A ticket's past in the helpdesk it is imported from.
+#[derive(Clone, Debug)]
+pub struct History {
+    /// Its status there.
+    pub status: TicketStatus,
+    /// When it was opened (its first message is dated so too).
+    pub created_at: chrono::DateTime<Utc>,
+    /// When it was resolved, if it was.
+    pub resolved_at: Option<chrono::DateTime<Utc>>,
 }
 
 /// What `open_ticket` did.
@@ -130,6 +225,21 @@ pub struct Opened {
     pub customer_id: i32,
     /// Whether the ticket was opened now (false: its external id named an existing one).
     pub created: bool,
+}
+
+/// A document to attach, its bytes checked ([`Intake::check_document`]).
+#[derive(Clone, Debug)]
+pub struct NewDocument {
+    /// What it is.
+    pub kind: crate::vocabulary::AttachmentKind,
+    /// Its file name (kept as given, never trusted for its type).
+    pub file_name: Line,
+    /// Its bytes.
+    pub content: Vec<u8>,
+    /// The type its bytes showed.
+    pub document_type: DocumentType,
+    /// The id the channel gives it: a second delivery with it attaches nothing.
+    pub external_id: Option<ExternalId>,
 }
 
 /// What `attach_document` stored.
@@ -210,197 +320,207 @@ impl Intake<'_> {
         if let Some(done) = step.recorded::<Upserted>()? {
             return Ok(done);
         }
-        let blind = self.vault.blind().map_err(database)?;
         let (input, step) = (&input, &step);
         self.writer
             .transaction(|txn| async move {
-                lock_external_id(&txn, &input.external_id).await?;
-                let found = customer::Entity::find()
-                    .filter(customer::Column::ExternalId.eq(input.external_id.as_str()))
-                    .one(&txn)
-                    .await?;
-                let (row, created) = match found {
-                    Some(row) => (row, false),
-                    None => (self.insert_customer(&txn, input).await?, true),
-                };
-                let key = match created {
-                    true => self
-                        .vault
-                        .create_data_key(&txn, row.id)
-                        .await
-                        .map_err(database)?,
-                    false => self
-                        .vault
-                        .data_key(&txn, row.id)
-                        .await
-                        .map_err(database)?
-                        .ok_or(ApiError::NotFound)?,
-                };
-                let opener: Option<Opener> = match created {
-                    true => None,
-                    false => Some(self.vault.opener(&txn, row.id).await?),
-                };
-                let id = row.id;
-                let mut active: customer::ActiveModel = row.clone().into();
-                let mut changed: Vec<String> = Vec::new();
-                let seal = |column: &str, value: &str| {
-                    seal_field(&key, "customers", column, id, value.as_bytes())
-                };
-                // Each given field: compare with what is stored (decrypted here, never
-                // returned), then seal the new value.
-                let mut sealed_fields: Vec<(Field, &str, &str)> = Vec::new();
-                if let Some(v) = &input.full_name {
-                    sealed_fields.push((Field::FullName, "full_name", v.as_str()));
-                }
-                if let Some(v) = &input.email {
-                    sealed_fields.push((Field::Email, "email", v.as_str()));
-                }
-                if let Some(v) = &input.phone {
-                    sealed_fields.push((Field::Phone, "phone", v.as_str()));
-                }
-                let dob = input.date_of_birth.map(DateOfBirth::to_stored);
-                if let Some(v) = &dob {
-                    sealed_fields.push((Field::DateOfBirth, "date_of_birth", v.as_str()));
-                }
-                for (field, column, value) in sealed_fields {
-                    let before = match &opener {
-                        Some(o) => Some(crate::customers::stored_text(&row, o, field)?),
-                        None => None,
-                    };
-                    if before.as_deref() == Some(value) {
-                        continue;
-                    }
-                    let sealed = seal(column, value);
-                    match field {
-                        Field::FullName => active.full_name = Set(sealed),
-                        Field::Email => {
-                            active.email = Set(sealed);
-                            active.email_index = Set(Some(blind.email(value)));
-                        }
-                        Field::Phone => {
-                            active.phone = Set(sealed);
-                            active.phone_index = Set(Some(blind.phone(value)));
-                        }
-                        _ => active.date_of_birth = Set(sealed),
-                    }
-                    changed.push(field.graphql_name().to_owned());
-                }
-                if let Some(address) = &input.postal_address {
-                    let parts = [
-                        ("street", &row.street, address.street.as_str()),
-                        ("city", &row.city, address.city.as_str()),
-                        (
-                            "postal_code",
-                            &row.postal_code,
-                            address.postal_code.as_str(),
-                        ),
-                        ("country", &row.country, address.country.as_str()),
-                    ];
-                    let mut differs = created;
-                    if let Some(o) = &opener {
-                        for (column, stored, value) in &parts {
-                            if o.text("customers", column, id, stored)? != *value {
-                                differs = true;
-                            }
-                        }
-                    }
-                    if differs {
-                        active.street = Set(seal("street", parts[0].2));
-                        active.city = Set(seal("city", parts[1].2));
-                        active.postal_code = Set(seal("postal_code", parts[2].2));
-                        active.country = Set(seal("country", parts[3].2));
-                        changed.push(Field::PostalAddress.graphql_name().to_owned());
-                    }
-                }
-                if created {
-                    // Fields not given are stored as sealed empty text, so every column of
-                    // a customer decrypts.
-                    for (field, column) in [
-                        (Field::FullName, "full_name"),
-                        (Field::Email, "email"),
-                        (Field::Phone, "phone"),
-                        (Field::DateOfBirth, "date_of_birth"),
-                    ] {
-                        if !changed.iter().any(|c| c == field.graphql_name()) {
-                            let sealed = seal(column, "");
-                            match field {
-                                Field::FullName => active.full_name = Set(sealed),
-                                Field::Email => active.email = Set(sealed),
-                                Field::Phone => active.phone = Set(sealed),
-                                _ => active.date_of_birth = Set(sealed),
-                            }
-                        }
-                    }
-                    if input.postal_address.is_none() {
-                        for column in ["street", "city", "postal_code", "country"] {
-                            let sealed = Set(seal(column, ""));
-                            match column {
-                                "street" => active.street = sealed,
-                                "city" => active.city = sealed,
-                                "postal_code" => active.postal_code = sealed,
-                                _ => active.country = sealed,
-                            }
-                        }
-                    }
-                }
-                for (field, given, stored) in [
-                    (
-                        Field::Region,
-                        input.region.as_ref().map(Country::as_str),
-                        &row.region,
-                    ),
-                    (
-                        Field::Plan,
-                        input.plan.as_ref().map(Line::as_str),
-                        &row.plan,
-                    ),
-                    (
-                        Field::PreferredLanguage,
-                        input.preferred_language.as_ref().map(Language::as_str),
-                        &row.preferred_language,
-                    ),
-                ] {
-                    let Some(value) = given else { continue };
-                    if !created && value == stored {
-                        continue;
-                    }
-                    match field {
-                        Field::Region => active.region = Set(value.to_owned()),
-                        Field::Plan => active.plan = Set(value.to_owned()),
-                        _ => active.preferred_language = Set(value.to_owned()),
-                    }
-                    changed.push(field.graphql_name().to_owned());
-                }
-                if let Some(since) = input.customer_since.map(crate::input::PastDate::date) {
-                    if created || since != row.customer_since {
-                        active.customer_since = Set(since);
-                        changed.push(Field::CustomerSince.graphql_name().to_owned());
-                    }
-                }
-                changed.sort_by_key(|name| Field::named(name).map(Field::index));
-                if created || !changed.is_empty() {
-                    active.update(&txn).await?;
-                    let action = if created {
-                        Action::CustomerCreated
-                    } else {
-                        Action::CustomerUpdated
-                    };
-                    let event = self
-                        .actor
-                        .event(action, Some(id), None, changed.clone(), None);
-                    crate::audit::append_in(&txn, &[event])
-                        .await
-                        .map_err(|e| ApiError::internal(e, "auditing a customer write"))?;
-                }
-                let done = Upserted {
-                    customer_id: id,
-                    created,
-                    changed,
-                };
+                let done = self.upsert_customer_in(&txn, input).await?;
                 step.record_in(&txn, &done).await?;
                 Ok::<_, ApiError>((done, txn))
             })
             .await
+    }
+
+    /// [`Intake::upsert_customer`] inside the caller's transaction (the import batches
+    /// records); the caller checks the permission and records idempotency.
+    pub async fn upsert_customer_in(
+        &self,
+        txn: &DatabaseTransaction,
+        input: &CustomerInput,
+    ) -> ApiResult<Upserted> {
+        let blind = self.vault.blind().map_err(database)?;
+        lock_external_id(txn, &input.external_id).await?;
+        let found = customer::Entity::find()
+            .filter(customer::Column::ExternalId.eq(input.external_id.as_str()))
+            .one(txn)
+            .await?;
+        let (row, created) = match found {
+            Some(row) => (row, false),
+            None => (self.insert_customer(txn, input).await?, true),
+        };
+        let key = match created {
+            true => self
+                .vault
+                .create_data_key(txn, row.id)
+                .await
+                .map_err(database)?,
+            false => self
+                .vault
+                .data_key(txn, row.id)
+                .await
+                .map_err(database)?
+                .ok_or(ApiError::NotFound)?,
+        };
+        let opener: Option<Opener> = match created {
+            true => None,
+            false => Some(self.vault.opener(txn, row.id).await?),
+        };
+        let id = row.id;
+        let mut active: customer::ActiveModel = row.clone().into();
+        let mut changed: Vec<String> = Vec::new();
+        let seal =
+            |column: &str, value: &str| seal_field(&key, "customers", column, id, value.as_bytes());
+        // Each given field: compare with what is stored (decrypted here, never
+        // returned), then seal the new value.
+        let mut sealed_fields: Vec<(Field, &str, &str)> = Vec::new();
+        if let Some(v) = &input.full_name {
+            sealed_fields.push((Field::FullName, "full_name", v.as_str()));
+        }
+        if let Some(v) = &input.email {
+            sealed_fields.push((Field::Email, "email", v.as_str()));
+        }
+        if let Some(v) = &input.phone {
+            sealed_fields.push((Field::Phone, "phone", v.as_str()));
+        }
+        let dob = input.date_of_birth.map(DateOfBirth::to_stored);
+        if let Some(v) = &dob {
+            sealed_fields.push((Field::DateOfBirth, "date_of_birth", v.as_str()));
+        }
+        for (field, column, value) in sealed_fields {
+            let before = match &opener {
+                Some(o) => Some(crate::customers::stored_text(&row, o, field)?),
+                None => None,
+            };
+            if before.as_deref() == Some(value) {
+                continue;
+            }
+            let sealed = seal(column, value);
+            match field {
+                Field::FullName => active.full_name = Set(sealed),
+                Field::Email => {
+                    active.email = Set(sealed);
+                    active.email_index = Set(Some(blind.email(value)));
+                }
+                Field::Phone => {
+                    active.phone = Set(sealed);
+                    active.phone_index = Set(Some(blind.phone(value)));
+                }
+                _ => active.date_of_birth = Set(sealed),
+            }
+            changed.push(field.graphql_name().to_owned());
+        }
+        if let Some(address) = &input.postal_address {
+            let parts = [
+                ("street", &row.street, address.street.as_str()),
+                ("city", &row.city, address.city.as_str()),
+                (
+                    "postal_code",
+                    &row.postal_code,
+                    address.postal_code.as_str(),
+                ),
+                ("country", &row.country, address.country.as_str()),
+            ];
+            let mut differs = created;
+            if let Some(o) = &opener {
+                for (column, stored, value) in &parts {
+                    if o.text("customers", column, id, stored)? != *value {
+                        differs = true;
+                    }
+                }
+            }
+            if differs {
+                active.street = Set(seal("street", parts[0].2));
+                active.city = Set(seal("city", parts[1].2));
+                active.postal_code = Set(seal("postal_code", parts[2].2));
+                active.country = Set(seal("country", parts[3].2));
+                changed.push(Field::PostalAddress.graphql_name().to_owned());
+            }
+        }
+        if created {
+            // Fields not given are stored as sealed empty text, so every column of
+            // a customer decrypts.
+            for (field, column) in [
+                (Field::FullName, "full_name"),
+                (Field::Email, "email"),
+                (Field::Phone, "phone"),
+                (Field::DateOfBirth, "date_of_birth"),
+            ] {
+                if !changed.iter().any(|c| c == field.graphql_name()) {
+                    let sealed = seal(column, "");
+                    match field {
+                        Field::FullName => active.full_name = Set(sealed),
+                        Field::Email => active.email = Set(sealed),
+                        Field::Phone => active.phone = Set(sealed),
+                        _ => active.date_of_birth = Set(sealed),
+                    }
+                }
+            }
+            if input.postal_address.is_none() {
+                for column in ["street", "city", "postal_code", "country"] {
+                    let sealed = Set(seal(column, ""));
+                    match column {
+                        "street" => active.street = sealed,
+                        "city" => active.city = sealed,
+                        "postal_code" => active.postal_code = sealed,
+                        _ => active.country = sealed,
+                    }
+                }
+            }
+        }
+        for (field, given, stored) in [
+            (
+                Field::Region,
+                input.region.as_ref().map(Country::as_str),
+                &row.region,
+            ),
+            (
+                Field::Plan,
+                input.plan.as_ref().map(Line::as_str),
+                &row.plan,
+            ),
+            (
+                Field::PreferredLanguage,
+                input.preferred_language.as_ref().map(Language::as_str),
+                &row.preferred_language,
+            ),
+        ] {
+            let Some(value) = given else { continue };
+            if !created && value == stored {
+                continue;
+            }
+            match field {
+                Field::Region => active.region = Set(value.to_owned()),
+                Field::Plan => active.plan = Set(value.to_owned()),
+                _ => active.preferred_language = Set(value.to_owned()),
+            }
+            changed.push(field.graphql_name().to_owned());
+        }
+        if let Some(since) = input.customer_since.map(crate::input::PastDate::date) {
+            if created || since != row.customer_since {
+                active.customer_since = Set(since);
+                changed.push(Field::CustomerSince.graphql_name().to_owned());
+            }
+        }
+        changed.sort_by_key(|name| Field::named(name).map(Field::index));
+        if created || !changed.is_empty() {
+            active.update(txn).await?;
+            let action = if created {
+                Action::CustomerCreated
+            } else {
+                Action::CustomerUpdated
+            };
+            let event = self
+                .actor
+                .event(action, Some(id), None, changed.clone(), None);
+            crate::audit::append_in(txn, &[event])
+                .await
+                .map_err(|e| ApiError::internal(e, "auditing a customer write"))?;
+        }
+        let done = Upserted {
+            customer_id: id,
+            created,
+            changed,
+        };
+        Ok(done)
     }
 
     /// A new customer row: account facts given or defaulted, sealed columns empty until
@@ -433,13 +553,9 @@ impl Intake<'_> {
         .await
     }
 
-    /// Opens a ticket for a customer, in the caller's team, unassigned and `open`, with the
-    /// customer's first message and the consent notice they saw, all in one transaction
-    /// and audited (`ticket_opened`, `message_added`, `consent_recorded`). The topic and
-    /// channel must be words of the policy, the notice a published one, and the policy must
-    /// allow `open` on the new ticket. A ticket whose external id exists is answered, not
-    /// opened again.
-    pub async fn open_ticket(&self, input: TicketInput) -> ApiResult<Opened> {
+    /// The checks of a new ticket: topic and channel are words of the policy, the notice
+    /// a published one for them, and the policy allows `open` on it.
+    pub fn check_ticket(&self, input: &TicketInput) -> ApiResult<()> {
         let vocabulary = self.policy.vocabulary();
         if !vocabulary.has_topic(&input.topic) {
             return Err(ApiError::BadUserInput(format!(
@@ -487,6 +603,17 @@ impl Intake<'_> {
         {
             return Err(self.refuse("open tickets on this topic"));
         }
+        Ok(())
+    }
+
+    /// Opens a ticket for a customer, in the caller's team, unassigned and `open`, with the
+    /// customer's first message and the consent notice they saw, all in one transaction
+    /// and audited (`ticket_opened`, `message_added`, `consent_recorded`). The topic and
+    /// channel must be words of the policy, the notice a published one, and the policy must
+    /// allow `open` on the new ticket. A ticket whose external id exists is answered, not
+    /// opened again.
+    pub async fn open_ticket(&self, input: TicketInput) -> ApiResult<Opened> {
+        self.check_ticket(&input)?;
         let step = crate::idempotency::step(self.claim);
         if let Some(done) = step.recorded::<Opened>()? {
             return Ok(done);
@@ -494,93 +621,105 @@ impl Intake<'_> {
         let (input, step) = (&input, &step);
         self.writer
             .transaction(|txn| async move {
-                if let Some(external) = &input.external_id {
-                    lock_external_id(&txn, external).await?;
-                    let existing = ticket::Entity::find()
-                        .filter(ticket::Column::ExternalId.eq(external.as_str()))
-                        .one(&txn)
-                        .await?;
-                    if let Some(existing) = existing {
-                        let done = Opened {
-                            ticket_id: existing.id,
-                            customer_id: existing.customer_id,
-                            created: false,
-                        };
-                        step.record_in(&txn, &done).await?;
-                        return Ok((done, txn));
-                    }
-                }
-                let customer = match &input.customer {
-                    CustomerRef::Id(id) => customer::Entity::find_by_id(*id).one(&txn).await?,
-                    CustomerRef::External(external) => {
-                        customer::Entity::find()
-                            .filter(customer::Column::ExternalId.eq(external.as_str()))
-                            .one(&txn)
-                            .await?
-                    }
-                };
-                // An erased customer is gone: no ticket can be opened for them.
-                let customer = customer.ok_or(ApiError::NotFound)?;
-                let now = Utc::now();
-                let subject =
-                    crate::customers::mask::redact_cards_for_storage(input.subject.as_str());
-                let row = ticket::ActiveModel {
-                    customer_id: Set(customer.id),
-                    team: Set(self.agent.team.clone()),
-                    topic: Set(input.topic.clone()),
-                    status: Set(TicketStatus::Open.as_str().to_owned()),
-                    subject: Set(subject),
-                    channel: Set(input.channel.clone()),
-                    assignee_id: Set(None),
-                    created_at: Set(now),
-                    resolved_at: Set(None),
-                    external_id: Set(input.external_id.as_ref().map(|e| e.as_str().to_owned())),
-                    ..Default::default()
-                }
-                .insert(&txn)
-                .await?;
-                let mut events: Vec<NewEvent> = vec![self.actor.event(
-                    Action::TicketOpened,
-                    Some(customer.id),
-                    Some(row.id),
-                    Vec::new(),
-                    Some(format!("channel {}, topic {}", row.channel, row.topic)),
-                )];
-                if let Some(message) = &input.message {
-                    let posted = post_in(
-                        &txn,
-                        self.vault,
-                        row.id,
-                        Author::Customer,
-                        None,
-                        message.as_str(),
-                    )
-                    .await?;
-                    events.push(self.message_event(&posted, customer.id, Author::Customer));
-                }
-                if let Some(notice) = &input.notice {
-                    crate::consent::record_in(&txn, customer.id, &notice.kind, &notice.version)
-                        .await?;
-                    events.push(self.actor.event(
-                        Action::ConsentRecorded,
-                        Some(customer.id),
-                        Some(row.id),
-                        Vec::new(),
-                        Some(format!("{}, notice {}", notice.kind, notice.version)),
-                    ));
-                }
-                crate::audit::append_in(&txn, &events)
-                    .await
-                    .map_err(|e| ApiError::internal(e, "auditing a new ticket"))?;
-                let done = Opened {
-                    ticket_id: row.id,
-                    customer_id: customer.id,
-                    created: true,
-                };
+                let done = self.open_ticket_in(&txn, input).await?;
                 step.record_in(&txn, &done).await?;
                 Ok::<_, ApiError>((done, txn))
             })
             .await
+    }
+
+    /// [`Intake::open_ticket`] inside the caller's transaction, after its checks
+    /// ([`Intake::check_ticket`]).
+    pub async fn open_ticket_in(
+        &self,
+        txn: &DatabaseTransaction,
+        input: &TicketInput,
+    ) -> ApiResult<Opened> {
+        if let Some(external) = &input.external_id {
+            lock_external_id(txn, external).await?;
+            let existing = ticket::Entity::find()
+                .filter(ticket::Column::ExternalId.eq(external.as_str()))
+                .one(txn)
+                .await?;
+            if let Some(existing) = existing {
+                let done = Opened {
+                    ticket_id: existing.id,
+                    customer_id: existing.customer_id,
+                    created: false,
+                };
+                return Ok(done);
+            }
+        }
+        let customer = match &input.customer {
+            CustomerRef::Id(id) => customer::Entity::find_by_id(*id).one(txn).await?,
+            CustomerRef::External(external) => {
+                customer::Entity::find()
+                    .filter(customer::Column::ExternalId.eq(external.as_str()))
+                    .one(txn)
+                    .await?
+            }
+        };
+        // An erased customer is gone: no ticket can be opened for them.
+        let customer = customer.ok_or(ApiError::NotFound)?;
+        let (status, now, resolved_at) = match &input.history {
+            Some(h) => (h.status, h.created_at, h.resolved_at),
+            None => (TicketStatus::Open, Utc::now(), None),
+        };
+        let subject = crate::customers::mask::redact_cards_for_storage(input.subject.as_str());
+        let row = ticket::ActiveModel {
+            customer_id: Set(customer.id),
+            team: Set(self.agent.team.clone()),
+            topic: Set(input.topic.clone()),
+            status: Set(status.as_str().to_owned()),
+            subject: Set(subject),
+            channel: Set(input.channel.clone()),
+            assignee_id: Set(None),
+            created_at: Set(now),
+            resolved_at: Set(resolved_at),
+            external_id: Set(input.external_id.as_ref().map(|e| e.as_str().to_owned())),
+            ..Default::default()
+        }
+        .insert(txn)
+        .await?;
+        let mut events: Vec<NewEvent> = vec![self.actor.event(
+            Action::TicketOpened,
+            Some(customer.id),
+            Some(row.id),
+            Vec::new(),
+            Some(format!("channel {}, topic {}", row.channel, row.topic)),
+        )];
+        if let Some(message) = &input.message {
+            let posted = post_in(
+                txn,
+                self.vault,
+                row.id,
+                Author::Customer,
+                None,
+                message.as_str(),
+                now,
+            )
+            .await?;
+            events.push(self.message_event(&posted, customer.id, Author::Customer));
+        }
+        if let Some(notice) = &input.notice {
+            crate::consent::record_in(txn, customer.id, &notice.kind, &notice.version).await?;
+            events.push(self.actor.event(
+                Action::ConsentRecorded,
+                Some(customer.id),
+                Some(row.id),
+                Vec::new(),
+                Some(format!("{}, notice {}", notice.kind, notice.version)),
+            ));
+        }
+        crate::audit::append_in(txn, &events)
+            .await
+            .map_err(|e| ApiError::internal(e, "auditing a new ticket"))?;
+        let done = Opened {
+            ticket_id: row.id,
+            customer_id: customer.id,
+            created: true,
+        };
+        Ok(done)
     }
 
     fn message_event(&self, posted: &Posted, customer_id: i32, author: Author) -> NewEvent {
@@ -621,7 +760,7 @@ impl Intake<'_> {
         body: Body,
         external_id: Option<ExternalId>,
     ) -> ApiResult<Posted> {
-        if !matches!(author, Author::Customer | Author::System) {
+        if author == Author::Internal {
             return Err(ApiError::BadUserInput(
                 "`author` must be CUSTOMER or SYSTEM (agents reply with replyToTicket)".into(),
             ));
@@ -633,63 +772,81 @@ impl Intake<'_> {
         if let Some(done) = step.recorded::<Posted>()? {
             return Ok(done);
         }
-        let (body, step, external_id) = (&body, &step, &external_id);
+        let (body, step, external_id, row) = (&body, &step, external_id.as_ref(), &row);
         self.writer
             .transaction(|txn| async move {
-                if let Some(external) = external_id {
-                    lock_external_id(&txn, external).await?;
-                    let existing = entity::message::Entity::find()
-                        .filter(entity::message::Column::ExternalId.eq(external.as_str()))
-                        .one(&txn)
-                        .await?;
-                    if let Some(existing) = existing {
-                        if existing.ticket_id != row.id {
-                            return Err(ApiError::Conflict {
-                                message: "`externalId` names a message of another ticket".into(),
-                                retry_after_secs: None,
-                            });
-                        }
-                        let current = ticket::Entity::find_by_id(row.id)
-                            .one(&txn)
-                            .await?
-                            .ok_or(ApiError::NotFound)?;
-                        let done = Posted {
-                            message_id: existing.id,
-                            ticket_id: row.id,
-                            ticket_status: current.status,
-                            reopened: false,
-                        };
-                        return Ok((done, txn));
-                    }
-                }
-                let posted = post_in(&txn, self.vault, row.id, author, None, body.as_str()).await?;
-                if let Some(external) = external_id {
-                    entity::message::Entity::update_many()
-                        .col_expr(
-                            entity::message::Column::ExternalId,
-                            sea_orm::sea_query::Expr::value(external.as_str()),
-                        )
-                        .filter(entity::message::Column::Id.eq(posted.message_id))
-                        .exec(&txn)
-                        .await?;
-                }
-                let mut events = vec![self.message_event(&posted, row.customer_id, author)];
-                if posted.reopened {
-                    events.push(self.actor.event(
-                        Action::TicketReopened,
-                        Some(row.customer_id),
-                        Some(row.id),
-                        Vec::new(),
-                        Some(format!("by a {} message", author.as_str())),
-                    ));
-                }
-                crate::audit::append_in(&txn, &events)
-                    .await
-                    .map_err(|e| ApiError::internal(e, "auditing a message"))?;
+                let posted = self
+                    .append_message_in(&txn, row, author, body, external_id, None)
+                    .await?;
                 step.record_in(&txn, &posted).await?;
                 Ok::<_, ApiError>((posted, txn))
             })
             .await
+    }
+
+    /// [`Intake::append_message`] inside the caller's transaction, on a ticket the caller
+    /// was allowed to write to, dated `at` (now when `None`; an import keeps the original
+    /// date). A message whose external id exists is answered, not added again.
+    pub async fn append_message_in(
+        &self,
+        txn: &DatabaseTransaction,
+        row: &ticket::Model,
+        author: Author,
+        body: &Body,
+        external_id: Option<&ExternalId>,
+        at: Option<chrono::DateTime<Utc>>,
+    ) -> ApiResult<Posted> {
+        if let Some(external) = external_id {
+            lock_external_id(txn, external).await?;
+            let existing = entity::message::Entity::find()
+                .filter(entity::message::Column::ExternalId.eq(external.as_str()))
+                .one(txn)
+                .await?;
+            if let Some(existing) = existing {
+                if existing.ticket_id != row.id {
+                    return Err(ApiError::Conflict {
+                        message: "`externalId` names a message of another ticket".into(),
+                        retry_after_secs: None,
+                    });
+                }
+                let current = ticket::Entity::find_by_id(row.id)
+                    .one(txn)
+                    .await?
+                    .ok_or(ApiError::NotFound)?;
+                return Ok(Posted {
+                    message_id: existing.id,
+                    ticket_id: row.id,
+                    ticket_status: current.status,
+                    reopened: false,
+                });
+            }
+        }
+        let at = at.unwrap_or_else(Utc::now);
+        let posted = post_in(txn, self.vault, row.id, author, None, body.as_str(), at).await?;
+        if let Some(external) = external_id {
+            entity::message::Entity::update_many()
+                .col_expr(
+                    entity::message::Column::ExternalId,
+                    sea_orm::sea_query::Expr::value(external.as_str()),
+                )
+                .filter(entity::message::Column::Id.eq(posted.message_id))
+                .exec(txn)
+                .await?;
+        }
+        let mut events = vec![self.message_event(&posted, row.customer_id, author)];
+        if posted.reopened {
+            events.push(self.actor.event(
+                Action::TicketReopened,
+                Some(row.customer_id),
+                Some(row.id),
+                Vec::new(),
+                Some(format!("by a {} message", author.as_str())),
+            ));
+        }
+        crate::audit::append_in(txn, &events)
+            .await
+            .map_err(|e| ApiError::internal(e, "auditing a message"))?;
+        Ok(posted)
     }
 
     /// Attaches a document to a ticket (`attach_document`): at most `max_document_bytes`,
@@ -704,6 +861,34 @@ impl Intake<'_> {
         file_name: Line,
         content: Vec<u8>,
     ) -> ApiResult<Attached> {
+        let document_type = self.check_document(&content)?;
+        let row = self
+            .ticket_for(ticket_id, Permission::AttachDocument)
+            .await?;
+        let step = crate::idempotency::step(self.claim);
+        if let Some(done) = step.recorded::<Attached>()? {
+            return Ok(done);
+        }
+        let document = NewDocument {
+            kind,
+            file_name,
+            content,
+            document_type,
+            external_id: None,
+        };
+        let (document, step, row) = (&document, &step, &row);
+        self.writer
+            .transaction(|txn| async move {
+                let done = self.attach_document_in(&txn, row, document).await?;
+                step.record_in(&txn, &done).await?;
+                Ok::<_, ApiError>((done, txn))
+            })
+            .await
+    }
+
+    /// The checks of a document's bytes: not empty, within the size limit, and of a type
+    /// its bytes show.
+    pub fn check_document(&self, content: &[u8]) -> ApiResult<DocumentType> {
         if content.len() > self.max_document_bytes {
             return Err(ApiError::BadUserInput(format!(
                 "`file` is larger than {} bytes",
@@ -713,77 +898,105 @@ impl Intake<'_> {
         if content.is_empty() {
             return Err(ApiError::BadUserInput("`file` is empty".into()));
         }
-        let document_type = DocumentType::sniff(&content).ok_or_else(|| {
+        let document_type = DocumentType::sniff(content).ok_or_else(|| {
             ApiError::BadUserInput(
                 "`file` is not a PDF, PNG, JPEG or HEIC document (its bytes were checked, not its name)"
                     .into(),
             )
         })?;
-        let row = self
-            .ticket_for(ticket_id, Permission::AttachDocument)
-            .await?;
-        let step = crate::idempotency::step(self.claim);
-        if let Some(done) = step.recorded::<Attached>()? {
-            return Ok(done);
-        }
+        Ok(document_type)
+    }
+
+    /// [`Intake::attach_document`] inside the caller's transaction, on a ticket the caller
+    /// was allowed to attach to, with bytes [`Intake::check_document`] accepted.
+    pub async fn attach_document_in(
+        &self,
+        txn: &DatabaseTransaction,
+        row: &ticket::Model,
+        document: &NewDocument,
+    ) -> ApiResult<Attached> {
+        let NewDocument {
+            kind,
+            file_name,
+            content,
+            document_type,
+            external_id,
+        } = document;
+        let (kind, document_type, external_id) = (*kind, *document_type, external_id.as_ref());
         let size = i64::try_from(content.len()).unwrap_or(i64::MAX);
-        let (content, file_name, step) = (&content, &file_name, &step);
-        self.writer
-            .transaction(|txn| async move {
-                let current = ticket::Entity::find_by_id(row.id)
-                    .one(&txn)
-                    .await?
-                    .ok_or(ApiError::NotFound)?;
-                if current.status == TicketStatus::Closed.as_str() {
-                    return Err(crate::tickets::PostError::Closed.into());
-                }
-                let key = self
-                    .vault
-                    .data_key(&txn, current.customer_id)
-                    .await
-                    .map_err(database)?
-                    .ok_or(ApiError::NotFound)?;
-                let stored = attachment::ActiveModel {
-                    ticket_id: Set(current.id),
-                    kind: Set(kind.as_str().to_owned()),
-                    file_name: Set(file_name.as_str().to_owned()),
-                    size_bytes: Set(size),
-                    content: Set(Vec::new()),
-                    purge_after: Set(None),
-                    created_at: Set(Utc::now()),
-                    wrapped_key: Set(None),
-                    ..Default::default()
-                }
-                .insert(&txn)
+        if let Some(external) = external_id {
+            lock_external_id(txn, external).await?;
+            let existing = attachment::Entity::find()
+                .filter(attachment::Column::ExternalId.eq(external.as_str()))
+                .one(txn)
                 .await?;
-                let (wrapped, sealed) = seal_attachment(&key, stored.id, content);
-                let id = stored.id;
-                let mut stored: attachment::ActiveModel = stored.into();
-                stored.content = Set(sealed);
-                stored.wrapped_key = Set(Some(wrapped));
-                stored.update(&txn).await?;
-                let event = self.actor.event(
-                    Action::DocumentAttached,
-                    Some(current.customer_id),
-                    Some(current.id),
-                    vec![Field::IdentityDocuments.graphql_name().to_owned()]
-                        .into_iter()
-                        .filter(|_| kind == crate::vocabulary::AttachmentKind::IdDocument)
-                        .collect(),
-                    Some(format!("{}, {}", kind.as_str(), document_type.media_type())),
-                );
-                crate::audit::append_in(&txn, &[event])
-                    .await
-                    .map_err(|e| ApiError::internal(e, "auditing a document"))?;
-                let done = Attached {
-                    attachment_id: id,
-                    ticket_id: current.id,
+            if let Some(existing) = existing {
+                if existing.ticket_id != row.id {
+                    return Err(ApiError::Conflict {
+                        message: "`externalId` names a document of another ticket".into(),
+                        retry_after_secs: None,
+                    });
+                }
+                return Ok(Attached {
+                    attachment_id: existing.id,
+                    ticket_id: row.id,
                     document_type,
-                    size_bytes: size,
-                };
-                step.record_in(&txn, &done).await?;
-                Ok::<_, ApiError>((done, txn))
-            })
+                    size_bytes: existing.size_bytes,
+                });
+            }
+        }
+        let current = ticket::Entity::find_by_id(row.id)
+            .one(txn)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        if current.status == TicketStatus::Closed.as_str() {
+            return Err(crate::tickets::PostError::Closed.into());
+        }
+        let key = self
+            .vault
+            .data_key(txn, current.customer_id)
             .await
+            .map_err(database)?
+            .ok_or(ApiError::NotFound)?;
+        let stored = attachment::ActiveModel {
+            ticket_id: Set(current.id),
+            kind: Set(kind.as_str().to_owned()),
+            file_name: Set(file_name.as_str().to_owned()),
+            size_bytes: Set(size),
+            content: Set(Vec::new()),
+            purge_after: Set(None),
+            created_at: Set(Utc::now()),
+            wrapped_key: Set(None),
+            external_id: Set(external_id.map(|e| e.as_str().to_owned())),
+            ..Default::default()
+        }
+        .insert(txn)
+        .await?;
+        let (wrapped, sealed) = seal_attachment(&key, stored.id, content);
+        let id = stored.id;
+        let mut stored: attachment::ActiveModel = stored.into();
+        stored.content = Set(sealed);
+        stored.wrapped_key = Set(Some(wrapped));
+        stored.update(txn).await?;
+        let event = self.actor.event(
+            Action::DocumentAttached,
+            Some(current.customer_id),
+            Some(current.id),
+            vec![Field::IdentityDocuments.graphql_name().to_owned()]
+                .into_iter()
+                .filter(|_| kind == crate::vocabulary::AttachmentKind::IdDocument)
+                .collect(),
+            Some(format!("{}, {}", kind.as_str(), document_type.media_type())),
+        );
+        crate::audit::append_in(txn, &[event])
+            .await
+            .map_err(|e| ApiError::internal(e, "auditing a document"))?;
+        let done = Attached {
+            attachment_id: id,
+            ticket_id: current.id,
+            document_type,
+            size_bytes: size,
+        };
+        Ok(done)
     }
 }

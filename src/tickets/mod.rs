@@ -84,9 +84,10 @@ impl From<PostError> for crate::error::ApiError {
     }
 }
 
-/// Writes a message to ticket `ticket_id` inside the caller's transaction, reading the
-/// ticket's status there: a closed ticket refuses it; a resolved one reopens (`open`, its
-/// resolution cleared). The body is redacted and sealed by [`add_message`]. Returns what
+/// Writes a message dated `at` to ticket `ticket_id` inside the caller's transaction,
+/// reading the ticket's status there: a closed ticket refuses it; a resolved one reopens
+/// (`open`, its resolution cleared) unless the message is dated before the resolution (an
+/// import's history). The body is redacted and sealed by [`add_message`]. Returns what
 /// was written; the caller audits it in the same transaction.
 pub async fn post_in(
     txn: &sea_orm::DatabaseTransaction,
@@ -95,6 +96,7 @@ pub async fn post_in(
     author: Author,
     author_agent_id: Option<i32>,
     body: &str,
+    at: chrono::DateTime<chrono::Utc>,
 ) -> Result<Posted, PostError> {
     use crate::vocabulary::TicketStatus;
     use sea_orm::{ActiveModelTrait, EntityTrait, Set};
@@ -114,7 +116,6 @@ pub async fn post_in(
         .await
         .map_err(|e| PostError::Database(sea_orm::DbErr::Custom(format!("{e:#}"))))?
         .ok_or(PostError::Gone)?;
-    let now = chrono::Utc::now();
     let message = add_message(
         txn,
         &key,
@@ -122,10 +123,13 @@ pub async fn post_in(
         author.as_str(),
         author_agent_id,
         body,
-        now,
+        at,
     )
     .await?;
-    let reopened = status == TicketStatus::Resolved;
+    // A message written after the resolution reopens the ticket; an imported one dated
+    // before it is history and does not.
+    let reopened = status == TicketStatus::Resolved
+        && ticket.resolved_at.is_none_or(|resolved| at >= resolved);
     if reopened {
         let mut active: entity::ticket::ActiveModel = ticket.clone().into();
         active.status = Set(TicketStatus::Open.as_str().to_owned());

@@ -176,6 +176,7 @@ impl Tickets<'_> {
                     crate::tickets::Author::Agent,
                     Some(self.agent.id),
                     body.as_str(),
+                    chrono::Utc::now(),
                 )
                 .await?;
                 let mut events = vec![self.actor.event(
@@ -449,6 +450,7 @@ impl Tickets<'_> {
                     crate::tickets::Author::Internal,
                     Some(self.agent.id),
                     note,
+                    chrono::Utc::now(),
                 )
                 .await?;
                 let mut active: ticket::ActiveModel = ticket.clone().into();

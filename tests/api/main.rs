@@ -5,6 +5,7 @@ mod agent_admin;
 #[path = "../common/mod.rs"]
 mod common;
 mod helpers;
+mod import;
 mod intake;
 
 mod audit;
