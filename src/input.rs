@@ -26,8 +26,12 @@ fn bad(what: &str, rule: &str) -> ApiError {
 /// A hand-written list rather than a Unicode-tables crate: it is the format (`Cf`)
 /// characters of current Unicode that occur in text, and it must not change under us.
 pub fn invisible_char(text: &str) -> Option<char> {
-    text.chars().find(|&c| {
-        matches!(c,
+    text.chars().find(|&c| is_invisible(c))
+}
+
+/// Whether `c` is an invisible formatting character (see [`invisible_char`]).
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
             '\u{00AD}' | '\u{061C}' | '\u{180E}'
             | '\u{200B}'..='\u{200F}'
             | '\u{202A}'..='\u{202E}'
@@ -37,7 +41,6 @@ pub fn invisible_char(text: &str) -> Option<char> {
             | '\u{FFF9}'..='\u{FFFB}'
             | '\u{1D173}'..='\u{1D17A}'
             | '\u{E0001}' | '\u{E0020}'..='\u{E007F}')
-    })
 }
 
 /// Checks text common to every input: within `max` characters, no control characters

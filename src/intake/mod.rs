@@ -699,7 +699,12 @@ impl Intake<'_> {
                 now,
             )
             .await?;
-            events.push(self.message_event(&posted, customer.id, Author::Customer));
+            events.extend(crate::tickets::message_events(
+                &self.actor,
+                &posted,
+                customer.id,
+                Author::Customer,
+            ));
         }
         if let Some(notice) = &input.notice {
             crate::consent::record_in(txn, customer.id, &notice.kind, &notice.version).await?;
@@ -720,16 +725,6 @@ impl Intake<'_> {
             created: true,
         };
         Ok(done)
-    }
-
-    fn message_event(&self, posted: &Posted, customer_id: i32, author: Author) -> NewEvent {
-        self.actor.event(
-            Action::MessageAdded,
-            Some(customer_id),
-            Some(posted.ticket_id),
-            Vec::new(),
-            Some(format!("by {}", author.as_str())),
-        )
     }
 
     /// The ticket `id` if the policy grants the caller `permission` on it. Otherwise
@@ -833,16 +828,7 @@ impl Intake<'_> {
                 .exec(txn)
                 .await?;
         }
-        let mut events = vec![self.message_event(&posted, row.customer_id, author)];
-        if posted.reopened {
-            events.push(self.actor.event(
-                Action::TicketReopened,
-                Some(row.customer_id),
-                Some(row.id),
-                Vec::new(),
-                Some(format!("by a {} message", author.as_str())),
-            ));
-        }
+        let events = crate::tickets::message_events(&self.actor, &posted, row.customer_id, author);
         crate::audit::append_in(txn, &events)
             .await
             .map_err(|e| ApiError::internal(e, "auditing a message"))?;

@@ -22,12 +22,10 @@ use store::{Grant, GrantStore};
 /// Shortest and longest reason, in characters, after trimming.
 pub const REASON_CHARS: std::ops::RangeInclusive<usize> = 10..=500;
 
-/// Characters that change how the text around them is shown without being seen: bidi
-/// overrides and isolates (which can make an audit line read differently from what it
-/// holds) and zero-width characters.
-pub fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
-}
+/// Characters that change how the text around them is shown without being seen (bidi
+/// overrides, which can make an audit line read differently from what it holds, and
+/// zero-width characters): [`crate::input::is_invisible`], one list for every input.
+pub use crate::input::is_invisible;
 
 /// Why an agent needs to see more: trimmed, 10-500 characters, no control characters and
 /// no invisible formatting characters.

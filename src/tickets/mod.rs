@@ -53,6 +53,34 @@ pub struct Posted {
     pub reopened: bool,
 }
 
+/// The audit events of a message [`post_in`] wrote: `message_added` (naming its author's
+/// kind), and `ticket_reopened` when it reopened the ticket.
+pub fn message_events(
+    actor: &crate::audit::Actor,
+    posted: &Posted,
+    customer_id: i32,
+    author: Author,
+) -> Vec<crate::audit::NewEvent> {
+    use crate::audit::Action;
+    let mut events = vec![actor.event(
+        Action::MessageAdded,
+        Some(customer_id),
+        Some(posted.ticket_id),
+        Vec::new(),
+        Some(format!("by {}", author.as_str())),
+    )];
+    if posted.reopened {
+        events.push(actor.event(
+            Action::TicketReopened,
+            Some(customer_id),
+            Some(posted.ticket_id),
+            Vec::new(),
+            Some(format!("by a message of {}", author.as_str())),
+        ));
+    }
+    events
+}
+
 /// Why [`post_in`] refused a message.
 #[derive(Debug)]
 pub enum PostError {

@@ -69,18 +69,7 @@ impl Tickets<'_> {
                     tracing::warn!(%error, "cannot revoke the ticket's grants");
                     ApiError::RevealUnavailable
                 })?;
-            events = revoked
-                .iter()
-                .map(|g| {
-                    self.actor.event(
-                        Action::RevealRevoked,
-                        Some(g.customer_id),
-                        Some(g.ticket_id),
-                        vec![g.field.to_string()],
-                        Some(format!("ticket {}", status.as_str())),
-                    )
-                })
-                .collect();
+            events = self.revocations(&revoked, &format!("ticket {}", status.as_str()));
         }
         // Every status set is audited, a repeated one too ("pending -> pending"): the
         // trail records what agents did.
@@ -179,22 +168,12 @@ impl Tickets<'_> {
                     chrono::Utc::now(),
                 )
                 .await?;
-                let mut events = vec![self.actor.event(
-                    Action::MessageAdded,
-                    Some(ticket.customer_id),
-                    Some(ticket.id),
-                    Vec::new(),
-                    Some("by agent".into()),
-                )];
-                if posted.reopened {
-                    events.push(self.actor.event(
-                        Action::TicketReopened,
-                        Some(ticket.customer_id),
-                        Some(ticket.id),
-                        Vec::new(),
-                        Some("by an agent's reply".into()),
-                    ));
-                }
+                let events = crate::tickets::message_events(
+                    &self.actor,
+                    &posted,
+                    ticket.customer_id,
+                    crate::tickets::Author::Agent,
+                );
                 crate::audit::append_in(&txn, &events)
                     .await
                     .map_err(|e| ApiError::internal(e, "auditing a reply"))?;
@@ -306,7 +285,12 @@ impl Tickets<'_> {
             .filter(|g| g.ticket_id == ticket_id)
             .collect();
         self.grants.remove(&grants).await.map_err(unavailable)?;
-        Ok(grants
+        Ok(self.revocations(&grants, why))
+    }
+
+    /// One `reveal_revoked` event per grant, with `why` as the reason.
+    fn revocations(&self, grants: &[crate::reveal::store::Grant], why: &str) -> Vec<NewEvent> {
+        grants
             .iter()
             .map(|g| {
                 self.actor.event(
@@ -317,7 +301,7 @@ impl Tickets<'_> {
                     Some(why.to_owned()),
                 )
             })
-            .collect())
+            .collect()
     }
 
     /// Assigns `ticket` to the agent `handle` (the policy's `assign`, e.g. supervisors on
@@ -462,12 +446,11 @@ impl Tickets<'_> {
                 }
                 active.update(&txn).await?;
                 let mut events = events.clone();
-                events.push(self.actor.event(
-                    Action::MessageAdded,
-                    Some(ticket.customer_id),
-                    Some(ticket.id),
-                    Vec::new(),
-                    Some("by internal".into()),
+                events.extend(crate::tickets::message_events(
+                    &self.actor,
+                    &posted,
+                    ticket.customer_id,
+                    crate::tickets::Author::Internal,
                 ));
                 crate::audit::append_in(&txn, &events)
                     .await

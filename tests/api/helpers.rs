@@ -173,6 +173,46 @@ impl TestApp {
         .await
     }
 
+    /// POSTs `query` as `token` with an `Idempotency-Key`; returns the status, whether the
+    /// answer is a replay, and the body.
+    pub async fn deliver(
+        &self,
+        token: &str,
+        key: &str,
+        query: &str,
+        variables: Value,
+    ) -> (u16, bool, Value) {
+        let response = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let replayed = response.headers().get("idempotent-replayed").is_some();
+        (status, replayed, response.json().await.unwrap())
+    }
+
+    /// The rows of `table`, counted in the database itself.
+    pub async fn rows(&self, table: &str) -> i64 {
+        use sea_orm::ConnectionTrait;
+        let db = needtoknow::db::connect(&self.settings).await.unwrap();
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                format!("SELECT COUNT(*) AS n FROM {table}"),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let n: i64 = row.try_get("", "n").unwrap();
+        db.close().await.ok();
+        n
+    }
+
     /// The body of `GET /readyz`.
     pub async fn readiness(&self) -> Value {
         self.client

@@ -64,30 +64,14 @@ fn lines() -> Vec<String> {
     .collect()
 }
 
-async fn count(app: &TestApp, table: &str) -> i64 {
-    use sea_orm::ConnectionTrait;
-    let db = needtoknow::db::connect(&app.settings).await.unwrap();
-    let row = db
-        .query_one_raw(sea_orm::Statement::from_string(
-            db.get_database_backend(),
-            format!("SELECT COUNT(*) AS n FROM {table}"),
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    let n: i64 = row.try_get("", "n").unwrap();
-    db.close().await.ok();
-    n
-}
-
 async fn run(backend: Backend) {
     let app = spawn_app(backend).await;
     let dir = tempfile::tempdir().unwrap();
     let all = lines();
     let before = (
-        count(&app, "tickets").await,
-        count(&app, "messages").await,
-        count(&app, "attachments").await,
+        app.rows("tickets").await,
+        app.rows("messages").await,
+        app.rows("attachments").await,
     );
 
     // A run cut short after the first batches, then the whole file: nothing twice.
@@ -105,9 +89,9 @@ async fn run(backend: Backend) {
     );
     assert!(stdout.contains("12 lines: 0 customers, 1 tickets, 0 messages, 1 documents written; 4 already there; 6 rejected"), "{stdout}");
     let after = (
-        count(&app, "tickets").await,
-        count(&app, "messages").await,
-        count(&app, "attachments").await,
+        app.rows("tickets").await,
+        app.rows("messages").await,
+        app.rows("attachments").await,
     );
     assert_eq!(after, (before.0 + 2, before.1 + 2, before.2 + 1));
 
@@ -142,9 +126,9 @@ async fn run(backend: Backend) {
     assert_eq!(
         after,
         (
-            count(&app, "tickets").await,
-            count(&app, "messages").await,
-            count(&app, "attachments").await
+            app.rows("tickets").await,
+            app.rows("messages").await,
+            app.rows("attachments").await
         )
     );
 

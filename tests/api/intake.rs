@@ -51,22 +51,6 @@ fn robin_like(external: &str) -> Value {
     })
 }
 
-/// Rows in `table`, read straight from the database.
-async fn rows(app: &TestApp, table: &str) -> i64 {
-    let db = needtoknow::db::connect(&app.settings).await.unwrap();
-    let row = db
-        .query_one_raw(sea_orm::Statement::from_string(
-            db.get_database_backend(),
-            format!("SELECT COUNT(*) AS n FROM {table}"),
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    let n: i64 = row.try_get("", "n").unwrap();
-    db.close().await.ok();
-    n
-}
-
 /// Opens a chat ticket for a new customer through the intake account; returns its id.
 async fn new_chat(
     app: &TestApp,
@@ -186,10 +170,10 @@ on_both_databases! {
         let again = ok(&app, &intake, UPSERT, json!({ "i": robin_like("crm-1") })).await;
         assert_eq!(again["upsertCustomer"]["changedFields"], json!([]));
         assert_eq!(again["upsertCustomer"]["created"], false);
-        let events = rows(&app, "audit_events").await;
+        let events = app.rows("audit_events").await;
         let again = ok(&app, &intake, UPSERT, json!({ "i": robin_like("crm-1") })).await;
         assert_eq!(again["upsertCustomer"]["changedFields"], json!([]));
-        assert_eq!(rows(&app, "audit_events").await, events, "an upsert that changes nothing writes nothing");
+        assert_eq!(app.rows("audit_events").await, events, "an upsert that changes nothing writes nothing");
 
         let changed = ok(&app, &intake, UPSERT, json!({ "i": {
             "externalId": "crm-1", "email": "sam@example.org", "plan": "premium", "phone": "+1 555 0199 4411" } })).await;
@@ -206,8 +190,8 @@ on_both_databases! {
         let intake = app.token("chat-gateway").to_owned();
         let ticket = new_chat(&app, &intake, "crm-2", "shipping", "Where is it?").await;
         let other = app.create_agent_in("other-gateway", "intake", "other_team", &[]).await;
-        let before = (rows(&app, "customers").await, rows(&app, "tickets").await,
-            rows(&app, "messages").await, rows(&app, "audit_events").await);
+        let before = (app.rows("customers").await, app.rows("tickets").await,
+            app.rows("messages").await, app.rows("audit_events").await);
         let open = |patch: Value| {
             let mut input = json!({ "customerExternalId": "crm-2", "channel": "chat", "topic": "shipping", "subject": "s", "message": "m" });
             for (k, v) in patch.as_object().unwrap() { input[k] = v.clone(); }
@@ -252,8 +236,8 @@ on_both_databases! {
         assert_eq!(error_code(&body), "NOT_FOUND");
         let (_, body) = post(&app, &intake, CLAIM, json!({ "t": ticket })).await;
         assert_eq!(error_code(&body), "NOT_FOUND");
-        let after = (rows(&app, "customers").await, rows(&app, "tickets").await,
-            rows(&app, "messages").await, rows(&app, "audit_events").await);
+        let after = (app.rows("customers").await, app.rows("tickets").await,
+            app.rows("messages").await, app.rows("audit_events").await);
         assert_eq!(before, after, "nothing of a refused write remains");
     }
 }
@@ -275,28 +259,6 @@ on_both_databases! {
     }
 }
 
-/// POSTs `query` with an `Idempotency-Key`; returns status, replayed, body.
-async fn deliver(
-    app: &TestApp,
-    token: &str,
-    key: &str,
-    query: &str,
-    variables: Value,
-) -> (u16, bool, Value) {
-    let response = app
-        .client
-        .post(format!("{}/graphql", app.address))
-        .bearer_auth(token)
-        .header("Idempotency-Key", key)
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let replayed = response.headers().get("idempotent-replayed").is_some();
-    (status, replayed, response.json().await.unwrap())
-}
-
 on_both_databases! {
     /// Eight concurrent deliveries of one ticket under one Idempotency-Key open exactly
     /// one ticket; the others conflict while it runs or replay it after; a different body
@@ -304,7 +266,7 @@ on_both_databases! {
     async fn eight_deliveries_of_one_key_open_one_ticket(app) {
         let intake = app.token("chat-gateway").to_owned();
         ok(&app, &intake, UPSERT, json!({ "i": robin_like("crm-5") })).await;
-        let tickets = rows(&app, "tickets").await;
+        let tickets = app.rows("tickets").await;
         let variables = json!({ "i": { "customerExternalId": "crm-5", "channel": "email", "topic": "billing",
             "subject": "Invoice", "message": "Please resend my invoice." } });
         let app = std::sync::Arc::new(app);
@@ -313,7 +275,7 @@ on_both_databases! {
             let (app, intake, variables) = (app.clone(), intake.clone(), variables.clone());
             deliveries.push(tokio::spawn(async move {
                 loop {
-                    let (status, replayed, body) = deliver(&app, &intake, "mail-4711", OPEN, variables.clone()).await;
+                    let (status, replayed, body) = app.deliver(&intake, "mail-4711", OPEN, variables.clone()).await;
                     if status == 409 {
                         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                         continue;
@@ -333,10 +295,10 @@ on_both_databases! {
         }
         assert_eq!(fresh, 1, "one delivery wrote, seven replayed");
         assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
-        assert_eq!(rows(&app, "tickets").await, tickets + 1);
+        assert_eq!(app.rows("tickets").await, tickets + 1);
         let mut other = variables.clone();
         other["i"]["subject"] = json!("Another subject");
-        let (status, _, body) = deliver(&app, &intake, "mail-4711", OPEN, other).await;
+        let (status, _, body) = app.deliver(&intake, "mail-4711", OPEN, other).await;
         assert_eq!((status, error_code(&body)), (409, "CONFLICT"));
         let db = needtoknow::db::connect(&app.settings).await.unwrap();
         let keyed = entity::audit_event::Entity::find()
@@ -429,7 +391,7 @@ async fn documents(backend: Backend) {
     let (status, body) = upload(&app, &intake, &ticket, "passport.png", &big).await;
     assert_eq!((status, error_code(&body)), (413, "BAD_USER_INPUT"));
     assert_eq!(
-        rows(&app, "attachments").await,
+        app.rows("attachments").await,
         2,
         "the demo scan and the one good upload"
     );
@@ -532,7 +494,7 @@ async fn injected_failure(backend: Backend) {
     for statement in sql {
         db.execute_unprepared(&statement).await.unwrap();
     }
-    let messages = rows(&app, "messages").await;
+    let messages = app.rows("messages").await;
     let (_, body) = post(
         &app,
         &intake,
@@ -542,7 +504,7 @@ async fn injected_failure(backend: Backend) {
     .await;
     assert_eq!(error_code(&body), "INTERNAL");
     assert_eq!(
-        rows(&app, "messages").await,
+        app.rows("messages").await,
         messages,
         "the message went with its audit event"
     );

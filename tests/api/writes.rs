@@ -284,29 +284,6 @@ async fn a_lock_that_outlasts_the_retries_is_unavailable_on_postgres() {
     assert_eq!(error.code(), "UNAVAILABLE");
 }
 
-/// POSTs `query` as `token` with an `Idempotency-Key`; returns status, whether the answer
-/// is a replay, and the body.
-async fn deliver(
-    app: &TestApp,
-    token: &str,
-    key: &str,
-    query: &str,
-    variables: Value,
-) -> (u16, bool, Value) {
-    let response = app
-        .client
-        .post(format!("{}/graphql", app.address))
-        .bearer_auth(token)
-        .header("Idempotency-Key", key)
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let replayed = response.headers().get("idempotent-replayed").is_some();
-    (status, replayed, response.json().await.unwrap())
-}
-
 /// Audit events (other than views) whose reason is `reason`.
 async fn events_with_reason(app: &TestApp, reason: &str) -> u64 {
     let db = needtoknow::db::connect(&app.settings).await.unwrap();
@@ -330,9 +307,9 @@ crate::on_both_databases! {
         let token = app.token("frontline").to_owned();
         let reason = "the customer asked us to confirm it (delivery 1)";
         let vars = json!({ "t": ticket, "r": reason });
-        let (status, replayed, first) = deliver(&app, &token, "delivery-1", KEYED_REVEAL, vars.clone()).await;
+        let (status, replayed, first) = app.deliver(&token, "delivery-1", KEYED_REVEAL, vars.clone()).await;
         assert_eq!((status, replayed), (200, false), "{first}");
-        let (status, replayed, again) = deliver(&app, &token, "delivery-1", KEYED_REVEAL, vars.clone()).await;
+        let (status, replayed, again) = app.deliver(&token, "delivery-1", KEYED_REVEAL, vars.clone()).await;
         assert_eq!((status, replayed), (200, true), "{again}");
         assert_eq!(again["data"], first["data"]);
         assert_eq!(events_with_reason(&app, reason).await, 2, "requested and granted, once");
@@ -340,12 +317,12 @@ crate::on_both_databases! {
         assert_eq!(mine["myGrants"].as_array().unwrap().len(), 1);
 
         let other = json!({ "t": ticket, "r": "another reason for another request" });
-        let (status, _, conflict) = deliver(&app, &token, "delivery-1", KEYED_REVEAL, other).await;
+        let (status, _, conflict) = app.deliver(&token, "delivery-1", KEYED_REVEAL, other).await;
         assert_eq!(status, 409, "{conflict}");
         assert_eq!(conflict["errors"][0]["extensions"]["code"], "CONFLICT");
         // Keys are per agent: another agent's same key is another request.
         let supervisor = app.token("supervisor").to_owned();
-        let (status, replayed, _) = deliver(&app, &supervisor, "delivery-1", KEYED_REVEAL, vars.clone()).await;
+        let (status, replayed, _) = app.deliver(&supervisor, "delivery-1", KEYED_REVEAL, vars.clone()).await;
         assert_eq!((status, replayed), (200, false));
 
         for bad in ["", "tab\there", &"x".repeat(256)] {
@@ -376,7 +353,7 @@ crate::on_both_databases! {
         let deliveries: Vec<_> = (0..8)
             .map(|_| {
                 let (app, token, vars) = (app.clone(), token.clone(), vars.clone());
-                tokio::spawn(async move { deliver(&app, &token, "one-delivery", KEYED_REVEAL, vars).await })
+                tokio::spawn(async move { app.deliver(&token, "one-delivery", KEYED_REVEAL, vars).await })
             })
             .collect();
         let mut grants = std::collections::BTreeSet::new();
