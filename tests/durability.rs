@@ -447,6 +447,8 @@ const STATUS: &str =
 const VERIFY: &str = "mutation($t: ID!) { verifyCustomerIdentity(ticketId: $t, answers: { postalCode: \"00000\" }) { postalCode } }";
 const ASK: &str = "mutation($t: ID!, $why: String!) { requestReveal(ticketId: $t, fields: [\"paymentMethods\"], reason: $why) { request { id } } }";
 const APPROVE: &str = "mutation($r: ID!) { approveReveal(requestId: $r, note: \"checked with the customer\") { status } }";
+const OPEN: &str = "mutation($i: OpenTicketInput!) { openTicket(input: $i) { ticketId } }";
+const APPEND: &str = "mutation($t: ID!, $i: AppendMessageInput!) { appendMessage(ticketId: $t, input: $i) { messageId } }";
 const EVERYTHING: &str = "{ tickets(first: 100) { edges { node { id status messages { body } customer { fullName { value } email { value } phone { value } postalAddress { value } dateOfBirth { value } paymentMethods { access } } } } } }";
 const GRANTS: &str = "{ myGrants { id field ticketId } }";
 
@@ -483,7 +485,7 @@ async fn keep_writing(
             query,
             variables,
         };
-        let first = match (seed + step) % 4 {
+        let first = match (seed + step) % 5 {
             0 => {
                 let reason = format!(
                     "the customer asked us to confirm it {}",
@@ -506,6 +508,16 @@ async fn keep_writing(
                 )
             }
             2 => send("frontline", "a", VERIFY, json!({ "t": parcel })),
+            // A chat arrives through the integration: a ticket with its first message.
+            3 => send(
+                "chat-gateway",
+                "a",
+                OPEN,
+                json!({ "i": {
+                    "customerExternalId": "demo-robin", "channel": "chat", "topic": "technical",
+                    "subject": key("a").unwrap_or_default(), "message": "The app froze again.",
+                } }),
+            ),
             _ => {
                 let reason = format!(
                     "the customer disputes a charge {}",
@@ -521,6 +533,14 @@ async fn keep_writing(
             send("frontline", "b", REVOKE, json!({ "g": grant }))
         } else if let Some(id) = id_of(&body, "/data/requestReveal/request/id") {
             send(&approver, "b", APPROVE, json!({ "r": id }))
+        } else if let Some(ticket) = id_of(&body, "/data/openTicket/ticketId") {
+            let external = key("b").unwrap_or_default();
+            send(
+                "chat-gateway",
+                "b",
+                APPEND,
+                json!({ "t": ticket, "i": { "author": "CUSTOMER", "body": "Still frozen.", "externalId": external } }),
+            )
         } else {
             continue;
         };
@@ -565,6 +585,35 @@ async fn retry(service: &Service, place: &Place, delivery: &Delivery, round: usi
             "round {round}: {delivery:?} written more or less than once"
         );
     }
+    // A chat opened or a message added exactly once: found by the subject or external id
+    // only that delivery used.
+    let (table, column, value) = match delivery.query {
+        OPEN => ("tickets", "subject", &delivery.variables["i"]["subject"]),
+        APPEND => (
+            "messages",
+            "external_id",
+            &delivery.variables["i"]["externalId"],
+        ),
+        _ => return,
+    };
+    assert!(
+        body.get("errors").is_none(),
+        "round {round}: {delivery:?}: {body}"
+    );
+    use sea_orm::ConnectionTrait;
+    let db = needtoknow::db::connect(&place.settings()).await.unwrap();
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            db.get_database_backend(),
+            format!("SELECT COUNT(*) AS n FROM {table} WHERE {column} = $1"),
+            [value.as_str().unwrap().into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    db.close().await.ok();
+    let n: i64 = row.try_get("", "n").unwrap();
+    assert_eq!(n, 1, "round {round}: {delivery:?} written {n} times");
 }
 
 /// What must hold after any crash: the chain verifies, every stored grant has its audit
@@ -606,6 +655,39 @@ async fn check_consistency(place: &Place, service: &Service, round: usize) {
     assert!(decided
         .iter()
         .all(|r| r.decided_by.is_some() && r.decided_at.is_some()));
+    // Every ticket the integration opened has its first message and its audit event.
+    let opened = entity::ticket::Entity::find()
+        .filter(entity::ticket::Column::Subject.like("r%-w%-s%-a"))
+        .all(&db)
+        .await
+        .unwrap();
+    for ticket in &opened {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.ticket_id == Some(ticket.id) && e.action == "ticket_opened"),
+            "round {round}: ticket {} without its audit event",
+            ticket.id
+        );
+        let messages = entity::message::Entity::find()
+            .filter(entity::message::Column::TicketId.eq(ticket.id))
+            .all(&db)
+            .await
+            .unwrap();
+        assert!(
+            !messages.is_empty(),
+            "round {round}: a chat without its message"
+        );
+        let added = events
+            .iter()
+            .filter(|e| e.ticket_id == Some(ticket.id) && e.action == "message_added")
+            .count();
+        assert_eq!(
+            added,
+            messages.len(),
+            "round {round}: every message audited once"
+        );
+    }
     if place.database_url.is_none() {
         let row = db
             .query_one_raw(sea_orm::Statement::from_string(
@@ -630,7 +712,7 @@ async fn check_consistency(place: &Place, service: &Service, round: usize) {
 }
 
 /// A burst of mixed writes (reveals and revocations, approvals, status changes, identity
-/// checks) from 8 clients, each request under its own idempotency key, cut by `kill -9` at
+/// checks, chats opened and messages added through the integration) from 8 clients, each request under its own idempotency key, cut by `kill -9` at
 /// a random moment, 20 times. After each restart the data is consistent (see
 /// [`check_consistency`]); then every client retries the request that got no answer, with
 /// the same key, and it is carried out exactly once ([`retry`]).
@@ -690,6 +772,16 @@ async fn killed_mid_write(place: Place) {
         }
         check_consistency(&place, &service, round).await;
     }
+    // The burst did open chats (the mix reached the integration's writes).
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let db = needtoknow::db::connect(&place.settings()).await.unwrap();
+    let chats = entity::ticket::Entity::find()
+        .filter(entity::ticket::Column::Subject.like("r%-w%-s%-a"))
+        .count(&db)
+        .await
+        .unwrap();
+    assert!(chats > 0, "no chat was opened");
+    db.close().await.ok();
 }
 
 /// The kill test on SQLite.
