@@ -92,7 +92,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     data_dir.join("demo-tokens.json").display()
                 );
                 for (handle, token) in app.demo_tokens() {
-                    println!("  {handle:<11} {token}");
+                    println!("  {handle:<12} {token}");
                 }
                 println!("GraphiQL: http://127.0.0.1:{}/graphql", app.port());
             }
