@@ -533,3 +533,68 @@ async fn a_failed_audit_append_leaves_no_message_on_sqlite() {
 async fn a_failed_audit_append_leaves_no_message_on_postgres() {
     injected_failure(Backend::Postgres).await
 }
+
+const ASSIGN: &str = "mutation($t: ID!, $a: String!) { assignTicket(ticketId: $t, agent: $a) { assignee { handle } } }";
+const MY_GRANTS: &str = "{ myGrants { id ticketId field } }";
+
+on_both_databases! {
+    /// Assigning and handing off move a ticket and end the previous assignee's access and
+    /// grants; only the policy's roles may do it, only to agents who can take it; two
+    /// agents claiming one ticket: one wins.
+    async fn assignment_and_hand_off_end_the_previous_assignees_access(app) {
+        let reset = app.ticket_id("Cannot reset my password").await;
+        app.data_as("frontline", "mutation($t: ID!) { requestReveal(ticketId: $t, fields: [\"email\"], reason: \"the customer asked us to confirm it\") { grants { id } } }", json!({ "t": reset })).await;
+        assert_eq!(app.data_as("frontline", MY_GRANTS, json!({})).await["myGrants"].as_array().unwrap().len(), 1);
+
+        // Only supervisors assign, and only to active agents of the ticket's team.
+        let (_, body) = app.query_as("frontline", ASSIGN, json!({ "t": reset, "a": "frontline2" })).await;
+        assert_eq!(error_code(&body), "FORBIDDEN");
+        app.create_agent_in("outsider", "frontline", "other_team", &["account_access"]).await;
+        for handle in ["outsider", "chat-gateway", "nobody"] {
+            let (_, body) = app.query_as("supervisor", ASSIGN, json!({ "t": reset, "a": handle })).await;
+            assert_eq!(error_code(&body), "BAD_USER_INPUT", "{handle}");
+        }
+        let moved = app.data_as("supervisor", ASSIGN, json!({ "t": reset, "a": "frontline2" })).await;
+        assert_eq!(moved["assignTicket"]["assignee"]["handle"], "frontline2");
+        assert_eq!(app.data_as("frontline", MY_GRANTS, json!({})).await["myGrants"], json!([]), "the previous assignee's grant is revoked");
+        let (_, body) = app.query_as("frontline", "query($t: ID!) { ticket(id: $t) { subject } }", json!({ "t": reset })).await;
+        assert_eq!(error_code(&body), "NOT_FOUND");
+
+        // Hand-offs go to the targets the policy names, to a queue or to one of its agents.
+        let (_, body) = app.query_as("frontline2", HAND_OFF, json!({ "t": reset, "to": "auditor", "n": "please look" })).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT");
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains("billing"), "{body}");
+        let (_, body) = app.query_as("frontline2", "mutation($t: ID!) { handOffTicket(ticketId: $t, to: \"billing\", agent: \"identity\", note: \"x\") { role } }", json!({ "t": reset })).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "the agent must have the role: {body}");
+        let token = app.token("frontline2").to_owned();
+        let handed = "mutation($t: ID!) { handOffTicket(ticketId: $t, to: \"billing\", agent: \"billing\", note: \"double charge\") { role topic assigned } }";
+        let (status, replayed, first) = app.deliver(&token, "handoff-1", handed, json!({ "t": reset })).await;
+        assert_eq!((status, replayed), (200, false), "{first}");
+        assert_eq!(first["data"]["handOffTicket"], json!({ "role": "billing", "topic": "billing", "assigned": true }));
+        let messages = app.rows("messages").await;
+        let (_, replayed, again) = app.deliver(&token, "handoff-1", handed, json!({ "t": reset })).await;
+        assert!(replayed, "{again}");
+        assert_eq!(app.rows("messages").await, messages, "a retried hand-off adds no second note");
+        let seen = app.data_as("billing", "query($t: ID!) { ticket(id: $t) { topic assignedToMe } }", json!({ "t": reset })).await;
+        assert_eq!(seen["ticket"], json!({ "topic": "billing", "assignedToMe": true }));
+
+        // Two billing agents claim the unassigned refund ticket at once: one wins.
+        let second = app.create_agent_in("billing2", "billing", "support", &["billing"]).await;
+        let refund = app.ticket_id("Refund not received").await;
+        let app = std::sync::Arc::new(app);
+        let claims: Vec<_> = [app.token("billing").to_owned(), second].into_iter().map(|token| {
+            let app = app.clone();
+            let refund = refund.clone();
+            tokio::spawn(async move { post(&app, &token, CLAIM, json!({ "t": refund })).await.1 })
+        }).collect();
+        let mut won = 0;
+        for claim in claims {
+            let body = claim.await.unwrap();
+            match body["errors"][0]["extensions"]["code"].as_str() {
+                None => won += 1,
+                Some(code) => assert!(matches!(code, "CONFLICT" | "NOT_FOUND"), "{body}"),
+            }
+        }
+        assert_eq!(won, 1);
+    }
+}
