@@ -14,8 +14,8 @@
 //! ```
 //!
 //! A ticket names its customer, a message or document its ticket, by external id, on an
-//! earlier line. Lines are read one at a time (memory stays flat) and written in batches,
-//! one transaction each, with a savepoint per record: a bad record is rolled back alone
+//! earlier line. Lines are read one at a time (memory stays flat) and written in batches
+//! (of `--batch` records or 32 MiB of lines, whichever comes first), one transaction each, with a savepoint per record: a bad record is rolled back alone
 //! and written to the reject file with its line number and the reason (never its content),
 //! and a record is never half written. Every record has an external id, so running the same
 //! file again (after a crash or Ctrl-C) writes nothing twice.
@@ -332,6 +332,10 @@ impl Intake<'_> {
         // Refused lines wait with the batch, so the reject file lists them in line order.
         let mut pending: Vec<(u64, ApiResult<Parsed>)> = Vec::with_capacity(batch);
         let mut read = 0u64;
+        // Documents make lines large: a batch is also cut at this many bytes of lines, so
+        // memory stays bounded whatever the records hold.
+        const BATCH_BYTES: usize = 32 * 1024 * 1024;
+        let mut pending_bytes = 0usize;
         let today = Utc::now().date_naive();
         for line in input.lines() {
             let line = line.map_err(|e| anyhow::anyhow!("reading the import: {e}"))?;
@@ -340,9 +344,11 @@ impl Intake<'_> {
             if line.trim().is_empty() {
                 continue;
             }
+            pending_bytes += line.len();
             pending.push((report.lines, self.parse_record(&line, today)));
-            if pending.len() >= batch {
+            if pending.len() >= batch || pending_bytes >= BATCH_BYTES {
                 self.write_batch(&mut pending, rejects, &mut report).await?;
+                pending_bytes = 0;
                 progress(read, &report);
             }
         }
