@@ -174,8 +174,19 @@ impl crate::writer::Transient for AgentError {
     }
 }
 
-fn audited(error: anyhow::Error) -> AgentError {
-    AgentError::Database(error.context("auditing an agent change"))
+/// Appends `actor`'s `action` about an agent (the reason names it by id, never by
+/// handle) inside the change's transaction.
+async fn audit_in(
+    txn: &sea_orm::DatabaseTransaction,
+    actor: &crate::audit::Actor,
+    action: crate::audit::Action,
+    fields: Vec<String>,
+    reason: String,
+) -> Result<(), AgentError> {
+    let event = actor.event(action, None, None, fields, Some(reason));
+    crate::audit::append_in(txn, &[event])
+        .await
+        .map_err(|e| AgentError::Database(e.context("auditing an agent change")))
 }
 
 /// Creates an agent (or service account) and its first token, returning both; audited
@@ -215,22 +226,19 @@ pub async fn create(
             .insert(&txn)
             .await?;
             let token = insert_token(&txn, row.id).await?;
-            let event = actor.event(
-                crate::audit::Action::AgentCreated,
-                None,
-                None,
-                Vec::new(),
-                Some(format!(
-                    "agent {}: {}role {}, team {}",
-                    row.id,
-                    if new.service { "service account, " } else { "" },
-                    row.role,
-                    row.team
-                )),
+            let kind = if new.service { "service account, " } else { "" };
+            let reason = format!(
+                "agent {}: {kind}role {}, team {}",
+                row.id, row.role, row.team
             );
-            crate::audit::append_in(&txn, &[event])
-                .await
-                .map_err(audited)?;
+            audit_in(
+                &txn,
+                actor,
+                crate::audit::Action::AgentCreated,
+                Vec::new(),
+                reason,
+            )
+            .await?;
             let agent = Agent::try_from(row)?;
             Ok(((agent, token), txn))
         })
@@ -254,16 +262,15 @@ pub async fn issue_token(
     writer
         .transaction(|txn| async move {
             let token = insert_token(&txn, row.id).await?;
-            let event = actor.event(
+            let reason = format!("agent {}", row.id);
+            audit_in(
+                &txn,
+                actor,
                 crate::audit::Action::AgentTokenIssued,
-                None,
-                None,
                 Vec::new(),
-                Some(format!("agent {}", row.id)),
-            );
-            crate::audit::append_in(&txn, &[event])
-                .await
-                .map_err(audited)?;
+                reason,
+            )
+            .await?;
             Ok((token, txn))
         })
         .await
@@ -287,16 +294,15 @@ pub async fn disable(
             let row = active.update(&txn).await?;
             revoke_tokens(&txn, row.id).await?;
             if was_active {
-                let event = actor.event(
+                let reason = format!("agent {}", row.id);
+                audit_in(
+                    &txn,
+                    actor,
                     crate::audit::Action::AgentDisabled,
-                    None,
-                    None,
                     Vec::new(),
-                    Some(format!("agent {}", row.id)),
-                );
-                crate::audit::append_in(&txn, &[event])
-                    .await
-                    .map_err(audited)?;
+                    reason,
+                )
+                .await?;
             }
             Ok((Agent::try_from(row)?, txn))
         })
@@ -401,20 +407,13 @@ pub async fn update(
     active.role = Set(after.role.clone());
     active.team = Set(after.team.clone());
     active.queues = Set(serde_json::to_string(&after.queues).context("encoding queues")?);
-    let event = actor.event(
-        crate::audit::Action::AgentUpdated,
-        None,
-        None,
-        fields,
-        Some(format!("agent {}: {}", before.id, changes.join("; "))),
-    );
-    let (active, event) = (&active, &event);
+    let reason = format!("agent {}: {}", before.id, changes.join("; "));
+    let (active, fields, reason) = (&active, &fields, &reason);
     writer
         .transaction(|txn| async move {
             active.clone().update(&txn).await?;
-            crate::audit::append_in(&txn, std::slice::from_ref(event))
-                .await
-                .map_err(audited)?;
+            let action = crate::audit::Action::AgentUpdated;
+            audit_in(&txn, actor, action, fields.clone(), reason.clone()).await?;
             Ok::<_, AgentError>(((), txn))
         })
         .await?;
