@@ -204,6 +204,10 @@ async fn every_algorithm_and_every_failure(backend: Backend) {
         ("unknown agent", ec.sign(&claims_for("nobody"))),
         ("disabled agent", ec.sign(&claims_for("leaver"))),
         (
+            "a service account (API tokens only)",
+            ec.sign(&claims_for("chat-gateway")),
+        ),
+        (
             "unknown key id",
             TestKey::p256("ec-9").sign(&claims_for("frontline")),
         ),
