@@ -205,6 +205,7 @@ pub async fn seed(
         actor: actor(gateway),
         claim: None,
         max_document_bytes: 10 * 1024 * 1024,
+        deferred_audit: None,
     };
     let line = |v: &str| Line::parse("demo", v).map_err(refused("demo text"));
     let customers = [

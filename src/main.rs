@@ -442,6 +442,8 @@ async fn import(
         actor,
         claim: None,
         max_document_bytes: settings.max_document_bytes,
+        // A batch's audit events are appended once, before it commits.
+        deferred_audit: Some(std::sync::Mutex::new(Vec::new())),
     };
     let (input, total, rejects_path): (Box<dyn std::io::BufRead>, Option<u64>, std::path::PathBuf) =
         if args.file == "-" {

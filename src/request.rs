@@ -192,6 +192,7 @@ impl RequestContext {
             actor: self.actor(),
             claim: self.idempotency.as_deref(),
             max_document_bytes: self.settings.max_document_bytes,
+            deferred_audit: None,
         }
     }
 

@@ -285,16 +285,13 @@ impl Intake<'_> {
                 let row = self
                     .imported_ticket(txn, ticket, Permission::AppendMessage)
                     .await?;
-                let before = entity::message::Entity::find()
-                    .filter(entity::message::Column::ExternalId.eq(external_id.as_str()))
-                    .one(txn)
+                let posted = self
+                    .append_message_in(txn, &row, *author, body, Some(external_id), *at)
                     .await?;
-                self.append_message_in(txn, &row, *author, body, Some(external_id), *at)
-                    .await?;
-                if before.is_some() {
-                    Outcome::Unchanged
-                } else {
+                if posted.created {
                     Outcome::Message
+                } else {
+                    Outcome::Unchanged
                 }
             }
             Parsed::Document { ticket, document } => {
@@ -371,6 +368,8 @@ impl Intake<'_> {
         let outcomes = self
             .writer
             .transaction(|txn| async move {
+                // Another attempt (after contention) starts from nothing.
+                self.with_deferred(Vec::clear);
                 let mut outcomes = Vec::with_capacity(records.len());
                 for (line, record) in records {
                     let record = match record {
@@ -381,6 +380,7 @@ impl Intake<'_> {
                         }
                     };
                     let savepoint = txn.begin().await?;
+                    let audited = self.with_deferred(|events| events.len());
                     match self.write_record(&savepoint, record).await {
                         Ok(outcome) => {
                             savepoint.commit().await?;
@@ -393,11 +393,17 @@ impl Intake<'_> {
                             | ApiError::Conflict { .. }),
                         ) => {
                             savepoint.rollback().await?;
+                            // The record's deferred audit events go with it.
+                            self.with_deferred(|events| events.truncate(audited));
                             outcomes.push((*line, Err(error)));
                         }
                         Err(other) => return Err(other),
                     }
                 }
+                let events = self.with_deferred(std::mem::take);
+                crate::audit::append_in(&txn, &events)
+                    .await
+                    .map_err(|e| ApiError::internal(e, "auditing an import batch"))?;
                 Ok::<_, ApiError>((outcomes, txn))
             })
             .await
@@ -414,6 +420,17 @@ impl Intake<'_> {
         }
         pending.clear();
         Ok(())
+    }
+}
+
+impl Intake<'_> {
+    /// Runs `f` on the batch's deferred audit events. Without a buffer (events appended as
+    /// they happen, inside each record's savepoint) it runs on an empty list.
+    fn with_deferred<T>(&self, f: impl FnOnce(&mut Vec<crate::audit::NewEvent>) -> T) -> T {
+        match &self.deferred_audit {
+            Some(events) => f(&mut events.lock().unwrap_or_else(|p| p.into_inner())),
+            None => f(&mut Vec::new()),
+        }
     }
 }
 

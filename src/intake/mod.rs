@@ -273,6 +273,10 @@ pub struct Intake<'a> {
     pub claim: Option<&'a Claim>,
     /// The largest document accepted, in bytes.
     pub max_document_bytes: usize,
+    /// Where the `…_in` methods put their audit events: `None` appends them at once (in
+    /// the caller's transaction); an import collects a batch's events here and appends
+    /// them once before the batch commits (one lock and one chain read per batch).
+    pub deferred_audit: Option<std::sync::Mutex<Vec<NewEvent>>>,
 }
 
 /// A namespace for PostgreSQL advisory locks on external ids (the audit chain uses another).
@@ -300,6 +304,25 @@ fn database(error: anyhow::Error) -> ApiError {
 }
 
 impl Intake<'_> {
+    /// Audits `events` in `txn`, or defers them to the batch (see `deferred_audit`).
+    async fn audit_in(
+        &self,
+        txn: &DatabaseTransaction,
+        events: Vec<NewEvent>,
+        doing: &'static str,
+    ) -> ApiResult<()> {
+        if let Some(deferred) = &self.deferred_audit {
+            deferred
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(events);
+            return Ok(());
+        }
+        crate::audit::append_in(txn, &events)
+            .await
+            .map_err(|e| ApiError::internal(e, doing))
+    }
+
     fn refuse(&self, what: &str) -> ApiError {
         ApiError::Forbidden(format!("your role may not {what}"))
     }
@@ -511,9 +534,8 @@ impl Intake<'_> {
             let event = self
                 .actor
                 .event(action, Some(id), None, changed.clone(), None);
-            crate::audit::append_in(txn, &[event])
-                .await
-                .map_err(|e| ApiError::internal(e, "auditing a customer write"))?;
+            self.audit_in(txn, vec![event], "auditing a customer write")
+                .await?;
         }
         let done = Upserted {
             customer_id: id,
@@ -689,16 +711,14 @@ impl Intake<'_> {
             Some(format!("channel {}, topic {}", row.channel, row.topic)),
         )];
         if let Some(message) = &input.message {
-            let posted = post_in(
-                txn,
-                self.vault,
-                row.id,
-                Author::Customer,
-                None,
-                message.as_str(),
-                now,
-            )
-            .await?;
+            let message = crate::tickets::NewMessage {
+                author: Author::Customer,
+                author_agent_id: None,
+                body: message.as_str(),
+                at: now,
+                external_id: None,
+            };
+            let posted = post_in(txn, self.vault, row.id, &message).await?;
             events.extend(crate::tickets::message_events(
                 &self.actor,
                 &posted,
@@ -716,9 +736,7 @@ impl Intake<'_> {
                 Some(format!("{}, notice {}", notice.kind, notice.version)),
             ));
         }
-        crate::audit::append_in(txn, &events)
-            .await
-            .map_err(|e| ApiError::internal(e, "auditing a new ticket"))?;
+        self.audit_in(txn, events, "auditing a new ticket").await?;
         let done = Opened {
             ticket_id: row.id,
             customer_id: customer.id,
@@ -813,25 +831,21 @@ impl Intake<'_> {
                     ticket_id: row.id,
                     ticket_status: current.status,
                     reopened: false,
+                    created: false,
                 });
             }
         }
         let at = at.unwrap_or_else(Utc::now);
-        let posted = post_in(txn, self.vault, row.id, author, None, body.as_str(), at).await?;
-        if let Some(external) = external_id {
-            entity::message::Entity::update_many()
-                .col_expr(
-                    entity::message::Column::ExternalId,
-                    sea_orm::sea_query::Expr::value(external.as_str()),
-                )
-                .filter(entity::message::Column::Id.eq(posted.message_id))
-                .exec(txn)
-                .await?;
-        }
+        let message = crate::tickets::NewMessage {
+            author,
+            author_agent_id: None,
+            body: body.as_str(),
+            at,
+            external_id: external_id.map(ExternalId::as_str),
+        };
+        let posted = post_in(txn, self.vault, row.id, &message).await?;
         let events = crate::tickets::message_events(&self.actor, &posted, row.customer_id, author);
-        crate::audit::append_in(txn, &events)
-            .await
-            .map_err(|e| ApiError::internal(e, "auditing a message"))?;
+        self.audit_in(txn, events, "auditing a message").await?;
         Ok(posted)
     }
 
@@ -974,9 +988,8 @@ impl Intake<'_> {
                 .collect(),
             Some(format!("{}, {}", kind.as_str(), document_type.media_type())),
         );
-        crate::audit::append_in(txn, &[event])
-            .await
-            .map_err(|e| ApiError::internal(e, "auditing a document"))?;
+        self.audit_in(txn, vec![event], "auditing a document")
+            .await?;
         let done = Attached {
             attachment_id: id,
             ticket_id: current.id,

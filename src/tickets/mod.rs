@@ -40,6 +40,21 @@ impl Author {
     }
 }
 
+/// A message to store.
+#[derive(Clone, Copy, Debug)]
+pub struct NewMessage<'a> {
+    /// Who wrote it.
+    pub author: Author,
+    /// The agent who wrote it, for agent replies and notes.
+    pub author_agent_id: Option<i32>,
+    /// The text (card numbers are redacted before storage).
+    pub body: &'a str,
+    /// When it was written.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The id the channel gives it.
+    pub external_id: Option<&'a str>,
+}
+
 /// A message written by [`post_in`], and whether it reopened a resolved ticket.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Posted {
@@ -51,6 +66,13 @@ pub struct Posted {
     pub ticket_status: String,
     /// Whether the message reopened a resolved ticket.
     pub reopened: bool,
+    /// Whether it was written now (false: its external id named a message already there).
+    #[serde(default = "written")]
+    pub created: bool,
+}
+
+fn written() -> bool {
+    true
 }
 
 /// The audit events of a message [`post_in`] wrote: `message_added` (naming its author's
@@ -121,11 +143,9 @@ pub async fn post_in(
     txn: &sea_orm::DatabaseTransaction,
     vault: &crate::crypto::vault::Vault,
     ticket_id: i32,
-    author: Author,
-    author_agent_id: Option<i32>,
-    body: &str,
-    at: chrono::DateTime<chrono::Utc>,
+    message: &NewMessage<'_>,
 ) -> Result<Posted, PostError> {
+    let at = message.at;
     use crate::vocabulary::TicketStatus;
     use sea_orm::{ActiveModelTrait, EntityTrait, Set};
     let ticket = entity::ticket::Entity::find_by_id(ticket_id)
@@ -144,16 +164,7 @@ pub async fn post_in(
         .await
         .map_err(|e| PostError::Database(sea_orm::DbErr::Custom(format!("{e:#}"))))?
         .ok_or(PostError::Gone)?;
-    let message = add_message(
-        txn,
-        &key,
-        ticket.id,
-        author.as_str(),
-        author_agent_id,
-        body,
-        at,
-    )
-    .await?;
+    let stored = add_message(txn, &key, ticket.id, message).await?;
     // A message written after the resolution reopens the ticket; an imported one dated
     // before it is history and does not.
     let reopened = status == TicketStatus::Resolved
@@ -165,12 +176,13 @@ pub async fn post_in(
         active.update(txn).await?;
     }
     Ok(Posted {
-        message_id: message.id,
+        message_id: stored.id,
         ticket_id: ticket.id,
         ticket_status: if reopened { TicketStatus::Open } else { status }
             .as_str()
             .to_owned(),
         reopened,
+        created: true,
     })
 }
 
@@ -181,24 +193,22 @@ pub async fn add_message(
     db: &impl sea_orm::ConnectionTrait,
     key: &crate::crypto::vault::DataKey,
     ticket_id: i32,
-    author_kind: &str,
-    author_agent_id: Option<i32>,
-    body: &str,
-    at: chrono::DateTime<chrono::Utc>,
+    message: &NewMessage<'_>,
 ) -> Result<entity::message::Model, sea_orm::DbErr> {
     use sea_orm::{ActiveModelTrait, Set};
     // The row id is part of the ciphertext's associated data, so the row comes first.
     let row = entity::message::ActiveModel {
         ticket_id: Set(ticket_id),
-        author_kind: Set(author_kind.to_owned()),
-        author_agent_id: Set(author_agent_id),
+        author_kind: Set(message.author.as_str().to_owned()),
+        author_agent_id: Set(message.author_agent_id),
         body: Set(Vec::new()),
-        created_at: Set(at),
+        created_at: Set(message.at),
+        external_id: Set(message.external_id.map(str::to_owned)),
         ..Default::default()
     }
     .insert(db)
     .await?;
-    let redacted = crate::customers::mask::redact_cards_for_storage(body);
+    let redacted = crate::customers::mask::redact_cards_for_storage(message.body);
     let sealed =
         crate::crypto::vault::seal_field(key, "messages", "body", row.id, redacted.as_bytes());
     let mut row: entity::message::ActiveModel = row.into();

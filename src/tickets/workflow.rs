@@ -158,16 +158,14 @@ impl Tickets<'_> {
         let step = &step;
         self.writer
             .transaction(|txn| async move {
-                let posted = crate::tickets::post_in(
-                    &txn,
-                    self.vault,
-                    ticket.id,
-                    crate::tickets::Author::Agent,
-                    Some(self.agent.id),
-                    body.as_str(),
-                    chrono::Utc::now(),
-                )
-                .await?;
+                let message = crate::tickets::NewMessage {
+                    author: crate::tickets::Author::Agent,
+                    author_agent_id: Some(self.agent.id),
+                    body: body.as_str(),
+                    at: chrono::Utc::now(),
+                    external_id: None,
+                };
+                let posted = crate::tickets::post_in(&txn, self.vault, ticket.id, &message).await?;
                 let events = crate::tickets::message_events(
                     &self.actor,
                     &posted,
@@ -427,16 +425,14 @@ impl Tickets<'_> {
         let (events, step, target, note) = (&events, &step, target, &note);
         self.writer
             .transaction(|txn| async move {
-                let posted = crate::tickets::post_in(
-                    &txn,
-                    self.vault,
-                    ticket.id,
-                    crate::tickets::Author::Internal,
-                    Some(self.agent.id),
-                    note,
-                    chrono::Utc::now(),
-                )
-                .await?;
+                let message = crate::tickets::NewMessage {
+                    author: crate::tickets::Author::Internal,
+                    author_agent_id: Some(self.agent.id),
+                    body: note,
+                    at: chrono::Utc::now(),
+                    external_id: None,
+                };
+                let posted = crate::tickets::post_in(&txn, self.vault, ticket.id, &message).await?;
                 let mut active: ticket::ActiveModel = ticket.clone().into();
                 active.topic = Set(target.topic.clone());
                 active.assignee_id = Set(assignee);
