@@ -333,6 +333,7 @@ impl Intake<'_> {
         // memory stays bounded whatever the records hold.
         const BATCH_BYTES: usize = 32 * 1024 * 1024;
         let mut pending_bytes = 0usize;
+        let mut analyzed_at = 0u64;
         let today = Utc::now().date_naive();
         for line in input.lines() {
             let line = line.map_err(|e| anyhow::anyhow!("reading the import: {e}"))?;
@@ -346,12 +347,38 @@ impl Intake<'_> {
             if pending.len() >= batch || pending_bytes >= BATCH_BYTES {
                 self.write_batch(&mut pending, rejects, &mut report).await?;
                 pending_bytes = 0;
+                self.refresh_statistics(&report, &mut analyzed_at).await?;
                 progress(read, &report);
             }
         }
         self.write_batch(&mut pending, rejects, &mut report).await?;
         progress(read, &report);
         Ok(report)
+    }
+
+    /// On PostgreSQL, refreshes the planner's statistics of the tables the import fills
+    /// each time the records written have doubled (from 1 000). Without it, a database
+    /// whose statistics say "empty" (a fresh one, or one analyzed before the import) keeps
+    /// planning the import's look-ups by external id as sequential scans, and every record
+    /// costs more than the one before: 150 000 records took 20 minutes instead of 6.
+    async fn refresh_statistics(
+        &self,
+        report: &Report,
+        analyzed_at: &mut u64,
+    ) -> anyhow::Result<()> {
+        use sea_orm::ConnectionTrait;
+        let db = self.writer.connection();
+        let written = report.customers + report.tickets + report.messages + report.documents;
+        if db.get_database_backend() != sea_orm::DatabaseBackend::Postgres
+            || written < (*analyzed_at * 2).max(1_000)
+        {
+            return Ok(());
+        }
+        db.execute_unprepared("ANALYZE customers, tickets, messages, attachments, audit_events")
+            .await
+            .map_err(|e| anyhow::anyhow!("refreshing planner statistics: {e}"))?;
+        *analyzed_at = written;
+        Ok(())
     }
 
     /// Writes `pending` in one transaction, each record under a savepoint.
