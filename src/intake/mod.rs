@@ -459,34 +459,27 @@ impl Intake<'_> {
             }
         }
         if created {
-            // Fields not given are stored as sealed empty text, so every column of
-            // a customer decrypts.
-            for (field, column) in [
-                (Field::FullName, "full_name"),
-                (Field::Email, "email"),
-                (Field::Phone, "phone"),
-                (Field::DateOfBirth, "date_of_birth"),
-            ] {
-                if !changed.iter().any(|c| c == field.graphql_name()) {
-                    let sealed = seal(column, "");
-                    match field {
-                        Field::FullName => active.full_name = Set(sealed),
-                        Field::Email => active.email = Set(sealed),
-                        Field::Phone => active.phone = Set(sealed),
-                        _ => active.date_of_birth = Set(sealed),
-                    }
-                }
-            }
-            if input.postal_address.is_none() {
-                for column in ["street", "city", "postal_code", "country"] {
-                    let sealed = Set(seal(column, ""));
-                    match column {
-                        "street" => active.street = sealed,
-                        "city" => active.city = sealed,
-                        "postal_code" => active.postal_code = sealed,
-                        _ => active.country = sealed,
-                    }
-                }
+            // Fields not given are stored as sealed empty text, so every column of a
+            // customer decrypts. The entity sets each column by name.
+            let address: &[&str] = match input.postal_address {
+                None => &["street", "city", "postal_code", "country"],
+                Some(_) => &[],
+            };
+            let empty = [
+                Field::FullName,
+                Field::Email,
+                Field::Phone,
+                Field::DateOfBirth,
+            ]
+            .into_iter()
+            .filter(|f| !changed.iter().any(|c| c == f.graphql_name()))
+            .map(Field::storage_column)
+            .chain(address.iter().copied());
+            for column in empty {
+                let target: customer::Column = column.parse().map_err(|_| {
+                    ApiError::internal(anyhow::anyhow!("no column {column}"), "sealing a customer")
+                })?;
+                active.set(target, seal(column, "").into());
             }
         }
         for (field, given, stored) in [
