@@ -1,12 +1,22 @@
 //! `needtoknow seed`: a deterministic, realistic benchmark dataset — every topic and
-//! status, encrypted personal data, messages and identity-document metadata — written in
-//! large batches so 100 000 tickets take seconds, not minutes.
+//! status, encrypted personal data, payment methods, invoices, messages and
+//! identity-document metadata — written in large batches so 100 000 tickets take seconds,
+//! not minutes.
+//!
+//! The distribution is the one of the Node.js benchmark peer (`apollo-shield`'s synthetic
+//! set), so both systems serve the same amount of data to the same agents: 1–2 payment
+//! methods and 2–4 invoices per customer, each ticket's customer drawn at random, topics in
+//! turn, statuses open 40 % / pending / resolved / closed 20 % each, 2–4 messages per
+//! ticket (some carrying an email, phone, date of birth or card number), and assignees by
+//! topic: the frontline queues' tickets 50 % to `frontline`, 25 % to `frontline2`, 25 %
+//! unassigned; billing 70 % to `billing`, identity verification 80 % to `identity`,
+//! privacy requests unassigned; every ticket in team `support`.
 
 use std::time::Instant;
 
 use anyhow::Context;
-use chrono::{Duration, NaiveDate, TimeZone, Utc};
-use entity::{attachment, customer, message, payment_method, ticket};
+use chrono::{Duration, TimeZone, Utc};
+use entity::{attachment, customer, invoice, message, payment_method, ticket};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sea_orm::{
@@ -26,29 +36,45 @@ pub struct SeedSize {
     pub customers: u32,
     /// Tickets, spread over the customers.
     pub tickets: u32,
-    /// Messages per ticket.
-    pub messages_per_ticket: u32,
+    /// Messages per ticket; `None` draws 2–4 per ticket.
+    pub messages_per_ticket: Option<u32>,
 }
 
 /// Rows per INSERT statement (well under SQLite's bound-variable limit).
 const BATCH: usize = 400;
 
-const FIRST: [&str; 8] = ["Alex", "Sam", "Robin", "Kim", "Jo", "Chris", "Pat", "Lee"];
-const LAST: [&str; 8] = [
-    "Rivera",
-    "Okafor",
-    "Lindqvist",
-    "Nakamura",
-    "Dubois",
-    "Kowalski",
-    "Haddad",
-    "Moreau",
+const FIRST: [&str; 10] = [
+    "Alex", "Sam", "Jordan", "Taylor", "Morgan", "Casey", "Riley", "Jamie", "Avery", "Quinn",
 ];
-const CITIES: [(&str, &str); 4] = [
-    ("Springfield", "US"),
-    ("Cambridge", "GB"),
-    ("Lyon", "FR"),
-    ("Graz", "AT"),
+const LAST: [&str; 10] = [
+    "Smith", "Jones", "Garcia", "Miller", "Davis", "Martin", "Lee", "Walker", "Young", "King",
+];
+const STREETS: [&str; 6] = [
+    "Oak Street",
+    "Station Road",
+    "Harbour Lane",
+    "Main Street",
+    "Church Lane",
+    "Park Avenue",
+];
+/// City, postal code, country.
+const CITIES: [(&str, &str, &str); 5] = [
+    ("Springfield", "99501", "US"),
+    ("Portland", "97201", "US"),
+    ("Cambridge", "CB1 2AB", "GB"),
+    ("Lyon", "69001", "FR"),
+    ("Berlin", "10115", "DE"),
+];
+const STATUSES: [&str; 5] = ["open", "open", "pending", "resolved", "closed"];
+const CARDS: [&str; 3] = [
+    "4242 4242 4242 4242",
+    "5555 5555 5555 4444",
+    "4000 0566 5566 5556",
+];
+const AGENT_SAYS: [&str; 3] = [
+    "Thanks, we are looking into it.",
+    "Could you confirm the email on the account?",
+    "This should be fixed now, let us know.",
 ];
 
 async fn next_id<E: EntityTrait>(
@@ -94,43 +120,66 @@ pub async fn seed(
     let topics = policy.vocabulary().topics.clone();
     let mut rng = StdRng::seed_from_u64(0x6e74_6b21);
     let now = Utc::now();
+    let epoch = Utc
+        .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+        .single()
+        .context("date")?;
+    let days_before = |days: i64| epoch - Duration::days(days);
     let txn = db.begin().await.context("starting the seed transaction")?;
 
     let first_customer = next_id::<customer::Entity>(&txn, customer::Column::Id).await?;
     let mut customers = Vec::new();
     let mut cards = Vec::new();
+    let mut invoices = Vec::new();
     let mut keys = Vec::new();
-    let first_card = next_id::<payment_method::Entity>(&txn, payment_method::Column::Id).await?;
+    // What the customer's own messages may mention: email, phone, date of birth.
+    let mut facts = Vec::new();
+    let mut card_id = next_id::<payment_method::Entity>(&txn, payment_method::Column::Id).await?;
+    let mut invoice_id = next_id::<invoice::Entity>(&txn, invoice::Column::Id).await?;
     for n in 0..size.customers {
         let id = first_customer + n as i32;
         let key = vault.create_data_key(&txn, id).await?;
-        let name = format!("{} {}", FIRST[n as usize % 8], LAST[(n as usize / 8) % 8]);
-        let email = format!("customer{id}@example.net");
+        let first = FIRST[rng.random_range(0..FIRST.len())];
+        let last = LAST[rng.random_range(0..LAST.len())];
+        let name = format!("{first} {last}");
+        let email = format!("{first}.{last}.{id}@example.net").to_lowercase();
         let phone = format!(
             "+1 555 {:04} {:04}",
-            id % 10_000,
+            rng.random_range(0..10_000),
             rng.random_range(0..10_000)
         );
-        let (city, country) = CITIES[n as usize % CITIES.len()];
-        let street = format!("{} Test Street", 1 + n % 200);
-        let born = format!("{}-{:02}-{:02}", 1950 + n % 50, 1 + n % 12, 1 + n % 28);
+        let (city, postal_code, country) = CITIES[rng.random_range(0..CITIES.len())];
+        let street = format!(
+            "{} {}",
+            rng.random_range(1..=250),
+            STREETS[rng.random_range(0..STREETS.len())]
+        );
+        let born = format!(
+            "{}-{:02}-{:02}",
+            rng.random_range(1950..=2005),
+            rng.random_range(1..=12),
+            rng.random_range(1..=28)
+        );
         let seal =
             |column: &str, value: &str| seal_field(&key, "customers", column, id, value.as_bytes());
         let blind = vault.blind()?;
         customers.push(customer::ActiveModel {
             id: Set(id),
-            account_status: Set("active".into()),
-            plan: Set(["basic", "premium"][n as usize % 2].into()),
-            customer_since: Set(
-                NaiveDate::from_ymd_opt(2015 + (n % 10) as i32, 1 + n % 12, 1).context("date")?,
-            ),
+            account_status: Set(if rng.random_bool(0.9) {
+                "active"
+            } else {
+                "suspended"
+            }
+            .into()),
+            plan: Set(["basic", "pro", "enterprise"][rng.random_range(0..3)].into()),
+            customer_since: Set(days_before(rng.random_range(30..=3000)).date_naive()),
             region: Set(country.into()),
             full_name: Set(seal("full_name", &name)),
             email: Set(seal("email", &email)),
             phone: Set(seal("phone", &phone)),
             street: Set(seal("street", &street)),
             city: Set(seal("city", city)),
-            postal_code: Set(seal("postal_code", "12345")),
+            postal_code: Set(seal("postal_code", postal_code)),
             country: Set(seal("country", country)),
             date_of_birth: Set(seal("date_of_birth", &born)),
             email_index: Set(Some(blind.email(&email))),
@@ -138,32 +187,47 @@ pub async fn seed(
             // Columns added later take their database defaults.
             ..Default::default()
         });
-        let card_id = first_card + n as i32;
-        let seal_card = |column: &str, value: &str| {
-            seal_field(&key, "payment_methods", column, card_id, value.as_bytes())
-        };
-        cards.push(payment_method::ActiveModel {
-            id: Set(card_id),
-            customer_id: Set(id),
-            brand: Set(["Visa", "Mastercard"][n as usize % 2].into()),
-            last4: Set(format!("{:04}", rng.random_range(0..10_000))),
-            exp_month: Set(1 + (n % 12) as i32),
-            exp_year: Set(2027 + (n % 4) as i32),
-            billing_street: Set(seal_card("billing_street", &street)),
-            billing_city: Set(seal_card("billing_city", city)),
-            billing_postal_code: Set(seal_card("billing_postal_code", "12345")),
-            billing_country: Set(seal_card("billing_country", country)),
-        });
+        for _ in 0..rng.random_range(1..=2) {
+            let seal_card = |column: &str, value: &str| {
+                seal_field(&key, "payment_methods", column, card_id, value.as_bytes())
+            };
+            cards.push(payment_method::ActiveModel {
+                id: Set(card_id),
+                customer_id: Set(id),
+                brand: Set(["Visa", "Mastercard", "Amex"][rng.random_range(0..3)].into()),
+                last4: Set(format!("{:04}", rng.random_range(0..10_000))),
+                exp_month: Set(rng.random_range(1..=12)),
+                exp_year: Set(rng.random_range(2026..=2031)),
+                billing_street: Set(seal_card("billing_street", &street)),
+                billing_city: Set(seal_card("billing_city", city)),
+                billing_postal_code: Set(seal_card("billing_postal_code", postal_code)),
+                billing_country: Set(seal_card("billing_country", country)),
+            });
+            card_id += 1;
+        }
+        for _ in 0..rng.random_range(2..=4) {
+            let issued = rng.random_range(1..=700);
+            let status = ["paid", "paid", "open", "refunded"][rng.random_range(0..4)];
+            invoices.push(invoice::ActiveModel {
+                id: Set(invoice_id),
+                customer_id: Set(id),
+                number: Set(format!("INV-{}", 100_000 + invoice_id)),
+                amount_cents: Set(rng.random_range(500..=20_000)),
+                currency: Set("USD".into()),
+                status: Set(status.into()),
+                issued_at: Set(days_before(issued)),
+                paid_at: Set((status != "open").then(|| days_before(issued - 1))),
+            });
+            invoice_id += 1;
+        }
         keys.push(key);
+        facts.push((email, phone, born));
     }
     insert(&txn, customers).await?;
     insert(&txn, cards).await?;
+    insert(&txn, invoices).await?;
 
-    let assignees: Vec<Option<i32>> = ["frontline", "frontline2", "billing", "identity"]
-        .iter()
-        .map(|h| agents.get(h).map(|a| a.id))
-        .chain([None])
-        .collect();
+    let agent_id = |handle: &str| agents.get(handle).map(|a| a.id);
     let first_ticket = next_id::<ticket::Entity>(&txn, ticket::Column::Id).await?;
     let first_message = next_id::<message::Entity>(&txn, message::Column::Id).await?;
     let first_attachment = next_id::<attachment::Entity>(&txn, attachment::Column::Id).await?;
@@ -172,38 +236,60 @@ pub async fn seed(
     let mut attachments = Vec::new();
     let mut message_id = first_message;
     let mut attachment_id = first_attachment;
-    let base = Utc
-        .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
-        .single()
-        .context("date")?;
     for n in 0..size.tickets {
         let id = first_ticket + n as i32;
-        let owner = (n % size.customers.max(1)) as usize;
+        let owner = rng.random_range(0..size.customers.max(1)) as usize;
         let customer_id = first_customer + owner as i32;
         let topic = &topics[n as usize % topics.len()];
-        let statuses = crate::vocabulary::TicketStatus::ALL;
-        let status = statuses[(n as usize / topics.len()) % statuses.len()].as_str();
-        let created = base + Duration::minutes(i64::from(n));
+        let status = STATUSES[rng.random_range(0..STATUSES.len())];
+        let created = epoch - Duration::days(rng.random_range(3..=700));
+        let draw: f64 = rng.random();
+        let assignee = match topic.as_str() {
+            "billing" => (draw < 0.7).then_some("billing"),
+            "identity_verification" => (draw < 0.8).then_some("identity"),
+            "privacy_request" => None,
+            _ if draw < 0.5 => Some("frontline"),
+            _ if draw < 0.75 => Some("frontline2"),
+            _ => None,
+        };
         tickets.push(ticket::ActiveModel {
             id: Set(id),
             customer_id: Set(customer_id),
             team: Set(DEMO_TEAM.into()),
             topic: Set(topic.clone()),
             status: Set(status.into()),
-            subject: Set(format!("Seeded ticket {n} about {topic}")),
-            channel: Set(["email", "chat", "web", "phone"][n as usize % 4].into()),
-            assignee_id: Set(assignees[n as usize % assignees.len()]),
+            subject: Set(format!("Synthetic {topic} request #{n}")),
+            channel: Set(["email", "chat", "phone"][rng.random_range(0..3)].into()),
+            assignee_id: Set(assignee.and_then(agent_id)),
             created_at: Set(created),
-            resolved_at: Set(matches!(status, "resolved" | "closed").then(|| created.min(now))),
+            resolved_at: Set(matches!(status, "resolved" | "closed")
+                .then(|| (created + Duration::days(2)).min(now))),
             external_id: Set(None),
         });
         let key = &keys[owner];
-        for k in 0..size.messages_per_ticket {
-            let body = redact_cards_for_storage(&format!(
-                "Message {k} on ticket {n}: please call me at +1 555 {:04} {:04}.",
-                rng.random_range(0..10_000),
-                rng.random_range(0..10_000)
-            ));
+        let (email, phone, born) = &facts[owner];
+        let count = size
+            .messages_per_ticket
+            .unwrap_or_else(|| rng.random_range(2..=4));
+        for k in 0..count {
+            let body = if k % 2 == 0 {
+                match rng.random_range(0..5) {
+                    0 => format!(
+                        "Hello, I need help with my {} issue.",
+                        topic.replace('_', " ")
+                    ),
+                    1 => format!("Please call me at {phone} or write to {email}."),
+                    2 => format!(
+                        "I paid with my card {} last week.",
+                        CARDS[rng.random_range(0..CARDS.len())]
+                    ),
+                    3 => format!("My date of birth is {born}, if that helps."),
+                    _ => "Any update on this? It has been a few days.".to_owned(),
+                }
+            } else {
+                AGENT_SAYS[rng.random_range(0..AGENT_SAYS.len())].to_owned()
+            };
+            let body = redact_cards_for_storage(&body);
             messages.push(message::ActiveModel {
                 id: Set(message_id),
                 ticket_id: Set(id),
@@ -216,7 +302,7 @@ pub async fn seed(
                     message_id,
                     body.as_bytes(),
                 )),
-                created_at: Set(created + Duration::seconds(i64::from(k))),
+                created_at: Set(created + Duration::hours(i64::from(k))),
                 external_id: Set(None),
             });
             message_id += 1;
@@ -252,6 +338,7 @@ pub async fn seed(
         for table in [
             "customers",
             "payment_methods",
+            "invoices",
             "tickets",
             "messages",
             "attachments",
