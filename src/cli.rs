@@ -149,9 +149,9 @@ pub enum Command {
         /// Tickets to create, spread over the customers.
         #[arg(long, default_value = "10000", value_parser = clap::value_parser!(u32).range(0..=100_000_000))]
         tickets: u32,
-        /// Messages per ticket.
-        #[arg(long, default_value = "2", value_parser = clap::value_parser!(u32).range(0..=100))]
-        messages_per_ticket: u32,
+        /// Messages per ticket (default: 2 to 4, drawn per ticket).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=100))]
+        messages_per_ticket: Option<u32>,
     },
     /// Import customers, tickets, messages and documents exported from another helpdesk
     /// (JSON lines; README, "Importing from another helpdesk"), written through the same
@@ -407,6 +407,11 @@ pub struct ServeArgs {
     #[arg(long, env = "NEEDTOKNOW_POLICY_WATCH_MS", default_value = "1000",
           value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     pub policy_watch_ms: u64,
+    /// Milliseconds an authenticated token is remembered (0: off). At most 1000, so a
+    /// revoked token or a disabled agent stops working on every instance within a second.
+    #[arg(long, env = "NEEDTOKNOW_TOKEN_CACHE_MS", default_value = "1000",
+          value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub token_cache_ms: u64,
 }
 
 /// `agent` subcommands.
@@ -546,6 +551,7 @@ impl ServeArgs {
         settings.workers = self.workers;
         settings.policy_watch =
             (self.policy_watch_ms > 0).then(|| Duration::from_millis(self.policy_watch_ms));
+        settings.token_cache = Duration::from_millis(self.token_cache_ms);
         settings.retention_interval = (self.retention_interval_secs > 0)
             .then(|| Duration::from_secs(self.retention_interval_secs));
         settings.limits = crate::limits::QueryLimits {

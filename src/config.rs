@@ -124,6 +124,9 @@ pub struct Settings {
     pub workers: usize,
     /// How often to look for policy changes; `None` turns the watch off (SIGHUP still works).
     pub policy_watch: Option<Duration>,
+    /// How long an authenticated token is remembered (at most 1 s, so a revoked token or a
+    /// disabled agent stops working on every instance within a second; zero: never).
+    pub token_cache: Duration,
     /// Where reveal grants live.
     pub grants: GrantStoreSettings,
     /// The longest a reveal grant may last, whatever the policy says.
@@ -206,6 +209,7 @@ impl Settings {
             database_timeout: Duration::from_secs(5),
             workers: 2,
             policy_watch: Some(Duration::from_secs(1)),
+            token_cache: Duration::from_secs(1),
             grants: GrantStoreSettings::Memory,
             max_grant: Duration::from_secs(3600),
             report_agent_identities: false,

@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 
+use crate::agents::cache::{Cached, Invalidations, TokenCache};
 use crate::agents::{self, Agent, AuthFailure, Credential};
 use crate::allowlist::{self, AllowList};
 use crate::api::AppSchema;
@@ -59,6 +60,12 @@ pub struct AppState {
     pub sso: Option<Arc<crate::agents::sso::SsoVerifier>>,
     /// The operation allow-list, when configured.
     pub allow_list: Option<Arc<crate::allowlist::AllowList>>,
+    /// Credentials authenticated in the last second.
+    pub tokens: TokenCache,
+    /// Parsed documents, by their text.
+    pub documents: crate::documents::Documents,
+    /// How a change to an agent reaches every instance's token cache.
+    pub invalidations: Invalidations,
 }
 
 /// A JSON error response in GraphQL's shape.
@@ -252,30 +259,8 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Agent, Http
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let credential = agents::parse_credential(header).map_err(unauthenticated)?;
-    let found = match credential {
-        Credential::ApiToken(token) => {
-            let hash = agents::hash_token(token);
-            agents::authenticate_hash(&state.db, &hash)
-                .await
-                .map(|r| r.map(|agent| (agent, format!("token:{}", &hash[..16]))))
-        }
-        Credential::Sso(jwt) => match &state.sso {
-            None => Ok(Err(AuthFailure::SsoDisabled)),
-            Some(verifier) => match verifier.verify(jwt).await {
-                Err(failure) => Ok(Err(failure)),
-                Ok(verified) => agents::authenticate_handle(&state.db, &verified.handle)
-                    .await
-                    .map(|r| {
-                        r.map(|agent| {
-                            let key = format!("agent:{}", agent.id);
-                            (agent, key)
-                        })
-                    }),
-            },
-        },
-    };
-    let (agent, rate_key) = match found {
-        Ok(Ok(found)) => found,
+    let (agent, rate_key) = match identify(credential, state).await {
+        Ok(Ok(cached)) => (cached.agent, cached.rate_key),
         Ok(Err(failure)) => return Err(unauthenticated(failure)),
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "authentication failed");
@@ -305,6 +290,48 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Agent, Http
         return Err(response);
     }
     Ok(agent)
+}
+
+/// The agent behind a credential: from the token cache when it was looked up less than a
+/// second ago (`agents::cache`), otherwise from the database.
+async fn identify(
+    credential: Credential<'_>,
+    state: &AppState,
+) -> anyhow::Result<Result<Cached, AuthFailure>> {
+    let (key, handle) = match credential {
+        Credential::ApiToken(token) => (format!("token:{}", agents::hash_token(token)), None),
+        Credential::Sso(jwt) => match &state.sso {
+            None => return Ok(Err(AuthFailure::SsoDisabled)),
+            Some(verifier) => match verifier.verify(jwt).await {
+                Err(failure) => return Ok(Err(failure)),
+                Ok(verified) => (format!("sso:{}", verified.handle), Some(verified.handle)),
+            },
+        },
+    };
+    if let Some(cached) = state.tokens.get(&key) {
+        return Ok(Ok(cached));
+    }
+    let ticket = state.tokens.ticket();
+    let found = match &handle {
+        // Rate-limited per API token, or per agent for SSO tokens (an identity provider
+        // can issue many).
+        None => agents::authenticate_hash(&state.db, &key["token:".len()..])
+            .await?
+            .map(|agent| Cached {
+                agent,
+                rate_key: key[.."token:".len() + 16].to_owned(),
+            }),
+        Some(handle) => agents::authenticate_handle(&state.db, handle)
+            .await?
+            .map(|agent| Cached {
+                rate_key: format!("agent:{}", agent.id),
+                agent,
+            }),
+    };
+    if let Ok(cached) = &found {
+        state.tokens.keep(&key, cached.clone(), ticket);
+    }
+    Ok(found)
 }
 
 /// A refusal: status, code and message.
@@ -367,21 +394,6 @@ fn resolve_operation(
 
 const SHAPE: &str =
     "the body must be a JSON object with a string `query` and optional `variables` and `operationName`";
-
-/// The type of the operation a request would run, when the document parses and names it.
-fn operation_type(query: &str, name: Option<&str>) -> Option<OperationType> {
-    let document = async_graphql::parser::parse_query(query).ok()?;
-    let mut operations = document.operations.iter();
-    match name {
-        Some(name) => operations
-            .find(|(n, _)| n.is_some_and(|n| n.as_str() == name))
-            .map(|(_, op)| op.node.ty),
-        None => {
-            let (_, op) = operations.next()?;
-            operations.next().is_none().then_some(op.node.ty)
-        }
-    }
-}
 
 /// Runs a GraphQL multipart request (an upload): one operation, at most one file of at
 /// most `max_document_bytes`, the operation checked against the allow-list like any other.
@@ -454,10 +466,15 @@ async fn run(
     request: async_graphql::Request,
     method: Method,
 ) -> HttpResponse {
-    if method == Method::Get
-        && operation_type(&request.query, request.operation_name.as_deref())
-            .is_some_and(|ty| ty != OperationType::Query)
-    {
+    let mut request = request;
+    let parsed = match state.documents.parse(&request.query) {
+        Ok(parsed) => parsed,
+        Err(problem) => return error_response(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &problem),
+    };
+    let operation = parsed
+        .as_ref()
+        .and_then(|p| p.operation_type(request.operation_name.as_deref()));
+    if method == Method::Get && operation.is_some_and(|ty| ty != OperationType::Query) {
         let mut response = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             "BAD_USER_INPUT",
@@ -468,11 +485,14 @@ async fn run(
             .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
         return response;
     }
-    if let Err(problem) = crate::limits::check(&request.query, &state.settings.limits) {
-        return error_response(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &problem);
+    if let Some(parsed) = &parsed {
+        if let Some(problem) = &parsed.refused {
+            return error_response(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", problem);
+        }
+        request.set_parsed_query(parsed.document.clone());
     }
 
-    let claim = match claim_idempotency_key(req, state, &agent, &request).await {
+    let claim = match claim_idempotency_key(req, state, &agent, &request, operation).await {
         Ok(claim) => claim.map(Arc::new),
         Err(error) => return api_error_response(error),
     };
@@ -505,6 +525,7 @@ async fn run(
         vault: state.vault.clone(),
         settings: state.settings.clone(),
         limiter: state.limiter.clone(),
+        invalidations: state.invalidations.clone(),
     };
     state.metrics.count_request();
     let response = tokio::task::unconstrained(state.schema.execute(request.data(context))).await;
@@ -536,14 +557,13 @@ async fn claim_idempotency_key(
     state: &AppState,
     agent: &Agent,
     request: &async_graphql::Request,
+    operation: Option<OperationType>,
 ) -> Result<Option<crate::idempotency::Claim>, ApiError> {
     let Some(value) = req.headers().get("idempotency-key") else {
         return Ok(None);
     };
     let key = crate::idempotency::Key::parse(value.as_bytes())?;
-    if operation_type(&request.query, request.operation_name.as_deref())
-        != Some(OperationType::Mutation)
-    {
+    if operation != Some(OperationType::Mutation) {
         return Ok(None);
     }
     let variables = serde_json::to_value(&request.variables).unwrap_or_default();

@@ -36,6 +36,7 @@ pub mod customers;
 pub mod db;
 pub mod demo;
 pub mod disclosure;
+pub mod documents;
 pub mod error;
 pub mod http;
 pub mod idempotency;

@@ -59,6 +59,15 @@ fn count_aliases(set: &Positioned<SelectionSet>) -> usize {
 /// Checks the limits async-graphql does not: size, aliases and root fields. A document that
 /// does not parse passes here and gets the parser's own error when executed.
 pub fn check(query: &str, limits: &QueryLimits) -> Result<(), String> {
+    check_size(query, limits)?;
+    match async_graphql::parser::parse_query(query) {
+        Ok(document) => check_document(&document, limits),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The document's size against its limit.
+pub fn check_size(query: &str, limits: &QueryLimits) -> Result<(), String> {
     if query.len() > limits.document_bytes {
         return Err(format!(
             "the query document is {} bytes; the limit is {}",
@@ -66,9 +75,14 @@ pub fn check(query: &str, limits: &QueryLimits) -> Result<(), String> {
             limits.document_bytes
         ));
     }
-    let Ok(document) = async_graphql::parser::parse_query(query) else {
-        return Ok(());
-    };
+    Ok(())
+}
+
+/// A parsed document's aliases and root fields against their limits.
+pub fn check_document(
+    document: &async_graphql::parser::types::ExecutableDocument,
+    limits: &QueryLimits,
+) -> Result<(), String> {
     let mut aliases = document
         .fragments
         .values()

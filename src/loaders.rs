@@ -160,6 +160,56 @@ impl<T: Send + Sync + 'static> Batched<T> {
     }
 }
 
+/// The messages of all of a customer's tickets, by customer id, ordered by ticket and then
+/// message: a customer's chat history in one statement, read beside their tickets instead
+/// of after them (one round trip less for every page).
+pub struct MessagesOfCustomer {
+    db: DatabaseConnection,
+}
+
+impl Loader<i32> for MessagesOfCustomer {
+    type Value = Arc<[message::Model]>;
+    type Error = Arc<DbErr>;
+
+    async fn load(&self, keys: &[i32]) -> Result<HashMap<i32, Arc<[message::Model]>>, Arc<DbErr>> {
+        use sea_orm::{JoinType, QuerySelect};
+        let rows = message::Entity::find()
+            .join(JoinType::InnerJoin, message_ticket())
+            .column_as(ticket::Column::CustomerId, "customer_id")
+            .filter(ticket::Column::CustomerId.is_in(keys.iter().copied()))
+            .order_by_asc(message::Column::TicketId)
+            .order_by_asc(message::Column::Id)
+            .into_model::<MessageOfCustomer>()
+            .all(&self.db)
+            .await
+            .map_err(Arc::new)?;
+        let mut grouped: HashMap<i32, Vec<message::Model>> = HashMap::new();
+        for row in rows {
+            grouped
+                .entry(row.customer_id)
+                .or_default()
+                .push(row.message);
+        }
+        Ok(grouped.into_iter().map(|(k, v)| (k, v.into())).collect())
+    }
+}
+
+/// A message with its ticket's customer.
+#[derive(sea_orm::FromQueryResult)]
+struct MessageOfCustomer {
+    #[sea_orm(nested)]
+    message: message::Model,
+    customer_id: i32,
+}
+
+/// A message's ticket, for the join above (the entities declare no relations).
+fn message_ticket() -> sea_orm::RelationDef {
+    message::Entity::belongs_to(ticket::Entity)
+        .from(message::Column::TicketId)
+        .to(ticket::Column::Id)
+        .into()
+}
+
 /// Unwrapped data keys by customer id (cached across requests by the vault).
 pub struct DataKeys {
     db: DatabaseConnection,
@@ -189,6 +239,8 @@ pub struct Loaders {
     pub tickets_of_customer: Batched<Many<ticket::Entity>>,
     /// Messages by ticket id.
     pub messages: Batched<Many<message::Entity>>,
+    /// Messages of all of a customer's tickets, by customer id.
+    pub messages_of_customer: Batched<MessagesOfCustomer>,
     /// Attachments by ticket id.
     pub attachments: Batched<Many<attachment::Entity>>,
     /// Audit events of plaintext views, written before the values are served.
@@ -242,6 +294,7 @@ impl Loaders {
                     ticket::Column::Id,
                 )),
             ),
+            messages_of_customer: Batched::new(&activity, MessagesOfCustomer { db: db.clone() }),
             messages: Batched::new(
                 &activity,
                 Many(Rows::new(

@@ -14,6 +14,8 @@ use needtoknow::policy::Policy;
 use needtoknow::startup::Application;
 use needtoknow::{agents, api, audit, db, telemetry};
 
+// The system allocator stays: mimalloc and jemalloc were measured under the benchmark's
+// workloads and neither paid (BENCHMARKS.md, "Side by side with the Node.js peer").
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -173,8 +175,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 messages_per_ticket,
             };
             needtoknow::seed::seed(&db, &policy.current(), &vault, size).await?;
+            let messages = messages_per_ticket.map_or("2-4".to_owned(), |n| n.to_string());
             println!(
-                "seeded {customers} customers and {tickets} tickets ({messages_per_ticket} messages each) in {:.1} s",
+                "seeded {customers} customers and {tickets} tickets ({messages} messages each) in {:.1} s",
                 started.elapsed().as_secs_f64()
             );
             Ok(())
@@ -310,6 +313,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         "disabled agent {} and revoked all of its tokens",
                         agent.handle
                     );
+                    agents::cache::announce(&settings.grants).await;
                     revoke_grants_of(&settings, &db, &agent).await?;
                 }
                 AgentCommand::Update(args) => {
@@ -329,6 +333,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         agents::update(&writer, policy.vocabulary(), &actor, &args.handle, change)
                             .await
                             .map_err(agent_failure)?;
+                    agents::cache::announce(&settings.grants).await;
                     println!(
                         "updated agent {}: {}",
                         updated.agent.handle,

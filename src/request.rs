@@ -60,6 +60,8 @@ pub struct RequestContext {
     pub settings: std::sync::Arc<crate::config::Settings>,
     /// Rate limits.
     pub limiter: crate::ratelimit::RateLimiter,
+    /// How a change to an agent reaches every instance's token cache.
+    pub invalidations: crate::agents::cache::Invalidations,
 }
 
 impl RequestContext {
@@ -175,6 +177,7 @@ impl RequestContext {
             writer: &self.writer,
             policy: &self.policy,
             grants: &self.grant_store,
+            invalidations: &self.invalidations,
             agent: &self.agent,
             actor: self.actor(),
             claim: self.idempotency.as_deref(),

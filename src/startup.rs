@@ -159,7 +159,29 @@ impl Application {
             }
             .spawn(interval);
         }
+        let tokens = crate::agents::cache::TokenCache::new(settings.token_cache);
+        let invalidations = match (grants.redis_connection(), &settings.grants) {
+            (
+                Some((manager, prefix, timeout)),
+                crate::config::GrantStoreSettings::Redis { url, .. },
+            ) => {
+                let channel = crate::agents::cache::channel(prefix);
+                let client = redis::Client::open(url.expose().as_str())
+                    .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
+                crate::agents::cache::spawn_subscriber(client, channel.clone(), tokens.clone());
+                crate::agents::cache::Invalidations::Redis {
+                    cache: tokens.clone(),
+                    manager,
+                    channel,
+                    timeout,
+                }
+            }
+            _ => crate::agents::cache::Invalidations::Local(tokens.clone()),
+        };
         let state = web::Data::new(AppState {
+            documents: crate::documents::Documents::new(settings.limits),
+            tokens,
+            invalidations,
             audit,
             limiter: grants.rate_limiter(),
             grants,

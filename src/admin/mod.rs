@@ -45,6 +45,8 @@ pub struct AgentAdmin<'a> {
     pub policy: &'a PolicySet,
     /// Where reveal grants live (a disabled agent's are revoked).
     pub grants: &'a GrantStore,
+    /// Tells every instance's token cache that an agent changed.
+    pub invalidations: &'a crate::agents::cache::Invalidations,
     /// The calling agent.
     pub agent: &'a Agent,
     /// The caller as the actor of audit events.
@@ -146,14 +148,17 @@ impl AgentAdmin<'_> {
     /// writes nothing.
     pub async fn update(&self, handle: &str, change: AgentChange) -> ApiResult<Updated> {
         self.require()?;
-        Ok(agents::update(
+        let updated = agents::update(
             self.writer,
             self.policy.vocabulary(),
             &self.actor,
             handle,
             change,
         )
-        .await?)
+        .await?;
+        // Cached credentials carry the old role, team and queues.
+        self.invalidations.agent_changed().await;
+        Ok(updated)
     }
 
     /// Disables an agent: its tokens are revoked with it (`agent_disabled`), then its
@@ -168,6 +173,8 @@ impl AgentAdmin<'_> {
             ));
         }
         let agent = agents::disable(self.writer, &self.actor, handle).await?;
+        // Its tokens are revoked: no instance may keep authenticating them from memory.
+        self.invalidations.agent_changed().await;
         let revoked = self.grants.remove_for_agent(agent.id).await.map_err(|error| {
             tracing::warn!(%error, "an agent was disabled, but its grants could not be revoked");
             ApiError::RevealUnavailable

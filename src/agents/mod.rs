@@ -1,5 +1,6 @@
 //! Agents and their API tokens: creation, disabling, token issue and authentication.
 
+pub mod cache;
 pub mod sso;
 
 use anyhow::Context;

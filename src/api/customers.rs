@@ -331,17 +331,12 @@ impl Customer {
         let request = RequestContext::get(ctx);
         self.gate
             .disclose_loaded(request, Field::ChatHistory, |shown, opener| async move {
-                let tickets = self.other_tickets_rows(ctx).await?;
-                let loaded = request
-                    .loaders
-                    .messages
-                    .load_many(tickets.iter().map(|t| t.id))
-                    .await
-                    .map_err(load_error)?;
-                tickets
+                // Read beside the other tickets, not after them: one round trip.
+                let messages = request.loaders.messages_of_customer.load_one(self.row.id);
+                let messages = messages.await.map_err(load_error)?.unwrap_or_default();
+                messages
                     .iter()
-                    .filter_map(|t| loaded.get(&t.id))
-                    .flat_map(|rows| rows.iter())
+                    .filter(|m| m.ticket_id != self.ticket_id)
                     .map(|m| ChatMessage::render(m, &opener, shown))
                     .collect()
             })

@@ -86,6 +86,14 @@ impl GrantStore {
         }))
     }
 
+    /// The Redis connection and key prefix, when grants live in Redis.
+    pub fn redis_connection(&self) -> Option<(redis::aio::ConnectionManager, &str, Duration)> {
+        match self {
+            GrantStore::Memory(_) => None,
+            GrantStore::Redis(r) => Some((r.manager.clone(), &r.prefix, r.timeout)),
+        }
+    }
+
     /// A rate limiter on the same backend: shared through Redis, or in process.
     pub fn rate_limiter(&self) -> crate::ratelimit::RateLimiter {
         match self {

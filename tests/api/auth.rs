@@ -66,7 +66,13 @@ on_both_databases! {
 
         needtoknow::agents::disable(&needtoknow::writer::Writer::new(db.clone()), &needtoknow::audit::Actor::system("test", "test"), "frontline").await.unwrap();
 
+        // Disabled behind the service's back (no announcement): refused once the
+        // service's remembered credentials age out, within a second.
         for token in [app.token("frontline").to_owned(), second] {
+            crate::helpers::eventually("the disabled agent's token is refused", || async {
+                app.post_graphql(Some(&token), &query).await.0 == 401
+            })
+            .await;
             let (status, body) = app.post_graphql(Some(&token), &query).await;
             assert_eq!(status, 401);
             assert_eq!(error_code(&body), "UNAUTHENTICATED");

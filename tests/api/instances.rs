@@ -34,6 +34,19 @@ impl Instance {
         Instance { served, address }
     }
 
+    /// The HTTP status of `{ me { id } }` with `token`.
+    async fn me_status(&self, token: &str) -> u16 {
+        reqwest::Client::new()
+            .post(format!("{}/graphql", self.address))
+            .bearer_auth(token)
+            .json(&json!({ "query": "{ me { id } }" }))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     async fn query(&self, token: &str, query: &str, variables: Value) -> Value {
         reqwest::Client::new()
             .post(format!("{}/graphql", self.address))
@@ -135,5 +148,90 @@ async fn two_instances_share_grants_and_revocations() {
         store.of_agent(frontline_id).await.unwrap(),
         vec![],
         "no grant left in Redis"
+    );
+}
+
+/// How long after `since` until `token` is refused by every instance, polling every 5 ms
+/// (each instance remembers an authenticated token for at most 1 s).
+async fn refused_everywhere(
+    instances: &[&Instance],
+    token: &str,
+    since: std::time::Instant,
+) -> std::time::Duration {
+    for instance in instances {
+        let mut polls = 0;
+        while instance.me_status(token).await != 401 {
+            polls += 1;
+            assert!(
+                polls < 2_000,
+                "the token still works after {:?}",
+                since.elapsed()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+    since.elapsed()
+}
+
+/// A disabled agent's tokens stop working on every instance, whether it was disabled through
+/// one instance's API or on the command line: both announce it on Redis pub/sub and every
+/// instance forgets its cached credentials (which would otherwise age out within 1 s). The
+/// latencies are printed for BENCHMARKS.md; the test asserts the refusals, not the times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_agent_is_refused_by_every_instance() {
+    let data = tempfile::tempdir().unwrap();
+    let database = create_pg_database().await;
+    let prefix = format!("ntk-test-{}", uuid::Uuid::new_v4().simple());
+    let env = vec![
+        ("NEEDTOKNOW_DATA_DIR", data.path().display().to_string()),
+        (
+            "DATABASE_URL",
+            format!("{}/{database}", postgres_admin_url()),
+        ),
+        ("REDIS_URL", redis_url()),
+        ("NEEDTOKNOW_REDIS_PREFIX", prefix.clone()),
+    ];
+    let a = Instance::start(&env);
+    let b = Instance::start(&env);
+    let tokens: std::collections::BTreeMap<String, String> =
+        serde_json::from_slice(&std::fs::read(data.path().join("demo-tokens.json")).unwrap())
+            .unwrap();
+    let admin = run_cli(
+        &env,
+        &[
+            "agent", "create", "--handle", "admin1", "--role", "admin", "--team", "support",
+        ],
+    )
+    .trim()
+    .to_owned();
+
+    // Through the API of instance a, while both instances have the token in memory.
+    let frontline = &tokens["frontline"];
+    for instance in [&a, &b] {
+        assert_eq!(instance.me_status(frontline).await, 200);
+    }
+    let started = std::time::Instant::now();
+    let disabled = a
+        .query(
+            &admin,
+            "mutation { disableAgent(handle: \"frontline\") { agent { active } } }",
+            json!({}),
+        )
+        .await;
+    assert_no_errors(&disabled);
+    let announced = refused_everywhere(&[&b, &a], frontline, started).await;
+
+    // Through the command line, another process.
+    let billing = &tokens["billing"];
+    for instance in [&a, &b] {
+        assert_eq!(instance.me_status(billing).await, 200);
+    }
+    let started = std::time::Instant::now();
+    run_cli(&env, &["agent", "disable", "billing"]);
+    let command_line = refused_everywhere(&[&a, &b], billing, started).await;
+    println!(
+        "revocation latency, two instances: disableAgent through the API {:.1} ms; `agent disable` on the command line {:.1} ms (process start included)",
+        announced.as_secs_f64() * 1e3,
+        command_line.as_secs_f64() * 1e3
     );
 }

@@ -1,0 +1,126 @@
+//! Parsed GraphQL documents, kept by their text: a client sends the same few operations
+//! over and over, so each is parsed and checked against the limits once, not on every
+//! request (parsing was about 5 % of a one-ticket request's CPU).
+//!
+//! Entries are keyed by the whole document text (never by a hash alone, so no two
+//! documents can share an entry) and the cache is bounded by the total text it holds.
+//! Validation against the schema still runs on every request: async-graphql takes the
+//! parsed document but not a validation result.
+
+use std::sync::Arc;
+
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
+
+use crate::limits::QueryLimits;
+
+/// Total document text kept, in bytes (parsed forms take a few times more).
+const CAPACITY_BYTES: u64 = 2 * 1024 * 1024;
+/// Documents kept at most (an estimate the cache sizes its tables by).
+const CAPACITY_DOCUMENTS: usize = 1024;
+
+/// A parsed document and what the limits say of it.
+pub struct Parsed {
+    /// The document, handed to the executor.
+    pub document: ExecutableDocument,
+    /// Why the limits refuse it, if they do.
+    pub refused: Option<String>,
+}
+
+impl Parsed {
+    /// The type of the operation `name` picks (or of the only one), if the document has it.
+    pub fn operation_type(&self, name: Option<&str>) -> Option<OperationType> {
+        let mut operations = self.document.operations.iter();
+        match name {
+            Some(name) => operations
+                .find(|(n, _)| n.is_some_and(|n| n.as_str() == name))
+                .map(|(_, op)| op.node.ty),
+            None => {
+                let (_, op) = operations.next()?;
+                operations.next().is_none().then_some(op.node.ty)
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+struct ByLength;
+
+impl quick_cache::Weighter<String, Arc<Parsed>> for ByLength {
+    fn weight(&self, key: &String, _: &Arc<Parsed>) -> u64 {
+        key.len() as u64 + 1
+    }
+}
+
+/// The service's parsed documents. Cheap to clone.
+#[derive(Clone)]
+pub struct Documents {
+    cache: Arc<quick_cache::sync::Cache<String, Arc<Parsed>, ByLength>>,
+    limits: QueryLimits,
+}
+
+impl Documents {
+    /// An empty cache checking documents against `limits`.
+    pub fn new(limits: QueryLimits) -> Documents {
+        Documents {
+            cache: Arc::new(quick_cache::sync::Cache::with_weighter(
+                CAPACITY_DOCUMENTS,
+                CAPACITY_BYTES,
+                ByLength,
+            )),
+            limits,
+        }
+    }
+
+    /// `query` parsed and checked: `Ok(None)` when it does not parse (the executor then
+    /// reports the parser's error), `Err` when it is larger than the limit.
+    pub fn parse(&self, query: &str) -> Result<Option<Arc<Parsed>>, String> {
+        crate::limits::check_size(query, &self.limits)?;
+        if let Some(parsed) = self.cache.get(query) {
+            return Ok(Some(parsed));
+        }
+        let Ok(document) = async_graphql::parser::parse_query(query) else {
+            return Ok(None);
+        };
+        let refused = crate::limits::check_document(&document, &self.limits).err();
+        let parsed = Arc::new(Parsed { document, refused });
+        self.cache.insert(query.to_owned(), parsed.clone());
+        Ok(Some(parsed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_document_is_parsed_once_and_its_limits_remembered() {
+        let documents = Documents::new(QueryLimits {
+            aliases: 1,
+            ..QueryLimits::default()
+        });
+        let first = documents.parse("{ a: me { handle } }").unwrap().unwrap();
+        let again = documents.parse("{ a: me { handle } }").unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        assert!(first.refused.is_none());
+        let refused = documents
+            .parse("{ a: me { handle } b: me { handle } }")
+            .unwrap()
+            .unwrap();
+        assert!(refused.refused.as_deref().unwrap().contains("aliases"));
+        assert!(documents.parse("{ not valid").unwrap().is_none());
+        assert_eq!(
+            first.operation_type(None),
+            Some(OperationType::Query),
+            "the only operation"
+        );
+    }
+
+    #[test]
+    fn an_oversized_document_is_refused_before_parsing() {
+        let documents = Documents::new(QueryLimits {
+            document_bytes: 8,
+            ..QueryLimits::default()
+        });
+        assert!(documents.parse("{ me { handle } }").is_err());
+    }
+}
