@@ -733,8 +733,11 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .content_type("text/plain; version=0.0.4")
         .body(crate::metrics::render(
             &state.metrics,
-            state.grants.calls(),
-            state.limiter.calls(),
+            crate::metrics::Elsewhere {
+                grant_store_calls: state.grants.calls(),
+                rate_limit_calls: state.limiter.calls(),
+                token_cache_hits: state.tokens.hits(),
+            },
         ))
 }
 

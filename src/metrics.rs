@@ -28,8 +28,24 @@ fn counter(out: &mut String, name: &str, help: &str, value: u64) {
     let _ = writeln!(out, "{name} {value}");
 }
 
+/// Counters kept by other parts of the service.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Elsewhere {
+    /// Calls to the grant store.
+    pub grant_store_calls: u64,
+    /// Calls the rate limiter made to its backend.
+    pub rate_limit_calls: u64,
+    /// Requests authenticated from the token cache.
+    pub token_cache_hits: u64,
+}
+
 /// The `/metrics` body.
-pub fn render(metrics: &Metrics, grant_store_calls: u64, rate_limit_calls: u64) -> String {
+pub fn render(metrics: &Metrics, elsewhere: Elsewhere) -> String {
+    let Elsewhere {
+        grant_store_calls,
+        rate_limit_calls,
+        token_cache_hits,
+    } = elsewhere;
     let mut out = String::new();
     counter(
         &mut out,
@@ -52,8 +68,14 @@ pub fn render(metrics: &Metrics, grant_store_calls: u64, rate_limit_calls: u64) 
     counter(
         &mut out,
         "needtoknow_rate_limit_calls_total",
-        "Rate-limit counts (Redis round trips with Redis).",
+        "Rate-limit checks (with Redis: round trips, one per lease of up to 1 000 requests).",
         rate_limit_calls,
+    );
+    counter(
+        &mut out,
+        "needtoknow_token_cache_hits_total",
+        "Requests authenticated from tokens remembered in the last second (no SQL).",
+        token_cache_hits,
     );
     out
 }
@@ -67,12 +89,20 @@ mod tests {
         let metrics = Metrics::default();
         metrics.count_request();
         metrics.sql_statements.fetch_add(3, Ordering::Relaxed);
-        let text = render(&metrics, 2, 1);
+        let text = render(
+            &metrics,
+            Elsewhere {
+                grant_store_calls: 2,
+                rate_limit_calls: 1,
+                token_cache_hits: 4,
+            },
+        );
         for line in [
             "needtoknow_graphql_requests_total 1",
             "needtoknow_sql_statements_total 3",
             "needtoknow_grant_store_calls_total 2",
             "needtoknow_rate_limit_calls_total 1",
+            "needtoknow_token_cache_hits_total 4",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in {text}");
         }

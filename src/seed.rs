@@ -3,8 +3,9 @@
 //! identity-document metadata — written in large batches so 100 000 tickets take seconds,
 //! not minutes.
 //!
-//! The distribution is the one of the Node.js benchmark peer (`apollo-shield`'s synthetic
-//! set), so both systems serve the same amount of data to the same agents: 1–2 payment
+//! The data is the Node.js benchmark peer's synthetic set (`apollo-shield`'s `seed.js`:
+//! the same pseudo-random generator, seed and order of draws), so on a fresh database both
+//! systems hold the same customers, tickets and messages under the same ids: 1–2 payment
 //! methods and 2–4 invoices per customer, each ticket's customer drawn at random, topics in
 //! turn, statuses open 40 % / pending / resolved / closed 20 % each, 2–4 messages per
 //! ticket (some carrying an email, phone, date of birth or card number), and assignees by
@@ -17,8 +18,6 @@ use std::time::Instant;
 use anyhow::Context;
 use chrono::{Duration, TimeZone, Utc};
 use entity::{attachment, customer, invoice, message, payment_method, ticket};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QuerySelect,
     TransactionTrait,
@@ -57,13 +56,22 @@ const STREETS: [&str; 6] = [
     "Church Lane",
     "Park Avenue",
 ];
-/// City, postal code, country.
-const CITIES: [(&str, &str, &str); 5] = [
-    ("Springfield", "99501", "US"),
-    ("Portland", "97201", "US"),
-    ("Cambridge", "CB1 2AB", "GB"),
-    ("Lyon", "69001", "FR"),
-    ("Berlin", "10115", "DE"),
+/// City, postal code, country, region.
+const CITIES: [(&str, &str, &str, &str); 5] = [
+    ("Springfield", "99501", "US", "us"),
+    ("Portland", "97201", "US", "us"),
+    ("Cambridge", "CB1 2AB", "GB", "eu"),
+    ("Lyon", "69001", "FR", "eu"),
+    ("Berlin", "10115", "DE", "eu"),
+];
+/// The topics in the peer's order: ticket `id` gets `TOPICS[id % 6]`.
+const TOPICS: [&str; 6] = [
+    "account_access",
+    "billing",
+    "shipping",
+    "technical",
+    "identity_verification",
+    "privacy_request",
 ];
 const STATUSES: [&str; 5] = ["open", "open", "pending", "resolved", "closed"];
 const CARDS: [&str; 3] = [
@@ -76,6 +84,35 @@ const AGENT_SAYS: [&str; 3] = [
     "Could you confirm the email on the account?",
     "This should be fixed now, let us know.",
 ];
+
+/// The peer's pseudo-random numbers (mulberry32, as in its `seed.js`), so that a fresh
+/// database seeded here holds the same customers, tickets and messages as the peer's.
+struct Draws(u32);
+
+impl Draws {
+    fn new(seed: u32) -> Draws {
+        Draws(seed)
+    }
+
+    /// A number in [0, 1).
+    fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x6d2b_79f5);
+        let seed = self.0;
+        let mut t = (seed ^ (seed >> 15)).wrapping_mul(1 | seed);
+        t = t.wrapping_add((t ^ (t >> 7)).wrapping_mul(61 | t)) ^ t;
+        f64::from(t ^ (t >> 14)) / 4_294_967_296.0
+    }
+
+    /// An integer in [lo, hi].
+    fn int(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + (self.next() * (hi - lo + 1) as f64).floor() as i64
+    }
+
+    /// One of `items`.
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[(self.next() * items.len() as f64).floor() as usize]
+    }
+}
 
 async fn next_id<E: EntityTrait>(
     db: &impl ConnectionTrait,
@@ -117,8 +154,7 @@ pub async fn seed(
     use sea_orm::Set;
     let started = Instant::now();
     let agents = ensure_agents(&crate::writer::Writer::new(db.clone()), policy).await?;
-    let topics = policy.vocabulary().topics.clone();
-    let mut rng = StdRng::seed_from_u64(0x6e74_6b21);
+    let mut rng = Draws::new(42);
     let now = Utc::now();
     let epoch = Utc
         .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
@@ -139,41 +175,36 @@ pub async fn seed(
     for n in 0..size.customers {
         let id = first_customer + n as i32;
         let key = vault.create_data_key(&txn, id).await?;
-        let first = FIRST[rng.random_range(0..FIRST.len())];
-        let last = LAST[rng.random_range(0..LAST.len())];
+        // The draws come in the order of the peer's seed.js, so both datasets are equal.
+        let first = rng.pick(&FIRST);
+        let last = rng.pick(&LAST);
+        let street = format!("{} {}", rng.int(1, 250), rng.pick(&STREETS));
+        let (city, postal_code, country, region) = rng.pick(&CITIES);
+        let account_status = if rng.next() < 0.9 {
+            "active"
+        } else {
+            "suspended"
+        };
+        let plan = rng.pick(&["basic", "pro", "enterprise"]);
+        let customer_since = days_before(rng.int(30, 3000)).date_naive();
         let name = format!("{first} {last}");
         let email = format!("{first}.{last}.{id}@example.net").to_lowercase();
-        let phone = format!(
-            "+1 555 {:04} {:04}",
-            rng.random_range(0..10_000),
-            rng.random_range(0..10_000)
-        );
-        let (city, postal_code, country) = CITIES[rng.random_range(0..CITIES.len())];
-        let street = format!(
-            "{} {}",
-            rng.random_range(1..=250),
-            STREETS[rng.random_range(0..STREETS.len())]
-        );
+        let phone = format!("+1 555 {:04} {:04}", rng.int(0, 9999), rng.int(0, 9999));
         let born = format!(
             "{}-{:02}-{:02}",
-            rng.random_range(1950..=2005),
-            rng.random_range(1..=12),
-            rng.random_range(1..=28)
+            rng.int(1950, 2005),
+            rng.int(1, 12),
+            rng.int(1, 28)
         );
         let seal =
             |column: &str, value: &str| seal_field(&key, "customers", column, id, value.as_bytes());
         let blind = vault.blind()?;
         customers.push(customer::ActiveModel {
             id: Set(id),
-            account_status: Set(if rng.random_bool(0.9) {
-                "active"
-            } else {
-                "suspended"
-            }
-            .into()),
-            plan: Set(["basic", "pro", "enterprise"][rng.random_range(0..3)].into()),
-            customer_since: Set(days_before(rng.random_range(30..=3000)).date_naive()),
-            region: Set(country.into()),
+            account_status: Set(account_status.into()),
+            plan: Set(plan.into()),
+            customer_since: Set(customer_since),
+            region: Set(region.into()),
             full_name: Set(seal("full_name", &name)),
             email: Set(seal("email", &email)),
             phone: Set(seal("phone", &phone)),
@@ -187,17 +218,17 @@ pub async fn seed(
             // Columns added later take their database defaults.
             ..Default::default()
         });
-        for _ in 0..rng.random_range(1..=2) {
+        for _ in 0..rng.int(1, 2) {
             let seal_card = |column: &str, value: &str| {
                 seal_field(&key, "payment_methods", column, card_id, value.as_bytes())
             };
             cards.push(payment_method::ActiveModel {
                 id: Set(card_id),
                 customer_id: Set(id),
-                brand: Set(["Visa", "Mastercard", "Amex"][rng.random_range(0..3)].into()),
-                last4: Set(format!("{:04}", rng.random_range(0..10_000))),
-                exp_month: Set(rng.random_range(1..=12)),
-                exp_year: Set(rng.random_range(2026..=2031)),
+                brand: Set(rng.pick(&["Visa", "Mastercard", "Amex"]).into()),
+                last4: Set(format!("{:04}", rng.int(0, 9999))),
+                exp_month: Set(rng.int(1, 12) as i32),
+                exp_year: Set(rng.int(2026, 2031) as i32),
                 billing_street: Set(seal_card("billing_street", &street)),
                 billing_city: Set(seal_card("billing_city", city)),
                 billing_postal_code: Set(seal_card("billing_postal_code", postal_code)),
@@ -205,14 +236,14 @@ pub async fn seed(
             });
             card_id += 1;
         }
-        for _ in 0..rng.random_range(2..=4) {
-            let issued = rng.random_range(1..=700);
-            let status = ["paid", "paid", "open", "refunded"][rng.random_range(0..4)];
+        for _ in 0..rng.int(2, 4) {
+            let issued = rng.int(1, 700);
+            let status = rng.pick(&["paid", "paid", "open", "refunded"]);
             invoices.push(invoice::ActiveModel {
                 id: Set(invoice_id),
                 customer_id: Set(id),
                 number: Set(format!("INV-{}", 100_000 + invoice_id)),
-                amount_cents: Set(rng.random_range(500..=20_000)),
+                amount_cents: Set(rng.int(500, 20_000)),
                 currency: Set("USD".into()),
                 status: Set(status.into()),
                 issued_at: Set(days_before(issued)),
@@ -238,13 +269,14 @@ pub async fn seed(
     let mut attachment_id = first_attachment;
     for n in 0..size.tickets {
         let id = first_ticket + n as i32;
-        let owner = rng.random_range(0..size.customers.max(1)) as usize;
+        let owner = (rng.int(1, i64::from(size.customers.max(1))) - 1) as usize;
         let customer_id = first_customer + owner as i32;
-        let topic = &topics[n as usize % topics.len()];
-        let status = STATUSES[rng.random_range(0..STATUSES.len())];
-        let created = epoch - Duration::days(rng.random_range(3..=700));
-        let draw: f64 = rng.random();
-        let assignee = match topic.as_str() {
+        let topic = TOPICS[id as usize % TOPICS.len()];
+        let status = rng.pick(&STATUSES);
+        let created = days_before(rng.int(3, 700));
+        let channel = rng.pick(&["email", "chat", "phone"]);
+        let draw = rng.next();
+        let assignee = match topic {
             "billing" => (draw < 0.7).then_some("billing"),
             "identity_verification" => (draw < 0.8).then_some("identity"),
             "privacy_request" => None,
@@ -256,10 +288,10 @@ pub async fn seed(
             id: Set(id),
             customer_id: Set(customer_id),
             team: Set(DEMO_TEAM.into()),
-            topic: Set(topic.clone()),
+            topic: Set(topic.into()),
             status: Set(status.into()),
-            subject: Set(format!("Synthetic {topic} request #{n}")),
-            channel: Set(["email", "chat", "phone"][rng.random_range(0..3)].into()),
+            subject: Set(format!("Synthetic {topic} request #{id}")),
+            channel: Set(channel.into()),
             assignee_id: Set(assignee.and_then(agent_id)),
             created_at: Set(created),
             resolved_at: Set(matches!(status, "resolved" | "closed")
@@ -268,26 +300,25 @@ pub async fn seed(
         });
         let key = &keys[owner];
         let (email, phone, born) = &facts[owner];
-        let count = size
-            .messages_per_ticket
-            .unwrap_or_else(|| rng.random_range(2..=4));
+        let card = rng.pick(&CARDS);
+        let count = match size.messages_per_ticket {
+            Some(count) => i64::from(count),
+            None => rng.int(2, 4),
+        };
         for k in 0..count {
             let body = if k % 2 == 0 {
-                match rng.random_range(0..5) {
+                match rng.int(0, 4) {
                     0 => format!(
                         "Hello, I need help with my {} issue.",
-                        topic.replace('_', " ")
+                        topic.replacen('_', " ", 1)
                     ),
                     1 => format!("Please call me at {phone} or write to {email}."),
-                    2 => format!(
-                        "I paid with my card {} last week.",
-                        CARDS[rng.random_range(0..CARDS.len())]
-                    ),
+                    2 => format!("I paid with my card {card} last week."),
                     3 => format!("My date of birth is {born}, if that helps."),
                     _ => "Any update on this? It has been a few days.".to_owned(),
                 }
             } else {
-                AGENT_SAYS[rng.random_range(0..AGENT_SAYS.len())].to_owned()
+                rng.pick(&AGENT_SAYS).to_owned()
             };
             let body = redact_cards_for_storage(&body);
             messages.push(message::ActiveModel {
@@ -302,7 +333,7 @@ pub async fn seed(
                     message_id,
                     body.as_bytes(),
                 )),
-                created_at: Set(created + Duration::hours(i64::from(k))),
+                created_at: Set(created + Duration::hours(k)),
                 external_id: Set(None),
             });
             message_id += 1;
@@ -365,4 +396,20 @@ pub async fn seed(
         "seeded"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The peer's `seed.js` draws `0.6011037519201636 0.44829055899754167
+    /// 0.8524657934904099` first from seed 42 (node 20); the same draws give the same data.
+    #[test]
+    fn the_draws_are_the_peers() {
+        let mut draws = Draws::new(42);
+        assert_eq!(
+            [draws.next(), draws.next(), draws.next()],
+            [0.6011037519201636, 0.44829055899754167, 0.8524657934904099]
+        );
+    }
 }
