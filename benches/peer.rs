@@ -605,11 +605,20 @@ fn ensure_wrk() -> Result<(), String> {
     if !root {
         return Err("`wrk` is not installed (Debian: apt-get install wrk)".into());
     }
-    let installed = Command::new("apt-get")
-        .args(["install", "-y", "-qq", "wrk"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .is_ok_and(|s| s.success());
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "wrk"])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    // A fresh machine may have no package lists yet.
+    let installed = install()
+        || (Command::new("apt-get")
+            .args(["update", "-qq"])
+            .status()
+            .is_ok_and(|s| s.success())
+            && install());
     if installed {
         Ok(())
     } else {

@@ -70,27 +70,58 @@ impl Drop for Instance {
     }
 }
 
+/// Two instances of the demo on one fresh PostgreSQL database and one Redis prefix.
+struct Pair {
+    _data: tempfile::TempDir,
+    prefix: String,
+    env: Vec<(&'static str, String)>,
+    a: Instance,
+    b: Instance,
+    tokens: std::collections::BTreeMap<String, String>,
+}
+
+impl Pair {
+    async fn start() -> Pair {
+        let data = tempfile::tempdir().unwrap();
+        let database = create_pg_database().await;
+        let prefix = format!("ntk-test-{}", uuid::Uuid::new_v4().simple());
+        let env = vec![
+            ("NEEDTOKNOW_DATA_DIR", data.path().display().to_string()),
+            (
+                "DATABASE_URL",
+                format!("{}/{database}", postgres_admin_url()),
+            ),
+            ("REDIS_URL", redis_url()),
+            ("NEEDTOKNOW_REDIS_PREFIX", prefix.clone()),
+        ];
+        let a = Instance::start(&env);
+        let b = Instance::start(&env);
+        let tokens =
+            serde_json::from_slice(&std::fs::read(data.path().join("demo-tokens.json")).unwrap())
+                .unwrap();
+        Pair {
+            _data: data,
+            prefix,
+            env,
+            a,
+            b,
+            tokens,
+        }
+    }
+}
+
 const EMAIL: &str = "{ ticket(id: \"1\") { customer { email { access } } } }";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_grants_and_revocations() {
-    let data = tempfile::tempdir().unwrap();
-    let database = create_pg_database().await;
-    let prefix = format!("ntk-test-{}", uuid::Uuid::new_v4().simple());
-    let env = vec![
-        ("NEEDTOKNOW_DATA_DIR", data.path().display().to_string()),
-        (
-            "DATABASE_URL",
-            format!("{}/{database}", postgres_admin_url()),
-        ),
-        ("REDIS_URL", redis_url()),
-        ("NEEDTOKNOW_REDIS_PREFIX", prefix.clone()),
-    ];
-    let a = Instance::start(&env);
-    let b = Instance::start(&env);
-    let tokens: std::collections::BTreeMap<String, String> =
-        serde_json::from_slice(&std::fs::read(data.path().join("demo-tokens.json")).unwrap())
-            .unwrap();
+    let Pair {
+        _data,
+        prefix,
+        env,
+        a,
+        b,
+        tokens,
+    } = Pair::start().await;
     let frontline = &tokens["frontline"];
     let me = a.query(frontline, "{ me { id } }", json!({})).await;
     let frontline_id: i32 = me["data"]["me"]["id"].as_str().unwrap().parse().unwrap();
@@ -179,23 +210,14 @@ async fn refused_everywhere(
 /// latencies are printed for BENCHMARKS.md; the test asserts the refusals, not the times.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disabled_agent_is_refused_by_every_instance() {
-    let data = tempfile::tempdir().unwrap();
-    let database = create_pg_database().await;
-    let prefix = format!("ntk-test-{}", uuid::Uuid::new_v4().simple());
-    let env = vec![
-        ("NEEDTOKNOW_DATA_DIR", data.path().display().to_string()),
-        (
-            "DATABASE_URL",
-            format!("{}/{database}", postgres_admin_url()),
-        ),
-        ("REDIS_URL", redis_url()),
-        ("NEEDTOKNOW_REDIS_PREFIX", prefix.clone()),
-    ];
-    let a = Instance::start(&env);
-    let b = Instance::start(&env);
-    let tokens: std::collections::BTreeMap<String, String> =
-        serde_json::from_slice(&std::fs::read(data.path().join("demo-tokens.json")).unwrap())
-            .unwrap();
+    let Pair {
+        _data,
+        prefix: _,
+        env,
+        a,
+        b,
+        tokens,
+    } = Pair::start().await;
     let admin = run_cli(
         &env,
         &[
