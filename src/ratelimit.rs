@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use redis::aio::ConnectionManager;
 
@@ -166,10 +166,8 @@ impl RateLimiter {
                 match limiter.check_key(&key.to_owned()) {
                     Ok(()) => Verdict::Allowed,
                     Err(not_until) => Verdict::Limited {
-                        retry_after_secs: seconds(
-                            not_until.wait_time_from(DefaultClock::default().now()),
-                        )
-                        .max(1),
+                        retry_after_secs: seconds(not_until.wait_time_from(limiter.clock().now()))
+                            .max(1),
                     },
                 }
             }

@@ -132,3 +132,31 @@ async fn an_unreachable_redis_fails_within_the_timeout() {
         started.elapsed()
     );
 }
+
+/// Rate limits on Redis: two instances (two limiters on one prefix) share one GCRA budget,
+/// each spending it locally in leases (here 2 tokens: two per second), so a burst costs
+/// half as many round trips and the second instance is refused once the first has spent
+/// the burst.
+#[tokio::test]
+async fn rate_limits_on_redis_share_one_budget_spent_in_leases() {
+    use needtoknow::ratelimit::{Rate, Verdict};
+    let prefix = format!("ntk-test-{}", uuid::Uuid::new_v4().simple());
+    let store = GrantStore::redis(&redis_url(), &prefix, Duration::from_secs(2)).unwrap();
+    let (a, b) = (store.rate_limiter(), store.rate_limiter());
+    // A burst of 120, refilled at 2 per second (one token every 500 ms).
+    let rate = Rate {
+        max: 120,
+        window: Duration::from_secs(60),
+    };
+    for _ in 0..120 {
+        assert_eq!(a.hit("token:x", rate).await, Verdict::Allowed);
+    }
+    assert_eq!(a.calls(), 60, "one round trip per lease of 2");
+    assert!(matches!(
+        b.hit("token:x", rate).await,
+        Verdict::Limited {
+            retry_after_secs: 1
+        }
+    ));
+    assert_eq!(b.hit("token:y", rate).await, Verdict::Allowed, "per key");
+}
