@@ -7,9 +7,10 @@
 //! - **Invalidation**: the service forgets every entry as soon as it changes an agent
 //!   itself, and tells the other instances through Redis pub/sub when Redis is configured
 //!   ([`Invalidations`]). While the subscription is down, nothing is served from memory.
-//! - **Age**: an entry is used for at most `max_age` (1 s by default) after it was read,
-//!   whatever happened to a message. This covers what no message announces: a change made
-//!   by the command line of another process, or a message lost with a connection.
+//! - **Age**: an entry is used for at most `max_age` (1 s by default, 1 s at most) after
+//!   its look-up started, whatever happened to a message. This covers what no message
+//!   announces: a script editing the database, a command line run without `REDIS_URL`
+//!   against a service that has it, or a message lost with a connection.
 //!
 //! Only successful look-ups are kept: an unknown or revoked token is looked up every time.
 //! The cache is keyed by the credential's hash (or the SSO handle), never the token.
