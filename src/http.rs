@@ -298,13 +298,24 @@ async fn identify(
     credential: Credential<'_>,
     state: &AppState,
 ) -> anyhow::Result<Result<Cached, AuthFailure>> {
-    let (key, handle) = match credential {
-        Credential::ApiToken(token) => (format!("token:{}", agents::hash_token(token)), None),
+    /// What the database is asked when memory has no answer.
+    enum LookUp {
+        Hash(String),
+        Handle(String),
+    }
+    let (key, look_up) = match credential {
+        Credential::ApiToken(token) => {
+            let hash = agents::hash_token(token);
+            (format!("token:{hash}"), LookUp::Hash(hash))
+        }
         Credential::Sso(jwt) => match &state.sso {
             None => return Ok(Err(AuthFailure::SsoDisabled)),
             Some(verifier) => match verifier.verify(jwt).await {
                 Err(failure) => return Ok(Err(failure)),
-                Ok(verified) => (format!("sso:{}", verified.handle), Some(verified.handle)),
+                Ok(verified) => (
+                    format!("sso:{}", verified.handle),
+                    LookUp::Handle(verified.handle),
+                ),
             },
         },
     };
@@ -312,21 +323,23 @@ async fn identify(
         return Ok(Ok(cached));
     }
     let ticket = state.tokens.ticket();
-    let found = match &handle {
+    let found = match look_up {
         // Rate-limited per API token, or per agent for SSO tokens (an identity provider
         // can issue many).
-        None => agents::authenticate_hash(&state.db, &key["token:".len()..])
+        LookUp::Hash(hash) => agents::authenticate_hash(&state.db, &hash)
             .await?
             .map(|agent| Cached {
                 agent,
-                rate_key: key[.."token:".len() + 16].to_owned(),
+                rate_key: format!("token:{}", &hash[..16]),
             }),
-        Some(handle) => agents::authenticate_handle(&state.db, handle)
-            .await?
-            .map(|agent| Cached {
-                rate_key: format!("agent:{}", agent.id),
-                agent,
-            }),
+        LookUp::Handle(handle) => {
+            agents::authenticate_handle(&state.db, &handle)
+                .await?
+                .map(|agent| Cached {
+                    rate_key: format!("agent:{}", agent.id),
+                    agent,
+                })
+        }
     };
     if let Ok(cached) = &found {
         state.tokens.keep(&key, cached.clone(), ticket);

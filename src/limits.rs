@@ -56,16 +56,6 @@ fn count_aliases(set: &Positioned<SelectionSet>) -> usize {
         .sum()
 }
 
-/// Checks the limits async-graphql does not: size, aliases and root fields. A document that
-/// does not parse passes here and gets the parser's own error when executed.
-pub fn check(query: &str, limits: &QueryLimits) -> Result<(), String> {
-    check_size(query, limits)?;
-    match async_graphql::parser::parse_query(query) {
-        Ok(document) => check_document(&document, limits),
-        Err(_) => Ok(()),
-    }
-}
-
 /// The document's size against its limit.
 pub fn check_size(query: &str, limits: &QueryLimits) -> Result<(), String> {
     if query.len() > limits.document_bytes {
@@ -111,6 +101,16 @@ pub fn check_document(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Size, then aliases and root fields, as `documents::Documents` applies them; a
+    /// document that does not parse passes (the executor reports the parser's error).
+    fn check(query: &str, limits: &QueryLimits) -> Result<(), String> {
+        check_size(query, limits)?;
+        match async_graphql::parser::parse_query(query) {
+            Ok(document) => check_document(&document, limits),
+            Err(_) => Ok(()),
+        }
+    }
 
     #[test]
     fn aliases_and_root_fields_are_counted_through_fragments() {

@@ -160,10 +160,14 @@ impl Application {
             .spawn(interval);
         }
         let tokens = crate::agents::cache::TokenCache::new(settings.token_cache);
-        let invalidations = match (grants.redis_connection(), &settings.grants) {
+        let invalidations = match (&settings.grants, grants.redis_connection()) {
             (
-                Some((manager, prefix, timeout)),
-                crate::config::GrantStoreSettings::Redis { url, .. },
+                crate::config::GrantStoreSettings::Redis {
+                    url,
+                    prefix,
+                    timeout,
+                },
+                Some(manager),
             ) => {
                 let channel = crate::agents::cache::channel(prefix);
                 let client = redis::Client::open(url.expose().as_str())
@@ -173,7 +177,7 @@ impl Application {
                     cache: tokens.clone(),
                     manager,
                     channel,
-                    timeout,
+                    timeout: *timeout,
                 }
             }
             _ => crate::agents::cache::Invalidations::Local(tokens.clone()),

@@ -167,14 +167,8 @@ impl Invalidations {
             } => {
                 cache.invalidate();
                 let mut connection = manager.clone();
-                let published = tokio::time::timeout(
-                    *timeout,
-                    redis::cmd("PUBLISH")
-                        .arg(channel)
-                        .arg("agents")
-                        .query_async::<i64>(&mut connection),
-                )
-                .await;
+                let published =
+                    tokio::time::timeout(*timeout, publish(&mut connection, channel)).await;
                 if !matches!(published, Ok(Ok(_))) {
                     tracing::warn!(
                         "could not announce an agent change to other instances; their cached credentials age out within the token cache's lifetime"
@@ -200,11 +194,7 @@ pub async fn announce(grants: &crate::config::GrantStoreSettings) {
     let published = tokio::time::timeout(*timeout, async {
         let client = redis::Client::open(url.expose().as_str())?;
         let mut connection = client.get_multiplexed_async_connection().await?;
-        redis::cmd("PUBLISH")
-            .arg(channel(prefix))
-            .arg("agents")
-            .query_async::<i64>(&mut connection)
-            .await
+        publish(&mut connection, &channel(prefix)).await
     })
     .await;
     if !matches!(published, Ok(Ok(_))) {
@@ -212,6 +202,18 @@ pub async fn announce(grants: &crate::config::GrantStoreSettings) {
             "could not announce the change to running instances; their cached credentials age out within a second"
         );
     }
+}
+
+/// Publishes "some agent changed" on `channel`.
+async fn publish(
+    connection: &mut impl redis::aio::ConnectionLike,
+    channel: &str,
+) -> redis::RedisResult<i64> {
+    redis::cmd("PUBLISH")
+        .arg(channel)
+        .arg("agents")
+        .query_async(connection)
+        .await
 }
 
 /// The channel the instances sharing `prefix` announce agent changes on.

@@ -86,11 +86,11 @@ impl GrantStore {
         }))
     }
 
-    /// The Redis connection and key prefix, when grants live in Redis.
-    pub fn redis_connection(&self) -> Option<(redis::aio::ConnectionManager, &str, Duration)> {
+    /// The Redis connection, when grants live in Redis.
+    pub fn redis_connection(&self) -> Option<redis::aio::ConnectionManager> {
         match self {
             GrantStore::Memory(_) => None,
-            GrantStore::Redis(r) => Some((r.manager.clone(), &r.prefix, r.timeout)),
+            GrantStore::Redis(r) => Some(r.manager.clone()),
         }
     }
 
