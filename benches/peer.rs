@@ -3,9 +3,10 @@
 //!
 //! `cargo bench --bench peer` seeds both systems with the same synthetic distribution
 //! (2 000 customers, 20 000 tickets by default), starts the release binary in production
-//! mode (once on PostgreSQL with Redis, once on SQLite) and the peer from
-//! `../shared/peers/apollo-shield` (its tuned `SHIELD_CACHE=no_cache` variant, 2 cluster
-//! workers) when that folder and `node` are present, and runs every workload on both,
+//! mode (once on PostgreSQL with Redis, once on SQLite) and the peer, which lives outside
+//! this repository (`NTK_PEER_DIR`, default `../shared/peers/apollo-shield`; README,
+//! "Benchmarks", says what it is), in its tuned `SHIELD_CACHE=no_cache` variant with 2
+//! cluster workers, when that folder and `node` are present, and runs every workload on both,
 //! interleaved: W0 `{ __typename }`, W1 one ticket with every protected field, W2 a page of
 //! 50 such tickets, as `supervisor` and as `frontline`. Before the load, one response of
 //! each system is checked and their views compared field by field; under load, `wrk` counts
