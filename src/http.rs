@@ -10,7 +10,6 @@ use std::time::Duration;
 use actix_web::http::header::{self, ContentType};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
-use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::OperationType;
 use futures_util::StreamExt;
 use sea_orm::DatabaseConnection;
@@ -66,17 +65,80 @@ pub struct AppState {
     pub documents: crate::documents::Documents,
     /// How a change to an agent reaches every instance's token cache.
     pub invalidations: Invalidations,
+    /// The schema's types, for putting responses in the specification's shape.
+    pub shapes: Arc<crate::api::shape::Shapes>,
 }
 
-/// A JSON error response in GraphQL's shape.
+/// A JSON error response in GraphQL's shape. Nothing may keep it (`no-store`): an error
+/// can say which token was refused or which limit was hit.
 fn error_response(status: StatusCode, code: &str, message: &str) -> HttpResponse {
     let mut response = HttpResponse::build(status);
+    response.insert_header((header::CACHE_CONTROL, "no-store"));
     if status == StatusCode::UNAUTHORIZED {
         response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
     }
     response.json(json!({
         "errors": [{ "message": message, "extensions": { "code": code } }]
     }))
+}
+
+/// The GraphQL-over-HTTP response media type, for clients that list it in `Accept`.
+pub const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+
+/// Whether the client accepts `application/graphql-response+json` (listed in `Accept`
+/// with a non-zero quality). Otherwise it gets `application/json`, the legacy type.
+fn wants_graphql_response(req: &HttpRequest) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            let essence = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            essence.eq_ignore_ascii_case(GRAPHQL_RESPONSE) && !refused
+        })
+}
+
+/// Middleware of `/graphql`: a client that accepts `application/graphql-response+json`
+/// gets every JSON answer with that media type.
+pub async fn negotiate_media_type(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let wants = wants_graphql_response(req.request());
+    let mut response = next.call(req).await?;
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if wants && is_json {
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/graphql-response+json; charset=utf-8"),
+        );
+    }
+    Ok(response)
+}
+
+/// A GraphQL request error (the document does not parse, fails validation or a limit, or
+/// its variables do not fit): nothing ran, so there is no `data`. The status follows the
+/// GraphQL-over-HTTP specification: 400 for clients that accept
+/// `application/graphql-response+json`, 200 for legacy `application/json` clients.
+fn request_error(req: &HttpRequest, errors: serde_json::Value) -> HttpResponse {
+    let status = if wants_graphql_response(req) {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({ "errors": errors }))
 }
 
 fn request_id(req: &HttpRequest) -> RequestId {
@@ -202,14 +264,12 @@ pub async fn graphql_get(req: HttpRequest, state: web::Data<AppState>) -> HttpRe
     if params.query.is_none() && params.extensions.is_none() {
         return graphiql(&state);
     }
-    if req.query_string().len() > state.settings.max_body_bytes {
+    let limit = state.settings.max_body_bytes.min(MAX_GET_PARAMETERS);
+    if req.query_string().len() > limit {
         return error_response(
             StatusCode::URI_TOO_LONG,
             "BAD_USER_INPUT",
-            &format!(
-                "the URL's parameters are longer than {} bytes; POST the request",
-                state.settings.max_body_bytes
-            ),
+            &format!("the URL's parameters are longer than {limit} bytes; POST the request"),
         );
     }
     let agent = match authenticate(&req, &state).await {
@@ -242,6 +302,11 @@ pub async fn graphql_get(req: HttpRequest, state: web::Data<AppState>) -> HttpRe
     }
     execute(&req, &state, agent, value, Method::Get).await
 }
+
+/// The longest URL parameters of a GET. The HTTP layer itself refuses a URL of 64 KiB or
+/// more (the `http` crate's bound on a URI) with a bare 400 before any handler runs, so the
+/// service's own 414, with its message and request id, must come well before that.
+const MAX_GET_PARAMETERS: usize = 32 * 1024;
 
 /// How the request came.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -480,9 +545,15 @@ async fn run(
     method: Method,
 ) -> HttpResponse {
     let mut request = request;
+    let refused = |problem: &str| {
+        request_error(
+            req,
+            json!([{ "message": problem, "extensions": { "code": "BAD_USER_INPUT" } }]),
+        )
+    };
     let parsed = match state.documents.parse(&request.query) {
         Ok(parsed) => parsed,
-        Err(problem) => return error_response(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &problem),
+        Err(problem) => return refused(&problem),
     };
     let operation = parsed
         .as_ref()
@@ -500,7 +571,7 @@ async fn run(
     }
     if let Some(parsed) = &parsed {
         if let Some(problem) = &parsed.refused {
-            return error_response(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", problem);
+            return refused(problem);
         }
         request.set_parsed_query(parsed.document.clone());
     }
@@ -541,8 +612,28 @@ async fn run(
         invalidations: state.invalidations.clone(),
     };
     state.metrics.count_request();
+    let operation_name = request.operation_name.clone();
+    let variables = request.variables.clone();
     let response = tokio::task::unconstrained(state.schema.execute(request.data(context))).await;
-    let response = mark_errors(response);
+    let mut response = mark_errors(response, &state.settings.limits);
+    // Errors raised before execution carry no path; field errors always do.
+    let executed = response.errors.iter().any(|e| !e.path.is_empty())
+        || response.errors.is_empty()
+        || response.data != async_graphql::Value::Null;
+    if !executed {
+        return request_error(
+            req,
+            serde_json::to_value(&response.errors).unwrap_or_default(),
+        );
+    }
+    if let Some(parsed) = &parsed {
+        response.data = state.shapes.complete(
+            std::mem::take(&mut response.data),
+            &parsed.document,
+            operation_name.as_deref(),
+            &variables,
+        );
+    }
     let mut http = HttpResponse::Ok();
     if let Some(claim) = &claim {
         if let Err(error) = claim.finish(&state.writer).await {
@@ -626,9 +717,19 @@ fn api_error_response(error: ApiError) -> HttpResponse {
     }))
 }
 
-/// Gives every error without a code one: parse and validation errors are the client's.
-fn mark_errors(mut response: async_graphql::Response) -> async_graphql::Response {
+/// Gives every error without a code one (parse and validation errors are the client's),
+/// and names the limit in async-graphql's complexity refusal.
+fn mark_errors(
+    mut response: async_graphql::Response,
+    limits: &crate::limits::QueryLimits,
+) -> async_graphql::Response {
     for error in &mut response.errors {
+        if error.message == "Query is too complex." {
+            error.message = format!(
+                "the query is too complex; the limit is {} (one per field, list fields times their `first`)",
+                limits.complexity
+            );
+        }
         let has_code = error
             .extensions
             .as_ref()
@@ -661,12 +762,15 @@ fn graphiql(state: &AppState) -> HttpResponse {
             "GraphiQL is only served in dev mode; POST queries to /graphql",
         );
     }
-    HttpResponse::Ok()
-        .content_type(ContentType::html())
-        .insert_header(("x-frame-options", "DENY"))
-        .insert_header(("x-content-type-options", "nosniff"))
-        .insert_header(("referrer-policy", "no-referrer"))
-        .body(GraphiQLSource::build().endpoint("/graphql").finish())
+    crate::graphiql::page()
+}
+
+/// `GET /graphiql/{name}`: GraphiQL's assets, in dev mode only (like the page).
+pub async fn graphiql_asset(name: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    match crate::graphiql::asset(&name) {
+        Some(response) if state.settings.mode == Mode::Dev => response,
+        _ => not_found().await,
+    }
 }
 
 /// `GET /healthz`: the process is alive.

@@ -1,9 +1,14 @@
 //! Limits on what one GraphQL request may ask, checked before anything runs: document size,
-//! aliases and root fields here; depth, complexity (list fields weighted by their page
+//! aliases, root fields and depth here; complexity (list fields weighted by their page
 //! size), recursion and directives by async-graphql's validation, configured in
 //! [`crate::api::build_schema`].
+//!
+//! Depth is counted here rather than by async-graphql so that introspection (fields under
+//! `__schema` and `__type`) has an allowance of its own, [`INTROSPECTION_DEPTH`]: the
+//! standard introspection query of graphql-js, which GraphiQL, graphql-codegen and IDE
+//! plugins send, nests its type references deeper than a data query needs.
 
-use async_graphql::parser::types::{Selection, SelectionSet};
+use async_graphql::parser::types::{FragmentDefinition, Selection, SelectionSet};
 use async_graphql::Positioned;
 
 /// The limits, each configurable (see README, Configuration).
@@ -40,6 +45,64 @@ impl Default for QueryLimits {
             page_size: 100,
         }
     }
+}
+
+/// How deep a selection under `__schema` or `__type` may nest, counted from the root. The
+/// standard introspection query of graphql-js 16 and 17 reaches 13.
+pub const INTROSPECTION_DEPTH: usize = 20;
+
+/// The deepest nesting of fields in `set` (a field with no sub-selection is 1 deep),
+/// fragments expanded; `introspection` is the deepest nesting under an introspection root
+/// field. Counting stops past `bound`, so a fragment cycle (which validation refuses
+/// anyway) cannot recurse forever.
+fn depth(
+    set: &SelectionSet,
+    fragments: &std::collections::HashMap<async_graphql::Name, Positioned<FragmentDefinition>>,
+    bound: usize,
+) -> (usize, usize) {
+    fn walk(
+        set: &SelectionSet,
+        fragments: &std::collections::HashMap<async_graphql::Name, Positioned<FragmentDefinition>>,
+        bound: usize,
+        level: usize,
+    ) -> usize {
+        if level > bound {
+            return level;
+        }
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(field) => {
+                    walk(&field.node.selection_set.node, fragments, bound, level + 1)
+                }
+                Selection::InlineFragment(fragment) => {
+                    walk(&fragment.node.selection_set.node, fragments, bound, level)
+                }
+                Selection::FragmentSpread(spread) => fragments
+                    .get(&spread.node.fragment_name.node)
+                    .map_or(level, |f| {
+                        walk(&f.node.selection_set.node, fragments, bound, level)
+                    }),
+            })
+            .max()
+            .unwrap_or(level)
+    }
+    let mut data = 0;
+    let mut introspection = 0;
+    for item in &set.items {
+        let single = SelectionSet {
+            items: vec![item.clone()],
+        };
+        let deepest = walk(&single, fragments, bound, 0);
+        let is_introspection = matches!(&item.node, Selection::Field(f)
+            if matches!(f.node.name.node.as_str(), "__schema" | "__type"));
+        if is_introspection {
+            introspection = introspection.max(deepest);
+        } else {
+            data = data.max(deepest);
+        }
+    }
+    (data, introspection)
 }
 
 fn count_aliases(set: &Positioned<SelectionSet>) -> usize {
@@ -88,6 +151,25 @@ pub fn check_document(
                 limits.root_fields
             ));
         }
+        let bound = limits.depth.max(INTROSPECTION_DEPTH);
+        let (data, introspection) = depth(&set.node, &document.fragments, bound);
+        if data > limits.depth {
+            return Err(format!(
+                "the query is nested {} levels deep; the limit is {}",
+                if data > bound {
+                    format!("more than {bound}")
+                } else {
+                    data.to_string()
+                },
+                limits.depth
+            ));
+        }
+        if introspection > INTROSPECTION_DEPTH {
+            return Err(format!(
+                "the introspection query is nested {} levels deep; the limit is {INTROSPECTION_DEPTH}",
+                if introspection > bound { format!("more than {bound}") } else { introspection.to_string() },
+            ));
+        }
     }
     if aliases > limits.aliases {
         return Err(format!(
@@ -110,6 +192,50 @@ mod tests {
             Ok(document) => check_document(&document, limits),
             Err(_) => Ok(()),
         }
+    }
+
+    #[test]
+    fn depth_is_counted_through_fragments_and_names_the_limit() {
+        let limits = QueryLimits {
+            depth: 3,
+            ..QueryLimits::default()
+        };
+        assert!(check("{ me { queues } }", &limits).is_ok());
+        assert!(check("{ a { b { c } } }", &limits).is_ok());
+        let refused = check("{ a { ...F } } fragment F on A { b { c { d } } }", &limits);
+        assert_eq!(
+            refused.unwrap_err(),
+            "the query is nested 4 levels deep; the limit is 3"
+        );
+        let cycle = check("{ a { ...F } } fragment F on A { b { ...F } }", &limits);
+        assert!(cycle.unwrap_err().contains("more than"));
+    }
+
+    #[test]
+    fn introspection_has_its_own_depth_allowance() {
+        let limits = QueryLimits {
+            depth: 3,
+            ..QueryLimits::default()
+        };
+        let nested = |levels: usize| {
+            format!(
+                "{{ __schema {{ types {{ {}name{} }} }} }}",
+                "ofType { ".repeat(levels),
+                " }".repeat(levels)
+            )
+        };
+        assert!(check(&nested(15), &limits).is_ok());
+        assert!(check(&nested(19), &limits)
+            .unwrap_err()
+            .contains("the limit is 20"));
+        assert!(
+            check(
+                "{ me { a { b { c } } } __schema { types { name } } }",
+                &limits
+            )
+            .is_err(),
+            "data fields beside introspection keep the data limit"
+        );
     }
 
     #[test]

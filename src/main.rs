@@ -135,7 +135,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Schema => {
-            print!("{}", api::build_schema().sdl());
+            print!("{}", api::sdl());
             Ok(())
         }
         Command::Keys(KeysCommand::Rotate) => {

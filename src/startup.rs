@@ -182,7 +182,11 @@ impl Application {
             }
             _ => crate::agents::cache::Invalidations::Local(tokens.clone()),
         };
+        let schema = build_schema_with(&settings.limits, settings.introspection);
+        let shapes = crate::api::shape::Shapes::from_sdl(&schema.sdl())
+            .context("reading the schema's types")?;
         let state = web::Data::new(AppState {
+            shapes: Arc::new(shapes),
             documents: crate::documents::Documents::new(settings.limits),
             tokens,
             invalidations,
@@ -194,7 +198,7 @@ impl Application {
             writer,
             ledger,
             policy,
-            schema: build_schema_with(&settings.limits, settings.introspection),
+            schema,
             settings: Arc::new(settings),
             metrics,
             sso,
@@ -227,8 +231,13 @@ impl Application {
                 .app_data(state.clone())
                 .wrap(cors)
                 .wrap(middleware::from_fn(telemetry::request_span))
-                .route("/graphql", web::post().to(http::graphql))
-                .route("/graphql", web::get().to(http::graphql_get))
+                .service(
+                    web::resource("/graphql")
+                        .wrap(middleware::from_fn(http::negotiate_media_type))
+                        .route(web::post().to(http::graphql))
+                        .route(web::get().to(http::graphql_get)),
+                )
+                .route("/graphiql/{name}", web::get().to(http::graphiql_asset))
                 .route("/healthz", web::get().to(http::healthz))
                 .route("/readyz", web::get().to(http::readyz))
                 .route("/metrics", web::get().to(http::metrics))

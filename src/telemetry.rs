@@ -41,8 +41,13 @@ pub fn init(format: LogFormat, filter: &str) -> Result<(), String> {
         .map_err(|e| format!("NEEDTOKNOW_LOG: invalid log filter: {e}"))?;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
+    // Colour only on a terminal: redirected to a file or a log collector, escape codes
+    // are noise (and `NO_COLOR` turns colour off everywhere).
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Text => builder.finish().with(ClientMistakes).try_init(),

@@ -938,3 +938,42 @@ fn agent_update_changes_facts_checked_against_the_policy() {
         stdout(&needtoknow(dir.path(), &["agent", "update", "sam"])).contains("nothing changed")
     );
 }
+
+/// Text logs carry colour codes only on a terminal: written to a file or a pipe, a line is
+/// plain text a log collector or `grep` can read.
+#[test]
+fn text_logs_written_to_a_file_have_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("serve.log");
+    let mut child = binary()
+        .env("NEEDTOKNOW_DATA_DIR", dir.path())
+        .env("NEEDTOKNOW_LOG", "info")
+        .env("NEEDTOKNOW_LOG_FORMAT", "text")
+        .args([
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("listening") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(text.contains("listening"), "serve did not start: {text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in a log file: {text:?}"
+    );
+}

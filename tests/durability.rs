@@ -38,7 +38,7 @@ impl Place {
         use sea_orm::{ConnectionTrait, Database};
         let server = std::env::var("NEEDTOKNOW_TEST_POSTGRES")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
-        let name = format!("ntk_test_{}", uuid::Uuid::new_v4().simple());
+        let name = common::pg_database_name();
         let admin = Database::connect(format!("{server}/postgres"))
             .await
             .unwrap();

@@ -198,20 +198,23 @@ impl AgentMutation {
         &self,
         ctx: &Context<'_>,
         input: CreateAgentInput,
-    ) -> ApiResult<CreateAgentPayload> {
-        let new = NewAgent {
-            display_name: input.display_name.unwrap_or_else(|| input.handle.clone()),
-            handle: input.handle,
-            role: input.role,
-            team: input.team,
-            queues: input.queues,
-            service: input.service,
-        };
-        let created = RequestContext::get(ctx).admin().create(new).await?;
-        Ok(CreateAgentPayload {
-            agent: AgentObject::from(&created.agent),
-            token: created.token,
+    ) -> ApiResult<Option<CreateAgentPayload>> {
+        super::nullable(async {
+            let new = NewAgent {
+                display_name: input.display_name.unwrap_or_else(|| input.handle.clone()),
+                handle: input.handle,
+                role: input.role,
+                team: input.team,
+                queues: input.queues,
+                service: input.service,
+            };
+            let created = RequestContext::get(ctx).admin().create(new).await?;
+            Ok(CreateAgentPayload {
+                agent: AgentObject::from(&created.agent),
+                token: created.token,
+            })
         })
+        .await
     }
 
     /// Changes an agent's role, team or queues, checked against the loaded policy. The
@@ -221,21 +224,24 @@ impl AgentMutation {
         ctx: &Context<'_>,
         handle: String,
         input: UpdateAgentInput,
-    ) -> ApiResult<UpdateAgentPayload> {
-        let change = AgentChange {
-            role: input.role,
-            team: input.team,
-            add_queues: input.add_queues,
-            remove_queues: input.remove_queues,
-        };
-        let updated = RequestContext::get(ctx)
-            .admin()
-            .update(&handle, change)
-            .await?;
-        Ok(UpdateAgentPayload {
-            agent: AgentObject::from(&updated.agent),
-            changes: updated.changes,
+    ) -> ApiResult<Option<UpdateAgentPayload>> {
+        super::nullable(async {
+            let change = AgentChange {
+                role: input.role,
+                team: input.team,
+                add_queues: input.add_queues,
+                remove_queues: input.remove_queues,
+            };
+            let updated = RequestContext::get(ctx)
+                .admin()
+                .update(&handle, change)
+                .await?;
+            Ok(UpdateAgentPayload {
+                agent: AgentObject::from(&updated.agent),
+                changes: updated.changes,
+            })
         })
+        .await
     }
 
     /// Disables an agent: its tokens stop working at once and its reveal grants are
@@ -244,12 +250,15 @@ impl AgentMutation {
         &self,
         ctx: &Context<'_>,
         handle: String,
-    ) -> ApiResult<DisableAgentPayload> {
-        let disabled = RequestContext::get(ctx).admin().disable(&handle).await?;
-        Ok(DisableAgentPayload {
-            agent: AgentObject::from(&disabled.agent),
-            revoked_grants: i32::try_from(disabled.revoked_grants).unwrap_or(i32::MAX),
+    ) -> ApiResult<Option<DisableAgentPayload>> {
+        super::nullable(async {
+            let disabled = RequestContext::get(ctx).admin().disable(&handle).await?;
+            Ok(DisableAgentPayload {
+                agent: AgentObject::from(&disabled.agent),
+                revoked_grants: i32::try_from(disabled.revoked_grants).unwrap_or(i32::MAX),
+            })
         })
+        .await
     }
 
     /// Issues a new API token for an active agent, shown this once. Audited
@@ -258,14 +267,17 @@ impl AgentMutation {
         &self,
         ctx: &Context<'_>,
         handle: String,
-    ) -> ApiResult<IssueTokenPayload> {
-        let (agent, token) = RequestContext::get(ctx)
-            .admin()
-            .issue_token(&handle)
-            .await?;
-        Ok(IssueTokenPayload {
-            agent: AgentObject::from(&agent),
-            token,
+    ) -> ApiResult<Option<IssueTokenPayload>> {
+        super::nullable(async {
+            let (agent, token) = RequestContext::get(ctx)
+                .admin()
+                .issue_token(&handle)
+                .await?;
+            Ok(IssueTokenPayload {
+                agent: AgentObject::from(&agent),
+                token,
+            })
         })
+        .await
     }
 }

@@ -49,7 +49,8 @@ impl ConsentMutation {
         ticket_id: ID,
         kind: String,
         notice_version: String,
-    ) -> ApiResult<Consent> {
+    ) -> ApiResult<Option<Consent>> {
+        super::nullable(async {
         let request = RequestContext::get(ctx);
         let ticket = request
             .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
@@ -70,6 +71,8 @@ impl ConsentMutation {
         )
         .await?;
         Ok(row.into())
+    })
+        .await
     }
 
     /// Records that the customer of a ticket withdrew a consent. Withdrawing what was never
@@ -80,23 +83,26 @@ impl ConsentMutation {
         ctx: &Context<'_>,
         ticket_id: ID,
         kind: String,
-    ) -> ApiResult<u64> {
-        let request = RequestContext::get(ctx);
-        let ticket = request
-            .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
-            .await?;
-        if !is_word(&kind) {
-            return Err(ApiError::BadUserInput(
-                "`kind` is not a consent kind".into(),
-            ));
-        }
-        Ok(crate::consent::withdraw(
-            &request.writer,
-            crate::idempotency::step(request.idempotency.as_deref()),
-            &request.actor(),
-            &ticket,
-            &kind,
-        )
-        .await?)
+    ) -> ApiResult<Option<u64>> {
+        super::nullable(async {
+            let request = RequestContext::get(ctx);
+            let ticket = request
+                .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
+                .await?;
+            if !is_word(&kind) {
+                return Err(ApiError::BadUserInput(
+                    "`kind` is not a consent kind".into(),
+                ));
+            }
+            crate::consent::withdraw(
+                &request.writer,
+                crate::idempotency::step(request.idempotency.as_deref()),
+                &request.actor(),
+                &ticket,
+                &kind,
+            )
+            .await
+        })
+        .await
     }
 }

@@ -207,14 +207,17 @@ impl IntakeMutation {
         &self,
         ctx: &Context<'_>,
         input: CustomerInput,
-    ) -> ApiResult<UpsertCustomerPayload> {
-        let request = RequestContext::get(ctx);
-        let done = request.intake().upsert_customer(input.parse()?).await?;
-        Ok(UpsertCustomerPayload {
-            customer_id: ID(done.customer_id.to_string()),
-            created: done.created,
-            changed_fields: done.changed,
+    ) -> ApiResult<Option<UpsertCustomerPayload>> {
+        super::nullable(async {
+            let request = RequestContext::get(ctx);
+            let done = request.intake().upsert_customer(input.parse()?).await?;
+            Ok(UpsertCustomerPayload {
+                customer_id: ID(done.customer_id.to_string()),
+                created: done.created,
+                changed_fields: done.changed,
+            })
         })
+        .await
     }
 
     /// Opens a ticket in the caller's team, unassigned, with the customer's first message
@@ -225,50 +228,52 @@ impl IntakeMutation {
         &self,
         ctx: &Context<'_>,
         input: OpenTicketInput,
-    ) -> ApiResult<OpenTicketPayload> {
-        let request = RequestContext::get(ctx);
-        let customer = match (input.customer_id, input.customer_external_id) {
-            (Some(id), None) => CustomerRef::Id(
-                id.parse::<i32>()
-                    .ok()
-                    .filter(|id| *id > 0)
-                    .ok_or_else(|| ApiError::BadUserInput("`customerId` is not an id".into()))?,
-            ),
-            (None, Some(external)) => {
-                CustomerRef::External(ExternalId::parse("customerExternalId", &external)?)
-            }
-            _ => {
-                return Err(ApiError::BadUserInput(
-                    "give exactly one of `customerId` and `customerExternalId`".into(),
-                ))
-            }
-        };
-        let ticket = NewTicket {
-            customer,
-            external_id: input
-                .external_id
-                .map(|e| ExternalId::parse("externalId", &e))
-                .transpose()?,
-            channel: input.channel,
-            topic: input.topic,
-            subject: Line::parse("subject", &input.subject)?,
-            message: input
-                .message
-                .map(|m| Body::parse("message", &m))
-                .transpose()?,
-            notice: input.notice.map(|n| NoticeShown {
-                kind: n.kind,
-                version: n.notice_version,
-            }),
-            history: None,
-        };
-        let done = request.intake().open_ticket(ticket).await?;
-        Ok(OpenTicketPayload {
-            ticket_id: ID(done.ticket_id.to_string()),
-            customer_id: ID(done.customer_id.to_string()),
-            created: done.created,
-            status: TicketStatus::Open,
+    ) -> ApiResult<Option<OpenTicketPayload>> {
+        super::nullable(async {
+            let request = RequestContext::get(ctx);
+            let customer = match (input.customer_id, input.customer_external_id) {
+                (Some(id), None) => {
+                    CustomerRef::Id(id.parse::<i32>().ok().filter(|id| *id > 0).ok_or_else(
+                        || ApiError::BadUserInput("`customerId` is not an id".into()),
+                    )?)
+                }
+                (None, Some(external)) => {
+                    CustomerRef::External(ExternalId::parse("customerExternalId", &external)?)
+                }
+                _ => {
+                    return Err(ApiError::BadUserInput(
+                        "give exactly one of `customerId` and `customerExternalId`".into(),
+                    ))
+                }
+            };
+            let ticket = NewTicket {
+                customer,
+                external_id: input
+                    .external_id
+                    .map(|e| ExternalId::parse("externalId", &e))
+                    .transpose()?,
+                channel: input.channel,
+                topic: input.topic,
+                subject: Line::parse("subject", &input.subject)?,
+                message: input
+                    .message
+                    .map(|m| Body::parse("message", &m))
+                    .transpose()?,
+                notice: input.notice.map(|n| NoticeShown {
+                    kind: n.kind,
+                    version: n.notice_version,
+                }),
+                history: None,
+            };
+            let done = request.intake().open_ticket(ticket).await?;
+            Ok(OpenTicketPayload {
+                ticket_id: ID(done.ticket_id.to_string()),
+                customer_id: ID(done.customer_id.to_string()),
+                created: done.created,
+                status: TicketStatus::Open,
+            })
         })
+        .await
     }
 
     /// Adds the customer's or the system's message to a ticket (`allow(agent,
@@ -280,23 +285,26 @@ impl IntakeMutation {
         ctx: &Context<'_>,
         ticket_id: ID,
         input: AppendMessageInput,
-    ) -> ApiResult<MessagePayload> {
-        let request = RequestContext::get(ctx);
-        let id = TicketId::parse(&ticket_id, "ticketId")?;
-        let author = match input.author {
-            MessageAuthor::Customer => Author::Customer,
-            MessageAuthor::System => Author::System,
-        };
-        let body = Body::parse("body", &input.body)?;
-        let external = input
-            .external_id
-            .map(|e| ExternalId::parse("externalId", &e))
-            .transpose()?;
-        request
-            .intake()
-            .append_message(id.get(), author, body, external)
-            .await?
-            .try_into()
+    ) -> ApiResult<Option<MessagePayload>> {
+        super::nullable(async {
+            let request = RequestContext::get(ctx);
+            let id = TicketId::parse(&ticket_id, "ticketId")?;
+            let author = match input.author {
+                MessageAuthor::Customer => Author::Customer,
+                MessageAuthor::System => Author::System,
+            };
+            let body = Body::parse("body", &input.body)?;
+            let external = input
+                .external_id
+                .map(|e| ExternalId::parse("externalId", &e))
+                .transpose()?;
+            request
+                .intake()
+                .append_message(id.get(), author, body, external)
+                .await?
+                .try_into()
+        })
+        .await
     }
 
     /// Attaches an identity document to a ticket, uploaded with the GraphQL multipart
@@ -310,8 +318,9 @@ impl IntakeMutation {
         ctx: &Context<'_>,
         ticket_id: ID,
         file: Upload,
-    ) -> ApiResult<DocumentPayload> {
-        attach(ctx, ticket_id, AttachmentKind::IdDocument, file).await
+    ) -> ApiResult<Option<DocumentPayload>> {
+        super::nullable(async { attach(ctx, ticket_id, AttachmentKind::IdDocument, file).await })
+            .await
     }
 
     /// Attaches a receipt or a screenshot (or an identity document) to a ticket, like
@@ -322,8 +331,8 @@ impl IntakeMutation {
         ticket_id: ID,
         kind: AttachmentKind,
         file: Upload,
-    ) -> ApiResult<DocumentPayload> {
-        attach(ctx, ticket_id, kind, file).await
+    ) -> ApiResult<Option<DocumentPayload>> {
+        super::nullable(async { attach(ctx, ticket_id, kind, file).await }).await
     }
 }
 

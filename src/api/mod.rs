@@ -9,6 +9,7 @@ pub mod customers;
 pub mod intake;
 pub mod privacy;
 pub mod reveal;
+pub mod shape;
 pub mod tickets;
 pub mod verification;
 
@@ -35,7 +36,9 @@ pub struct Query(
     PrivacyQuery,
 );
 
-/// The mutation root.
+/// The mutation root. Every mutation is nullable: when one fails, its key is `null` and
+/// the error names its path, while the other mutations of the same document (which run in
+/// order, a failure not stopping the next) report their own outcomes.
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     RevealMutation,
@@ -47,8 +50,25 @@ pub struct Mutation(
     AgentMutation,
 );
 
+/// Runs a mutation and makes its result nullable. Every mutation field is nullable, as
+/// GitHub's and Shopify's are: mutations of one document run one after the other and a
+/// failed one does not stop the next, so each must report its own outcome (a failure is
+/// `null` at its key with the error naming its path) instead of nulling all of `data`,
+/// which would hide the ones that succeeded.
+pub(crate) async fn nullable<T>(
+    mutation: impl std::future::Future<Output = crate::error::ApiResult<T>>,
+) -> crate::error::ApiResult<Option<T>> {
+    mutation.await.map(Some)
+}
+
 /// needtoknow's schema.
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// The schema's SDL as `needtoknow schema` prints it and `schema.graphql` holds it: with
+/// `@specifiedBy` on custom scalars, as introspection reports them.
+pub fn sdl() -> String {
+    build_schema().sdl_with_options(async_graphql::SDLExportOptions::new().include_specified_by())
+}
 
 /// Builds the schema with default limits, introspection on (what `needtoknow schema`
 /// prints).
@@ -59,8 +79,8 @@ pub fn build_schema() -> AppSchema {
 /// Builds the schema with `limits`; without `introspection`, introspection queries and
 /// field suggestions in error messages are off (production).
 pub fn build_schema_with(limits: &QueryLimits, introspection: bool) -> AppSchema {
+    // Depth is checked by `crate::limits`, which gives introspection its own allowance.
     let builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .limit_depth(limits.depth)
         .limit_complexity(limits.complexity)
         .limit_recursive_depth(limits.recursion)
         .limit_directives(limits.directives);

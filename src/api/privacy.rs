@@ -66,14 +66,21 @@ impl PrivacyMutation {
     /// customer only by their former id. Erasing again answers the same; an unknown
     /// customer is `NOT_FOUND`. For roles the policy allows (`allow(agent, "erase",
     /// "customer_data")`).
-    async fn erase_customer(&self, ctx: &Context<'_>, customer_id: ID) -> ApiResult<Erasure> {
-        let request = RequestContext::get(ctx);
-        require(request, Permission::EraseCustomerData)?;
-        let id = CustomerId::parse(&customer_id, "customerId")?;
-        let erased_at = request.privacy().erase(id).await?;
-        Ok(Erasure {
-            customer_id,
-            erased_at,
+    async fn erase_customer(
+        &self,
+        ctx: &Context<'_>,
+        customer_id: ID,
+    ) -> ApiResult<Option<Erasure>> {
+        super::nullable(async {
+            let request = RequestContext::get(ctx);
+            require(request, Permission::EraseCustomerData)?;
+            let id = CustomerId::parse(&customer_id, "customerId")?;
+            let erased_at = request.privacy().erase(id).await?;
+            Ok(Erasure {
+                customer_id,
+                erased_at,
+            })
         })
+        .await
     }
 }

@@ -139,24 +139,27 @@ impl RevealMutation {
         )]
         fields: Vec<String>,
         reason: String,
-    ) -> ApiResult<RevealOutcome> {
-        let request = RequestContext::get(ctx);
-        let reveals = request.reveals();
-        reveals.check_rate().await?;
-        let reason = Reason::parse(&reason)?;
-        let fields = expand(&fields)?;
-        let ticket = request
-            .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
-            .await?;
-        let done = reveals.request(&ticket, &fields, &reason).await?;
-        Ok(RevealOutcome {
-            grants: done.grants.iter().map(GrantObject::from).collect(),
-            request: match done.pending {
-                Some(row) => Some(to_object(request, row).await?),
-                None => None,
-            },
-            already_visible: names(&done.already_visible),
+    ) -> ApiResult<Option<RevealOutcome>> {
+        super::nullable(async {
+            let request = RequestContext::get(ctx);
+            let reveals = request.reveals();
+            reveals.check_rate().await?;
+            let reason = Reason::parse(&reason)?;
+            let fields = expand(&fields)?;
+            let ticket = request
+                .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
+                .await?;
+            let done = reveals.request(&ticket, &fields, &reason).await?;
+            Ok(RevealOutcome {
+                grants: done.grants.iter().map(GrantObject::from).collect(),
+                request: match done.pending {
+                    Some(row) => Some(to_object(request, row).await?),
+                    None => None,
+                },
+                already_visible: names(&done.already_visible),
+            })
         })
+        .await
     }
 
     /// Approves a pending request (supervisors of the ticket's team, not the requester):
@@ -166,12 +169,15 @@ impl RevealMutation {
         ctx: &Context<'_>,
         request_id: ID,
         note: Option<String>,
-    ) -> ApiResult<RevealRequest> {
-        let request = RequestContext::get(ctx);
-        let note = note.map(|n| Reason::parse(&n)).transpose()?;
-        let id = RevealRequestId::parse(&request_id, "requestId")?;
-        let decided = request.reveals().approve(id, note).await?;
-        to_object(request, decided).await
+    ) -> ApiResult<Option<RevealRequest>> {
+        super::nullable(async {
+            let request = RequestContext::get(ctx);
+            let note = note.map(|n| Reason::parse(&n)).transpose()?;
+            let id = RevealRequestId::parse(&request_id, "requestId")?;
+            let decided = request.reveals().approve(id, note).await?;
+            to_object(request, decided).await
+        })
+        .await
     }
 
     /// Denies a pending request, with a note for the requester (10-500 characters).
@@ -180,21 +186,31 @@ impl RevealMutation {
         ctx: &Context<'_>,
         request_id: ID,
         note: String,
-    ) -> ApiResult<RevealRequest> {
-        let request = RequestContext::get(ctx);
-        let note = Reason::parse(&note)?;
-        let id = RevealRequestId::parse(&request_id, "requestId")?;
-        let decided = request.reveals().deny(id, note).await?;
-        to_object(request, decided).await
+    ) -> ApiResult<Option<RevealRequest>> {
+        super::nullable(async {
+            let request = RequestContext::get(ctx);
+            let note = Reason::parse(&note)?;
+            let id = RevealRequestId::parse(&request_id, "requestId")?;
+            let decided = request.reveals().deny(id, note).await?;
+            to_object(request, decided).await
+        })
+        .await
     }
 
     /// Revokes a grant: its holder may, and so may whoever the policy allows
     /// (`allow(agent, "revoke_reveal", ticket)`: supervisors of the ticket's team).
-    async fn revoke_reveal(&self, ctx: &Context<'_>, grant_id: ID) -> ApiResult<GrantObject> {
-        let request = RequestContext::get(ctx);
-        let grant_id = GrantId::parse(&grant_id)?;
-        let grant = request.reveals().revoke(&grant_id).await?;
-        Ok(GrantObject::from(&grant))
+    async fn revoke_reveal(
+        &self,
+        ctx: &Context<'_>,
+        grant_id: ID,
+    ) -> ApiResult<Option<GrantObject>> {
+        super::nullable(async {
+            let request = RequestContext::get(ctx);
+            let grant_id = GrantId::parse(&grant_id)?;
+            let grant = request.reveals().revoke(&grant_id).await?;
+            Ok(GrantObject::from(&grant))
+        })
+        .await
     }
 }
 

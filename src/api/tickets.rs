@@ -304,13 +304,16 @@ impl TicketMutation {
         ctx: &Context<'_>,
         ticket_id: ID,
         status: TicketStatus,
-    ) -> ApiResult<Ticket> {
-        let request = RequestContext::get(ctx);
-        let row = request
-            .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
-            .await?;
-        let row = request.tickets().set_status(row, status).await?;
-        Ok(Ticket::new(row))
+    ) -> ApiResult<Option<Ticket>> {
+        super::nullable(async {
+            let request = RequestContext::get(ctx);
+            let row = request
+                .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
+                .await?;
+            let row = request.tickets().set_status(row, status).await?;
+            Ok(Ticket::new(row))
+        })
+        .await
     }
 
     /// Replies to the customer on a ticket (`allow(agent, "reply", ticket)`: the assignee,
@@ -322,23 +325,29 @@ impl TicketMutation {
         ctx: &Context<'_>,
         ticket_id: ID,
         body: String,
-    ) -> ApiResult<super::intake::MessagePayload> {
-        let request = RequestContext::get(ctx);
-        let body = crate::input::Body::parse("body", &body)?;
-        let row = request
-            .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
-            .await?;
-        request.tickets().reply(&row, &body).await?.try_into()
+    ) -> ApiResult<Option<super::intake::MessagePayload>> {
+        super::nullable(async {
+            let request = RequestContext::get(ctx);
+            let body = crate::input::Body::parse("body", &body)?;
+            let row = request
+                .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
+                .await?;
+            request.tickets().reply(&row, &body).await?.try_into()
+        })
+        .await
     }
 
     /// Takes an unassigned ticket of one of my queues (`allow(agent, "claim", ticket)`).
     /// If someone took it first, `CONFLICT`. Audited (`TICKET_CLAIMED`).
-    async fn claim_ticket(&self, ctx: &Context<'_>, ticket_id: ID) -> ApiResult<Ticket> {
-        let request = RequestContext::get(ctx);
-        let row = request
-            .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
-            .await?;
-        Ok(Ticket::new(request.tickets().claim(&row).await?))
+    async fn claim_ticket(&self, ctx: &Context<'_>, ticket_id: ID) -> ApiResult<Option<Ticket>> {
+        super::nullable(async {
+            let request = RequestContext::get(ctx);
+            let row = request
+                .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
+                .await?;
+            Ok(Ticket::new(request.tickets().claim(&row).await?))
+        })
+        .await
     }
 
     /// Assigns a ticket to an agent of its team, by handle (`allow(agent, "assign",
@@ -349,12 +358,15 @@ impl TicketMutation {
         ctx: &Context<'_>,
         ticket_id: ID,
         agent: String,
-    ) -> ApiResult<Ticket> {
-        let request = RequestContext::get(ctx);
-        let row = request
-            .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
-            .await?;
-        Ok(Ticket::new(request.tickets().assign(&row, &agent).await?))
+    ) -> ApiResult<Option<Ticket>> {
+        super::nullable(async {
+            let request = RequestContext::get(ctx);
+            let row = request
+                .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
+                .await?;
+            Ok(Ticket::new(request.tickets().assign(&row, &agent).await?))
+        })
+        .await
     }
 
     /// Hands a ticket off to a role that can help ("I can connect you with our billing
@@ -371,24 +383,27 @@ impl TicketMutation {
         to: String,
         agent: Option<String>,
         note: String,
-    ) -> ApiResult<HandOffPayload> {
-        let request = RequestContext::get(ctx);
-        let note = crate::input::Body::parse("note", &note)?;
-        let row = request
-            .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
-            .await?;
-        let done = request
-            .tickets()
-            .hand_off(&row, &to, agent.as_deref(), &note)
-            .await?;
-        Ok(HandOffPayload {
-            ticket_id: ID(done.ticket_id.to_string()),
-            role: done.role,
-            topic: done.topic,
-            assigned: done.assignee_id.is_some(),
-            note_message_id: ID(done.note_message_id.to_string()),
-            revoked_grants: i32::try_from(done.revoked_grants).unwrap_or(i32::MAX),
+    ) -> ApiResult<Option<HandOffPayload>> {
+        super::nullable(async {
+            let request = RequestContext::get(ctx);
+            let note = crate::input::Body::parse("note", &note)?;
+            let row = request
+                .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
+                .await?;
+            let done = request
+                .tickets()
+                .hand_off(&row, &to, agent.as_deref(), &note)
+                .await?;
+            Ok(HandOffPayload {
+                ticket_id: ID(done.ticket_id.to_string()),
+                role: done.role,
+                topic: done.topic,
+                assigned: done.assignee_id.is_some(),
+                note_message_id: ID(done.note_message_id.to_string()),
+                revoked_grants: i32::try_from(done.revoked_grants).unwrap_or(i32::MAX),
+            })
         })
+        .await
     }
 }
 
@@ -423,7 +438,9 @@ pub struct HandOffTarget {
 #[Object]
 impl TicketQuery {
     /// A ticket the calling agent may see. Any other id, existing or not, is `NOT_FOUND`.
-    async fn ticket(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Ticket> {
+    /// Nullable so that one ticket that cannot be shown is `null` (with the error at its
+    /// path) while the other root fields of the document are still served.
+    async fn ticket(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Ticket>> {
         let request = RequestContext::get(ctx);
         // The agent's grants are read alongside, so the fields below find them ready.
         let (found, _) = tokio::join!(
@@ -431,7 +448,7 @@ impl TicketQuery {
             request.grants.active()
         );
         let (row, customer) = found?;
-        Ok(Ticket { row, customer })
+        Ok(Some(Ticket { row, customer }))
     }
 
     /// The tickets the calling agent may see, oldest first, as a Relay connection.

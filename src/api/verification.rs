@@ -47,26 +47,29 @@ impl VerificationMutation {
         ctx: &Context<'_>,
         ticket_id: ID,
         answers: IdentityAnswers,
-    ) -> ApiResult<IdentityCheck> {
-        let request = RequestContext::get(ctx);
-        let ticket = request
-            .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
-            .await?;
-        let outcome = request
-            .verification()
-            .check(
-                &ticket,
-                &Answers {
-                    date_of_birth: answers.date_of_birth,
-                    postal_code: answers.postal_code,
-                    card_last4: answers.card_last4,
-                },
-            )
-            .await?;
-        Ok(IdentityCheck {
-            date_of_birth: outcome.date_of_birth,
-            postal_code: outcome.postal_code,
-            card_last4: outcome.card_last4,
+    ) -> ApiResult<Option<IdentityCheck>> {
+        super::nullable(async {
+            let request = RequestContext::get(ctx);
+            let ticket = request
+                .visible_ticket(TicketId::parse(&ticket_id, "ticketId")?)
+                .await?;
+            let outcome = request
+                .verification()
+                .check(
+                    &ticket,
+                    &Answers {
+                        date_of_birth: answers.date_of_birth,
+                        postal_code: answers.postal_code,
+                        card_last4: answers.card_last4,
+                    },
+                )
+                .await?;
+            Ok(IdentityCheck {
+                date_of_birth: outcome.date_of_birth,
+                postal_code: outcome.postal_code,
+                card_last4: outcome.card_last4,
+            })
         })
+        .await
     }
 }

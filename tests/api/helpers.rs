@@ -35,7 +35,7 @@ pub struct TestApp {
 /// Creates an empty PostgreSQL database for one test and returns its name.
 pub async fn create_pg_database() -> String {
     use sea_orm::{ConnectionTrait, Database};
-    let name = format!("ntk_test_{}", uuid::Uuid::new_v4().simple());
+    let name = crate::common::pg_database_name();
     let admin = Database::connect(format!("{}/postgres", postgres_admin_url()))
         .await
         .expect("PostgreSQL must be reachable for the tests (scripts/test starts it)");

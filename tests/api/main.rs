@@ -4,6 +4,7 @@
 mod agent_admin;
 #[path = "../common/mod.rs"]
 mod common;
+mod conformance;
 mod helpers;
 mod import;
 mod intake;

@@ -1,5 +1,5 @@
-//! What every test crate shares: the one way to run the `needtoknow` binary, and the
-//! `TEST_LOG=1` switch.
+//! What every test crate shares: the one way to run the `needtoknow` binary, the
+//! `TEST_LOG=1` switch, and the names of test databases.
 //!
 //! With `TEST_LOG=1` (e.g. `TEST_LOG=1 cargo test --test api some_test`), the service's
 //! logs are shown for a failing test: in-process services log to the test's captured
@@ -125,4 +125,12 @@ pub fn serve(command: &mut Command) -> Served {
         log,
         collector: Some(collector),
     }
+}
+
+/// A fresh name for a test's own PostgreSQL database. `scripts/test` gives each run a prefix
+/// of its own (`NEEDTOKNOW_TEST_DB_PREFIX`) and drops exactly those databases when the run
+/// ends, so two runs on one server never drop each other's.
+pub fn pg_database_name() -> String {
+    let prefix = std::env::var("NEEDTOKNOW_TEST_DB_PREFIX").unwrap_or_else(|_| "ntk_test_".into());
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())
 }

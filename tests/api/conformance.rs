@@ -1,0 +1,252 @@
+//! What frontend teams' tools expect of a GraphQL server, found trying them as a new user
+//! would: GraphQL over HTTP (media types and status codes), the response shape the spec
+//! gives (keys in selection order, failed fields null), standard introspection in demo
+//! mode, and the small promises of the README (no-store on 401, 414 for long URLs).
+
+use serde_json::{json, Value};
+
+use crate::helpers::{error_code, spawn_app, Backend, TestApp};
+use crate::on_both_databases;
+
+/// Posts `body` as `handle` with `accept`; returns status, content type and the raw text.
+async fn post_accepting(
+    app: &TestApp,
+    handle: &str,
+    accept: &str,
+    body: &Value,
+) -> (u16, String, String) {
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .bearer_auth(app.token(handle))
+        .header("accept", accept)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (status, content_type, response.text().await.unwrap())
+}
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+
+/// A client that accepts `application/graphql-response+json` gets it, and a request error
+/// (parse, validation, a limit, variables) is HTTP 400 without `data`; a legacy
+/// `application/json` client gets 200 with the same errors and no `data`. An executed
+/// request is 200 either way.
+#[tokio::test]
+async fn request_errors_follow_graphql_over_http() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let failures = [
+        json!({ "query": "{ me { handle " }),
+        json!({ "query": "{ me { nonsense } }" }),
+        json!({ "query": "query($n: Int!) { tickets(first: $n) { edges { cursor } } }", "variables": { "n": "many" } }),
+        json!({ "query": "{ a { b { c { d { e { f { g { h { i { j { k { l { m } } } } } } } } } } } } }" }),
+    ];
+    for body in &failures {
+        let (status, content_type, text) =
+            post_accepting(&app, "frontline", GRAPHQL_RESPONSE, body).await;
+        assert_eq!(status, 400, "{body}: {text}");
+        assert!(content_type.starts_with(GRAPHQL_RESPONSE), "{content_type}");
+        let parsed: Value = serde_json::from_str(&text).unwrap();
+        assert!(
+            parsed.get("data").is_none(),
+            "no data on a request error: {text}"
+        );
+        assert_eq!(error_code(&parsed), "BAD_USER_INPUT");
+
+        let (status, content_type, text) =
+            post_accepting(&app, "frontline", "application/json", body).await;
+        assert_eq!(status, 200, "{body}: {text}");
+        assert!(
+            content_type.starts_with("application/json"),
+            "{content_type}"
+        );
+        assert!(serde_json::from_str::<Value>(&text)
+            .unwrap()
+            .get("data")
+            .is_none());
+    }
+    let ok = json!({ "query": "{ me { handle } }" });
+    for accept in [GRAPHQL_RESPONSE, "application/json", "*/*"] {
+        let (status, _, text) = post_accepting(&app, "frontline", accept, &ok).await;
+        assert_eq!(status, 200, "{accept}: {text}");
+    }
+}
+
+/// The depth refusal names the limit, like every other limit.
+#[tokio::test]
+async fn the_depth_refusal_names_the_limit() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let deep = "{ a { b { c { d { e { f { g { h { i { j { k { l { m } } } } } } } } } } } } }";
+    let (_, body) = app.query_as("frontline", deep, json!({})).await;
+    assert_eq!(
+        body["errors"][0]["message"],
+        "the query is nested 13 levels deep; the limit is 12"
+    );
+}
+
+/// The standard introspection query's type references (seven `ofType` levels under
+/// `__schema { types { fields { type } } }`) pass in demo mode, though they are deeper than
+/// the data depth limit.
+#[tokio::test]
+async fn standard_introspection_passes_the_depth_limit_in_demo_mode() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let type_ref = format!(
+        "{}kind name{}",
+        "kind name ofType { ".repeat(7),
+        " }".repeat(7)
+    );
+    let query = format!(
+        "{{ __schema {{ types {{ name fields(includeDeprecated: true) {{ name args {{ type {{ {type_ref} }} }} type {{ {type_ref} }} }} }} }} }}"
+    );
+    let (status, body) = app.query_as("frontline", &query, json!({})).await;
+    assert_eq!(status, 200);
+    assert!(body.get("errors").is_none(), "{body}");
+    assert!(body["data"]["__schema"]["types"].as_array().unwrap().len() > 50);
+}
+
+on_both_databases! {
+    /// Two identical requests give identical bytes, with keys in the order of the selection
+    /// (aliases and fragments included), whatever order the fields finished in.
+    async fn responses_follow_the_selection_order_byte_for_byte(app) {
+        let query = "query Page { tickets(first: 50) { pageInfo { hasNextPage } edges { node { \
+            customer { ...C fullName { value access } } zz: subject id assignee { handle } } cursor } } } \
+            fragment C on Customer { email { reveal value access } id chatHistory { value { body ticketId } access } }";
+        let body = json!({ "query": query });
+        let (_, _, first) = post_accepting(&app, "supervisor", "application/json", &body).await;
+        let (_, _, second) = post_accepting(&app, "supervisor", "application/json", &body).await;
+        assert_eq!(first, second, "identical requests, identical bytes");
+        let expected_order = [
+            r#"{"data":{"tickets":{"pageInfo":{"hasNextPage":"#,
+            r#""edges":[{"node":{"customer":{"email":{"reveal":"#,
+            r#""value":"#,
+            r#""access":"#,
+            r#""id":"#,
+            r#""chatHistory":{"value":"#,
+            r#""fullName":{"value":"#,
+            r#""zz":"#,
+            r#""assignee":{"handle":"#,
+            r#""cursor":"#,
+        ];
+        let mut at = 0;
+        for part in expected_order {
+            let found = first[at..].find(part).unwrap_or_else(|| panic!("{part} after {at} in {first}"));
+            at += found + part.len();
+        }
+    }
+}
+
+on_both_databases! {
+    /// A root field that fails is `null` at its key (with its error), and the others are
+    /// served: `ticket` is nullable for that reason, and so is every mutation, so that of two
+    /// mutations in one document the one that succeeded still reports it.
+    async fn failed_root_fields_are_null_and_the_rest_is_served(app) {
+        let mine = app.ticket_id("Cannot reset my password").await;
+        let billing = app.ticket_id("Charged twice in March").await;
+        let (status, body) = app
+            .query_as(
+                "frontline",
+                "query($a: ID!, $b: ID!) { a: ticket(id: $a) { subject } b: ticket(id: $b) { subject } }",
+                json!({ "a": mine, "b": billing }),
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(body["data"], json!({ "a": { "subject": "Cannot reset my password" }, "b": null }));
+        assert_eq!(body["errors"][0]["path"], json!(["b"]));
+        assert_eq!(error_code(&body), "NOT_FOUND");
+
+        let parcel = app.ticket_id("Where is my parcel?").await;
+        let (_, body) = app
+            .query_as(
+                "frontline",
+                "mutation($a: ID!, $b: ID!) { a: setTicketStatus(ticketId: $a, status: PENDING) { status } b: setTicketStatus(ticketId: $b, status: PENDING) { status } }",
+                json!({ "a": billing, "b": parcel }),
+            )
+            .await;
+        assert_eq!(body["data"], json!({ "a": null, "b": { "status": "PENDING" } }));
+        assert_eq!(body["errors"][0]["path"], json!(["a"]));
+    }
+}
+
+/// Refusals carry `Cache-Control: no-store`, 401 included: nothing may keep an answer
+/// about a credential.
+#[tokio::test]
+async fn unauthenticated_answers_are_not_stored() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let response = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .json(&json!({ "query": "{ me { handle } }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+}
+
+/// A GET whose parameters are too long for a URL gets 414 with a GraphQL error and a
+/// request id, as the README says. (It got a bare 400 from the HTTP layer, which refuses
+/// URLs of 64 KiB and more before the service sees them: the service's limit for GET
+/// parameters is 32 KiB.)
+#[tokio::test]
+async fn an_overlong_get_is_414_with_a_body_and_a_request_id() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let padding = "x".repeat(40 * 1024);
+    let query = format!("{{ me {{ handle }} }} #{padding}");
+    let response = app
+        .client
+        .get(format!("{}/graphql", app.address))
+        .query(&[("query", query.as_str())])
+        .bearer_auth(app.token("frontline"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 414);
+    assert!(response.headers().contains_key("x-request-id"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+}
+
+/// GraphiQL is served whole by the service with a policy that allows nothing else: no CDN.
+#[tokio::test]
+async fn graphiql_and_its_assets_come_from_the_service_itself() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let page = app
+        .client
+        .get(format!("{}/graphql", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(policy.contains("script-src 'self'") && policy.contains("default-src 'none'"));
+    let html = page.text().await.unwrap();
+    assert!(
+        !html.contains("https://") && !html.contains("//unpkg"),
+        "{html}"
+    );
+    for asset in [
+        "graphiql.min.js",
+        "graphiql.min.css",
+        "react.production.min.js",
+        "react-dom.production.min.js",
+        "init.js",
+    ] {
+        assert!(html.contains(&format!("/graphiql/{asset}")), "{asset}");
+        let response = app
+            .client
+            .get(format!("{}/graphiql/{asset}", app.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{asset}");
+    }
+}
