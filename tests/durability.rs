@@ -450,7 +450,7 @@ const APPROVE: &str = "mutation($r: ID!) { approveReveal(requestId: $r, note: \"
 const OPEN: &str = "mutation($i: OpenTicketInput!) { openTicket(input: $i) { ticketId } }";
 const APPEND: &str = "mutation($t: ID!, $i: AppendMessageInput!) { appendMessage(ticketId: $t, input: $i) { messageId } }";
 const EVERYTHING: &str = "{ tickets(first: 100) { edges { node { id status messages { body } customer { fullName { value } email { value } phone { value } postalAddress { value } dateOfBirth { value } paymentMethods { access } } } } } }";
-const GRANTS: &str = "{ myGrants { id field ticketId } }";
+const GRANTS: &str = "{ myGrants { edges { node { id field ticketId } } } }";
 
 /// One mutation as a client sends it, with an `Idempotency-Key` when it has one.
 #[derive(Clone, Debug)]
@@ -627,7 +627,8 @@ async fn check_consistency(place: &Place, service: &Service, round: usize) {
     let events = entity::audit_event::Entity::find().all(&db).await.unwrap();
     for holder in ["frontline", "supervisor"] {
         let grants = service.query(holder, GRANTS, json!({})).await;
-        for grant in grants["data"]["myGrants"].as_array().unwrap() {
+        for edge in grants["data"]["myGrants"]["edges"].as_array().unwrap() {
+            let grant = &edge["node"];
             let ticket: i32 = grant["ticketId"].as_str().unwrap().parse().unwrap();
             let field = format!("\"{}\"", grant["field"].as_str().unwrap());
             assert!(

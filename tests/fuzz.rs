@@ -249,8 +249,8 @@ const VALID: &[&str] = &[
     "query($id: ID!) { ticket(id: $id) { id subject status assignee { handle } messages { body } customer { fullName { value access } email { value access revealOption grantExpiresAt } phone { value } postalAddress { value } dateOfBirth { value } identityDocuments { access value { fileName } } paymentMethods { value { brand last4 } } invoices { value { number } } otherTickets { value { subject } } chatHistory { value { body } } } accessSummary { sentence } } }",
     "query($v: String) { tickets(first: 5, topic: $v) { edges { node { id customer { email { value } } } } pageInfo { hasNextPage } } }",
     "query($v: String) { tickets(first: 3, after: $v) { edges { cursor node { id } } } }",
-    "query($v: String) { ticketsByContact(email: $v) { id subject } }",
-    "query($v: String) { ticketsByContact(phone: $v) { id subject } }",
+    "query($v: String) { ticketsByContact(email: $v) { edges { node { id subject } } } }",
+    "query($v: String) { ticketsByContact(phone: $v) { edges { node { id subject } } } }",
     "mutation($id: ID!, $v: String!) { requestReveal(ticketId: $id, fields: [\"email\", \"contact\"], reason: $v) { grants { field expiresAt } request { id status } } }",
     "mutation($id: ID!, $v: String!) { requestReveal(ticketId: $id, fields: [$v], reason: \"the customer asked for it\") { grants { field } } }",
     "mutation($id: ID!, $v: String) { approveReveal(requestId: $id, note: $v) { id status } }",
@@ -264,7 +264,7 @@ const VALID: &[&str] = &[
     "query($id: ID) { auditEvents(first: 5, filter: { ticketId: $id }) { edges { node { seq fields } } } }",
     "query($id: ID!) { customerAccessReport(customerId: $id) { customerId entries { action } } }",
     "query($id: ID!) { exportCustomerData(customerId: $id) }",
-    "query { me { handle role queues } myGrants { id field expiresAt } pendingRevealRequests { id reason fields } }",
+    "query { me { handle role queues } myGrants { edges { node { id field expiresAt } } } pendingRevealRequests { edges { node { id reason fields } } } }",
 ];
 
 /// A whole query text: valid, built from the schema, mutated, or arbitrary.

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod consent;
 pub mod customers;
 pub mod intake;
+pub mod pages;
 pub mod privacy;
 pub mod reveal;
 pub mod shape;

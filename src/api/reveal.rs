@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use entity::{agent, reveal_request};
 use sea_orm::EntityTrait;
 
+use super::pages::{numeric_key, Page, Window};
+use super::tickets::DEFAULT_PAGE_SIZE;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{GrantId, RevealRequestId, TicketId};
 use crate::policy::DataClass;
@@ -220,21 +222,61 @@ pub struct RevealQuery;
 
 #[Object]
 impl RevealQuery {
-    /// The caller's active grants, soonest to expire first. `REVEAL_UNAVAILABLE` when the
-    /// grant store cannot be reached.
-    async fn my_grants(&self, ctx: &Context<'_>) -> ApiResult<Vec<GrantObject>> {
-        let grants = RequestContext::get(ctx).reveals().mine().await?;
-        Ok(grants.iter().map(GrantObject::from).collect())
+    /// The caller's active grants, soonest to expire first, as a Relay connection.
+    /// `REVEAL_UNAVAILABLE` when the grant store cannot be reached.
+    async fn my_grants(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, from 1 to the configured maximum (default 20).")]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
+        #[graphql(desc = "Page size reading backward.")] last: Option<i32>,
+        #[graphql(desc = "Cursor of the first edge of the next page.")] before: Option<String>,
+    ) -> ApiResult<Page<GrantObject>> {
+        let request = RequestContext::get(ctx);
+        let window = window(request, "grant", first, after, last, before)?;
+        let grants = request.reveals().mine().await?;
+        let keyed = grants
+            .iter()
+            .map(|g| {
+                let key = format!("{}:{}", numeric_key(g.expires_at.timestamp_micros()), g.id);
+                (key, GrantObject::from(g))
+            })
+            .collect();
+        Ok(window.slice("grant", keyed))
     }
 
     /// Pending reveal requests the caller may decide (supervisors: their team's tickets),
-    /// oldest first.
-    async fn pending_reveal_requests(&self, ctx: &Context<'_>) -> ApiResult<Vec<RevealRequest>> {
+    /// oldest first, as a Relay connection (of the oldest 200).
+    async fn pending_reveal_requests(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, from 1 to the configured maximum (default 20).")]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
+        #[graphql(desc = "Page size reading backward.")] last: Option<i32>,
+        #[graphql(desc = "Cursor of the first edge of the next page.")] before: Option<String>,
+    ) -> ApiResult<Page<RevealRequest>> {
         let request = RequestContext::get(ctx);
-        let mut out = Vec::new();
+        let window = window(request, "reveal_request", first, after, last, before)?;
+        let mut keyed = Vec::new();
         for row in request.reveals().pending().await? {
-            out.push(to_object(request, row).await?);
+            let key = numeric_key(row.id.into());
+            keyed.push((key, to_object(request, row).await?));
         }
-        Ok(out)
+        Ok(window.slice("reveal_request", keyed))
     }
+}
+
+/// The page arguments of a list of `kind`, checked against the configured page size.
+fn window(
+    request: &RequestContext,
+    kind: &str,
+    first: Option<i32>,
+    after: Option<String>,
+    last: Option<i32>,
+    before: Option<String>,
+) -> ApiResult<Window> {
+    let max = request.settings.limits.page_size;
+    Window::parse(kind, first, after, last, before, DEFAULT_PAGE_SIZE, max)
 }

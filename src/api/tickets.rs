@@ -2,13 +2,12 @@
 
 use std::sync::Arc;
 
-use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, Object, SimpleObject, ID};
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use entity::{customer, ticket};
 
 use super::customers::Customer;
+use super::pages::{numeric_key, Direction, Page, Window};
 use crate::agents::Agent;
 use crate::disclosure::summary::AccessSummary;
 use crate::disclosure::Gate;
@@ -222,27 +221,10 @@ impl Ticket {
     }
 }
 
-/// A cursor of the ticket list: opaque to clients.
-pub struct TicketCursor(i32);
-
-impl TicketCursor {
-    fn decode(s: &str) -> Result<Self, ApiError> {
-        let bad = || ApiError::BadUserInput("`after` is not a cursor returned by `tickets`".into());
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(s)
-            .map_err(|_| bad())?;
-        let text = String::from_utf8(bytes).map_err(|_| bad())?;
-        let id = text
-            .strip_prefix("ticket:")
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(bad)?;
-        Ok(TicketCursor(id))
-    }
-
-    fn encode(&self) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("ticket:{}", self.0))
-    }
-}
+/// The kind of `tickets`' cursors (`ticket:<id>`, base64url).
+const CURSOR: &str = "ticket";
+/// The kind of `ticketsByContact`'s cursors.
+const BY_CONTACT: &str = "contact_ticket";
 
 /// Ticket queries.
 #[derive(Default)]
@@ -261,14 +243,20 @@ impl ContactLookupQuery {
     /// The tickets the calling agent may see of the customer with exactly this email or
     /// phone (give one), found through blind indexes — e.g. to link an inbound email to its
     /// customer. Reveals nothing the agent could not already open; an unknown contact gives
-    /// an empty list. For roles the policy allows (`allow(agent, "lookup",
+    /// an empty connection. For roles the policy allows (`allow(agent, "lookup",
     /// "customer_by_contact")`).
+    #[allow(clippy::too_many_arguments)] // the two contacts and the four of a connection
     async fn tickets_by_contact(
         &self,
         ctx: &Context<'_>,
         email: Option<String>,
         phone: Option<String>,
-    ) -> ApiResult<Vec<Ticket>> {
+        #[graphql(desc = "Page size, from 1 to the configured maximum (default 20).")]
+        first: Option<i32>,
+        #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
+        #[graphql(desc = "Page size reading backward.")] last: Option<i32>,
+        #[graphql(desc = "Cursor of the first edge of the next page.")] before: Option<String>,
+    ) -> ApiResult<Page<Ticket>> {
         let request = RequestContext::get(ctx);
         if !request.allowed(crate::vocabulary::Permission::LookupByContact) {
             return Err(ApiError::Forbidden(
@@ -276,6 +264,16 @@ impl ContactLookupQuery {
             ));
         }
         let contact = Contact::parse(email, phone)?;
+        let max = request.settings.limits.page_size;
+        let window = Window::parse(
+            BY_CONTACT,
+            first,
+            after,
+            last,
+            before,
+            DEFAULT_PAGE_SIZE,
+            max,
+        )?;
         let scopes = scopes(&request.agent, request);
         let rows = lookup::by_contact(
             &request.db,
@@ -285,7 +283,11 @@ impl ContactLookupQuery {
             &contact,
         )
         .await?;
-        Ok(rows.into_iter().map(Ticket::new).collect())
+        let keyed = rows
+            .into_iter()
+            .map(|row| (numeric_key(row.id.into()), Ticket::new(row)))
+            .collect();
+        Ok(window.slice(BY_CONTACT, keyed))
     }
 }
 
@@ -451,10 +453,12 @@ impl TicketQuery {
         Ok(Some(Ticket { row, customer }))
     }
 
-    /// The tickets the calling agent may see, oldest first, as a Relay connection.
+    /// The tickets the calling agent may see, oldest first, as a Relay connection: `first`
+    /// (with `after`) reads forward, `last` (with `before`) backward; never both.
     #[graphql(
-        complexity = "first.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE) as usize * child_complexity"
+        complexity = "first.or(last).unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE) as usize * child_complexity"
     )]
+    #[allow(clippy::too_many_arguments)] // the four of a connection and two filters
     async fn tickets(
         &self,
         ctx: &Context<'_>,
@@ -463,22 +467,28 @@ impl TicketQuery {
         )]
         first: Option<i32>,
         #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
+        #[graphql(desc = "Page size reading backward, from 1 to the configured maximum.")]
+        last: Option<i32>,
+        #[graphql(desc = "Cursor of the first edge of the next page.")] before: Option<String>,
         #[graphql(desc = "Only tickets with this status.")] status: Option<TicketStatus>,
         #[graphql(desc = "Only tickets of this topic.")] topic: Option<String>,
-    ) -> ApiResult<Connection<String, Ticket, EmptyFields, EmptyFields>> {
+    ) -> ApiResult<Page<Ticket>> {
         let request = RequestContext::get(ctx);
-        let first = first.unwrap_or(DEFAULT_PAGE_SIZE);
         let max = request.settings.limits.page_size;
-        if !(1..=max).contains(&first) {
-            return Err(ApiError::BadUserInput(format!(
-                "`first` must be between 1 and {max}"
-            )));
-        }
-        let after = after
-            .as_deref()
-            .map(TicketCursor::decode)
-            .transpose()?
-            .map(|c| c.0);
+        let window = Window::parse(CURSOR, first, after, last, before, DEFAULT_PAGE_SIZE, max)?;
+        let id = |key: &Option<String>| -> ApiResult<Option<i32>> {
+            key.as_deref()
+                .map(|k| {
+                    k.parse()
+                        .map_err(|_| ApiError::BadUserInput("not a cursor of `tickets`".into()))
+                })
+                .transpose()
+        };
+        let range = visibility::Range {
+            after: id(&window.after)?,
+            before: id(&window.before)?,
+            from_the_end: matches!(window.direction, Direction::Backward(_)),
+        };
         if let Some(topic) = &topic {
             if !is_word(topic) {
                 return Err(ApiError::BadUserInput(
@@ -491,24 +501,24 @@ impl TicketQuery {
             topic,
         };
         let scopes = scopes(&request.agent, request);
-        // One extra row tells whether a next page exists.
-        let limit = u64::try_from(first).unwrap_or(1) + 1;
         // The agent's grants are read alongside the page, so that every ticket's fields find
         // them ready: fields waiting on the grant store at different times would split the
         // page's batched loads into several statements.
         let (rows, _) = tokio::join!(
-            visibility::page(&request.db, &request.agent, &scopes, &filter, after, limit),
+            visibility::page(
+                &request.db,
+                &request.agent,
+                &scopes,
+                &filter,
+                range,
+                window.limit()
+            ),
             request.grants.active()
         );
-        let mut rows = rows?;
-        let has_next = rows.len() as u64 == limit;
-        rows.truncate(first as usize);
-        let mut connection = Connection::new(after.is_some(), has_next);
-        connection
-            .edges
-            .extend(rows.into_iter().map(|(row, customer)| {
-                Edge::new(TicketCursor(row.id).encode(), Ticket { row, customer })
-            }));
-        Ok(connection)
+        let rows = rows?
+            .into_iter()
+            .map(|(row, customer)| (row.id.to_string(), Ticket { row, customer }))
+            .collect();
+        Ok(window.page(CURSOR, rows))
     }
 }

@@ -69,8 +69,20 @@ fn visibility_parts(agent: &Agent, scopes: &[TicketScope]) -> Vec<Condition> {
     parts
 }
 
-/// Up to `limit` visible tickets with id greater than `after`, ordered by id, each with its
-/// customer's row (joined: one statement for the page and its customers).
+/// Which ids a page reads, and from which end.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Range {
+    /// Only ids greater than this.
+    pub after: Option<i32>,
+    /// Only ids smaller than this.
+    pub before: Option<i32>,
+    /// Read from the highest id down (a backward page); otherwise from the lowest up.
+    pub from_the_end: bool,
+}
+
+/// Up to `limit` visible tickets in `range`, ordered by id from the range's start (or its
+/// end, reading backward), each with its customer's row (joined: one statement for the
+/// page and its customers).
 ///
 /// The scopes are OR-ed, and a database answering `a OR b ORDER BY id LIMIT n` through two
 /// indexes must sort every matching ticket first: a page got slower as the table grew. So
@@ -81,10 +93,15 @@ pub async fn page(
     agent: &Agent,
     scopes: &[TicketScope],
     filter: &TicketFilter,
-    after: Option<i32>,
+    range: Range,
     limit: u64,
 ) -> ApiResult<Vec<(ticket::Model, Option<customer::Model>)>> {
     use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Order, Query, UnionType};
+    let order = if range.from_the_end {
+        Order::Desc
+    } else {
+        Order::Asc
+    };
     let mut union: Option<sea_orm::sea_query::SelectStatement> = None;
     for (n, part) in visibility_parts(agent, scopes).into_iter().enumerate() {
         let mut first = Query::select();
@@ -92,7 +109,7 @@ pub async fn page(
             .column(ticket::Column::Id)
             .from(ticket::Entity)
             .cond_where(part)
-            .order_by(ticket::Column::Id, Order::Asc)
+            .order_by(ticket::Column::Id, order.clone())
             .limit(limit);
         if let Some(status) = &filter.status {
             first.and_where(ticket::Column::Status.eq(status.clone()));
@@ -100,8 +117,11 @@ pub async fn page(
         if let Some(topic) = &filter.topic {
             first.and_where(ticket::Column::Topic.eq(topic.clone()));
         }
-        if let Some(after) = after {
+        if let Some(after) = range.after {
             first.and_where(ticket::Column::Id.gt(after));
+        }
+        if let Some(before) = range.before {
+            first.and_where(ticket::Column::Id.lt(before));
         }
         // A derived table, since SQLite takes no ORDER BY or LIMIT in a compound member.
         let wrapped = Query::select()
@@ -123,7 +143,7 @@ pub async fn page(
     Ok(ticket::Entity::find()
         .find_also_related(customer::Entity)
         .filter(Expr::col((ticket::Entity, ticket::Column::Id)).in_subquery(ids))
-        .order_by_asc(ticket::Column::Id)
+        .order_by(ticket::Column::Id, order)
         .limit(limit)
         .all(db)
         .await?)

@@ -322,7 +322,7 @@ async fn the_recursion_limit_refuses_deeply_nested_fragments() {
 async fn deeply_nested_variables_get_precise_errors() {
     let app = crate::helpers::spawn_app_with(Backend::Sqlite, |_| {}).await;
     let url = format!("{}/graphql", app.address);
-    let query = "query($v: String) { ticketsByContact(email: $v) { id } }";
+    let query = "query($v: String) { ticketsByContact(email: $v) { edges { node { id } } } }";
     for (depth, status) in [(100usize, 200u16), (5_000, 400)] {
         let body = format!(
             r#"{{"query": {}, "variables": {{"v": {}"x"{}}}}}"#,

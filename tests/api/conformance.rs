@@ -250,3 +250,76 @@ async fn graphiql_and_its_assets_come_from_the_service_itself() {
         assert_eq!(response.status().as_u16(), 200, "{asset}");
     }
 }
+
+on_both_databases! {
+    /// Connections read both ways: `last`/`before` walk back over what `first`/`after`
+    /// walked forward, with the same cursors; `first` and `last` together are refused.
+    async fn connections_page_backward_as_well_as_forward(app) {
+        let page = |args: String| format!(
+            "{{ tickets({args}) {{ edges {{ cursor node {{ subject }} }} pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }} }} }}"
+        );
+        let subjects = |body: &Value| -> Vec<String> {
+            body["tickets"]["edges"].as_array().unwrap().iter()
+                .map(|e| e["node"]["subject"].as_str().unwrap().to_owned()).collect()
+        };
+        let all = app.data_as("supervisor", &page("first: 6".into()), json!({})).await;
+        let all = subjects(&all);
+        assert_eq!(all.len(), 6);
+
+        let last = app.data_as("supervisor", &page("last: 2".into()), json!({})).await;
+        assert_eq!(subjects(&last), all[4..]);
+        assert_eq!(last["tickets"]["pageInfo"]["hasPreviousPage"], true);
+        let cursor = last["tickets"]["pageInfo"]["startCursor"].as_str().unwrap().to_owned();
+        let before = app
+            .data_as("supervisor", &page(format!("last: 3, before: \"{cursor}\"")), json!({}))
+            .await;
+        assert_eq!(subjects(&before), all[1..4]);
+        let start = before["tickets"]["pageInfo"]["startCursor"].as_str().unwrap().to_owned();
+        let after = app
+            .data_as("supervisor", &page(format!("first: 1, after: \"{start}\"")), json!({}))
+            .await;
+        assert_eq!(subjects(&after), all[2..3], "the same cursors work forward");
+
+        let (_, body) = app.query_as("supervisor", &page("first: 1, last: 1".into()), json!({})).await;
+        assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    }
+}
+
+on_both_databases! {
+    /// The lists that can grow are connections too: an agent's grants, the requests to
+    /// decide, the tickets found by contact.
+    async fn lists_that_can_grow_are_connections(app) {
+        let ticket = app.ticket_id("Cannot reset my password").await;
+        for field in ["email", "phone"] {
+            let (_, body) = app
+                .query_as(
+                    "frontline",
+                    "mutation($t: ID!, $f: [String!]!) { requestReveal(ticketId: $t, fields: $f, reason: \"customer asked to confirm the contact\") { grants { id } } }",
+                    json!({ "t": ticket, "f": [field] }),
+                )
+                .await;
+            assert!(body.get("errors").is_none(), "{body}");
+        }
+        let query = "query($after: String) { myGrants(first: 1, after: $after) { edges { cursor node { field } } pageInfo { hasNextPage endCursor } } }";
+        let first = app.data_as("frontline", query, json!({ "after": null })).await;
+        assert_eq!(first["myGrants"]["pageInfo"]["hasNextPage"], true);
+        let cursor = first["myGrants"]["pageInfo"]["endCursor"].clone();
+        let second = app.data_as("frontline", query, json!({ "after": cursor })).await;
+        assert_eq!(second["myGrants"]["pageInfo"]["hasNextPage"], false);
+        let mut fields = vec![
+            first["myGrants"]["edges"][0]["node"]["field"].as_str().unwrap().to_owned(),
+            second["myGrants"]["edges"][0]["node"]["field"].as_str().unwrap().to_owned(),
+        ];
+        fields.sort();
+        assert_eq!(fields, ["email", "phone"]);
+
+        let pending = app
+            .data_as("supervisor", "{ pendingRevealRequests(last: 5) { edges { node { id } } pageInfo { hasPreviousPage } } }", json!({}))
+            .await;
+        assert_eq!(pending["pendingRevealRequests"]["pageInfo"]["hasPreviousPage"], false);
+        let found = app
+            .data_as("frontline", "{ ticketsByContact(email: \"robin.sample@example.com\", first: 1) { edges { node { subject } } pageInfo { hasNextPage } } }", json!({}))
+            .await;
+        assert_eq!(found["ticketsByContact"]["edges"].as_array().unwrap().len(), 1);
+    }
+}

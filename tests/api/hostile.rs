@@ -51,8 +51,8 @@ fn calls(ticket: &str, s: &str) -> Vec<(&'static str, &'static str, Value)> {
             "query($s: String) { tickets(first: 5, after: $s) { edges { node { id } } } }",
             json!({ "s": s }),
         ),
-        ("frontline", "query($s: String) { ticketsByContact(email: $s) { id } }", json!({ "s": s })),
-        ("frontline", "query($s: String) { ticketsByContact(phone: $s) { id } }", json!({ "s": s })),
+        ("frontline", "query($s: String) { ticketsByContact(email: $s) { edges { node { id } } } }", json!({ "s": s })),
+        ("frontline", "query($s: String) { ticketsByContact(phone: $s) { edges { node { id } } } }", json!({ "s": s })),
         (
             "frontline",
             "mutation($t: ID!, $s: String!) { requestReveal(ticketId: $t, fields: [\"email\"], reason: $s) { grants { field } } }",
@@ -101,12 +101,16 @@ async fn snapshot(app: &TestApp) -> Value {
     let (_, tickets) = app
         .query_as(
             "supervisor",
-            "{ tickets(first: 100) { edges { node { id status subject messages { body } } } } pendingRevealRequests { id } }",
+            "{ tickets(first: 100) { edges { node { id status subject messages { body } } } } pendingRevealRequests { edges { node { id } } } }",
             json!({}),
         )
         .await;
     let (_, grants) = app
-        .query_as("frontline", "{ myGrants { id } }", json!({}))
+        .query_as(
+            "frontline",
+            "{ myGrants { edges { node { id } } } }",
+            json!({}),
+        )
         .await;
     json!({ "tickets": tickets["data"], "grants": grants["data"] })
 }
@@ -232,7 +236,10 @@ async fn hostile_strings_in_every_input(backend: Backend) {
     let after = snapshot(&app).await;
     assert_eq!(after["tickets"], before["tickets"], "no ticket changed");
     assert_eq!(
-        after["grants"]["myGrants"].as_array().unwrap().len(),
+        after["grants"]["myGrants"]["edges"]
+            .as_array()
+            .unwrap()
+            .len(),
         reasons.len(),
         "one grant per accepted reveal"
     );

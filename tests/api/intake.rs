@@ -178,8 +178,8 @@ on_both_databases! {
         let changed = ok(&app, &intake, UPSERT, json!({ "i": {
             "externalId": "crm-1", "email": "sam@example.org", "plan": "premium", "phone": "+1 555 0199 4411" } })).await;
         assert_eq!(changed["upsertCustomer"]["changedFields"], json!(["plan", "email"]));
-        let found = app.data_as("frontline", "query { ticketsByContact(email: \"sam@example.org\") { id } }", json!({})).await;
-        assert_eq!(found["ticketsByContact"], json!([{ "id": ticket }]));
+        let found = app.data_as("frontline", "query { ticketsByContact(email: \"sam@example.org\") { edges { node { id } } } }", json!({})).await;
+        assert_eq!(found["ticketsByContact"]["edges"], json!([{ "node": { "id": ticket } }]));
     }
 }
 
@@ -535,7 +535,7 @@ async fn a_failed_audit_append_leaves_no_message_on_postgres() {
 }
 
 const ASSIGN: &str = "mutation($t: ID!, $a: String!) { assignTicket(ticketId: $t, agent: $a) { assignee { handle } } }";
-const MY_GRANTS: &str = "{ myGrants { id ticketId field } }";
+const MY_GRANTS: &str = "{ myGrants { edges { node { id ticketId field } } } }";
 
 on_both_databases! {
     /// Assigning and handing off move a ticket and end the previous assignee's access and
@@ -544,7 +544,7 @@ on_both_databases! {
     async fn assignment_and_hand_off_end_the_previous_assignees_access(app) {
         let reset = app.ticket_id("Cannot reset my password").await;
         app.data_as("frontline", "mutation($t: ID!) { requestReveal(ticketId: $t, fields: [\"email\"], reason: \"the customer asked us to confirm it\") { grants { id } } }", json!({ "t": reset })).await;
-        assert_eq!(app.data_as("frontline", MY_GRANTS, json!({})).await["myGrants"].as_array().unwrap().len(), 1);
+        assert_eq!(app.data_as("frontline", MY_GRANTS, json!({})).await["myGrants"]["edges"].as_array().unwrap().len(), 1);
 
         // Only supervisors assign, and only to active agents of the ticket's team.
         let (_, body) = app.query_as("frontline", ASSIGN, json!({ "t": reset, "a": "frontline2" })).await;
@@ -556,7 +556,7 @@ on_both_databases! {
         }
         let moved = app.data_as("supervisor", ASSIGN, json!({ "t": reset, "a": "frontline2" })).await;
         assert_eq!(moved["assignTicket"]["assignee"]["handle"], "frontline2");
-        assert_eq!(app.data_as("frontline", MY_GRANTS, json!({})).await["myGrants"], json!([]), "the previous assignee's grant is revoked");
+        assert_eq!(app.data_as("frontline", MY_GRANTS, json!({})).await["myGrants"]["edges"], json!([]), "the previous assignee's grant is revoked");
         let (_, body) = app.query_as("frontline", "query($t: ID!) { ticket(id: $t) { subject } }", json!({ "t": reset })).await;
         assert_eq!(error_code(&body), "NOT_FOUND");
 

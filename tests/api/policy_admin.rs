@@ -214,7 +214,7 @@ async fn removing_a_role_or_topic_takes_its_access(backend: Backend) {
     let body = query(
         &app,
         &counsel,
-        "{ ticketsByContact(email: \"kim.placeholder@example.org\") { id } }",
+        "{ ticketsByContact(email: \"kim.placeholder@example.org\") { edges { node { id } } } }",
         json!({}),
     )
     .await;

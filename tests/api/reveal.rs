@@ -15,7 +15,7 @@ const REQUEST: &str = "mutation($t: ID!, $f: [String!]!, $r: String!) {
         request { id status fields requester reason } } }";
 const CONTACT: &str = "query($id: ID!) { ticket(id: $id) { customer {
     email { value access reveal grantExpiresAt } phone { value access } } } }";
-const MY_GRANTS: &str = "{ myGrants { id field ticketId expiresAt } }";
+const MY_GRANTS: &str = "{ myGrants { edges { node { id field ticketId expiresAt } } } }";
 const REASON: &str = "customer asked us to confirm the address on file";
 
 async fn contact(app: &TestApp, handle: &str, ticket: &str) -> Value {
@@ -94,7 +94,7 @@ async fn lifecycle(app: TestApp) {
     let supervisor = contact(&app, "supervisor", &robin).await;
     assert_eq!(supervisor["email"]["access"], "MASKED", "nor another agent");
     let mine = app.data_as("frontline", MY_GRANTS, json!({})).await;
-    assert_eq!(mine["myGrants"].as_array().unwrap().len(), 1);
+    assert_eq!(mine["myGrants"]["edges"].as_array().unwrap().len(), 1);
 
     // The demo grants last 2 s (NEEDTOKNOW_MAX_GRANT_SECS caps the policy's 900 s).
     tokio::time::sleep(Duration::from_millis(2300)).await;
@@ -103,7 +103,7 @@ async fn lifecycle(app: TestApp) {
     assert_eq!(after["email"]["value"], "r***@example.com");
     assert_eq!(after["email"]["grantExpiresAt"], Value::Null);
     assert_eq!(
-        app.data_as("frontline", MY_GRANTS, json!({})).await["myGrants"],
+        app.data_as("frontline", MY_GRANTS, json!({})).await["myGrants"]["edges"],
         json!([])
     );
     assert_eq!(
@@ -179,7 +179,8 @@ async fn as_token(app: &TestApp, token: &str, query: &str, variables: Value) -> 
 
 const APPROVE: &str = "mutation($id: ID!, $note: String) { approveReveal(requestId: $id, note: $note) { status decidedBy note } }";
 const DENY: &str = "mutation($id: ID!, $note: String!) { denyReveal(requestId: $id, note: $note) { status decidedBy note } }";
-const PENDING: &str = "{ pendingRevealRequests { id requester fields reason status } }";
+const PENDING: &str =
+    "{ pendingRevealRequests { edges { node { id requester fields reason status } } } }";
 
 /// WITH_APPROVAL: a pending request another supervisor of the team approves (once) or
 /// denies; nobody approves their own request, and non-supervisors approve nothing.
@@ -210,12 +211,15 @@ async fn approvals_need_another_supervisor_of_the_team_and_happen_once() {
 
     let listed = as_token(&app, &other, PENDING, json!({})).await;
     assert_eq!(
-        listed["data"]["pendingRevealRequests"][0]["requester"],
+        listed["data"]["pendingRevealRequests"]["edges"][0]["node"]["requester"],
         "supervisor"
     );
-    assert_eq!(listed["data"]["pendingRevealRequests"][0]["reason"], REASON);
     assert_eq!(
-        app.data_as("supervisor", PENDING, json!({})).await["pendingRevealRequests"],
+        listed["data"]["pendingRevealRequests"]["edges"][0]["node"]["reason"],
+        REASON
+    );
+    assert_eq!(
+        app.data_as("supervisor", PENDING, json!({})).await["pendingRevealRequests"]["edges"],
         json!([])
     );
 
@@ -372,7 +376,7 @@ async fn grants_are_revoked_by_holder_supervisor_or_resolving_the_ticket() {
         .await;
     assert_eq!(resolved["setTicketStatus"]["status"], "RESOLVED");
     assert_eq!(
-        app.data_as("frontline", MY_GRANTS, json!({})).await["myGrants"],
+        app.data_as("frontline", MY_GRANTS, json!({})).await["myGrants"]["edges"],
         json!([])
     );
     assert_eq!(
@@ -440,7 +444,7 @@ async fn bad_reveal_requests_change_nothing() {
         );
     }
     assert_eq!(
-        app.data_as("frontline", MY_GRANTS, json!({})).await["myGrants"],
+        app.data_as("frontline", MY_GRANTS, json!({})).await["myGrants"]["edges"],
         json!([])
     );
     assert_eq!(actions(&app).await, Vec::<String>::new());

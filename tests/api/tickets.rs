@@ -138,9 +138,9 @@ on_both_databases! {
     /// through blind indexes; formatting and case do not matter, unknown contacts find
     /// nothing, and the index column holds no plaintext.
     async fn an_inbound_contact_links_to_the_customers_visible_tickets(app) {
-        let query = "query($e: String, $p: String) { ticketsByContact(email: $e, phone: $p) { subject } }";
+        let query = "query($e: String, $p: String) { ticketsByContact(email: $e, phone: $p) { edges { node { subject } } } }";
         let subjects = |body: &serde_json::Value| -> Vec<String> {
-            body["ticketsByContact"].as_array().unwrap().iter().map(|t| t["subject"].as_str().unwrap().to_owned()).collect()
+            body["ticketsByContact"]["edges"].as_array().unwrap().iter().map(|t| t["node"]["subject"].as_str().unwrap().to_owned()).collect()
         };
         let found = app.data_as("frontline", query, json!({ "e": " Robin.Sample@EXAMPLE.com" })).await;
         assert_eq!(subjects(&found), ["Cannot reset my password"]);

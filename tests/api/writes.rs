@@ -176,9 +176,13 @@ async fn run(backend: Backend) {
     ));
     // Every grant issued was revoked, and every request asked was decided.
     let grants = app
-        .data_as("frontline", "{ myGrants { id } }", json!({}))
+        .data_as(
+            "frontline",
+            "{ myGrants { edges { node { id } } } }",
+            json!({}),
+        )
         .await;
-    assert_eq!(grants["myGrants"], json!([]));
+    assert_eq!(grants["myGrants"]["edges"], json!([]));
     let pending = entity::reveal_request::Entity::find()
         .filter(entity::reveal_request::Column::Status.eq("pending"))
         .count(&db)
@@ -313,8 +317,8 @@ crate::on_both_databases! {
         assert_eq!((status, replayed), (200, true), "{again}");
         assert_eq!(again["data"], first["data"]);
         assert_eq!(events_with_reason(&app, reason).await, 2, "requested and granted, once");
-        let mine = app.data_as("frontline", "{ myGrants { id } }", json!({})).await;
-        assert_eq!(mine["myGrants"].as_array().unwrap().len(), 1);
+        let mine = app.data_as("frontline", "{ myGrants { edges { node { id } } } }", json!({})).await;
+        assert_eq!(mine["myGrants"]["edges"].as_array().unwrap().len(), 1);
 
         let other = json!({ "t": ticket, "r": "another reason for another request" });
         let (status, _, conflict) = app.deliver(&token, "delivery-1", KEYED_REVEAL, other).await;
@@ -372,7 +376,7 @@ crate::on_both_databases! {
         }
         assert!(grants.len() <= 1, "every answer names the same grant: {grants:?}");
         assert_eq!(events_with_reason(&app, reason).await, 2, "requested and granted, once");
-        let mine = app.data_as("frontline", "{ myGrants { id } }", json!({})).await;
-        assert_eq!(mine["myGrants"].as_array().unwrap().len(), 1);
+        let mine = app.data_as("frontline", "{ myGrants { edges { node { id } } } }", json!({})).await;
+        assert_eq!(mine["myGrants"]["edges"].as_array().unwrap().len(), 1);
     }
 }
