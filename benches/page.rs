@@ -1,11 +1,15 @@
-//! The share of a 50-ticket page's server time spent on cryptography.
+//! The share of a 50-ticket page's server time spent on cryptography, and the cost of
+//! putting the page in the specification's shape.
 //!
 //! Seeds 1 000 customers and 10 000 tickets (2 messages each) into a fresh SQLite database
 //! with `needtoknow seed`, starts the real service in-process, and then:
 //! 1. requests, as the supervisor, the first 50 tickets with every protected field of their
 //!    customers (W2 of issue 7) over HTTP, 200 times, and takes the median latency;
 //! 2. opens exactly the ciphertexts that page decrypts (names, contact, the city and country
-//!    of masked addresses, every chat-history message), 200 times, and takes the median.
+//!    of masked addresses, every chat-history message), 200 times, and takes the median;
+//! 3. times the walk that puts the page in the specification's shape (keys in selection
+//!    order, failed fields null: `api/shape.rs`) on the page as served and with every
+//!    object's keys reversed, 200 times each, and takes the medians.
 //!
 //! Run with `cargo bench --bench page`. It prints what it measured; BENCHMARKS.md records it.
 
@@ -64,19 +68,21 @@ fn main() {
         let body = serde_json::json!({ "query": PAGE });
 
         let mut page = Vec::new();
+        let mut served = String::new();
         for i in 0..220 {
             let started = Instant::now();
-            let response: serde_json::Value = client
+            served = client
                 .post(&address)
                 .bearer_auth(&token)
                 .json(&body)
                 .send()
                 .await
                 .expect("request")
-                .json()
+                .text()
                 .await
-                .expect("JSON");
+                .expect("body");
             let elapsed = started.elapsed();
+            let response: serde_json::Value = serde_json::from_str(&served).expect("JSON");
             assert!(response.get("errors").is_none(), "{response}");
             assert_eq!(response["data"]["tickets"]["edges"].as_array().map(Vec::len), Some(50));
             if i >= 20 {
@@ -127,8 +133,49 @@ fn main() {
             }
             crypto.push(started.elapsed());
         }
+        // Putting the page in the specification's shape (api/shape.rs): on the page as
+        // served (keys already in selection order: the usual case) and with every object's
+        // keys reversed (the most work the walk can have). A clone of the page is timed
+        // alone and taken off.
+        let shapes = needtoknow::api::shape::Shapes::from_sdl(&needtoknow::api::sdl()).expect("shapes");
+        let document = async_graphql::parser::parse_query(PAGE).expect("the page parses");
+        let response: async_graphql::Value = serde_json::from_str(&served).expect("the page");
+        let async_graphql::Value::Object(mut response) = response else { panic!("an object") };
+        let data = response.shift_remove("data").expect("data");
+        fn reversed(value: async_graphql::Value) -> async_graphql::Value {
+            match value {
+                async_graphql::Value::Object(map) => async_graphql::Value::Object(
+                    map.into_iter().rev().map(|(k, v)| (k, reversed(v))).collect(),
+                ),
+                async_graphql::Value::List(items) => {
+                    async_graphql::Value::List(items.into_iter().map(reversed).collect())
+                }
+                other => other,
+            }
+        }
+        let shuffled = reversed(data.clone());
+        let variables = async_graphql::Variables::default();
+        let time = |input: &async_graphql::Value, walk: bool| {
+            median((0..200).map(|_| {
+                let started = Instant::now();
+                let value = input.clone();
+                let value = if walk { shapes.complete(value, &document, None, &variables) } else { value };
+                std::hint::black_box(value);
+                started.elapsed()
+            }).collect())
+        };
+        let clone = time(&data, false);
+        let in_order = time(&data, true).saturating_sub(clone);
+        let worst = time(&shuffled, true).saturating_sub(time(&shuffled, false));
+        assert_eq!(
+            serde_json::to_string(&shapes.complete(shuffled, &document, None, &variables)).unwrap(),
+            serde_json::to_string(&data).unwrap(),
+            "the walk restores the served order"
+        );
+
         let page = median(page);
         let crypto = median(crypto);
+        println!("response shape (api/shape.rs) of that page: median {:.3} ms as served, {:.3} ms with every object's keys reversed", in_order.as_secs_f64() * 1000.0, worst.as_secs_f64() * 1000.0);
         println!("page of 50 tickets, every protected field, as supervisor (HTTP, sequential): median {:.2} ms over 200 requests", page.as_secs_f64() * 1000.0);
         println!("cryptography of that page ({opens} field openings): median {:.3} ms", crypto.as_secs_f64() * 1000.0);
         println!("share of the page's server time spent on cryptography: {:.1} %", 100.0 * crypto.as_secs_f64() / page.as_secs_f64());

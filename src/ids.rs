@@ -1,22 +1,56 @@
 //! Ids as the API takes them, parsed once at the edge into types that say what they name:
 //! code inside never re-checks an id or confuses a ticket's with a customer's.
+//!
+//! Objects carry **global ids** (Relay object identification): the base64url text
+//! `Type:key`, unique across types, so a normalized client cache (Relay, Apollo) never
+//! mixes two objects. Where an object is a view through a ticket (a customer, their payment
+//! methods, their documents, their other tickets) the key starts with that ticket's id, so
+//! the same record seen through two tickets, with two access levels, is two objects.
+//! Arguments take a global id of the right type, or the plain database number.
 
 use std::fmt;
+
+use base64::Engine;
+
+/// The global id of the object of type `kind` with `key` (e.g. `global("Ticket", 7)`).
+pub fn global(kind: &str, key: impl fmt::Display) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{kind}:{key}"))
+}
+
+/// The type and key of a global id; `None` when `id` is not one.
+pub fn parse_global(id: &str) -> Option<(String, String)> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(id)
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (kind, key) = text.split_once(':')?;
+    let named = !kind.is_empty() && kind.bytes().all(|b| b.is_ascii_alphabetic());
+    named.then(|| (kind.to_owned(), key.to_owned()))
+}
 
 use crate::error::{ApiError, ApiResult};
 
 /// Declares a database id: a positive integer, written as a GraphQL `ID`.
 macro_rules! numeric_id {
-    ($(#[$meta:meta])* $name:ident, $kind:literal) => {
+    ($(#[$meta:meta])* $name:ident, $kind:literal, $type_name:literal) => {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(i32);
 
         impl $name {
-            /// Parses the value of the argument `argument`; anything but a positive integer
-            /// is `BAD_USER_INPUT`, naming the argument.
+            /// Parses the value of the argument `argument`: a global id of this type (the
+            /// last part of its key is the number) or a positive integer; anything else is
+            /// `BAD_USER_INPUT`, naming the argument.
             pub fn parse(id: &str, argument: &str) -> ApiResult<$name> {
-                id.parse::<i32>()
+                let number = match parse_global(id) {
+                    Some((kind, key)) if kind == $type_name => {
+                        key.rsplit(':').next().unwrap_or_default().to_owned()
+                    }
+                    Some(_) => String::new(),
+                    None => id.to_owned(),
+                };
+                number
+                    .parse::<i32>()
                     .ok()
                     .filter(|n| *n > 0)
                     .map($name)
@@ -45,23 +79,31 @@ macro_rules! numeric_id {
                 write!(f, "{}", self.0)
             }
         }
+
+        impl $name {
+            /// The type name in this id's global form.
+            pub const TYPE: &'static str = $type_name;
+        }
     };
 }
 
 numeric_id!(
     /// A ticket.
     TicketId,
-    "ticket"
+    "ticket",
+    "Ticket"
 );
 numeric_id!(
     /// A customer.
     CustomerId,
-    "customer"
+    "customer",
+    "Customer"
 );
 numeric_id!(
     /// A pending (or decided) reveal request.
     RevealRequestId,
-    "reveal request"
+    "reveal request",
+    "RevealRequest"
 );
 
 /// A reveal grant's opaque id (random, URL-safe). An id that cannot be one is `NOT_FOUND`,
@@ -70,8 +112,14 @@ numeric_id!(
 pub struct GrantId(String);
 
 impl GrantId {
-    /// Parses a grant id as a client sends it.
+    /// Parses a grant id as a client sends it (global, or as stored).
     pub fn parse(id: &str) -> ApiResult<GrantId> {
+        let stored = match parse_global(id) {
+            Some((kind, key)) if kind == "Grant" => key,
+            Some(_) => return Err(ApiError::NotFound),
+            None => id.to_owned(),
+        };
+        let id = stored.as_str();
         let shaped = !id.is_empty()
             && id.len() <= 64
             && id
@@ -105,6 +153,23 @@ mod tests {
             );
         }
         assert!(CustomerId::parse("12", "customerId").is_ok());
+    }
+
+    #[test]
+    fn global_ids_of_the_right_type_are_taken_and_others_refused() {
+        let ticket = global("Ticket", 7);
+        assert_eq!(TicketId::parse(&ticket, "id").unwrap().get(), 7);
+        assert!(RevealRequestId::parse(&ticket, "requestId").is_err());
+        let customer = global("Customer", "7:12");
+        assert_eq!(
+            CustomerId::parse(&customer, "customerId").unwrap().get(),
+            12
+        );
+        assert!(TicketId::parse(&customer, "id").is_err());
+        assert_eq!(parse_global(&ticket), Some(("Ticket".into(), "7".into())));
+        assert_eq!(parse_global("12"), None, "plain numbers are not global ids");
+        let grant = global("Grant", "abc_DEF");
+        assert_eq!(GrantId::parse(&grant).unwrap().as_str(), "abc_DEF");
     }
 
     #[test]

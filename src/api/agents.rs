@@ -22,7 +22,8 @@ pub enum AgentKind {
 #[derive(SimpleObject)]
 #[graphql(name = "Agent")]
 pub struct AgentObject {
-    /// Opaque id.
+    /// Global id (`node(id:)` refetches the calling agent by it).
+    #[graphql(owned)]
     pub id: ID,
     /// Unique handle.
     pub handle: String,
@@ -43,7 +44,7 @@ pub struct AgentObject {
 impl From<&Agent> for AgentObject {
     fn from(agent: &Agent) -> Self {
         AgentObject {
-            id: ID(agent.id.to_string()),
+            id: super::gid("Agent", agent.id),
             handle: agent.handle.clone(),
             display_name: agent.display_name.clone(),
             role: agent.role.clone(),

@@ -58,8 +58,8 @@ pub struct AuditFilter {
 #[derive(Default)]
 pub struct AuditQuery;
 
-fn optional_id(id: Option<i32>) -> Option<ID> {
-    id.map(|i| ID(i.to_string()))
+fn optional_id(kind: &str, id: Option<i32>) -> Option<ID> {
+    id.map(|i| super::gid(kind, i))
 }
 
 /// One access to a customer's data, as the customer may be told about it.
@@ -117,7 +117,7 @@ impl AuditQuery {
             .map(|e| AccessReportEntry {
                 at: e.at,
                 action: e.action,
-                ticket_id: optional_id(e.ticket_id),
+                ticket_id: optional_id("Ticket", e.ticket_id),
                 purpose: e.purpose,
                 role: e.role,
                 agent: e.agent,
@@ -218,11 +218,11 @@ impl AuditQuery {
                 AuditEvent {
                     seq: row.seq,
                     occurred_at: row.occurred_at,
-                    actor_agent_id: optional_id(row.actor_agent_id),
+                    actor_agent_id: optional_id("Agent", row.actor_agent_id),
                     actor_role: row.actor_role,
                     action,
-                    customer_id: optional_id(row.customer_id),
-                    ticket_id: optional_id(row.ticket_id),
+                    customer_id: optional_id("Customer", row.customer_id),
+                    ticket_id: optional_id("Ticket", row.ticket_id),
                     fields,
                     reason: row.reason,
                     request_id: row.request_id,

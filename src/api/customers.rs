@@ -148,9 +148,11 @@ impl Customer {
 /// (`null` with an `INTERNAL` error at its path) while the rest of the response is served.
 #[Object]
 impl Customer {
-    /// Opaque customer id.
-    async fn id(&self) -> ID {
-        ID(self.row.id.to_string())
+    /// Global id of this customer *as reached through this ticket*: the same person
+    /// through another ticket is another object, with that ticket's access. `node(id:)`
+    /// refetches it through the same ticket-bound check.
+    pub(super) async fn id(&self) -> ID {
+        super::gid("Customer", format!("{}:{}", self.ticket_id, self.row.id))
     }
 
     /// Account status. Class `account`. MASKED: `***`.
@@ -252,7 +254,7 @@ impl Customer {
                         .filter_map(|id| loaded.get(id))
                         .flat_map(|rows| rows.iter())
                         .filter(|a| a.kind == "id_document")
-                        .map(|a| IdentityDocument::render(a, &opener, shown))
+                        .map(|a| IdentityDocument::render(a, self.ticket_id, &opener, shown))
                         .collect()
                 },
             )
@@ -277,7 +279,7 @@ impl Customer {
                     .map_err(load_error)?
                     .unwrap_or_default();
                 rows.iter()
-                    .map(|p| PaymentMethod::render(p, &opener, shown))
+                    .map(|p| PaymentMethod::render(p, self.ticket_id, &opener, shown))
                     .collect()
             })
             .await
@@ -314,7 +316,7 @@ impl Customer {
             .disclose_loaded(request, Field::OtherTickets, |shown, _opener| async move {
                 let rows = self.other_tickets_rows(ctx).await?;
                 rows.iter()
-                    .map(|t| TicketSummary::render(t, shown))
+                    .map(|t| TicketSummary::render(t, self.ticket_id, shown))
                     .collect()
             })
             .await
@@ -352,7 +354,7 @@ fn one_line_address(street: &str, city: &str, postal_code: &str, country: &str) 
 /// An identity document's metadata and, when plain, its content.
 #[derive(Clone, SimpleObject)]
 pub struct IdentityDocument {
-    /// Opaque attachment id.
+    /// Global id of this document as seen through the ticket it was reached from.
     pub id: ID,
     /// Always `id_document`.
     pub kind: String,
@@ -367,6 +369,7 @@ pub struct IdentityDocument {
 impl IdentityDocument {
     fn render(
         row: &attachment::Model,
+        through: i32,
         opener: &Opener,
         shown: Shown,
     ) -> ApiResult<IdentityDocument> {
@@ -378,7 +381,7 @@ impl IdentityDocument {
             None
         };
         Ok(IdentityDocument {
-            id: ID(row.id.to_string()),
+            id: super::gid("IdentityDocument", format!("{through}:{}", row.id)),
             kind: row.kind.clone(),
             file_name: plain.then(|| row.file_name.clone()),
             size_bytes: row.size_bytes,
@@ -390,7 +393,7 @@ impl IdentityDocument {
 /// A payment method.
 #[derive(Clone, SimpleObject)]
 pub struct PaymentMethod {
-    /// Opaque id.
+    /// Global id of this payment method as seen through the ticket it was reached from.
     pub id: ID,
     /// Card brand, e.g. `Visa`.
     pub brand: String,
@@ -407,6 +410,7 @@ pub struct PaymentMethod {
 impl PaymentMethod {
     fn render(
         row: &entity::payment_method::Model,
+        through: i32,
         opener: &Opener,
         shown: Shown,
     ) -> ApiResult<PaymentMethod> {
@@ -423,7 +427,7 @@ impl PaymentMethod {
             None
         };
         Ok(PaymentMethod {
-            id: ID(row.id.to_string()),
+            id: super::gid("PaymentMethod", format!("{through}:{}", row.id)),
             brand: row.brand.clone(),
             last4: row.last4.clone(),
             exp_month: plain.then_some(row.exp_month),
@@ -467,8 +471,11 @@ impl Invoice {
 /// Another ticket of the same customer.
 #[derive(Clone, SimpleObject)]
 pub struct TicketSummary {
-    /// Opaque ticket id (the agent may still be unable to open it).
+    /// Global id of this summary (seen through the ticket it was reached from); not the
+    /// ticket's own id, so a client cache never mixes the summary with the ticket.
     pub id: ID,
+    /// The other ticket's id, for `ticket(id:)` (the agent may still be unable to open it).
+    pub ticket_id: ID,
     /// Subject; null when masked.
     pub subject: Option<String>,
     /// Topic.
@@ -482,9 +489,10 @@ pub struct TicketSummary {
 }
 
 impl TicketSummary {
-    fn render(row: &ticket::Model, shown: Shown) -> ApiResult<TicketSummary> {
+    fn render(row: &ticket::Model, through: i32, shown: Shown) -> ApiResult<TicketSummary> {
         Ok(TicketSummary {
-            id: ID(row.id.to_string()),
+            id: super::gid("TicketSummary", format!("{through}:{}", row.id)),
+            ticket_id: super::gid("Ticket", row.id),
             subject: (shown == Shown::Plain).then(|| row.subject.clone()),
             topic: row.topic.clone(),
             status: stored_status(&row.status)?,
@@ -511,7 +519,7 @@ impl ChatMessage {
     fn render(row: &message::Model, opener: &Opener, shown: Shown) -> ApiResult<ChatMessage> {
         let body = opener.text("messages", "body", row.id, &row.body)?;
         Ok(ChatMessage {
-            ticket_id: ID(row.ticket_id.to_string()),
+            ticket_id: super::gid("Ticket", row.ticket_id),
             author_kind: row.author_kind.clone(),
             body: match shown {
                 Shown::Plain => body,
@@ -531,7 +539,7 @@ mod tests {
     fn every_protected_field_names_its_class_in_the_schema() {
         let sdl = crate::api::build_schema().sdl();
         let customer = sdl
-            .split("type Customer {")
+            .split("type Customer implements Node {")
             .nth(1)
             .and_then(|rest| rest.split("\n}").next())
             .expect("Customer type in SDL");

@@ -171,8 +171,8 @@ impl TryFrom<crate::tickets::Posted> for MessagePayload {
     type Error = ApiError;
     fn try_from(p: crate::tickets::Posted) -> ApiResult<Self> {
         Ok(MessagePayload {
-            message_id: ID(p.message_id.to_string()),
-            ticket_id: ID(p.ticket_id.to_string()),
+            message_id: super::gid("Message", p.message_id),
+            ticket_id: super::gid("Ticket", p.ticket_id),
             ticket_status: crate::tickets::stored_status(&p.ticket_status)?,
             reopened: p.reopened,
         })
@@ -212,7 +212,7 @@ impl IntakeMutation {
             let request = RequestContext::get(ctx);
             let done = request.intake().upsert_customer(input.parse()?).await?;
             Ok(UpsertCustomerPayload {
-                customer_id: ID(done.customer_id.to_string()),
+                customer_id: super::gid("Customer", done.customer_id),
                 created: done.created,
                 changed_fields: done.changed,
             })
@@ -233,9 +233,7 @@ impl IntakeMutation {
             let request = RequestContext::get(ctx);
             let customer = match (input.customer_id, input.customer_external_id) {
                 (Some(id), None) => {
-                    CustomerRef::Id(id.parse::<i32>().ok().filter(|id| *id > 0).ok_or_else(
-                        || ApiError::BadUserInput("`customerId` is not an id".into()),
-                    )?)
+                    CustomerRef::Id(crate::ids::CustomerId::parse(&id, "customerId")?.get())
                 }
                 (None, Some(external)) => {
                     CustomerRef::External(ExternalId::parse("customerExternalId", &external)?)
@@ -267,8 +265,8 @@ impl IntakeMutation {
             };
             let done = request.intake().open_ticket(ticket).await?;
             Ok(OpenTicketPayload {
-                ticket_id: ID(done.ticket_id.to_string()),
-                customer_id: ID(done.customer_id.to_string()),
+                ticket_id: super::gid("Ticket", done.ticket_id),
+                customer_id: super::gid("Customer", done.customer_id),
                 created: done.created,
                 status: TicketStatus::Open,
             })
@@ -361,8 +359,8 @@ async fn attach(
         .attach_document(id.get(), kind, file_name, content)
         .await?;
     Ok(DocumentPayload {
-        attachment_id: ID(done.attachment_id.to_string()),
-        ticket_id: ID(done.ticket_id.to_string()),
+        attachment_id: super::gid("Attachment", done.attachment_id),
+        ticket_id: super::gid("Ticket", done.ticket_id),
         document_type: done.document_type,
         media_type: done.document_type.media_type().to_owned(),
         size_bytes: done.size_bytes,

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod consent;
 pub mod customers;
 pub mod intake;
+pub mod node;
 pub mod pages;
 pub mod privacy;
 pub mod reveal;
@@ -21,6 +22,7 @@ use agents::{AgentMutation, AgentQuery};
 use audit::AuditQuery;
 use consent::ConsentMutation;
 use intake::IntakeMutation;
+use node::NodeQuery;
 use privacy::{PrivacyMutation, PrivacyQuery};
 use reveal::{RevealMutation, RevealQuery};
 use tickets::{ContactLookupQuery, TicketMutation, TicketQuery};
@@ -29,6 +31,7 @@ use verification::VerificationMutation;
 /// The query root.
 #[derive(MergedObject, Default)]
 pub struct Query(
+    NodeQuery,
     AgentQuery,
     TicketQuery,
     ContactLookupQuery,
@@ -50,6 +53,11 @@ pub struct Mutation(
     IntakeMutation,
     AgentMutation,
 );
+
+/// The global id of the object of GraphQL type `kind` with `key` (see [`crate::ids`]).
+pub(crate) fn gid(kind: &str, key: impl std::fmt::Display) -> async_graphql::ID {
+    async_graphql::ID(crate::ids::global(kind, key))
+}
 
 /// Runs a mutation and makes its result nullable. Every mutation field is nullable, as
 /// GitHub's and Shopify's are: mutations of one document run one after the other and a

@@ -40,8 +40,8 @@ pub struct GrantObject {
 impl From<&Grant> for GrantObject {
     fn from(grant: &Grant) -> Self {
         GrantObject {
-            id: ID(grant.id.clone()),
-            ticket_id: ID(grant.ticket_id.to_string()),
+            id: super::gid("Grant", &grant.id),
+            ticket_id: super::gid("Ticket", grant.ticket_id),
             field: grant.field.to_string(),
             data_class: grant.field.class(),
             granted_at: grant.granted_at,
@@ -102,8 +102,8 @@ async fn to_object(
     let fields: Vec<String> = serde_json::from_str(&row.fields)
         .map_err(|e| ApiError::internal(e, "reading a reveal request"))?;
     Ok(RevealRequest {
-        id: ID(row.id.to_string()),
-        ticket_id: ID(row.ticket_id.to_string()),
+        id: super::gid("RevealRequest", row.id),
+        ticket_id: super::gid("Ticket", row.ticket_id),
         requester: handle_of(request, Some(row.agent_id))
             .await?
             .unwrap_or_default(),

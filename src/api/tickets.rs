@@ -69,9 +69,9 @@ pub struct Message {
 
 #[Object]
 impl Ticket {
-    /// Opaque ticket id.
-    async fn id(&self) -> ID {
-        ID(self.row.id.to_string())
+    /// Global id (`node(id:)` and `ticket(id:)` take it).
+    pub(super) async fn id(&self) -> ID {
+        super::gid("Ticket", self.row.id)
     }
 
     /// Subject line.
@@ -151,7 +151,7 @@ impl Ticket {
         rows.iter()
             .map(|m| {
                 Ok(Message {
-                    id: ID(m.id.to_string()),
+                    id: super::gid("Message", m.id),
                     author_kind: m.author_kind.clone(),
                     body: opener.text("messages", "body", m.id, &m.body)?,
                     created_at: m.created_at,
@@ -185,7 +185,30 @@ impl Ticket {
 
     /// The customer, each field disclosed as the policy allows on this ticket.
     async fn customer(&self, ctx: &Context<'_>) -> ApiResult<Customer> {
-        let request = RequestContext::get(ctx);
+        self.customer_view(RequestContext::get(ctx)).await
+    }
+}
+
+impl Ticket {
+    /// The ticket `id`, if the calling agent may see it (else `NOT_FOUND`, like a ticket
+    /// that does not exist), with its customer's row.
+    pub(super) async fn visible(request: &RequestContext, id: TicketId) -> ApiResult<Ticket> {
+        // The agent's grants are read alongside, so the fields below find them ready.
+        let (found, _) = tokio::join!(
+            request.visible_ticket_with_customer(id),
+            request.grants.active()
+        );
+        let (row, customer) = found?;
+        Ok(Ticket { row, customer })
+    }
+
+    /// The ticket's customer's database id.
+    pub(super) fn customer_id(&self) -> i32 {
+        self.row.customer_id
+    }
+
+    /// The customer as the calling agent sees them through this ticket.
+    pub(super) async fn customer_view(&self, request: &RequestContext) -> ApiResult<Customer> {
         let row = match &self.customer {
             Some(row) => Some(row.clone()),
             None => request
@@ -207,9 +230,7 @@ impl Ticket {
             self.row.id,
         ))
     }
-}
 
-impl Ticket {
     /// The disclosure gate of the calling agent on this ticket.
     fn gate(&self, request: &RequestContext) -> Gate {
         Gate::new(
@@ -397,11 +418,11 @@ impl TicketMutation {
                 .hand_off(&row, &to, agent.as_deref(), &note)
                 .await?;
             Ok(HandOffPayload {
-                ticket_id: ID(done.ticket_id.to_string()),
+                ticket_id: super::gid("Ticket", done.ticket_id),
                 role: done.role,
                 topic: done.topic,
                 assigned: done.assignee_id.is_some(),
-                note_message_id: ID(done.note_message_id.to_string()),
+                note_message_id: super::gid("Message", done.note_message_id),
                 revoked_grants: i32::try_from(done.revoked_grants).unwrap_or(i32::MAX),
             })
         })
@@ -444,13 +465,9 @@ impl TicketQuery {
     /// path) while the other root fields of the document are still served.
     async fn ticket(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Ticket>> {
         let request = RequestContext::get(ctx);
-        // The agent's grants are read alongside, so the fields below find them ready.
-        let (found, _) = tokio::join!(
-            request.visible_ticket_with_customer(TicketId::parse(&id, "id")?),
-            request.grants.active()
-        );
-        let (row, customer) = found?;
-        Ok(Some(Ticket { row, customer }))
+        Ticket::visible(request, TicketId::parse(&id, "id")?)
+            .await
+            .map(Some)
     }
 
     /// The tickets the calling agent may see, oldest first, as a Relay connection: `first`

@@ -323,3 +323,85 @@ on_both_databases! {
         assert_eq!(found["ticketsByContact"]["edges"].as_array().unwrap().len(), 1);
     }
 }
+
+/// The global id of a `Type:key` (what the service emits; clients treat it as opaque).
+fn global(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+on_both_databases! {
+    /// Every object has a global id unique across types, so a normalized client cache
+    /// (Relay, Apollo) never mixes two: a ticket, its customer, the customer's other
+    /// tickets' summaries and payment methods all differ, and the same customer reached
+    /// through two tickets is two objects. References to a ticket carry its id.
+    async fn ids_are_global_and_never_collide(app) {
+        let ticket = app.ticket_id("Charged twice in March").await;
+        let query = "query($id: ID!) { ticket(id: $id) { id customer { id paymentMethods { value { id } } otherTickets { value { id ticketId } } chatHistory { value { ticketId } } } } }";
+        let data = app.data_as("supervisor", query, json!({ "id": ticket })).await;
+        let t = &data["ticket"];
+        let mut ids = vec![t["id"].as_str().unwrap().to_owned(), t["customer"]["id"].as_str().unwrap().to_owned()];
+        ids.push(t["customer"]["paymentMethods"]["value"][0]["id"].as_str().unwrap().to_owned());
+        let summaries = t["customer"]["otherTickets"]["value"].as_array().unwrap();
+        for summary in summaries {
+            ids.push(summary["id"].as_str().unwrap().to_owned());
+            ids.push(summary["ticketId"].as_str().unwrap().to_owned());
+        }
+        let unique: std::collections::BTreeSet<_> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "{ids:?}");
+        assert_eq!(t["id"], json!(ticket));
+        let other = summaries[0]["ticketId"].as_str().unwrap();
+        let through_other = app
+            .data_as("supervisor", "query($id: ID!) { ticket(id: $id) { id customer { id } } }", json!({ "id": other }))
+            .await;
+        assert_eq!(through_other["ticket"]["id"], json!(other), "a summary's ticketId opens the ticket");
+        assert_ne!(through_other["ticket"]["customer"]["id"], t["customer"]["id"], "one customer, two tickets, two objects");
+        let chat_ticket = t["customer"]["chatHistory"]["value"][0]["ticketId"].as_str().unwrap();
+        assert!(summaries.iter().any(|s| s["ticketId"] == chat_ticket));
+    }
+}
+
+on_both_databases! {
+    /// `node(id:)` refetches through the object's usual checks: a customer id carries the
+    /// ticket it was reached through, and refetching it shows no more than that ticket
+    /// does; an id from a ticket the caller may not see, a forged one, or one of another
+    /// kind is `NOT_FOUND`. `nodes` answers per id.
+    async fn node_refetches_through_the_same_checks(app) {
+        let mine = app.ticket_id("Cannot reset my password").await;
+        let query = "query($id: ID!) { ticket(id: $id) { customer { id email { access value } } } }";
+        let through_mine = app.data_as("frontline", query, json!({ "id": mine })).await;
+        let customer = through_mine["ticket"]["customer"]["id"].as_str().unwrap().to_owned();
+        let refetch = "query($id: ID!) { node(id: $id) { __typename id ... on Customer { email { access value } } ... on Ticket { subject } } }";
+        let node = app.data_as("frontline", refetch, json!({ "id": customer })).await;
+        assert_eq!(node["node"]["__typename"], "Customer");
+        assert_eq!(node["node"]["email"], through_mine["ticket"]["customer"]["email"], "same access as through the ticket");
+        assert_eq!(node["node"]["email"]["access"], "MASKED");
+        let node = app.data_as("frontline", refetch, json!({ "id": mine })).await;
+        assert_eq!(node["node"]["subject"], "Cannot reset my password");
+
+        // The supervisor's view of the customer through the billing ticket: not frontline's.
+        let billing = app.ticket_id("Charged twice in March").await;
+        let theirs = app.data_as("supervisor", query, json!({ "id": billing })).await;
+        let their_customer = theirs["ticket"]["customer"]["id"].as_str().unwrap().to_owned();
+        let forged_ticket = app.ticket_id("Where is my parcel?").await;
+        let forged_number = String::from_utf8(
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &forged_ticket).unwrap(),
+        ).unwrap().rsplit(':').next().unwrap().to_owned();
+        let forged = global(&format!("Customer:{forged_number}:1"));
+        for id in [their_customer.clone(), forged, global("Agent:999"), global("Grant:x"), "nonsense".to_owned()] {
+            let (_, body) = app.query_as("frontline", refetch, json!({ "id": id })).await;
+            assert_eq!(body["data"]["node"], Value::Null, "{id}: {body}");
+            assert_eq!(error_code(&body), "NOT_FOUND", "{id}");
+        }
+
+        let me = app.data_as("frontline", "{ me { id } }", json!({})).await;
+        let (_, body) = app
+            .query_as("frontline", "query($ids: [ID!]!) { nodes(ids: $ids) { id } }", json!({ "ids": [me["me"]["id"], their_customer, mine] }))
+            .await;
+        assert_eq!(body["data"]["nodes"][0]["id"], me["me"]["id"]);
+        assert_eq!(body["data"]["nodes"][1], Value::Null);
+        assert_eq!(body["data"]["nodes"][2]["id"], json!(mine));
+        assert_eq!(body["errors"][0]["path"], json!(["nodes", 1]));
+        assert_eq!(error_code(&body), "NOT_FOUND");
+    }
+}

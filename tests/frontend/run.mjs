@@ -9,7 +9,8 @@
 //   3. the operations in examples/operations: valid against schema.graphql; if one is not,
 //      graphql-inspector names the breaking changes since the last committed schema.graphql;
 //   4. graphql-codegen: TypeScript types for those operations;
-//   5. relay-compiler: the same operations, compiled the way a Relay app compiles them;
+//   5. relay-compiler: the same operations, compiled the way a Relay app compiles them, and
+//      a @refetchable fragment (Relay refetches through the schema's node(id:));
 //   6. GraphiQL in headless Chromium with every request outside the service blocked: the
 //      page loads, runs a query with a demo token, and a screenshot lands in --out.
 // Every step runs; the exit status is 1 if any failed.
@@ -249,6 +250,14 @@ await step('relay-compiler', async () => {
         `import { graphql } from 'react-relay';\nexport const ${name} = graphql\`\n${text}\`;\n`,
       );
     }
+    // A refetchable fragment: Relay generates its refetch query through `node(id:)`, which
+    // needs the schema's Node interface.
+    fs.writeFileSync(
+      path.join(project, 'src', 'CustomerCard.ts'),
+      "import { graphql } from 'react-relay';\nexport const fragment = graphql`\n" +
+        'fragment CustomerCard_customer on Customer @refetchable(queryName: "CustomerCardRefetchQuery") {\n' +
+        '  fullName { value access }\n  email { value access reveal }\n}\n`;\n',
+    );
     fs.writeFileSync(
       path.join(project, 'relay.config.json'),
       JSON.stringify({
@@ -269,7 +278,11 @@ await step('relay-compiler', async () => {
     } catch (error) {
       throw new Error(`${error.stdout ?? ''}${error.stderr ?? ''}`);
     }
-    return `${operations.length} operations`;
+    const refetch = path.join(project, 'src', '__generated__', 'CustomerCardRefetchQuery.graphql.ts');
+    if (!fs.readFileSync(refetch, 'utf8').includes('node(id: $id)')) {
+      throw new Error('the refetchable fragment did not compile to a node(id:) query');
+    }
+    return `${operations.length} operations and a @refetchable fragment (through node(id:))`;
   } finally {
     fs.rmSync(project, { recursive: true, force: true });
   }
