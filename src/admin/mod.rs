@@ -79,24 +79,37 @@ impl AgentAdmin<'_> {
         }
     }
 
-    /// Up to `first` agents (service accounts included) with ids above `after`, by id;
-    /// and whether more follow.
-    pub async fn list(&self, after: i32, first: u64) -> ApiResult<(Vec<Agent>, bool)> {
+    /// Up to `limit` agents (service accounts included) with ids between `after` and
+    /// `before`, by id from the lowest (or from the highest, reading backward).
+    pub async fn list(
+        &self,
+        after: Option<i32>,
+        before: Option<i32>,
+        backward: bool,
+        limit: u64,
+    ) -> ApiResult<Vec<Agent>> {
         self.require()?;
-        let rows = agent::Entity::find()
-            .filter(agent::Column::Id.gt(after))
-            .order_by_asc(agent::Column::Id)
-            .limit(first + 1)
+        let mut query = agent::Entity::find();
+        if let Some(after) = after {
+            query = query.filter(agent::Column::Id.gt(after));
+        }
+        if let Some(before) = before {
+            query = query.filter(agent::Column::Id.lt(before));
+        }
+        let order = if backward {
+            sea_orm::Order::Desc
+        } else {
+            sea_orm::Order::Asc
+        };
+        query
+            .order_by(agent::Column::Id, order)
+            .limit(limit)
             .all(self.db)
-            .await?;
-        let more = rows.len() as u64 > first;
-        let agents = rows
+            .await?
             .into_iter()
-            .take(usize::try_from(first).unwrap_or(usize::MAX))
             .map(Agent::try_from)
             .collect::<anyhow::Result<Vec<Agent>>>()
-            .map_err(|e| ApiError::internal(e, "reading agents"))?;
-        Ok((agents, more))
+            .map_err(|e| ApiError::internal(e, "reading agents"))
     }
 
     async fn by_id(&self, id: i32) -> ApiResult<Agent> {

@@ -1,9 +1,8 @@
 //! The `me` query, the `Agent` type, and agent administration for an admin UI
 //! (`agents`, `createAgent`, `updateAgent`, `disableAgent`, `issueAgentToken`).
 
-use async_graphql::connection::{Connection, Edge, EmptyFields};
+use super::pages::{Direction, Page, Window};
 use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
-use base64::Engine;
 
 use crate::agents::{Agent, AgentChange, NewAgent};
 use crate::error::{ApiError, ApiResult};
@@ -67,18 +66,8 @@ pub struct AgentQuery;
 /// The largest page of `agents`.
 const MAX_AGENTS_PAGE: i32 = 100;
 
-fn cursor(id: i32) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("agent:{id}"))
-}
-
-fn parse_cursor(cursor: &str) -> ApiResult<i32> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.strip_prefix("agent:")?.parse().ok())
-        .ok_or_else(|| ApiError::BadUserInput("`after` is not a cursor of `agents`".into()))
-}
+/// The kind of `agents`' cursors (`agent:<id>`, base64url, as before).
+const CURSOR: &str = "agent";
 
 #[Object]
 impl AgentQuery {
@@ -92,27 +81,34 @@ impl AgentQuery {
     async fn agents(
         &self,
         ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-    ) -> ApiResult<Connection<String, AgentObject, EmptyFields, EmptyFields>> {
-        let first = first.unwrap_or(50);
-        if !(1..=MAX_AGENTS_PAGE).contains(&first) {
-            return Err(ApiError::BadUserInput(format!(
-                "`first` must be between 1 and {MAX_AGENTS_PAGE}"
-            )));
-        }
-        let after_id = after.as_deref().map(parse_cursor).transpose()?;
-        let (agents, more) = RequestContext::get(ctx)
+        #[graphql(desc = "Page size, 1-100 (default 50).")] first: Option<i32>,
+        #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
+        #[graphql(desc = "Page size reading backward, 1-100.")] last: Option<i32>,
+        #[graphql(desc = "Cursor of the first edge of the next page.")] before: Option<String>,
+    ) -> ApiResult<Page<AgentObject>> {
+        let window = Window::parse(CURSOR, first, after, last, before, 50, MAX_AGENTS_PAGE)?;
+        let id = |key: &Option<String>| -> ApiResult<Option<i32>> {
+            key.as_deref()
+                .map(|k| {
+                    k.parse()
+                        .map_err(|_| ApiError::BadUserInput("not a cursor of `agents`".into()))
+                })
+                .transpose()
+        };
+        let agents = RequestContext::get(ctx)
             .admin()
-            .list(after_id.unwrap_or(0), u64::try_from(first).unwrap_or(50))
+            .list(
+                id(&window.after)?,
+                id(&window.before)?,
+                matches!(window.direction, Direction::Backward(_)),
+                window.limit(),
+            )
             .await?;
-        let mut connection = Connection::new(after_id.is_some(), more);
-        connection.edges.extend(
-            agents
-                .iter()
-                .map(|a| Edge::new(cursor(a.id), AgentObject::from(a))),
-        );
-        Ok(connection)
+        let rows = agents
+            .iter()
+            .map(|a| (a.id.to_string(), AgentObject::from(a)))
+            .collect();
+        Ok(window.page(CURSOR, rows))
     }
 }
 

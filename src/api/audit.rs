@@ -1,6 +1,6 @@
 //! `auditEvents`: reading the trail, for the roles the policy allows.
 
-use async_graphql::connection::{Connection, Edge, EmptyFields};
+use super::pages::{Direction, Page, Window};
 use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
@@ -57,6 +57,9 @@ pub struct AuditFilter {
 /// Audit queries.
 #[derive(Default)]
 pub struct AuditQuery;
+
+/// The kind of `auditEvents`' cursors.
+const CURSOR: &str = "audit";
 
 fn optional_id(kind: &str, id: Option<i32>) -> Option<ID> {
     id.map(|i| super::gid(kind, i))
@@ -141,8 +144,12 @@ impl AuditQuery {
         ctx: &Context<'_>,
         #[graphql(desc = "Page size, 1-100 (default 20).")] first: Option<i32>,
         #[graphql(desc = "Cursor of the last edge of the previous page.")] after: Option<String>,
+        #[graphql(desc = "Page size reading backward (toward newer events), 1-100.")] last: Option<
+            i32,
+        >,
+        #[graphql(desc = "Cursor of the first edge of the next page.")] before: Option<String>,
         filter: Option<AuditFilter>,
-    ) -> ApiResult<Connection<String, AuditEvent, EmptyFields, EmptyFields>> {
+    ) -> ApiResult<Page<AuditEvent>> {
         let request = RequestContext::get(ctx);
         let scopes = request.policy.audit_scopes(&request.agent.facts());
         let Some(readable) = trail::readable(&scopes, request.agent.id, &request.agent.team) else {
@@ -150,25 +157,20 @@ impl AuditQuery {
                 "your role may not read the audit trail".into(),
             ));
         };
-        let first = first.unwrap_or(20);
-        if !(1..=100).contains(&first) {
-            return Err(ApiError::BadUserInput(
-                "`first` must be between 1 and 100".into(),
-            ));
-        }
-        let before = after
-            .as_deref()
-            .map(|after| {
-                after
-                    .strip_prefix("audit:")
-                    .and_then(|n| n.parse::<i32>().ok())
-                    .ok_or_else(|| {
-                        ApiError::BadUserInput(
-                            "`after` is not a cursor returned by `auditEvents`".into(),
-                        )
-                    })
-            })
-            .transpose()?;
+        let window = Window::parse(CURSOR, first, after, last, before, 20, 100)?;
+        let seq = |key: &Option<String>| -> ApiResult<Option<i32>> {
+            key.as_deref()
+                .map(|k| {
+                    k.parse()
+                        .map_err(|_| ApiError::BadUserInput("not a cursor of `auditEvents`".into()))
+                })
+                .transpose()
+        };
+        let range = trail::Range {
+            older_than: seq(&window.after)?,
+            newer_than: seq(&window.before)?,
+            from_the_end: matches!(window.direction, Direction::Backward(_)),
+        };
         let filter = filter.unwrap_or_default();
         if let Some(handle) = &filter.actor {
             if !crate::agents::is_handle(handle) {
@@ -194,16 +196,8 @@ impl AuditQuery {
             since: filter.since,
             until: filter.until,
         };
-        let page = trail::page(
-            &request.db,
-            readable,
-            &filter,
-            before,
-            u64::try_from(first).unwrap_or(1),
-        )
-        .await?;
-        let (rows, has_next) = (page.events, page.has_next);
-        let mut connection = Connection::new(after.is_some(), has_next);
+        let rows = trail::page(&request.db, readable, &filter, range, window.limit()).await?;
+        let mut events = Vec::with_capacity(rows.len());
         for row in rows {
             let action = Action::parse(&row.action).ok_or_else(|| {
                 ApiError::internal(
@@ -213,8 +207,8 @@ impl AuditQuery {
             })?;
             let fields: Vec<String> = serde_json::from_str(&row.fields)
                 .map_err(|e| ApiError::internal(e, "reading audit fields"))?;
-            connection.edges.push(Edge::new(
-                format!("audit:{}", row.seq),
+            events.push((
+                row.seq.to_string(),
                 AuditEvent {
                     seq: row.seq,
                     occurred_at: row.occurred_at,
@@ -230,6 +224,6 @@ impl AuditQuery {
                 },
             ));
         }
-        Ok(connection)
+        Ok(window.page(CURSOR, events))
     }
 }

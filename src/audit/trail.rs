@@ -57,27 +57,33 @@ pub struct Filter {
     pub until: Option<DateTime<Utc>>,
 }
 
-/// One page of events, newest first.
-#[derive(Debug)]
-pub struct Page {
-    /// The events.
-    pub events: Vec<audit_event::Model>,
-    /// Whether older events match too.
-    pub has_next: bool,
+/// Which events a page reads, and from which end of the newest-first list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Range {
+    /// Only events older than this one (after it in the list).
+    pub older_than: Option<i32>,
+    /// Only events newer than this one (before it in the list).
+    pub newer_than: Option<i32>,
+    /// Read from the oldest end (a backward page); otherwise from the newest.
+    pub from_the_end: bool,
 }
 
-/// Up to `first` events of `readable` (see [`readable`]) matching `filter`, older than the
-/// event `before` if given, newest first.
+/// Up to `limit` events of `readable` (see [`readable`]) matching `filter` in `range`,
+/// nearest the range's start first: newest first, or oldest first when reading from the
+/// end.
 pub async fn page(
     db: &DatabaseConnection,
     readable: Condition,
     filter: &Filter,
-    before: Option<i32>,
-    first: u64,
-) -> ApiResult<Page> {
+    range: Range,
+    limit: u64,
+) -> ApiResult<Vec<audit_event::Model>> {
     let mut query = audit_event::Entity::find().filter(readable);
-    if let Some(seq) = before {
+    if let Some(seq) = range.older_than {
         query = query.filter(audit_event::Column::Seq.lt(seq));
+    }
+    if let Some(seq) = range.newer_than {
+        query = query.filter(audit_event::Column::Seq.gt(seq));
     }
     if let Some(id) = filter.customer {
         query = query.filter(audit_event::Column::CustomerId.eq(id.get()));
@@ -102,14 +108,16 @@ pub async fn page(
         // An unknown handle matches nothing, like any other filter.
         query = query.filter(audit_event::Column::ActorAgentId.eq(actor.map_or(-1, |a| a.id)));
     }
-    let mut events = query
-        .order_by_desc(audit_event::Column::Seq)
-        .limit(first + 1)
+    let order = if range.from_the_end {
+        sea_orm::Order::Asc
+    } else {
+        sea_orm::Order::Desc
+    };
+    Ok(query
+        .order_by(audit_event::Column::Seq, order)
+        .limit(limit)
         .all(db)
-        .await?;
-    let has_next = events.len() as u64 > first;
-    events.truncate(usize::try_from(first).unwrap_or(usize::MAX));
-    Ok(Page { events, has_next })
+        .await?)
 }
 
 /// One recorded access to a customer's data, as the customer may be told about it.

@@ -87,7 +87,11 @@ on_both_databases! {
         assert!(page.iter().all(|e| e["requestId"] == json!(request_id) && e["fields"] == json!(["fullName"])));
 
         let db = needtoknow::db::connect(&app.settings).await.unwrap();
-        let stored = format!("{:?}", audit_event::Entity::find().all(&db).await.unwrap());
+        // Every column a value could hide in; hashes, request ids and policy versions are
+        // hex digests, which contain `4242` now and then.
+        let stored: String = audit_event::Entity::find().all(&db).await.unwrap().iter()
+            .map(|e| format!("{} {} {} {:?} {:?}", e.action, e.actor_role, e.fields, e.reason, e.idempotency_key))
+            .collect();
         for value in ["Robin", "Sample", "4242", "Harbour", "Springfield", "example.com", "Kim"] {
             assert!(!stored.contains(value), "{value} stored in the audit trail");
         }

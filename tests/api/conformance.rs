@@ -405,3 +405,28 @@ on_both_databases! {
         assert_eq!(error_code(&body), "NOT_FOUND");
     }
 }
+
+on_both_databases! {
+    /// The audit trail (newest first) and the agent list read backward too.
+    async fn the_audit_trail_and_the_agent_list_page_backward(app) {
+        let page = |args: &str| format!("{{ auditEvents({args}) {{ edges {{ cursor node {{ seq }} }} pageInfo {{ hasNextPage hasPreviousPage }} }} }}");
+        let seqs = |body: &Value| -> Vec<i64> {
+            body["auditEvents"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["seq"].as_i64().unwrap()).collect()
+        };
+        let newest = app.data_as("auditor", &page("first: 5"), json!({})).await;
+        let five = seqs(&newest);
+        assert!(five.windows(2).all(|w| w[0] > w[1]), "newest first: {five:?}");
+        let cursor = newest["auditEvents"]["edges"][4]["cursor"].as_str().unwrap().to_owned();
+        let back = app.data_as("auditor", &page(&format!("last: 2, before: \"{cursor}\"")), json!({})).await;
+        assert_eq!(seqs(&back), five[2..4]);
+        assert_eq!(back["auditEvents"]["pageInfo"]["hasPreviousPage"], true);
+
+        let admin = app.create_agent("pager", "admin").await;
+        let query = |q: &str| json!({ "query": q });
+        let (_, all) = app.post_graphql(Some(&admin), &query("{ agents(first: 100) { edges { node { handle } } } }")).await;
+        let (_, last) = app.post_graphql(Some(&admin), &query("{ agents(last: 1) { edges { node { handle } } } }")).await;
+        let all = all["data"]["agents"]["edges"].as_array().unwrap().clone();
+        assert_eq!(last["data"]["agents"]["edges"][0], *all.last().unwrap(), "{last}");
+        assert!(all.len() > 1);
+    }
+}
