@@ -148,6 +148,10 @@ pub async fn spawn_with(
         tokens,
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            // actix closes a keep-alive connection idle for 5 s; a request sent on it just
+            // then fails (`IncompleteMessage`, seen once on a loaded machine). Connections
+            // idle for 2 s are not reused.
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .expect("client"),
         settings,
