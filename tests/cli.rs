@@ -633,13 +633,12 @@ fn serve_refuses_to_start_with_a_broken_policy() {
 fn serve_refuses_a_missing_or_wrong_master_key() {
     let dir = tempfile::tempdir().unwrap();
     let serve = |key: &str| {
-        binary()
+        let mut command = binary();
+        command
             .env("NEEDTOKNOW_DATA_DIR", dir.path())
-            .env("NEEDTOKNOW_LOG", "warn")
             .env("NEEDTOKNOW_MASTER_KEY", key)
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .spawn()
-            .unwrap()
+            .args(["serve", "--listen", "127.0.0.1:0"]);
+        command
     };
     let output = binary()
         .env_remove("DATABASE_URL")
@@ -659,19 +658,32 @@ fn serve_refuses_a_missing_or_wrong_master_key() {
     );
 
     let right = needtoknow::crypto::keys::generate_key();
-    let mut first = serve(&right);
-    for _ in 0..100 {
-        if dir.path().join("needtoknow.sqlite").exists() {
+    // Signalled only once it answers: actix installs its signal handlers when the server
+    // first runs, a moment after the "listening" line, and a SIGTERM before that (a slow,
+    // loaded machine) kills the process rather than stopping it.
+    let mut first = common::serve(&mut serve(&right));
+    let answers = || {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(&first.address) else {
+            return false;
+        };
+        let _ = stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response.starts_with("HTTP/1.1 200")
+    };
+    for _ in 0..200 {
+        if answers() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    std::thread::sleep(std::time::Duration::from_millis(500));
     Command::new("kill")
-        .args(["-TERM", &first.id().to_string()])
+        .args(["-TERM", &first.child.id().to_string()])
         .status()
         .unwrap();
-    assert!(first.wait().unwrap().success());
+    let (status, log) = first.wait();
+    assert!(status.success(), "{status:?}: {log:?}");
 
     let wrong = needtoknow::crypto::keys::generate_key();
     let output = binary()
