@@ -1,11 +1,11 @@
 //! The `me` query, the `Agent` type, and agent administration for an admin UI
 //! (`agents`, `createAgent`, `updateAgent`, `disableAgent`, `issueAgentToken`).
 
-use super::pages::{Direction, Page, Window};
+use super::pages::{Page, Window};
 use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 
 use crate::agents::{Agent, AgentChange, NewAgent};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::request::RequestContext;
 
 /// A person working tickets, or a channel integration's service account.
@@ -87,22 +87,10 @@ impl AgentQuery {
         #[graphql(desc = "Cursor of the first edge of the next page.")] before: Option<String>,
     ) -> ApiResult<Page<AgentObject>> {
         let window = Window::parse(CURSOR, first, after, last, before, 50, MAX_AGENTS_PAGE)?;
-        let id = |key: &Option<String>| -> ApiResult<Option<i32>> {
-            key.as_deref()
-                .map(|k| {
-                    k.parse()
-                        .map_err(|_| ApiError::BadUserInput("not a cursor of `agents`".into()))
-                })
-                .transpose()
-        };
+        let (after, before) = window.numbers("agents")?;
         let agents = RequestContext::get(ctx)
             .admin()
-            .list(
-                id(&window.after)?,
-                id(&window.before)?,
-                matches!(window.direction, Direction::Backward(_)),
-                window.limit(),
-            )
+            .list(after, before, window.backward(), window.limit())
             .await?;
         let rows = agents
             .iter()

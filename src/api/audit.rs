@@ -1,6 +1,6 @@
 //! `auditEvents`: reading the trail, for the roles the policy allows.
 
-use super::pages::{Direction, Page, Window};
+use super::pages::{Page, Window};
 use async_graphql::{Context, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 
@@ -158,18 +158,11 @@ impl AuditQuery {
             ));
         };
         let window = Window::parse(CURSOR, first, after, last, before, 20, 100)?;
-        let seq = |key: &Option<String>| -> ApiResult<Option<i32>> {
-            key.as_deref()
-                .map(|k| {
-                    k.parse()
-                        .map_err(|_| ApiError::BadUserInput("not a cursor of `auditEvents`".into()))
-                })
-                .transpose()
-        };
+        let (older_than, newer_than) = window.numbers("auditEvents")?;
         let range = trail::Range {
-            older_than: seq(&window.after)?,
-            newer_than: seq(&window.before)?,
-            from_the_end: matches!(window.direction, Direction::Backward(_)),
+            older_than,
+            newer_than,
+            from_the_end: window.backward(),
         };
         let filter = filter.unwrap_or_default();
         if let Some(handle) = &filter.actor {

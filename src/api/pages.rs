@@ -70,6 +70,26 @@ impl Window {
         })
     }
 
+    /// The cursors' keys as database numbers (`after`, `before`), for connections keyed by
+    /// an integer id; a key that is not one is `BAD_USER_INPUT`, naming the connection.
+    pub fn numbers(&self, connection: &str) -> ApiResult<(Option<i32>, Option<i32>)> {
+        let number = |key: &Option<String>| {
+            key.as_deref()
+                .map(|k| {
+                    k.parse().map_err(|_| {
+                        ApiError::BadUserInput(format!("not a cursor of `{connection}`"))
+                    })
+                })
+                .transpose()
+        };
+        Ok((number(&self.after)?, number(&self.before)?))
+    }
+
+    /// Whether the page is read backward (`last`/`before`).
+    pub fn backward(&self) -> bool {
+        matches!(self.direction, Direction::Backward(_))
+    }
+
     /// How many rows to read: the page and one more, which tells whether there is more.
     pub fn limit(&self) -> u64 {
         match self.direction {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use entity::{customer, ticket};
 
 use super::customers::Customer;
-use super::pages::{numeric_key, Direction, Page, Window};
+use super::pages::{numeric_key, Page, Window};
 use crate::agents::Agent;
 use crate::disclosure::summary::AccessSummary;
 use crate::disclosure::Gate;
@@ -493,18 +493,11 @@ impl TicketQuery {
         let request = RequestContext::get(ctx);
         let max = request.settings.limits.page_size;
         let window = Window::parse(CURSOR, first, after, last, before, DEFAULT_PAGE_SIZE, max)?;
-        let id = |key: &Option<String>| -> ApiResult<Option<i32>> {
-            key.as_deref()
-                .map(|k| {
-                    k.parse()
-                        .map_err(|_| ApiError::BadUserInput("not a cursor of `tickets`".into()))
-                })
-                .transpose()
-        };
+        let (after, before) = window.numbers("tickets")?;
         let range = visibility::Range {
-            after: id(&window.after)?,
-            before: id(&window.before)?,
-            from_the_end: matches!(window.direction, Direction::Backward(_)),
+            after,
+            before,
+            from_the_end: window.backward(),
         };
         if let Some(topic) = &topic {
             if !is_word(topic) {
