@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::parser::types::{ExecutableDocument, OperationType};
+use async_graphql::parser::types::{ExecutableDocument, OperationDefinition, OperationType};
 
 use crate::limits::QueryLimits;
 
@@ -27,18 +27,23 @@ pub struct Parsed {
 }
 
 impl Parsed {
-    /// The type of the operation `name` picks (or of the only one), if the document has it.
-    pub fn operation_type(&self, name: Option<&str>) -> Option<OperationType> {
+    /// The operation `name` picks (or the only one), if the document has it.
+    pub fn operation(&self, name: Option<&str>) -> Option<&OperationDefinition> {
         let mut operations = self.document.operations.iter();
         match name {
             Some(name) => operations
                 .find(|(n, _)| n.is_some_and(|n| n.as_str() == name))
-                .map(|(_, op)| op.node.ty),
+                .map(|(_, op)| &op.node),
             None => {
                 let (_, op) = operations.next()?;
-                operations.next().is_none().then_some(op.node.ty)
+                operations.next().is_none().then_some(&op.node)
             }
         }
+    }
+
+    /// The type of the operation `name` picks (or of the only one).
+    pub fn operation_type(&self, name: Option<&str>) -> Option<OperationType> {
+        self.operation(name).map(|op| op.ty)
     }
 }
 

@@ -626,11 +626,14 @@ async fn run(
             serde_json::to_value(&response.errors).unwrap_or_default(),
         );
     }
-    if let Some(parsed) = &parsed {
+    let picked = parsed
+        .as_ref()
+        .and_then(|p| Some((p, p.operation(operation_name.as_deref())?)));
+    if let Some((parsed, operation)) = picked {
         response.data = state.shapes.complete(
             std::mem::take(&mut response.data),
             &parsed.document,
-            operation_name.as_deref(),
+            operation,
             &variables,
         );
     }

@@ -139,19 +139,16 @@ impl Shapes {
         })
     }
 
-    /// `data` of an executed operation, completed: keys in selection order, failed fields
-    /// null (or their nearest nullable parent; `data` itself when a non-null root field
-    /// failed). `operation_name` and `variables` are the request's.
+    /// `data` of `operation` (of `document`) executed with `variables`, completed: keys in
+    /// selection order, failed fields null (or their nearest nullable parent; `data`
+    /// itself when a non-null root field failed).
     pub fn complete(
         &self,
         data: Value,
         document: &ExecutableDocument,
-        operation_name: Option<&str>,
+        operation: &OperationDefinition,
         variables: &Variables,
     ) -> Value {
-        let Some(operation) = pick(document, operation_name) else {
-            return data;
-        };
         let root = match operation.ty {
             OperationType::Query => &self.query,
             OperationType::Mutation => &self.mutation,
@@ -405,23 +402,6 @@ impl Walk<'_> {
     }
 }
 
-/// The operation a request runs: the one named, or the only one.
-fn pick<'d>(
-    document: &'d ExecutableDocument,
-    name: Option<&str>,
-) -> Option<&'d OperationDefinition> {
-    let mut operations = document.operations.iter();
-    match name {
-        Some(name) => operations
-            .find(|(n, _)| n.is_some_and(|n| n.as_str() == name))
-            .map(|(_, op)| &op.node),
-        None => {
-            let (_, op) = operations.next()?;
-            operations.next().is_none().then_some(&op.node)
-        }
-    }
-}
-
 /// The introspection types (GraphQL spec, §4.5), which the printed SDL leaves out.
 const INTROSPECTION_SDL: &str = r#"
 type __Schema { description: String types: [__Type!]! queryType: __Type! mutationType: __Type
@@ -458,8 +438,9 @@ mod tests {
     fn complete(query: &str, data: serde_json::Value) -> String {
         let shapes = Shapes::from_sdl(SDL).unwrap();
         let document = parse_query(query).unwrap();
+        let (_, operation) = document.operations.iter().next().unwrap();
         let data = Value::from_json(data).unwrap();
-        let done = shapes.complete(data, &document, None, &Variables::default());
+        let done = shapes.complete(data, &document, &operation.node, &Variables::default());
         serde_json::to_string(&done).unwrap()
     }
 
