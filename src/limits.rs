@@ -51,49 +51,15 @@ impl Default for QueryLimits {
 /// standard introspection query of graphql-js 16 and 17 reaches 13.
 pub const INTROSPECTION_DEPTH: usize = 20;
 
-/// The deepest nesting of fields in `set` (a field with no sub-selection is 1 deep),
-/// fragments expanded; `introspection` is the deepest nesting under an introspection root
-/// field. Counting stops past `bound`, so a fragment cycle (which validation refuses
-/// anyway) cannot recurse forever.
-fn depth(
-    set: &SelectionSet,
-    fragments: &std::collections::HashMap<async_graphql::Name, Positioned<FragmentDefinition>>,
-    bound: usize,
-) -> (usize, usize) {
-    fn walk(
-        set: &SelectionSet,
-        fragments: &std::collections::HashMap<async_graphql::Name, Positioned<FragmentDefinition>>,
-        bound: usize,
-        level: usize,
-    ) -> usize {
-        if level > bound {
-            return level;
-        }
-        set.items
-            .iter()
-            .map(|item| match &item.node {
-                Selection::Field(field) => {
-                    walk(&field.node.selection_set.node, fragments, bound, level + 1)
-                }
-                Selection::InlineFragment(fragment) => {
-                    walk(&fragment.node.selection_set.node, fragments, bound, level)
-                }
-                Selection::FragmentSpread(spread) => fragments
-                    .get(&spread.node.fragment_name.node)
-                    .map_or(level, |f| {
-                        walk(&f.node.selection_set.node, fragments, bound, level)
-                    }),
-            })
-            .max()
-            .unwrap_or(level)
-    }
+/// The deepest nesting under the data root fields of `set`, and under its introspection
+/// root fields (a field with no sub-selection is 1 deep), fragments expanded. Counting
+/// stops past `bound`, so a fragment cycle (which validation refuses anyway) cannot recurse
+/// forever.
+fn depth(set: &SelectionSet, fragments: &Fragments, bound: usize) -> (usize, usize) {
     let mut data = 0;
     let mut introspection = 0;
     for item in &set.items {
-        let single = SelectionSet {
-            items: vec![item.clone()],
-        };
-        let deepest = walk(&single, fragments, bound, 0);
+        let deepest = item_depth(item, fragments, bound, 0);
         let is_introspection = matches!(&item.node, Selection::Field(f)
             if matches!(f.node.name.node.as_str(), "__schema" | "__type"));
         if is_introspection {
@@ -103,6 +69,34 @@ fn depth(
         }
     }
     (data, introspection)
+}
+
+type Fragments = std::collections::HashMap<async_graphql::Name, Positioned<FragmentDefinition>>;
+
+/// How deep `item` reaches from `level`, fragments expanded, counting stopped past `bound`.
+fn item_depth(
+    item: &Positioned<Selection>,
+    fragments: &Fragments,
+    bound: usize,
+    level: usize,
+) -> usize {
+    if level > bound {
+        return level;
+    }
+    let deepest = |set: &SelectionSet, level: usize| {
+        set.items
+            .iter()
+            .map(|item| item_depth(item, fragments, bound, level))
+            .max()
+            .unwrap_or(level)
+    };
+    match &item.node {
+        Selection::Field(field) => deepest(&field.node.selection_set.node, level + 1),
+        Selection::InlineFragment(fragment) => deepest(&fragment.node.selection_set.node, level),
+        Selection::FragmentSpread(spread) => fragments
+            .get(&spread.node.fragment_name.node)
+            .map_or(level, |f| deepest(&f.node.selection_set.node, level)),
+    }
 }
 
 fn count_aliases(set: &Positioned<SelectionSet>) -> usize {
