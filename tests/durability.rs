@@ -629,21 +629,7 @@ async fn check_consistency(place: &Place, service: &Service, round: usize) {
         let grants = service.query(holder, GRANTS, json!({})).await;
         for edge in grants["data"]["myGrants"]["edges"].as_array().unwrap() {
             let grant = &edge["node"];
-            // A global id: base64url of `Ticket:<number>`.
-            let ticket: i32 = {
-                use base64::Engine;
-                let id = grant["ticketId"].as_str().unwrap();
-                let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(id)
-                    .unwrap();
-                String::from_utf8(text)
-                    .unwrap()
-                    .rsplit(':')
-                    .next()
-                    .unwrap()
-                    .parse()
-                    .unwrap()
-            };
+            let ticket = common::db_id(grant["ticketId"].as_str().unwrap());
             let field = format!("\"{}\"", grant["field"].as_str().unwrap());
             assert!(
                 events.iter().any(|e| e.ticket_id == Some(ticket)

@@ -88,7 +88,7 @@ on_both_databases! {
         let password = app.ticket_id("Cannot reset my password").await;
         let kim = app.data_as("supervisor", "query($id: ID!) { ticket(id: $id) { customer { id } } }", json!({ "id": parcel })).await;
         let robin = app.data_as("supervisor", "query($id: ID!) { ticket(id: $id) { customer { id } } }", json!({ "id": password })).await;
-        let id = |data: &serde_json::Value| crate::helpers::db_id(data["ticket"]["customer"]["id"].as_str().unwrap());
+        let id = |data: &serde_json::Value| crate::common::db_id(data["ticket"]["customer"]["id"].as_str().unwrap());
         let (kim, robin) = (id(&kim), id(&robin));
         execute(&app, &format!(
             "UPDATE customers SET email = (SELECT email FROM customers WHERE id = {robin}) WHERE id = {kim}"

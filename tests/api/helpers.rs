@@ -374,20 +374,3 @@ macro_rules! on_both_databases {
         }
     };
 }
-
-/// The database number behind an id the API answered with: a global id (base64url of
-/// `Type:key`, the number last) or a plain number.
-pub fn db_id(id: &str) -> i32 {
-    use base64::Engine;
-    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(id)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .filter(|text| text.contains(':'))
-        .unwrap_or_else(|| id.to_owned());
-    text.rsplit(':')
-        .next()
-        .unwrap_or_default()
-        .parse()
-        .unwrap_or_else(|_| panic!("{id} names no number"))
-}

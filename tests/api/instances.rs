@@ -124,7 +124,7 @@ async fn two_instances_share_grants_and_revocations() {
     } = Pair::start().await;
     let frontline = &tokens["frontline"];
     let me = a.query(frontline, "{ me { id } }", json!({})).await;
-    let frontline_id = crate::helpers::db_id(me["data"]["me"]["id"].as_str().unwrap());
+    let frontline_id = crate::common::db_id(me["data"]["me"]["id"].as_str().unwrap());
 
     let granted = a
         .query(frontline, "mutation { requestReveal(ticketId: \"1\", fields: [\"email\"], reason: \"customer asked to confirm their email\") { grants { id } } }", json!({}))

@@ -64,7 +64,7 @@ on_both_databases! {
 
         use sea_orm::EntityTrait;
         let db = needtoknow::db::connect(&app.settings).await.unwrap();
-        let id = crate::helpers::db_id(&robin);
+        let id = crate::common::db_id(&robin);
         assert!(entity::data_key::Entity::find_by_id(id).one(&db).await.unwrap().is_none(), "the key is destroyed");
         assert!(entity::customer::Entity::find_by_id(id).one(&db).await.unwrap().is_none());
         assert_eq!(entity::message::Entity::find().all(&db).await.unwrap().len(), 2, "only Kim's messages remain");
