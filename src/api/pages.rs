@@ -9,6 +9,10 @@ use async_graphql::connection::{Connection, Edge, EmptyFields};
 use base64::Engine;
 
 use crate::error::{ApiError, ApiResult};
+use crate::request::RequestContext;
+
+/// Default page size of the lists agents page through (`tickets`, `myGrants`, …).
+pub const DEFAULT_PAGE_SIZE: i32 = 20;
 
 /// A connection as this API serves it.
 pub type Page<T> = Connection<String, T, EmptyFields, EmptyFields>;
@@ -88,6 +92,20 @@ impl Window {
     /// Whether the page is read backward (`last`/`before`).
     pub fn backward(&self) -> bool {
         matches!(self.direction, Direction::Backward(_))
+    }
+
+    /// [`Window::parse`] with the default page size of 20 and the configured maximum
+    /// (`NEEDTOKNOW_MAX_PAGE_SIZE`): the lists agents page through.
+    pub fn configured(
+        request: &RequestContext,
+        kind: &str,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<Window> {
+        let max = request.settings.limits.page_size;
+        Window::parse(kind, first, after, last, before, DEFAULT_PAGE_SIZE, max)
     }
 
     /// How many rows to read: the page and one more, which tells whether there is more.

@@ -7,7 +7,6 @@ use entity::{agent, reveal_request};
 use sea_orm::EntityTrait;
 
 use super::pages::{numeric_key, Page, Window};
-use super::tickets::DEFAULT_PAGE_SIZE;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::{GrantId, RevealRequestId, TicketId};
 use crate::policy::DataClass;
@@ -234,7 +233,7 @@ impl RevealQuery {
         #[graphql(desc = "Cursor of the first edge of the next page.")] before: Option<String>,
     ) -> ApiResult<Page<GrantObject>> {
         let request = RequestContext::get(ctx);
-        let window = window(request, "grant", first, after, last, before)?;
+        let window = Window::configured(request, "grant", first, after, last, before)?;
         let grants = request.reveals().mine().await?;
         let keyed = grants
             .iter()
@@ -258,7 +257,7 @@ impl RevealQuery {
         #[graphql(desc = "Cursor of the first edge of the next page.")] before: Option<String>,
     ) -> ApiResult<Page<RevealRequest>> {
         let request = RequestContext::get(ctx);
-        let window = window(request, "reveal_request", first, after, last, before)?;
+        let window = Window::configured(request, "reveal_request", first, after, last, before)?;
         let mut keyed = Vec::new();
         for row in request.reveals().pending().await? {
             let key = numeric_key(row.id.into());
@@ -266,17 +265,4 @@ impl RevealQuery {
         }
         Ok(window.slice("reveal_request", keyed))
     }
-}
-
-/// The page arguments of a list of `kind`, checked against the configured page size.
-fn window(
-    request: &RequestContext,
-    kind: &str,
-    first: Option<i32>,
-    after: Option<String>,
-    last: Option<i32>,
-    before: Option<String>,
-) -> ApiResult<Window> {
-    let max = request.settings.limits.page_size;
-    Window::parse(kind, first, after, last, before, DEFAULT_PAGE_SIZE, max)
 }

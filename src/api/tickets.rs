@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use entity::{customer, ticket};
 
 use super::customers::Customer;
-use super::pages::{numeric_key, Page, Window};
+use super::pages::{numeric_key, Page, Window, DEFAULT_PAGE_SIZE};
 use crate::agents::Agent;
 use crate::disclosure::summary::AccessSummary;
 use crate::disclosure::Gate;
@@ -20,8 +20,6 @@ use crate::tickets::lookup::{self, Contact};
 use crate::tickets::stored_status;
 use crate::tickets::visibility::{self, TicketFilter};
 
-/// Default page size of `tickets`.
-pub const DEFAULT_PAGE_SIZE: i32 = 20;
 /// The largest `first` any configuration accepts (the configured limit is
 /// `QueryLimits::page_size`); complexity is counted up to it.
 pub const MAX_PAGE_SIZE: i32 = 1000;
@@ -285,16 +283,7 @@ impl ContactLookupQuery {
             ));
         }
         let contact = Contact::parse(email, phone)?;
-        let max = request.settings.limits.page_size;
-        let window = Window::parse(
-            BY_CONTACT,
-            first,
-            after,
-            last,
-            before,
-            DEFAULT_PAGE_SIZE,
-            max,
-        )?;
+        let window = Window::configured(request, BY_CONTACT, first, after, last, before)?;
         let scopes = scopes(&request.agent, request);
         let rows = lookup::by_contact(
             &request.db,
@@ -491,8 +480,7 @@ impl TicketQuery {
         #[graphql(desc = "Only tickets of this topic.")] topic: Option<String>,
     ) -> ApiResult<Page<Ticket>> {
         let request = RequestContext::get(ctx);
-        let max = request.settings.limits.page_size;
-        let window = Window::parse(CURSOR, first, after, last, before, DEFAULT_PAGE_SIZE, max)?;
+        let window = Window::configured(request, CURSOR, first, after, last, before)?;
         let (after, before) = window.numbers("tickets")?;
         let range = visibility::Range {
             after,
