@@ -9,6 +9,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use entity::{attachment, customer, message, ticket};
 
+use super::flat::{flat_object, Eager, FlatValue};
 use crate::crypto::vault::Opener;
 use crate::customers::mask;
 use crate::customers::stored_text;
@@ -53,6 +54,12 @@ pub struct Protected<T: async_graphql::OutputType> {
     pub hand_off: Vec<HandOff>,
 }
 
+flat_object!(
+    @[T: async_graphql::OutputType + FlatValue]
+    Protected<T> { value, access, reveal, grant_expires_at, data_class, hand_off }
+    where Protected<T>: async_graphql::OutputType
+);
+
 impl<T: async_graphql::OutputType> From<Disclosed<T>> for Protected<T> {
     fn from(d: Disclosed<T>) -> Self {
         Protected {
@@ -94,7 +101,7 @@ impl Customer {
         field: Field,
         plain: impl FnOnce(&Opener) -> ApiResult<String>,
         masked: impl FnOnce(&Opener) -> ApiResult<String>,
-    ) -> ApiResult<Option<Protected<String>>> {
+    ) -> ApiResult<Option<Eager<Protected<String>>>> {
         self.gate
             .disclose(
                 RequestContext::get(ctx),
@@ -105,7 +112,7 @@ impl Customer {
                 },
             )
             .await
-            .map(|d| Some(d.into()))
+            .map(|d| Some(Eager(d.into())))
     }
 
     /// A scalar field stored in one column of `customers` (`Storage::Column` in the field
@@ -114,7 +121,7 @@ impl Customer {
         &self,
         ctx: &Context<'_>,
         field: Field,
-    ) -> ApiResult<Option<Protected<String>>> {
+    ) -> ApiResult<Option<Eager<Protected<String>>>> {
         let Storage::Column { mask, .. } = field.storage() else {
             return Err(ApiError::internal(
                 anyhow::anyhow!("{field} is not stored in one column"),
@@ -156,49 +163,61 @@ impl Customer {
     }
 
     /// Account status. Class `account`. MASKED: `***`.
-    async fn account_status(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
+    async fn account_status(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Option<Eager<Protected<String>>>> {
         self.scalar(ctx, Field::AccountStatus).await
     }
 
     /// Plan. Class `account`. MASKED: `***`.
-    async fn plan(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
+    async fn plan(&self, ctx: &Context<'_>) -> ApiResult<Option<Eager<Protected<String>>>> {
         self.scalar(ctx, Field::Plan).await
     }
 
     /// Customer since (ISO 8601 date). Class `account`. MASKED: the year.
-    async fn customer_since(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
+    async fn customer_since(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Option<Eager<Protected<String>>>> {
         self.scalar(ctx, Field::CustomerSince).await
     }
 
     /// Region. Class `account`. MASKED: `***`.
-    async fn region(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
+    async fn region(&self, ctx: &Context<'_>) -> ApiResult<Option<Eager<Protected<String>>>> {
         self.scalar(ctx, Field::Region).await
     }
 
     /// Preferred language, a BCP 47 tag (`en`, `pt-BR`). Class `account`. MASKED: `***`.
-    async fn preferred_language(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
+    async fn preferred_language(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Option<Eager<Protected<String>>>> {
         self.scalar(ctx, Field::PreferredLanguage).await
     }
 
     /// Full name. Class `name`. MASKED: first name and last initial (`Robin S.`).
-    async fn full_name(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
+    async fn full_name(&self, ctx: &Context<'_>) -> ApiResult<Option<Eager<Protected<String>>>> {
         self.scalar(ctx, Field::FullName).await
     }
 
     /// Email address. Class `contact`. MASKED: first character of the local part, `***`,
     /// then the domain (`r***@example.com`).
-    async fn email(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
+    async fn email(&self, ctx: &Context<'_>) -> ApiResult<Option<Eager<Protected<String>>>> {
         self.scalar(ctx, Field::Email).await
     }
 
     /// Phone number. Class `contact`. MASKED: all digits but the last two replaced
     /// (`+* *** **** **33`).
-    async fn phone(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
+    async fn phone(&self, ctx: &Context<'_>) -> ApiResult<Option<Eager<Protected<String>>>> {
         self.scalar(ctx, Field::Phone).await
     }
 
     /// Postal address on one line. Class `address`. MASKED: city and country only.
-    async fn postal_address(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
+    async fn postal_address(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Option<Eager<Protected<String>>>> {
         let row = &self.row;
         let city = |o: &Opener| self.text(o, "city", &row.city);
         let country = |o: &Opener| self.text(o, "country", &row.country);
@@ -219,7 +238,10 @@ impl Customer {
     }
 
     /// Date of birth (ISO 8601). Class `identity`. MASKED: the year only.
-    async fn date_of_birth(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<String>>> {
+    async fn date_of_birth(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Option<Eager<Protected<String>>>> {
         self.scalar(ctx, Field::DateOfBirth).await
     }
 
@@ -228,7 +250,7 @@ impl Customer {
     async fn identity_documents(
         &self,
         ctx: &Context<'_>,
-    ) -> ApiResult<Option<Protected<Vec<IdentityDocument>>>> {
+    ) -> ApiResult<Option<Eager<Protected<Vec<IdentityDocument>>>>> {
         let request = RequestContext::get(ctx);
         self.gate
             .disclose_loaded(
@@ -259,7 +281,7 @@ impl Customer {
                 },
             )
             .await
-            .map(|d| Some(d.into()))
+            .map(|d| Some(Eager(d.into())))
     }
 
     /// Payment methods with their billing addresses. Class `billing`. MASKED: brand and
@@ -267,7 +289,7 @@ impl Customer {
     async fn payment_methods(
         &self,
         ctx: &Context<'_>,
-    ) -> ApiResult<Option<Protected<Vec<PaymentMethod>>>> {
+    ) -> ApiResult<Option<Eager<Protected<Vec<PaymentMethod>>>>> {
         let request = RequestContext::get(ctx);
         self.gate
             .disclose_loaded(request, Field::PaymentMethods, |shown, opener| async move {
@@ -283,12 +305,15 @@ impl Customer {
                     .collect()
             })
             .await
-            .map(|d| Some(d.into()))
+            .map(|d| Some(Eager(d.into())))
     }
 
     /// Invoices (payment history). Class `billing`. MASKED: number, status and issue date;
     /// no amounts.
-    async fn invoices(&self, ctx: &Context<'_>) -> ApiResult<Option<Protected<Vec<Invoice>>>> {
+    async fn invoices(
+        &self,
+        ctx: &Context<'_>,
+    ) -> ApiResult<Option<Eager<Protected<Vec<Invoice>>>>> {
         let request = RequestContext::get(ctx);
         self.gate
             .disclose_loaded(request, Field::Invoices, |shown, _opener| async move {
@@ -302,7 +327,7 @@ impl Customer {
                 Ok(rows.iter().map(|i| Invoice::render(i, shown)).collect())
             })
             .await
-            .map(|d| Some(d.into()))
+            .map(|d| Some(Eager(d.into())))
     }
 
     /// The customer's other tickets, oldest first. Class `ticket_history`. MASKED: topic,
@@ -310,7 +335,7 @@ impl Customer {
     async fn other_tickets(
         &self,
         ctx: &Context<'_>,
-    ) -> ApiResult<Option<Protected<Vec<TicketSummary>>>> {
+    ) -> ApiResult<Option<Eager<Protected<Vec<TicketSummary>>>>> {
         let request = RequestContext::get(ctx);
         self.gate
             .disclose_loaded(request, Field::OtherTickets, |shown, _opener| async move {
@@ -320,7 +345,7 @@ impl Customer {
                     .collect()
             })
             .await
-            .map(|d| Some(d.into()))
+            .map(|d| Some(Eager(d.into())))
     }
 
     /// The messages of the customer's other tickets, oldest first. Class `chat_history`.
@@ -329,7 +354,7 @@ impl Customer {
     async fn chat_history(
         &self,
         ctx: &Context<'_>,
-    ) -> ApiResult<Option<Protected<Vec<ChatMessage>>>> {
+    ) -> ApiResult<Option<Eager<Protected<Vec<ChatMessage>>>>> {
         let request = RequestContext::get(ctx);
         self.gate
             .disclose_loaded(request, Field::ChatHistory, |shown, opener| async move {
@@ -343,7 +368,7 @@ impl Customer {
                     .collect()
             })
             .await
-            .map(|d| Some(d.into()))
+            .map(|d| Some(Eager(d.into())))
     }
 }
 
@@ -365,6 +390,14 @@ pub struct IdentityDocument {
     /// The file, base64-encoded; null when masked.
     pub content_base64: Option<String>,
 }
+
+flat_object!(IdentityDocument {
+    id,
+    kind,
+    file_name,
+    size_bytes,
+    content_base64
+});
 
 impl IdentityDocument {
     fn render(
@@ -406,6 +439,15 @@ pub struct PaymentMethod {
     /// Billing address on one line; null when masked.
     pub billing_address: Option<String>,
 }
+
+flat_object!(PaymentMethod {
+    id,
+    brand,
+    last4,
+    exp_month,
+    exp_year,
+    billing_address
+});
 
 impl PaymentMethod {
     fn render(
@@ -454,6 +496,15 @@ pub struct Invoice {
     pub paid_at: Option<DateTime<Utc>>,
 }
 
+flat_object!(Invoice {
+    number,
+    status,
+    issued_at,
+    amount_cents,
+    currency,
+    paid_at
+});
+
 impl Invoice {
     fn render(row: &entity::invoice::Model, shown: Shown) -> Invoice {
         let plain = shown == Shown::Plain;
@@ -488,6 +539,16 @@ pub struct TicketSummary {
     pub resolved_at: Option<DateTime<Utc>>,
 }
 
+flat_object!(TicketSummary {
+    id,
+    ticket_id,
+    subject,
+    topic,
+    status,
+    created_at,
+    resolved_at
+});
+
 impl TicketSummary {
     fn render(row: &ticket::Model, through: i32, shown: Shown) -> ApiResult<TicketSummary> {
         Ok(TicketSummary {
@@ -514,6 +575,13 @@ pub struct ChatMessage {
     /// When it was written.
     pub created_at: DateTime<Utc>,
 }
+
+flat_object!(ChatMessage {
+    ticket_id,
+    author_kind,
+    body,
+    created_at
+});
 
 impl ChatMessage {
     fn render(row: &message::Model, opener: &Opener, shown: Shown) -> ApiResult<ChatMessage> {

@@ -6,6 +6,7 @@ pub mod agents;
 pub mod audit;
 pub mod consent;
 pub mod customers;
+pub mod flat;
 pub mod intake;
 pub mod node;
 pub mod pages;

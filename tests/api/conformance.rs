@@ -142,6 +142,65 @@ on_both_databases! {
 }
 
 on_both_databases! {
+    /// Protected values and the items of their lists are served in one pass (no future per
+    /// field), so that pass must answer everything a selection may say: aliases, named and
+    /// inline fragments, a field selected twice with different sub-selections, `__typename`,
+    /// `@skip`, with keys in selection order.
+    async fn protected_values_answer_aliases_fragments_and_repeated_fields(app) {
+        let ticket = app.ticket_id("Cannot reset my password").await;
+        let query = "query($id: ID!) { ticket(id: $id) { customer { \
+            chatHistory { __typename access value { ...M said: body __typename } value { createdAt } \
+              ... on ProtectedChatHistory { reveal } } \
+            invoices { value { number ... { status } } access @skip(if: true) } \
+            fullName { shown: value handOff { role } } } } } \
+            fragment M on ChatMessage { ticketId body }";
+        let body = json!({ "query": query, "variables": { "id": ticket } });
+        let (status, _, text) = post_accepting(&app, "supervisor", "application/json", &body).await;
+        assert_eq!(status, 200, "{text}");
+        let parsed: Value = serde_json::from_str(&text).unwrap();
+        assert!(parsed.get("errors").is_none(), "{text}");
+        let customer = &parsed["data"]["ticket"]["customer"];
+        let chat = &customer["chatHistory"];
+        assert_eq!(chat["__typename"], "ProtectedChatHistory");
+        assert_ne!(chat["access"], "HIDDEN", "the supervisor sees robin's chat history");
+        assert!(chat["reveal"].is_string());
+        let messages = chat["value"].as_array().unwrap();
+        assert!(!messages.is_empty(), "robin wrote on other tickets: {text}");
+        for message in messages {
+            let keys: Vec<&str> = message.as_object().unwrap().keys().map(String::as_str).collect();
+            assert_eq!(keys.len(), 5, "{message}");
+            assert_eq!(message["__typename"], "ChatMessage");
+            assert_eq!(message["said"], message["body"]);
+            assert!(message["ticketId"].as_str().unwrap().len() > 1);
+            assert!(message["createdAt"].as_str().unwrap().contains('T'));
+        }
+        for invoice in customer["invoices"]["value"].as_array().unwrap() {
+            assert_eq!(invoice.as_object().unwrap().len(), 2, "{invoice}");
+            assert!(invoice["status"].is_string());
+        }
+        assert!(customer["invoices"].get("access").is_none(), "skipped");
+        assert!(customer["fullName"]["shown"].is_string());
+        assert_eq!(customer["fullName"]["handOff"], json!([]));
+        let expected_order = [
+            r#"{"chatHistory":{"__typename":"ProtectedChatHistory","access":"#,
+            r#""value":[{"ticketId":"#,
+            r#""body":"#,
+            r#""said":"#,
+            r#""__typename":"ChatMessage","createdAt":"#,
+            r#""reveal":"#,
+            r#""invoices":{"value":"#,
+            r#""fullName":{"shown":"#,
+            r#""handOff":[]}"#,
+        ];
+        let mut at = 0;
+        for part in expected_order {
+            let found = text[at..].find(part).unwrap_or_else(|| panic!("{part} after {at} in {text}"));
+            at += found + part.len();
+        }
+    }
+}
+
+on_both_databases! {
     /// A root field that fails is `null` at its key (with its error), and the others are
     /// served: `ticket` is nullable for that reason, and so is every mutation, so that of two
     /// mutations in one document the one that succeeded still reports it.
