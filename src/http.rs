@@ -1,4 +1,4 @@
-//! The HTTP transport: `/graphql`, `/healthz`, `/readyz`.
+//! The HTTP transport: `/graphql`, `/healthz`, `/readyz`, `/metrics`.
 //!
 //! The GraphQL endpoint reads the body itself so that every rejection (size, content type,
 //! malformed JSON, batches, missing credentials) is a GraphQL-shaped JSON error with a
@@ -53,7 +53,7 @@ pub struct AppState {
     pub schema: AppSchema,
     /// The settings the service started with.
     pub settings: Arc<Settings>,
-    /// Work counters for `/metrics`.
+    /// Work counters and latency histograms for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// SSO token verification, when configured.
     pub sso: Option<Arc<crate::agents::sso::SsoVerifier>>,
@@ -148,13 +148,43 @@ fn request_id(req: &HttpRequest) -> RequestId {
         .unwrap_or_default()
 }
 
+/// What [`run`] attaches to the answer of a request it executed, for `/metrics`. An answer
+/// without it was refused before execution.
+#[derive(Clone, Copy)]
+struct Executed(crate::metrics::Operation, crate::metrics::Outcome);
+
+/// Times one `/graphql` request, from its headers read to its answer built, and records
+/// it by operation type and outcome ([`Executed`], or refused).
+async fn timed(
+    state: &AppState,
+    answer: impl std::future::Future<Output = HttpResponse>,
+) -> HttpResponse {
+    use crate::metrics::{Operation, Outcome};
+    let started = std::time::Instant::now();
+    let response = answer.await;
+    let Executed(operation, outcome) = response
+        .extensions()
+        .get::<Executed>()
+        .copied()
+        .unwrap_or(Executed(Operation::None, Outcome::Error));
+    state
+        .metrics
+        .observe_request(operation, outcome, started.elapsed());
+    response
+}
+
 /// `POST /graphql`: any operation, sent as `application/json` (so a browser cannot send
 /// one cross-origin without a CORS preflight).
 pub async fn graphql(
     req: HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
+    timed(&state, post(&req, payload, &state)).await
+}
+
+/// [`graphql`]'s work: checks and reads the body, authenticates, executes.
+async fn post(req: &HttpRequest, mut payload: web::Payload, state: &AppState) -> HttpResponse {
     let multipart = req
         .mime_type()
         .ok()
@@ -199,7 +229,7 @@ pub async fn graphql(
     }
 
     // Authenticate before reading the body, so anonymous callers cost as little as possible.
-    let agent = match authenticate(&req, &state).await {
+    let agent = match authenticate(req, state).await {
         Ok(agent) => agent,
         Err(response) => return response,
     };
@@ -219,7 +249,7 @@ pub async fn graphql(
         body.extend_from_slice(&chunk);
     }
     if multipart {
-        return execute_multipart(&req, &state, agent, body.freeze()).await;
+        return execute_multipart(req, state, agent, body.freeze()).await;
     }
     let value: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(value) => value,
@@ -238,7 +268,7 @@ pub async fn graphql(
             "batched requests are not supported: send one operation per request",
         );
     }
-    execute(&req, &state, agent, value, Method::Post).await
+    execute(req, state, agent, value, Method::Post).await
 }
 
 /// The URL parameters of `GET /graphql`; `variables` and `extensions` are JSON text.
@@ -254,16 +284,29 @@ struct GetParams {
 /// `GET /graphql`: with `query` (or a persisted operation's hash in `extensions`) runs a
 /// query, never a mutation; without, serves GraphiQL in dev mode.
 pub async fn graphql_get(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let Ok(params) = web::Query::<GetParams>::from_query(req.query_string()) else {
+    let params = web::Query::<GetParams>::from_query(req.query_string());
+    if let Ok(params) = &params {
+        if params.query.is_none() && params.extensions.is_none() {
+            return graphiql(&state);
+        }
+    }
+    timed(&state, get(&req, params, &state)).await
+}
+
+/// [`graphql_get`]'s work for a GraphQL request: reads the URL's parameters,
+/// authenticates, executes.
+async fn get(
+    req: &HttpRequest,
+    params: Result<web::Query<GetParams>, actix_web::error::QueryPayloadError>,
+    state: &AppState,
+) -> HttpResponse {
+    let Ok(params) = params else {
         return error_response(
             StatusCode::BAD_REQUEST,
             "BAD_USER_INPUT",
             "the URL parameters are `query`, `variables`, `operationName` and `extensions`",
         );
     };
-    if params.query.is_none() && params.extensions.is_none() {
-        return graphiql(&state);
-    }
     let limit = state.settings.max_body_bytes.min(MAX_GET_PARAMETERS);
     if req.query_string().len() > limit {
         return error_response(
@@ -272,7 +315,7 @@ pub async fn graphql_get(req: HttpRequest, state: web::Data<AppState>) -> HttpRe
             &format!("the URL's parameters are longer than {limit} bytes; POST the request"),
         );
     }
-    let agent = match authenticate(&req, &state).await {
+    let agent = match authenticate(req, state).await {
         Ok(agent) => agent,
         Err(response) => return response,
     };
@@ -300,7 +343,7 @@ pub async fn graphql_get(req: HttpRequest, state: web::Data<AppState>) -> HttpRe
         };
         value[key] = field;
     }
-    execute(&req, &state, agent, value, Method::Get).await
+    execute(req, state, agent, value, Method::Get).await
 }
 
 /// The longest URL parameters of a GET. The HTTP layer itself refuses a URL of 64 KiB or
@@ -637,6 +680,19 @@ async fn run(
             &variables,
         );
     }
+    let executed = Executed(
+        match operation {
+            Some(OperationType::Query) => crate::metrics::Operation::Query,
+            Some(OperationType::Mutation) => crate::metrics::Operation::Mutation,
+            Some(OperationType::Subscription) => crate::metrics::Operation::Subscription,
+            None => crate::metrics::Operation::None,
+        },
+        if response.errors.is_empty() {
+            crate::metrics::Outcome::Ok
+        } else {
+            crate::metrics::Outcome::Error
+        },
+    );
     let mut http = HttpResponse::Ok();
     if let Some(claim) = &claim {
         if let Err(error) = claim.finish(&state.writer).await {
@@ -648,10 +704,13 @@ async fn run(
             http.insert_header((IDEMPOTENT_REPLAYED, "true"));
         }
     }
-    http.content_type(ContentType::json())
+    let mut http = http
+        .content_type(ContentType::json())
         // Responses hold personal data: no cache may keep them.
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(response)
+        .json(response);
+    http.extensions_mut().insert(executed);
+    http
 }
 
 /// The header a retried mutation's answer carries when it replays an earlier delivery.
@@ -847,18 +906,21 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::build(status).json(body)
 }
 
-/// `GET /metrics`: work counters in Prometheus text format (no data, no labels with ids).
+/// `GET /metrics`: work counters and latency histograms in Prometheus text format (no
+/// data, no labels with ids).
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(crate::metrics::render(
-            &state.metrics,
-            crate::metrics::Elsewhere {
-                grant_store_calls: state.grants.calls(),
-                rate_limit_calls: state.limiter.calls(),
-                token_cache_hits: state.tokens.hits(),
-            },
-        ))
+    match state.metrics.render() {
+        Ok(body) => HttpResponse::Ok()
+            .content_type(prometheus::TEXT_FORMAT)
+            .body(body),
+        Err(error) => {
+            tracing::error!(
+                error = format!("{error:#}"),
+                "metrics could not be rendered"
+            );
+            HttpResponse::InternalServerError().finish()
+        }
+    }
 }
 
 /// Query of `GET /public/consent-notices`.

@@ -100,15 +100,13 @@ impl Application {
         };
         // A missing or malformed master key stops start-up before anything is touched.
         let (master, key_file) = crate::crypto::keys::load_master_keys(&settings)?;
-        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let metrics = Arc::new(crate::metrics::Metrics::new()?);
         let connections = db::connect_service(&settings).await?;
         let mut db = connections.read;
         let mut writer_conn = connections.writer.connection().clone();
         for conn in [&mut db, &mut writer_conn] {
-            let statements = metrics.sql_statements.clone();
-            conn.set_metric_callback(move |_| {
-                statements.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            });
+            let statements = metrics.sql_statements();
+            conn.set_metric_callback(move |_| statements.inc());
         }
         let writer = db::Writer::new(writer_conn);
         db::migrate(writer.connection()).await?;
@@ -145,7 +143,7 @@ impl Application {
 
         // One audit log for the whole service: its lock and group commit serialize every
         // append of this process (requests, the retention sweeper, policy reloads).
-        let audit = AuditLog::new(writer.clone());
+        let audit = AuditLog::new(writer.clone()).timed(metrics.audit_append_duration());
         let reloads = crate::policy::reload::spawn(policy.clone(), settings.policy_watch);
         spawn_reload_auditor(reloads, db.clone(), audit.clone(), policy.clone());
         crate::agents::warn_about_vocabulary_gaps(&db, policy.current().vocabulary()).await;
@@ -182,6 +180,21 @@ impl Application {
             }
             _ => crate::agents::cache::Invalidations::Local(tokens.clone()),
         };
+        let limiter = grants.rate_limiter();
+        metrics.read_elsewhere(crate::metrics::Elsewhere {
+            grant_store_calls: Box::new({
+                let grants = grants.clone();
+                move || grants.calls()
+            }),
+            rate_limit_calls: Box::new({
+                let limiter = limiter.clone();
+                move || limiter.calls()
+            }),
+            token_cache_hits: Box::new({
+                let tokens = tokens.clone();
+                move || tokens.hits()
+            }),
+        })?;
         let schema = build_schema_with(&settings.limits, settings.introspection);
         let shapes = crate::api::shape::Shapes::from_sdl(&schema.sdl())
             .context("reading the schema's types")?;
@@ -191,7 +204,7 @@ impl Application {
             tokens,
             invalidations,
             audit,
-            limiter: grants.rate_limiter(),
+            limiter,
             grants,
             vault,
             db,

@@ -313,6 +313,8 @@ pub struct AuditLog {
     writer: Writer,
     lock: Arc<tokio::sync::Mutex<()>>,
     queue: Arc<std::sync::Mutex<Vec<Waiting>>>,
+    /// How long each [`AuditLog::append`] waited, when the service reports it.
+    latency: Option<prometheus::Histogram>,
 }
 
 impl AuditLog {
@@ -322,6 +324,16 @@ impl AuditLog {
             writer,
             lock: Arc::new(tokio::sync::Mutex::new(())),
             queue: Arc::default(),
+            latency: None,
+        }
+    }
+
+    /// The same log, recording how long each append waits (queueing behind another
+    /// writer's commit included) in `latency`.
+    pub fn timed(self, latency: prometheus::Histogram) -> AuditLog {
+        AuditLog {
+            latency: Some(latency),
+            ..self
         }
     }
 
@@ -329,10 +341,21 @@ impl AuditLog {
     /// committed. Either all are written or none.
     #[tracing::instrument(name = "audit.append", skip_all, fields(events = events.len()))]
     pub async fn append(&self, events: &[NewEvent]) -> anyhow::Result<()> {
-        use tokio::sync::oneshot::error::TryRecvError;
         if events.is_empty() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
+        let appended = self.append_grouped(events).await;
+        if let Some(latency) = &self.latency {
+            latency.observe(started.elapsed().as_secs_f64());
+        }
+        appended
+    }
+
+    /// [`AuditLog::append`]'s group commit: joins the queue, and either a writer already
+    /// under way takes the events along or this call writes the whole queue itself.
+    async fn append_grouped(&self, events: &[NewEvent]) -> anyhow::Result<()> {
+        use tokio::sync::oneshot::error::TryRecvError;
         let (done, mut outcome) = tokio::sync::oneshot::channel();
         self.queue
             .lock()

@@ -180,19 +180,128 @@ const TICKET: &str = "{ id subject status customer {
     paymentMethods { value { brand last4 } } invoices { value { number } }
     otherTickets { value { subject } } chatHistory { value { body } } } }";
 
-async fn counter(app: &TestApp, name: &str) -> u64 {
-    let text = app
+/// The `/metrics` body, checked to be Prometheus text.
+async fn scrape(app: &TestApp) -> String {
+    let response = app
         .client
         .get(format!("{}/metrics", app.address))
         .send()
         .await
-        .unwrap()
-        .text()
-        .await
         .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; version=0.0.4"
+    );
+    response.text().await.unwrap()
+}
+
+/// The value of one series (a name with its labels, as printed), or 0 when it is absent.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn counter(app: &TestApp, name: &str) -> u64 {
+    let text = scrape(app).await;
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
         .unwrap_or_else(|| panic!("{name} in {text}"))
+}
+
+const LATENCY: &str = "needtoknow_http_request_duration_seconds";
+
+/// An operator scraping `/metrics` sees how long GraphQL requests take, by operation type
+/// and outcome, and how long audit appends wait; no label names an agent, a token, a
+/// ticket or an operation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_time_requests_without_naming_anyone() {
+    let app = spawn_app_with(Backend::Sqlite, |_| {}).await;
+    let ticket = app.ticket_id("Charged twice in March").await;
+    let query_ok = format!("{LATENCY}_count{{operation=\"query\",outcome=\"ok\"}}");
+    let refused = format!("{LATENCY}_count{{operation=\"none\",outcome=\"error\"}}");
+    let mutation = format!("{LATENCY}_count{{operation=\"mutation\",outcome=\"ok\"}}");
+    let audit = "needtoknow_audit_append_duration_seconds_count";
+    let before = scrape(&app).await;
+
+    // Three queries by name, each showing plaintext that is audited.
+    let lookup = "query LookUpCustomerOfTicket($id: ID!) { ticket(id: $id) { customer { fullName { value } } } }";
+    for _ in 0..3 {
+        let (status, body) = app
+            .query_as("billing", lookup, json!({ "id": ticket }))
+            .await;
+        assert_eq!(status, 200);
+        assert_no_errors(&body);
+    }
+    // A mutation, and two refusals: no token, and a document that does not parse.
+    let (_, body) = app
+        .query_as("supervisor", RESOLVE, json!({ "t": ticket }))
+        .await;
+    assert_no_errors(&body);
+    let (status, _) = app.post_graphql(None, &json!({ "query": lookup })).await;
+    assert_eq!(status, 401);
+    let (_, body) = app.query_as("billing", "{ ticket(", json!({})).await;
+    assert!(
+        body.get("errors").is_some() && body.get("data").is_none(),
+        "{body}"
+    );
+
+    let after = scrape(&app).await;
+    for suffix in ["_bucket", "_sum", "_count"] {
+        assert!(
+            after
+                .lines()
+                .any(|l| l.starts_with(&format!("{LATENCY}{suffix}{{"))),
+            "{LATENCY}{suffix} in {after}"
+        );
+    }
+    assert!(
+        after.contains(&format!("# TYPE {LATENCY} histogram")),
+        "{after}"
+    );
+    let grew = |series: &str| sample(&after, series) - sample(&before, series);
+    assert_eq!(grew(&query_ok), 3.0, "{after}");
+    assert_eq!(grew(&mutation), 1.0, "{after}");
+    assert_eq!(grew(&refused), 2.0, "{after}");
+    // Every request falls in the +Inf bucket, and took some time.
+    let inf = format!("{LATENCY}_bucket{{operation=\"query\",outcome=\"ok\",le=\"+Inf\"}}");
+    assert_eq!(sample(&after, &inf), sample(&after, &query_ok));
+    let sum = format!("{LATENCY}_sum{{operation=\"query\",outcome=\"ok\"}}");
+    assert!(sample(&after, &sum) > 0.0, "{after}");
+    assert!(grew(audit) >= 3.0, "audit appends timed: {after}");
+
+    // Label values are a fixed vocabulary (and bucket bounds): nothing a request sent.
+    for line in after.lines().filter(|l| !l.starts_with('#')) {
+        let Some((_, labels)) = line.split_once('{') else {
+            continue;
+        };
+        let labels = labels.split_once('}').unwrap().0;
+        for pair in labels.split(',') {
+            let (name, value) = pair.split_once('=').unwrap();
+            let value = value.trim_matches('"');
+            match name {
+                "operation" => assert!(
+                    ["query", "mutation", "subscription", "none"].contains(&value),
+                    "{line}"
+                ),
+                "outcome" => assert!(["ok", "error"].contains(&value), "{line}"),
+                "le" => assert!(value == "+Inf" || value.parse::<f64>().is_ok(), "{line}"),
+                _ => panic!("unexpected label in {line}"),
+            }
+        }
+    }
+    for secret in [
+        app.token("billing"),
+        app.token("supervisor"),
+        "billing",
+        "supervisor",
+        ticket.as_str(),
+        "LookUpCustomerOfTicket",
+        "Resolve",
+    ] {
+        assert!(!after.contains(secret), "{secret} in {after}");
+    }
 }
 
 /// The SQL statements of a ticket page do not grow with the page size (batched loads, no
