@@ -1,12 +1,20 @@
 //! The `needtoknow` command line: one binary, one subcommand per job.
+//!
+//! Settings are flags with an environment variable each, as clap reads them; [`parse_from`]
+//! notes which of the two gave each value, and [`Invocation::configuration`] hands them to
+//! [`crate::config`] as the top two layers, over the config file and the built-in defaults.
 
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use figment::value::Dict;
+use serde::Serialize;
 
-use crate::config::{DatabaseSettings, GrantStoreSettings, LogFormat, Mode, Settings};
+use crate::config::{Configuration, LogFormat, Mode, Overrides, RawSettings, Spelling};
 
 /// needtoknow: a GraphQL backend that reveals customer data to support agents on a
 /// need-to-know basis, decided by Oso Polar policies.
@@ -21,63 +29,47 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Settings shared by every subcommand.
-#[derive(Debug, Args)]
+/// Settings shared by every subcommand. Each is also a key of the config file and has a
+/// built-in default ([`RawSettings`]); a flag given here wins over its environment variable,
+/// which wins over the file. (`--help` shows the defaults, see [`command`].)
+#[derive(Debug, Args, Serialize)]
 pub struct GlobalArgs {
+    /// A TOML file of settings, keyed like the flags in snake_case (`max_depth = 12`);
+    /// environment variables and flags override it. No file is read unless named.
+    #[arg(long, global = true, env = "NEEDTOKNOW_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
     /// Directory for the SQLite file, demo tokens and dev keys (created if missing).
-    #[arg(
-        long,
-        global = true,
-        env = "NEEDTOKNOW_DATA_DIR",
-        default_value = "./data"
-    )]
-    pub data_dir: PathBuf,
+    #[arg(long, global = true, env = "NEEDTOKNOW_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Database URL: postgres://… for PostgreSQL; default: the SQLite file in the data dir.
     #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Directory of the *.polar policy files.
-    #[arg(
-        long,
-        global = true,
-        env = "NEEDTOKNOW_POLICY_DIR",
-        default_value = "./policies"
-    )]
-    pub policy_dir: PathBuf,
+    #[arg(long, global = true, env = "NEEDTOKNOW_POLICY_DIR")]
+    pub policy_dir: Option<PathBuf>,
     /// Log format.
-    #[arg(
-        long,
-        global = true,
-        env = "NEEDTOKNOW_LOG_FORMAT",
-        value_enum,
-        default_value = "text"
-    )]
-    pub log_format: LogFormat,
+    #[arg(long, global = true, env = "NEEDTOKNOW_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
     /// Log filter, e.g. `info` or `needtoknow=debug,info`.
-    #[arg(long, global = true, env = "NEEDTOKNOW_LOG", default_value = "info")]
-    pub log: String,
+    #[arg(long, global = true, env = "NEEDTOKNOW_LOG")]
+    pub log: Option<String>,
     /// Redis for reveal grants (`redis://host:6379`); default: in-process, one instance only.
     #[arg(long, global = true, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
     /// Prefix of every Redis key.
-    #[arg(
-        long,
-        global = true,
-        env = "NEEDTOKNOW_REDIS_PREFIX",
-        default_value = "needtoknow"
-    )]
-    pub redis_prefix: String,
+    #[arg(long, global = true, env = "NEEDTOKNOW_REDIS_PREFIX")]
+    pub redis_prefix: Option<String>,
     /// Milliseconds a Redis call may take before it counts as failed (fail closed).
-    #[arg(long, global = true, env = "NEEDTOKNOW_REDIS_TIMEOUT_MS", default_value = "250",
-          value_parser = clap::value_parser!(u64).range(10..=10_000))]
-    pub redis_timeout_ms: u64,
+    #[arg(long, global = true, env = "NEEDTOKNOW_REDIS_TIMEOUT_MS")]
+    pub redis_timeout_ms: Option<u64>,
     /// The longest a reveal grant may last in seconds, whatever the policy says.
-    #[arg(long, global = true, env = "NEEDTOKNOW_MAX_GRANT_SECS", default_value = "3600",
-          value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    pub max_grant_secs: u64,
+    #[arg(long, global = true, env = "NEEDTOKNOW_MAX_GRANT_SECS")]
+    pub max_grant_secs: Option<u64>,
     /// Name the agents in customer access reports (default: roles only).
-    #[arg(long, global = true, env = "NEEDTOKNOW_REPORT_AGENT_IDENTITIES", default_value = "false",
+    #[arg(long, global = true, env = "NEEDTOKNOW_REPORT_AGENT_IDENTITIES",
           action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
-    pub report_agent_identities: bool,
+    pub report_agent_identities: Option<bool>,
     /// Master keys as `VERSION:BASE64` entries separated by commas (a bare BASE64 is version
     /// 1); overrides the key file.
     #[arg(
@@ -96,12 +88,11 @@ pub struct GlobalArgs {
     pub erasure_ledger: Option<PathBuf>,
     /// Retention after resolution, `name=period` entries (periods like 7d, 12h, 0d) over the
     /// defaults `id_document=7d,transcripts=365d,transcripts_without_consent=0d`.
-    #[arg(long, global = true, env = "NEEDTOKNOW_RETENTION", default_value = "")]
-    pub retention: String,
+    #[arg(long, global = true, env = "NEEDTOKNOW_RETENTION")]
+    pub retention: Option<String>,
     /// Seconds to wait for the database when connecting.
-    #[arg(long, global = true, env = "NEEDTOKNOW_DATABASE_TIMEOUT_SECS", default_value = "5",
-          value_parser = clap::value_parser!(u64).range(1..=300))]
-    pub database_timeout_secs: u64,
+    #[arg(long, global = true, env = "NEEDTOKNOW_DATABASE_TIMEOUT_SECS")]
+    pub database_timeout_secs: Option<u64>,
 }
 
 /// The subcommands.
@@ -111,6 +102,11 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Run the GraphQL service (migrations are applied on start).
     Serve(ServeArgs),
+    /// Print the settings `serve` would run with (it takes the same flags), one
+    /// `key = value` line each with where the value came from: default, config file,
+    /// environment variable or flag. Secrets read [redacted]. Exits 2, naming the setting,
+    /// when one is invalid.
+    Config(ServiceArgs),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Print the GraphQL schema (SDL); `schema.graphql` is this output.
@@ -281,83 +277,79 @@ pub struct ServeArgs {
     /// Seed the demo dataset (idempotent) and write <data dir>/demo-tokens.json; implies dev mode.
     #[arg(long)]
     pub demo: bool,
+    /// The service's settings.
+    #[command(flatten)]
+    pub service: ServiceArgs,
+}
+
+/// The settings only the running service reads (`serve` uses them, `config` prints them),
+/// each also a key of the config file; as with [`GlobalArgs`], a flag wins over its
+/// environment variable, which wins over the file.
+#[derive(Debug, Args, Serialize)]
+pub struct ServiceArgs {
     /// Address to listen on.
-    #[arg(long, env = "NEEDTOKNOW_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    #[arg(long, env = "NEEDTOKNOW_LISTEN")]
+    pub listen: Option<SocketAddr>,
     /// `dev` serves GraphiQL on GET /graphql; `production` does not.
-    #[arg(
-        long,
-        env = "NEEDTOKNOW_MODE",
-        value_enum,
-        default_value = "production"
-    )]
-    pub mode: Mode,
+    #[arg(long, env = "NEEDTOKNOW_MODE", value_enum)]
+    pub mode: Option<Mode>,
     /// Largest accepted request body in bytes; larger bodies get HTTP 413.
-    #[arg(long, env = "NEEDTOKNOW_MAX_BODY_BYTES", default_value = "65536",
-          value_parser = clap::value_parser!(u64).range(1024..=16 * 1024 * 1024))]
-    pub max_body_bytes: u64,
+    #[arg(long, env = "NEEDTOKNOW_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<u64>,
     /// HTTP worker threads (0: one per core).
-    #[arg(long, env = "NEEDTOKNOW_WORKERS", default_value = "0")]
-    pub workers: usize,
+    #[arg(long, env = "NEEDTOKNOW_WORKERS")]
+    pub workers: Option<usize>,
     /// Largest GraphQL query document in bytes.
-    #[arg(long, env = "NEEDTOKNOW_MAX_QUERY_BYTES", default_value = "16384")]
-    pub max_query_bytes: usize,
+    #[arg(long, env = "NEEDTOKNOW_MAX_QUERY_BYTES")]
+    pub max_query_bytes: Option<usize>,
     /// Most aliases in one query.
-    #[arg(long, env = "NEEDTOKNOW_MAX_ALIASES", default_value = "30")]
-    pub max_aliases: usize,
+    #[arg(long, env = "NEEDTOKNOW_MAX_ALIASES")]
+    pub max_aliases: Option<usize>,
     /// Most root fields in one operation.
-    #[arg(long, env = "NEEDTOKNOW_MAX_ROOT_FIELDS", default_value = "10")]
-    pub max_root_fields: usize,
+    #[arg(long, env = "NEEDTOKNOW_MAX_ROOT_FIELDS")]
+    pub max_root_fields: Option<usize>,
     /// Deepest selection nesting.
-    #[arg(long, env = "NEEDTOKNOW_MAX_DEPTH", default_value = "12")]
-    pub max_depth: usize,
+    #[arg(long, env = "NEEDTOKNOW_MAX_DEPTH")]
+    pub max_depth: Option<usize>,
     /// Highest query complexity (one per field; list fields times their page size).
-    #[arg(long, env = "NEEDTOKNOW_MAX_COMPLEXITY", default_value = "20000")]
-    pub max_complexity: usize,
+    #[arg(long, env = "NEEDTOKNOW_MAX_COMPLEXITY")]
+    pub max_complexity: Option<usize>,
     /// Most directives on one field.
-    #[arg(long, env = "NEEDTOKNOW_MAX_DIRECTIVES", default_value = "4")]
-    pub max_directives: usize,
+    #[arg(long, env = "NEEDTOKNOW_MAX_DIRECTIVES")]
+    pub max_directives: Option<usize>,
     /// Deepest recursion (nesting the depth limit does not count, e.g. fragments in fragments).
-    #[arg(long, env = "NEEDTOKNOW_MAX_RECURSION", default_value = "32",
-          value_parser = clap::value_parser!(u64).range(4..=256))]
-    pub max_recursion: u64,
+    #[arg(long, env = "NEEDTOKNOW_MAX_RECURSION")]
+    pub max_recursion: Option<u64>,
     /// Largest page of `tickets` (`first`).
-    #[arg(long, env = "NEEDTOKNOW_MAX_PAGE_SIZE", default_value = "100",
-          value_parser = clap::value_parser!(i32).range(1..=1000))]
-    pub max_page_size: i32,
+    #[arg(long, env = "NEEDTOKNOW_MAX_PAGE_SIZE")]
+    pub max_page_size: Option<i32>,
     /// Introspection and field suggestions: on in dev mode, off in production unless set.
     #[arg(long, env = "NEEDTOKNOW_INTROSPECTION", action = clap::ArgAction::Set,
           value_parser = clap::builder::BoolishValueParser::new())]
     pub introspection: Option<bool>,
     /// Agent-UI origins allowed to call the API from a browser, comma-separated
     /// (e.g. `https://agents.example.com`); none by default.
-    #[arg(long, env = "NEEDTOKNOW_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
-    pub cors_origins: Vec<String>,
+    #[arg(long, env = "NEEDTOKNOW_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Option<Vec<String>>,
     /// How long a mutation's `Idempotency-Key` is remembered, in seconds.
-    #[arg(long, env = "NEEDTOKNOW_IDEMPOTENCY_TTL_SECS", default_value = "86400",
-          value_parser = clap::value_parser!(u64).range(60..=2_592_000))]
-    pub idempotency_ttl_secs: u64,
+    #[arg(long, env = "NEEDTOKNOW_IDEMPOTENCY_TTL_SECS")]
+    pub idempotency_ttl_secs: Option<u64>,
     /// After how many seconds a mutation still holding its `Idempotency-Key` is taken to
     /// have died with its instance, so that a retry takes the key over.
-    #[arg(long, env = "NEEDTOKNOW_IDEMPOTENCY_ABANDON_SECS", default_value = "60",
-          value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub idempotency_abandon_secs: u64,
+    #[arg(long, env = "NEEDTOKNOW_IDEMPOTENCY_ABANDON_SECS")]
+    pub idempotency_abandon_secs: Option<u64>,
     /// Largest document (identity scan, receipt) an upload may carry, in bytes.
-    #[arg(long, env = "NEEDTOKNOW_MAX_DOCUMENT_BYTES", default_value = "10485760",
-          value_parser = clap::value_parser!(u64).range(1024..=256 * 1024 * 1024))]
-    pub max_document_bytes: u64,
+    #[arg(long, env = "NEEDTOKNOW_MAX_DOCUMENT_BYTES")]
+    pub max_document_bytes: Option<u64>,
     /// Requests per API token per minute (HTTP 429 `RATE_LIMITED` above it).
-    #[arg(long, env = "NEEDTOKNOW_REQUESTS_PER_MINUTE", default_value = "600",
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub requests_per_minute: u64,
+    #[arg(long, env = "NEEDTOKNOW_REQUESTS_PER_MINUTE")]
+    pub requests_per_minute: Option<u64>,
     /// `requestReveal` calls per agent per hour.
-    #[arg(long, env = "NEEDTOKNOW_REVEALS_PER_HOUR", default_value = "30",
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub reveals_per_hour: u64,
+    #[arg(long, env = "NEEDTOKNOW_REVEALS_PER_HOUR")]
+    pub reveals_per_hour: Option<u64>,
     /// `verifyCustomerIdentity` calls per agent and ticket per hour.
-    #[arg(long, env = "NEEDTOKNOW_IDENTITY_CHECKS_PER_HOUR", default_value = "5",
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub identity_checks_per_hour: u64,
+    #[arg(long, env = "NEEDTOKNOW_IDENTITY_CHECKS_PER_HOUR")]
+    pub identity_checks_per_hour: Option<u64>,
     /// SSO: the identity provider's issuer (`iss`); setting it turns SSO tokens on.
     #[arg(long, env = "NEEDTOKNOW_SSO_ISSUER")]
     pub sso_issuer: Option<String>,
@@ -365,18 +357,10 @@ pub struct ServeArgs {
     #[arg(long, env = "NEEDTOKNOW_SSO_AUDIENCE")]
     pub sso_audience: Option<String>,
     /// SSO: the claim holding the agent's handle.
-    #[arg(
-        long,
-        env = "NEEDTOKNOW_SSO_HANDLE_CLAIM",
-        default_value = "preferred_username"
-    )]
-    pub sso_handle_claim: String,
+    #[arg(long, env = "NEEDTOKNOW_SSO_HANDLE_CLAIM")]
+    pub sso_handle_claim: Option<String>,
     /// SSO: a JWKS file with the provider's public keys (RS256, ES256, EdDSA).
-    #[arg(
-        long,
-        env = "NEEDTOKNOW_SSO_JWKS_FILE",
-        conflicts_with = "sso_jwks_url"
-    )]
+    #[arg(long, env = "NEEDTOKNOW_SSO_JWKS_FILE")]
     pub sso_jwks_file: Option<PathBuf>,
     /// SSO: the provider's JWKS URL (fetched at start, then every refresh interval).
     #[arg(long, env = "NEEDTOKNOW_SSO_JWKS_URL")]
@@ -385,33 +369,25 @@ pub struct ServeArgs {
     #[arg(long, env = "NEEDTOKNOW_SSO_HS256_SECRET", hide_env_values = true)]
     pub sso_hs256_secret: Option<String>,
     /// SSO: clock skew tolerated on `exp` and `nbf`, in seconds.
-    #[arg(long, env = "NEEDTOKNOW_SSO_LEEWAY_SECS", default_value = "30",
-          value_parser = clap::value_parser!(u64).range(0..=300))]
-    pub sso_leeway_secs: u64,
+    #[arg(long, env = "NEEDTOKNOW_SSO_LEEWAY_SECS")]
+    pub sso_leeway_secs: Option<u64>,
     /// SSO: seconds between re-reads of the JWKS.
-    #[arg(long, env = "NEEDTOKNOW_SSO_JWKS_REFRESH_SECS", default_value = "600",
-          value_parser = clap::value_parser!(u64).range(10..=86_400))]
-    pub sso_jwks_refresh_secs: u64,
+    #[arg(long, env = "NEEDTOKNOW_SSO_JWKS_REFRESH_SECS")]
+    pub sso_jwks_refresh_secs: Option<u64>,
     /// Operation allow-list (a persisted-query manifest); when set, only its operations run.
     #[arg(long, env = "NEEDTOKNOW_ALLOWED_OPERATIONS")]
     pub allowed_operations: Option<PathBuf>,
     /// Seconds between retention sweeps inside the service (0: only `retention sweep`).
-    #[arg(
-        long,
-        env = "NEEDTOKNOW_RETENTION_INTERVAL_SECS",
-        default_value = "3600"
-    )]
-    pub retention_interval_secs: u64,
+    #[arg(long, env = "NEEDTOKNOW_RETENTION_INTERVAL_SECS")]
+    pub retention_interval_secs: Option<u64>,
     /// Milliseconds between checks of the policy directory for changes (0: off; SIGHUP
     /// always reloads).
-    #[arg(long, env = "NEEDTOKNOW_POLICY_WATCH_MS", default_value = "1000",
-          value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
-    pub policy_watch_ms: u64,
+    #[arg(long, env = "NEEDTOKNOW_POLICY_WATCH_MS")]
+    pub policy_watch_ms: Option<u64>,
     /// Milliseconds an authenticated token is remembered (0: off). At most 1000, so a
     /// revoked token or a disabled agent stops working on every instance within a second.
-    #[arg(long, env = "NEEDTOKNOW_TOKEN_CACHE_MS", default_value = "1000",
-          value_parser = clap::value_parser!(u64).range(0..=1000))]
-    pub token_cache_ms: u64,
+    #[arg(long, env = "NEEDTOKNOW_TOKEN_CACHE_MS")]
+    pub token_cache_ms: Option<u64>,
 }
 
 /// `agent` subcommands.
@@ -478,157 +454,212 @@ pub struct CreateAgentArgs {
     pub service: bool,
 }
 
-/// An origin is `scheme://host[:port]`, nothing more.
-fn parse_origin(value: &str) -> Result<String, String> {
-    let value = value.trim().trim_end_matches('/');
-    let rest = value
-        .strip_prefix("https://")
-        .or_else(|| value.strip_prefix("http://"))
-        .ok_or("an origin starts with https:// or http:// (NEEDTOKNOW_CORS_ORIGINS)")?;
-    if rest.is_empty() || rest.contains(['/', '?', '#', '*', ' ']) {
-        return Err(
-            "an origin is scheme://host[:port], no path or wildcard (NEEDTOKNOW_CORS_ORIGINS)"
-                .into(),
-        );
-    }
-    Ok(value.to_owned())
-}
-
-impl GlobalArgs {
-    /// Settings for commands that only need the database and policies.
-    pub fn settings(&self) -> Result<Settings, String> {
-        let database = DatabaseSettings::from_url(self.database_url.as_deref(), &self.data_dir)?;
-        let mut settings = Settings::for_data_dir(&self.data_dir, database);
-        settings.policy_dir = self.policy_dir.clone();
-        settings.database_timeout = Duration::from_secs(self.database_timeout_secs);
-        settings.mode = Mode::Production;
-        settings.max_grant = Duration::from_secs(self.max_grant_secs);
-        settings.report_agent_identities = self.report_agent_identities;
-        settings.master_key = self
-            .master_key
-            .as_deref()
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .map(|k| crate::config::Secret::new(k.to_owned()));
-        if let Some(file) = &self.master_key_file {
-            settings.master_key_file = file.clone();
+/// The command line as clap defines it, with each setting's built-in default added to its
+/// help: the defaults live in [`RawSettings`], so clap is not told them as values (a value
+/// clap filled in could not be told from one the operator gave, and would hide the file).
+pub fn command() -> clap::Command {
+    let defaults = RawSettings::defaults_as_text();
+    let annotate = move |arg: clap::Arg| match defaults.get(arg.get_id().as_str()) {
+        Some(default) => {
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            arg.help(format!("{help} [default: {default}]"))
         }
-        settings.erasure_ledger = self.erasure_ledger.clone();
-        settings.retention = crate::retention::RetentionPolicy::parse(&self.retention)?;
-        settings.grants = match self
-            .redis_url
-            .as_deref()
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-        {
-            None => GrantStoreSettings::Memory,
-            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
-                GrantStoreSettings::Redis {
-                    url: crate::config::Secret::new(url.to_owned()),
-                    prefix: self.redis_prefix.clone(),
-                    timeout: Duration::from_millis(self.redis_timeout_ms),
-                }
-            }
-            Some(_) => {
-                return Err(
-                    "REDIS_URL: must start with redis:// or rediss:// (value not shown)".into(),
-                )
-            }
-        };
-        Ok(settings)
-    }
+        None => arg,
+    };
+    Cli::command()
+        .mut_args(annotate.clone())
+        .mut_subcommand("serve", |serve| serve.mut_args(annotate.clone()))
+        .mut_subcommand("config", |config| config.mut_args(annotate))
 }
 
-impl ServeArgs {
-    /// The full settings of `serve`.
-    pub fn settings(&self, global: &GlobalArgs) -> Result<Settings, String> {
-        let mut settings = global.settings()?;
-        settings.listen = self.listen;
-        settings.demo = self.demo;
-        settings.mode = if self.demo { Mode::Dev } else { self.mode };
-        settings.max_body_bytes = usize::try_from(self.max_body_bytes)
-            .map_err(|_| "NEEDTOKNOW_MAX_BODY_BYTES: too large for this machine".to_owned())?;
-        settings.workers = self.workers;
-        settings.policy_watch =
-            (self.policy_watch_ms > 0).then(|| Duration::from_millis(self.policy_watch_ms));
-        settings.token_cache = Duration::from_millis(self.token_cache_ms);
-        settings.retention_interval = (self.retention_interval_secs > 0)
-            .then(|| Duration::from_secs(self.retention_interval_secs));
-        settings.limits = crate::limits::QueryLimits {
-            document_bytes: self.max_query_bytes,
-            aliases: self.max_aliases,
-            root_fields: self.max_root_fields,
-            depth: self.max_depth,
-            complexity: self.max_complexity,
-            directives: self.max_directives,
-            page_size: self.max_page_size,
-            recursion: self.max_recursion as usize,
-        };
-        settings.introspection = self.introspection.unwrap_or(settings.mode == Mode::Dev);
-        settings.cors_origins = self.cors_origins.clone();
-        settings.requests_per_minute = self.requests_per_minute;
-        settings.idempotency_ttl = Duration::from_secs(self.idempotency_ttl_secs);
-        settings.idempotency_abandon = Duration::from_secs(self.idempotency_abandon_secs);
-        settings.max_document_bytes = usize::try_from(self.max_document_bytes)
-            .map_err(|_| "NEEDTOKNOW_MAX_DOCUMENT_BYTES: too large for this machine".to_owned())?;
-        settings.reveals_per_hour = self.reveals_per_hour;
-        settings.identity_checks_per_hour = self.identity_checks_per_hour;
-        settings.sso = self.sso_settings()?;
-        settings.allowed_operations = self.allowed_operations.clone();
-        Ok(settings)
+/// A parsed command line: the subcommand and, for each setting clap read, whether it came
+/// from an environment variable or a flag (the two top layers of [`Configuration`]).
+pub struct Invocation {
+    /// What was asked for.
+    pub cli: Cli,
+    /// The layer of each setting clap found a value for, by key.
+    layers: BTreeMap<String, ValueSource>,
+    /// Every setting's flag and environment variable, by key.
+    spellings: BTreeMap<String, Spelling>,
+}
+
+/// Parses `args` (the program's name first) and the environment variables the flags name.
+pub fn parse_from<I, T>(args: I) -> Result<Invocation, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let command = command();
+    let matches = command.clone().try_get_matches_from(args)?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    let mut invocation = Invocation {
+        cli,
+        layers: BTreeMap::new(),
+        spellings: BTreeMap::new(),
+    };
+    // Global settings are matched at the top (clap copies them up from the subcommand);
+    // the service's settings by the subcommand that takes them.
+    invocation.read(&command, Some(&matches));
+    let service = match matches.subcommand() {
+        Some((name @ ("serve" | "config"), sub_matches)) => Some((name, sub_matches)),
+        _ => None,
+    };
+    if let Some(serve) = command.find_subcommand("serve") {
+        let sub_matches = service.filter(|(name, _)| *name == "serve").map(|(_, m)| m);
+        invocation.read(serve, sub_matches);
+    }
+    if let Some((_, sub_matches)) = service.filter(|(name, _)| *name == "config") {
+        if let Some(config) = command.find_subcommand("config") {
+            invocation.read(config, Some(sub_matches));
+        }
+    }
+    Ok(invocation)
+}
+
+impl Invocation {
+    /// Notes the spelling of each of `command`'s settings and, given its matches, which
+    /// layer each value came from. Values clap did not read (absent, or a clap default) are
+    /// left to the lower layers.
+    fn read(&mut self, command: &clap::Command, matches: Option<&ArgMatches>) {
+        for arg in command.get_arguments() {
+            let key = arg.get_id().as_str();
+            if let Some(long) = arg.get_long() {
+                self.spellings.insert(
+                    key.to_owned(),
+                    Spelling {
+                        flag: format!("--{long}"),
+                        env: arg.get_env().map(|env| env.to_string_lossy().into_owned()),
+                    },
+                );
+            }
+            if let Some(source @ (ValueSource::EnvVariable | ValueSource::CommandLine)) =
+                matches.and_then(|m| m.value_source(key))
+            {
+                self.layers.insert(key.to_owned(), source);
+            }
+        }
     }
 
-    fn sso_settings(&self) -> Result<Option<crate::agents::sso::SsoSettings>, String> {
-        use crate::agents::sso::{JwksSource, SsoSettings};
-        let Some(issuer) = self
-            .sso_issuer
-            .as_deref()
-            .map(str::trim)
-            .filter(|i| !i.is_empty())
-        else {
-            let stray = self.sso_audience.is_some()
-                || self.sso_jwks_file.is_some()
-                || self.sso_jwks_url.is_some()
-                || self.sso_hs256_secret.is_some();
-            return if stray {
-                Err("NEEDTOKNOW_SSO_ISSUER: required when any other NEEDTOKNOW_SSO_* is set".into())
-            } else {
-                Ok(None)
+    /// The layered configuration: built-in defaults < the config file < environment
+    /// variables < flags.
+    pub fn configuration(&self) -> Result<Configuration, String> {
+        let mut overrides = Overrides {
+            spellings: self.spellings.clone(),
+            ..Overrides::default()
+        };
+        let mut values = layer_values(&self.cli.global)?;
+        if let Some(service) = self.cli.command.service_args() {
+            values.extend(layer_values(service)?);
+        }
+        for (key, value) in values {
+            match self.layers.get(&key) {
+                Some(ValueSource::EnvVariable) => overrides.environment.insert(key, value),
+                Some(_) => overrides.flags.insert(key, value),
+                None => continue,
             };
-        };
-        let audience = self
-            .sso_audience
-            .as_deref()
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-            .ok_or("NEEDTOKNOW_SSO_AUDIENCE: required with NEEDTOKNOW_SSO_ISSUER")?;
-        let jwks = match (&self.sso_jwks_file, &self.sso_jwks_url) {
-            (Some(path), _) => Some(JwksSource::File(path.clone())),
-            (None, Some(url)) if url.starts_with("https://") || url.starts_with("http://") => {
-                Some(JwksSource::Url(url.clone()))
-            }
-            (None, Some(_)) => {
-                return Err("NEEDTOKNOW_SSO_JWKS_URL: must be an http(s) URL".into());
-            }
-            (None, None) => None,
-        };
-        if jwks.is_none() && self.sso_hs256_secret.is_none() {
-            return Err("SSO needs keys: set NEEDTOKNOW_SSO_JWKS_FILE, NEEDTOKNOW_SSO_JWKS_URL or NEEDTOKNOW_SSO_HS256_SECRET".into());
         }
-        if self.sso_hs256_secret.as_ref().is_some_and(|s| s.len() < 32) {
-            return Err("NEEDTOKNOW_SSO_HS256_SECRET: must be at least 32 bytes".into());
+        // An empty NEEDTOKNOW_CONFIG names no file, as an empty DATABASE_URL names no server.
+        let file = (self.cli.global.config.as_deref()).filter(|path| !path.as_os_str().is_empty());
+        Configuration::load(file, overrides)
+    }
+}
+
+impl Command {
+    /// The service's settings, for the subcommands that take them.
+    pub fn service_args(&self) -> Option<&ServiceArgs> {
+        match self {
+            Command::Serve(args) => Some(&args.service),
+            Command::Config(args) => Some(args),
+            _ => None,
         }
-        Ok(Some(SsoSettings {
-            issuer: issuer.to_owned(),
-            audience: audience.to_owned(),
-            handle_claim: self.sso_handle_claim.clone(),
-            jwks,
-            hs256_secret: self
-                .sso_hs256_secret
-                .clone()
-                .map(crate::config::Secret::new),
-            leeway: Duration::from_secs(self.sso_leeway_secs),
-            jwks_refresh: Duration::from_secs(self.sso_jwks_refresh_secs),
-        }))
+    }
+}
+
+/// The values of parsed arguments, keyed by field name, which is also the setting's key.
+fn layer_values(args: &impl Serialize) -> Result<Dict, String> {
+    match figment::value::Value::serialize(args) {
+        Ok(value) => Ok(value.into_dict().unwrap_or_default()),
+        // Only a path that is not UTF-8 fails here; TOML and messages need text.
+        Err(error) => Err(format!("a setting is not valid text: {error}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::config::Origin;
+
+    /// clap accepts its own definition: no clashing names, ids or defaults.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        command().debug_assert();
+    }
+
+    /// Every setting has one name in three places: its file key, its flag (the key with
+    /// dashes) and its environment variable (the key upper-cased after `NEEDTOKNOW_`, but
+    /// `DATABASE_URL` and `REDIS_URL`), so none can be added to one place and not the others.
+    #[test]
+    fn every_setting_is_a_file_key_a_flag_and_an_environment_variable() {
+        let invocation = parse_from(["needtoknow", "schema"]).unwrap();
+        let keys: BTreeSet<String> = figment::value::Value::serialize(RawSettings::default())
+            .unwrap()
+            .into_dict()
+            .unwrap()
+            .into_keys()
+            .collect();
+        let mut flags: BTreeSet<String> = invocation.spellings.keys().cloned().collect();
+        // `--config` names the file and `--demo` is an action: neither is a setting.
+        assert!(flags.remove("config") && flags.remove("demo"));
+        assert_eq!(keys, flags);
+        for key in keys {
+            let spelling = &invocation.spellings[&key];
+            assert_eq!(spelling.flag, format!("--{}", key.replace('_', "-")));
+            let env = match key.as_str() {
+                "database_url" | "redis_url" => key.to_uppercase(),
+                _ => format!("NEEDTOKNOW_{}", key.to_uppercase()),
+            };
+            assert_eq!(spelling.env.as_deref(), Some(env.as_str()), "{key}");
+        }
+    }
+
+    /// A flag is the top layer, before or after the subcommand.
+    #[test]
+    fn flags_are_the_top_layer_wherever_they_stand() {
+        let invocation = parse_from([
+            "needtoknow",
+            "serve",
+            "--max-depth",
+            "9",
+            "--data-dir",
+            "/srv/needtoknow",
+        ])
+        .unwrap();
+        let configuration = invocation.configuration().unwrap();
+        assert_eq!(
+            configuration.origin("max_depth"),
+            Origin::Flag("--max-depth".into())
+        );
+        assert_eq!(
+            configuration.origin("data_dir"),
+            Origin::Flag("--data-dir".into())
+        );
+        let settings = configuration.serve_settings(false).unwrap();
+        assert_eq!(settings.limits.depth, 9);
+        assert_eq!(settings.data_dir, PathBuf::from("/srv/needtoknow"));
+    }
+
+    /// `config` takes the same settings as `serve`; other subcommands take none of them.
+    #[test]
+    fn config_takes_the_flags_of_serve() {
+        let invocation = parse_from(["needtoknow", "config", "--max-page-size", "0"]).unwrap();
+        let error = invocation
+            .configuration()
+            .unwrap()
+            .serve_settings(false)
+            .unwrap_err();
+        assert_eq!(error, "--max-page-size: 0 is not in 1..=1000");
+        assert!(parse_from(["needtoknow", "migrate", "--max-depth", "9"]).is_err());
     }
 }

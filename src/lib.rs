@@ -4,8 +4,9 @@
 //! Map of the crate, from the top layer down (top-level modules import only downwards;
 //! `tests/architecture.rs` checks it, and `docs/ARCHITECTURE.md` explains it):
 //! - [`startup`] builds and runs the service (shared by `main` and the tests); [`http`] is
-//!   the transport, [`graphiql`] the in-browser IDE it serves in dev mode; [`cli`] and
-//!   [`config`] read settings.
+//!   the transport, [`graphiql`] the in-browser IDE it serves in dev mode; [`cli`] reads
+//!   flags and environment variables, [`config`] layers them over the config file and the
+//!   built-in defaults and checks them.
 //! - [`api`]: the GraphQL adapters (one file per feature) and the schema.
 //! - [`disclosure`] is the one path by which customer data reaches a response: it asks the
 //!   policy, consults grants, writes the audit event, and only then hands the field's

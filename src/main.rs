@@ -3,12 +3,12 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
 
 use needtoknow::cli::{
-    AgentCommand, AuditCommand, Cli, Command, KeysCommand, OperationsCommand, PolicyCommand,
+    AgentCommand, AuditCommand, Command, KeysCommand, OperationsCommand, PolicyCommand,
     RetentionCommand,
 };
+use needtoknow::config::Configuration;
 use needtoknow::policy::admin;
 use needtoknow::policy::Policy;
 use needtoknow::startup::Application;
@@ -17,8 +17,8 @@ use needtoknow::{agents, api, audit, db, telemetry};
 // The system allocator stays: mimalloc and jemalloc were measured under the benchmark's
 // workloads and neither paid (BENCHMARKS.md, "Side by side with the Node.js peer").
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let invocation = match needtoknow::cli::parse_from(std::env::args_os()) {
+        Ok(invocation) => invocation,
         Err(error) => {
             use clap::error::ErrorKind;
             return match error.kind() {
@@ -40,8 +40,16 @@ fn main() -> ExitCode {
             };
         }
     };
-    if let Err(message) = telemetry::init(cli.global.log_format, &cli.global.log) {
-        eprintln!("needtoknow: {message}");
+    // Every subcommand starts from the layered settings, if only for its logs.
+    let configuration = match invocation.configuration() {
+        Ok(configuration) => configuration,
+        Err(message) => {
+            eprintln!("needtoknow: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(message) = telemetry::init(configuration.log_format(), configuration.log()) {
+        eprintln!("needtoknow: {}: {message}", configuration.name("log"));
         return ExitCode::from(2);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -54,7 +62,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(invocation.cli.command, configuration)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Config(message)) => {
             eprintln!("needtoknow: {message}");
@@ -81,10 +89,12 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), Failure> {
-    match cli.command {
+async fn run(command: Command, configuration: Configuration) -> Result<(), Failure> {
+    match command {
         Command::Serve(args) => {
-            let settings = args.settings(&cli.global).map_err(Failure::Config)?;
+            let settings = configuration
+                .serve_settings(args.demo)
+                .map_err(Failure::Config)?;
             let demo = settings.demo;
             let data_dir = settings.data_dir.clone();
             let app = Application::build(settings).await?;
@@ -102,8 +112,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             tracing::info!("stopped");
             Ok(())
         }
+        Command::Config(_) => {
+            // Checked as `serve` would check it, so an invalid setting fails here the same way.
+            configuration
+                .serve_settings(false)
+                .map_err(Failure::Config)?;
+            print!("{}", configuration.render().map_err(Failure::Config)?);
+            Ok(())
+        }
         Command::Migrate => {
-            let settings = cli.global.settings().map_err(Failure::Config)?;
+            let settings = configuration.global_settings().map_err(Failure::Config)?;
             let db = db::connect(&settings).await?;
             db::migrate(&db).await?;
             println!("migrations applied to the {}", settings.database.describe());
@@ -125,7 +143,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Backup { dest } => {
-            let settings = cli.global.settings().map_err(Failure::Config)?;
+            let settings = configuration.global_settings().map_err(Failure::Config)?;
             db::backup(&settings, &dest).await?;
             println!(
                 "backed up the {} to {} (master keys and the erasure ledger are not in it: keep them separately)",
@@ -139,7 +157,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Keys(KeysCommand::Rotate) => {
-            let settings = cli.global.settings().map_err(Failure::Config)?;
+            let settings = configuration.global_settings().map_err(Failure::Config)?;
             let (_, key_file) = needtoknow::crypto::keys::load_master_keys(&settings)?;
             if let Some(path) = &key_file {
                 let version = needtoknow::crypto::keys::add_version(path)?;
@@ -159,7 +177,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             tickets,
             messages_per_ticket,
         } => {
-            let mut settings = cli.global.settings().map_err(Failure::Config)?;
+            let mut settings = configuration.global_settings().map_err(Failure::Config)?;
             // Benchmark data is development data: a missing key file is generated.
             settings.mode = needtoknow::config::Mode::Dev;
             let policy = load_policy(&settings)?;
@@ -182,9 +200,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
-        Command::Import(args) => import(&cli.global, args).await,
+        Command::Import(args) => import(&configuration, args).await,
         Command::Retention(RetentionCommand::Sweep { as_of }) => {
-            let settings = cli.global.settings().map_err(Failure::Config)?;
+            let settings = configuration.global_settings().map_err(Failure::Config)?;
             let db = db::connect(&settings).await?;
             db::migrate(&db).await?;
             let as_of = as_of.unwrap_or_else(chrono::Utc::now);
@@ -202,7 +220,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Audit(AuditCommand::Verify) => {
-            let settings = cli.global.settings().map_err(Failure::Config)?;
+            let settings = configuration.global_settings().map_err(Failure::Config)?;
             let db = db::connect(&settings).await?;
             db::migrate(&db).await?;
             match audit::verify(&db).await? {
@@ -219,7 +237,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
         Command::Policy(command) => {
-            let default_dir = cli.global.policy_dir.clone();
+            let default_dir = configuration.policy_dir().to_owned();
             match command {
                 PolicyCommand::Check { dir } => {
                     let dir = dir.unwrap_or(default_dir);
@@ -271,7 +289,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Agent(command) => {
-            let settings = cli.global.settings().map_err(Failure::Config)?;
+            let settings = configuration.global_settings().map_err(Failure::Config)?;
             let db = db::connect(&settings).await?;
             db::migrate(&db).await?;
             let writer = db::Writer::new(db.clone());
@@ -404,12 +422,12 @@ async fn revoke_grants_of(
 /// `needtoknow import`: reads the file (or stdin) line by line and writes it through the
 /// intake functions as the service account `--as`.
 async fn import(
-    global: &needtoknow::cli::GlobalArgs,
+    configuration: &Configuration,
     args: needtoknow::cli::ImportArgs,
 ) -> Result<(), Failure> {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     use std::io::IsTerminal;
-    let settings = global.settings().map_err(Failure::Config)?;
+    let settings = configuration.global_settings().map_err(Failure::Config)?;
     let policy = load_policy(&settings)?;
     let policy = policy.current();
     let (keys, key_file) = needtoknow::crypto::keys::load_master_keys(&settings)?;

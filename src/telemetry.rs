@@ -38,7 +38,7 @@ impl Default for RequestId {
 /// Installs the global subscriber. Dependencies that could log SQL are kept at `warn`.
 pub fn init(format: LogFormat, filter: &str) -> Result<(), String> {
     let filter = EnvFilter::try_new(format!("{filter},sqlx=warn,sea_orm=warn"))
-        .map_err(|e| format!("NEEDTOKNOW_LOG: invalid log filter: {e}"))?;
+        .map_err(|e| format!("invalid log filter: {e}"))?;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     // Colour only on a terminal: redirected to a file or a log collector, escape codes

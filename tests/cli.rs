@@ -991,3 +991,261 @@ fn text_logs_written_to_a_file_have_no_colour_codes() {
         "colour codes in a log file: {text:?}"
     );
 }
+
+/// The line `needtoknow config` prints for `key`: `key = value  # origin`.
+fn config_line(printed: &str, key: &str) -> String {
+    printed
+        .lines()
+        .find(|line| line.starts_with(&format!("{key} = ")))
+        .unwrap_or_else(|| panic!("no {key} in {printed}"))
+        .to_owned()
+}
+
+/// A setting comes from its built-in default, then the config file, then the environment
+/// variable, then the flag, each overriding the one before; `needtoknow config` shows the
+/// value and where it came from.
+#[test]
+fn settings_layer_defaults_then_the_file_then_the_environment_then_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("needtoknow.toml");
+    std::fs::write(&file, "max_depth = 20\nlisten = \"127.0.0.1:9000\"\n").unwrap();
+    let config = |env: &[(&str, &str)], args: &[&str]| {
+        let output = binary()
+            .env("NEEDTOKNOW_DATA_DIR", dir.path())
+            .envs(env.iter().copied())
+            .arg("config")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+    };
+    let file_arg = file.to_str().unwrap();
+
+    let printed = config(&[], &[]);
+    let line = config_line(&printed, "max_depth");
+    assert!(
+        line.starts_with("max_depth = 12 ") && line.ends_with("# default"),
+        "{line}"
+    );
+
+    let printed = config(&[], &["--config", file_arg]);
+    let line = config_line(&printed, "max_depth");
+    assert!(
+        line.starts_with("max_depth = 20 ") && line.ends_with(&format!("# {file_arg}")),
+        "{line}"
+    );
+    let line = config_line(&printed, "listen");
+    assert!(line.starts_with("listen = \"127.0.0.1:9000\""), "{line}");
+
+    // NEEDTOKNOW_CONFIG names the file as well as --config does.
+    let printed = config(
+        &[
+            ("NEEDTOKNOW_CONFIG", file_arg),
+            ("NEEDTOKNOW_MAX_DEPTH", "15"),
+        ],
+        &[],
+    );
+    let line = config_line(&printed, "max_depth");
+    assert!(
+        line.starts_with("max_depth = 15 ") && line.ends_with("# NEEDTOKNOW_MAX_DEPTH"),
+        "{line}"
+    );
+    assert!(
+        config_line(&printed, "listen").ends_with(&format!("# {file_arg}")),
+        "{printed}"
+    );
+
+    let printed = config(
+        &[
+            ("NEEDTOKNOW_CONFIG", file_arg),
+            ("NEEDTOKNOW_MAX_DEPTH", "15"),
+        ],
+        &["--max-depth", "9"],
+    );
+    let line = config_line(&printed, "max_depth");
+    assert!(
+        line.starts_with("max_depth = 9 ") && line.ends_with("# --max-depth"),
+        "{line}"
+    );
+    let line = config_line(&printed, "data_dir");
+    assert!(line.ends_with("# NEEDTOKNOW_DATA_DIR"), "{line}");
+}
+
+/// A value of the wrong type in the file stops start-up with one line naming the key and
+/// the file.
+#[test]
+fn a_bad_value_in_the_config_file_names_the_key_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("needtoknow.toml");
+    std::fs::write(&file, "# limits\nmax_depth = \"very deep\"\n").unwrap();
+    let output = needtoknow(
+        dir.path(),
+        &[
+            "serve",
+            "--config",
+            file.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("max_depth in {}", file.display())),
+        "{err}"
+    );
+
+    // A range is checked wherever the value came from.
+    std::fs::write(
+        &file,
+        "redis_url = \"redis://127.0.0.1:6379\"\nredis_timeout_ms = 5\n",
+    )
+    .unwrap();
+    let output = needtoknow(dir.path(), &["migrate", "--config", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!(
+            "redis_timeout_ms in {}: 5 is not in 10..=10000",
+            file.display()
+        )),
+        "{err}"
+    );
+}
+
+/// A misspelt key is an error, not silently ignored.
+#[test]
+fn an_unknown_key_in_the_config_file_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("needtoknow.toml");
+    std::fs::write(&file, "max_depht = 8\n").unwrap();
+    let output = needtoknow(dir.path(), &["serve", "--config", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("max_depht in {}", file.display()))
+            && err.contains("unknown setting (did you mean max_depth?)"),
+        "{err}"
+    );
+}
+
+/// A config file that is named but missing is an error naming it; none is read unless named.
+#[test]
+fn a_missing_config_file_is_an_error_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nowhere.toml");
+    let output = binary()
+        .env("NEEDTOKNOW_DATA_DIR", dir.path())
+        .env("NEEDTOKNOW_CONFIG", &missing)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+}
+
+/// `needtoknow config` shows every secret as `[redacted]`, whichever layer it came from,
+/// and an invalid secret's error does not show it either.
+#[test]
+fn secrets_are_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("needtoknow.toml");
+    std::fs::write(
+        &file,
+        concat!(
+            "redis_url = \"redis://:file-redis-secret@127.0.0.1:6379\"\n",
+            "sso_issuer = \"https://idp.example\"\n",
+            "sso_audience = \"needtoknow\"\n",
+            "sso_hs256_secret = \"file-hs256-secret-of-more-than-32-bytes\"\n",
+        ),
+    )
+    .unwrap();
+    let output = binary()
+        .env("NEEDTOKNOW_DATA_DIR", dir.path())
+        .env("DATABASE_URL", "postgres://app:env-db-secret@127.0.0.1/app")
+        .args(["config", "--config", file.to_str().unwrap()])
+        .args(["--master-key", "1:ZmxhZy1tYXN0ZXItc2VjcmV0"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let printed = stdout(&output);
+    for secret in [
+        "file-redis-secret",
+        "file-hs256-secret",
+        "env-db-secret",
+        "ZmxhZy1tYXN0ZXItc2VjcmV0",
+    ] {
+        assert!(!printed.contains(secret), "{secret} in {printed}");
+    }
+    for key in [
+        "redis_url",
+        "sso_hs256_secret",
+        "database_url",
+        "master_key",
+    ] {
+        assert!(
+            config_line(&printed, key).contains("\"[redacted]\""),
+            "{printed}"
+        );
+    }
+
+    std::fs::write(
+        &file,
+        "database_url = \"mysql://root:file-db-secret@db/x\"\n",
+    )
+    .unwrap();
+    let output = needtoknow(dir.path(), &["migrate", "--config", file.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(
+        err.contains("database_url in ") && !err.contains("file-db-secret"),
+        "{err}"
+    );
+}
+
+/// `examples/needtoknow.toml` is a valid file for `serve`.
+#[test]
+fn the_example_config_file_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = needtoknow(
+        dir.path(),
+        &["config", "--config", "examples/needtoknow.toml"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        config_line(&stdout(&output), "listen").ends_with("# examples/needtoknow.toml"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+/// `serve --help` still lists each flag with its environment variable and its default,
+/// and the config file.
+#[test]
+fn serve_help_lists_flags_with_their_variables_and_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = needtoknow(dir.path(), &["serve", "--help"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // Help is wrapped to the terminal's width; compare words, not lines.
+    let help = stdout(&output)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for expected in [
+        "--max-depth",
+        "NEEDTOKNOW_MAX_DEPTH",
+        "[default: 12]",
+        "--listen",
+        "[default: 127.0.0.1:8080]",
+        "--config <FILE>",
+        "NEEDTOKNOW_CONFIG",
+        "--database-url",
+        "DATABASE_URL",
+    ] {
+        assert!(help.contains(expected), "{expected} not in {help}");
+    }
+}

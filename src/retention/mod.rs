@@ -62,23 +62,23 @@ pub fn parse_period(text: &str) -> Result<chrono::Duration, String> {
 }
 
 impl RetentionPolicy {
-    /// Parses `NEEDTOKNOW_RETENTION`: comma-separated `name=period` entries over the
+    /// Parses the `retention` setting: comma-separated `name=period` entries over the
     /// defaults; names are attachment kinds, `transcripts` and `transcripts_without_consent`.
+    /// The error does not name the setting: the caller knows where the value came from.
     pub fn parse(spec: &str) -> Result<RetentionPolicy, String> {
         let mut policy = RetentionPolicy::default();
         for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             let (name, period) = entry
                 .split_once('=')
-                .ok_or_else(|| format!("NEEDTOKNOW_RETENTION: {entry:?} is not name=period"))?;
-            let period = parse_period(period)
-                .map_err(|e| format!("NEEDTOKNOW_RETENTION: {}: {e}", name.trim()))?;
+                .ok_or_else(|| format!("{entry:?} is not name=period"))?;
+            let period = parse_period(period).map_err(|e| format!("{}: {e}", name.trim()))?;
             match name.trim() {
                 "transcripts" => policy.transcripts = period,
                 "transcripts_without_consent" => policy.transcripts_without_consent = period,
                 kind if crate::policy::is_word(kind) => {
                     policy.attachments.insert(kind.to_owned(), period);
                 }
-                other => return Err(format!("NEEDTOKNOW_RETENTION: {other:?} is not a name")),
+                other => return Err(format!("{other:?} is not a name")),
             }
         }
         Ok(policy)

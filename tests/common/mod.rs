@@ -16,8 +16,8 @@ pub fn test_log() -> bool {
 }
 
 /// The `needtoknow` binary, run from the repository root (so it reads `./policies`), with
-/// nothing inherited that would point it at another database or key, logging at `warn`
-/// (`info` with `TEST_LOG`).
+/// nothing inherited that would point it at another database, key or config file, logging
+/// at `warn` (`info` with `TEST_LOG`).
 pub fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_needtoknow"));
     command
@@ -25,6 +25,7 @@ pub fn binary() -> Command {
         .env_remove("DATABASE_URL")
         .env_remove("REDIS_URL")
         .env_remove("NEEDTOKNOW_MASTER_KEY")
+        .env_remove("NEEDTOKNOW_CONFIG")
         .env("NEEDTOKNOW_LOG", if test_log() { "info" } else { "warn" });
     command
 }
