@@ -308,7 +308,12 @@ async fn start_ours(config: &Config, backend: Backend, dir: &Path) -> (System, O
         match &database {
             Some(name) => {
                 command
-                    .env("DATABASE_URL", format!("{}/{name}", config.postgres))
+                    // The peer's `pg` client talks to PostgreSQL without TLS; ours would
+                    // negotiate TLS (sqlx's `prefer`) with a server that offers it.
+                    .env(
+                        "DATABASE_URL",
+                        format!("{}/{name}?sslmode=disable", config.postgres),
+                    )
                     .env("REDIS_URL", &config.redis)
                     .env("NEEDTOKNOW_REDIS_PREFIX", format!("ntk-peer-{name}"));
             }

@@ -197,7 +197,8 @@ impl Application {
         })?;
         let schema = build_schema_with(&settings.limits, settings.introspection);
         let shapes = crate::api::shape::Shapes::from_sdl(&schema.sdl())
-            .context("reading the schema's types")?;
+            .context("reading the schema's types")?
+            .served_whole(crate::api::customers::served_whole());
         let state = web::Data::new(AppState {
             shapes: Arc::new(shapes),
             documents: crate::documents::Documents::new(settings.limits),

@@ -60,6 +60,21 @@ flat_object!(
     where Protected<T>: async_graphql::OutputType
 );
 
+/// The `Protected…` types: resolvers serve them only through [`Eager`], so their values are
+/// whole, in selection order and without failed fields, and the response-shape walk
+/// (`api::shape`) keeps them as they are.
+pub fn served_whole() -> Vec<String> {
+    use async_graphql::OutputType;
+    vec![
+        Protected::<String>::type_name().into_owned(),
+        Protected::<IdentityDocuments>::type_name().into_owned(),
+        Protected::<PaymentMethods>::type_name().into_owned(),
+        Protected::<Invoices>::type_name().into_owned(),
+        Protected::<TicketHistory>::type_name().into_owned(),
+        Protected::<ChatHistory>::type_name().into_owned(),
+    ]
+}
+
 impl<T: async_graphql::OutputType> From<Disclosed<T>> for Protected<T> {
     fn from(d: Disclosed<T>) -> Self {
         Protected {

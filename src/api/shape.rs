@@ -41,6 +41,9 @@ pub struct Shapes {
     types: HashMap<Name, Kind>,
     query: Name,
     mutation: Name,
+    /// Types whose values are always built in selection order and never hold a failed
+    /// field (see [`Shapes::served_whole`]): the walk keeps them as they are.
+    whole: std::collections::HashSet<Name>,
 }
 
 /// The fields of one object selected under one response key, in selection order.
@@ -136,7 +139,17 @@ impl Shapes {
             types,
             query,
             mutation,
+            whole: Default::default(),
         })
+    }
+
+    /// Declares the object types whose values are built whole, in selection order and
+    /// without failing fields (`api::flat` serves them in one pass), so the walk does not
+    /// descend into them when they are selected once: on a page of tickets they are most
+    /// of the response.
+    pub fn served_whole(mut self, types: impl IntoIterator<Item = String>) -> Shapes {
+        self.whole.extend(types.into_iter().map(Name::new));
+        self
     }
 
     /// `data` of `operation` (of `document`) executed with `variables`, completed: keys in
@@ -324,6 +337,14 @@ impl Shapes {
                     })
                     .collect::<Option<Vec<_>>>()
                     .map(Value::List)
+            }
+            // Selected once, the object came whole from one resolver; selected under one
+            // key several times, async-graphql merged the parts as they finished, so the
+            // walk puts them in order.
+            (Value::Object(map), BaseType::Named(name))
+                if sets.len() == 1 && self.whole.contains(name) =>
+            {
+                Some(Value::Object(map))
             }
             (Value::Object(map), BaseType::Named(name)) => match self.types.get(name) {
                 Some(Kind::Object { .. }) => {

@@ -144,16 +144,17 @@ on_both_databases! {
 on_both_databases! {
     /// Protected values and the items of their lists are served in one pass (no future per
     /// field), so that pass must answer everything a selection may say: aliases, named and
-    /// inline fragments, a field selected twice with different sub-selections, `__typename`,
-    /// `@skip`, with keys in selection order.
+    /// inline fragments, a field selected twice with different sub-selections (in one
+    /// object, and across fragments of its parent), `__typename`, `@skip`, with keys in
+    /// selection order.
     async fn protected_values_answer_aliases_fragments_and_repeated_fields(app) {
         let ticket = app.ticket_id("Cannot reset my password").await;
         let query = "query($id: ID!) { ticket(id: $id) { customer { \
             chatHistory { __typename access value { ...M said: body __typename } value { createdAt } \
               ... on ProtectedChatHistory { reveal } } \
             invoices { value { number ... { status } } access @skip(if: true) } \
-            fullName { shown: value handOff { role } } } } } \
-            fragment M on ChatMessage { ticketId body }";
+            fullName { shown: value handOff { role } } ...N } } } \
+            fragment M on ChatMessage { ticketId body } fragment N on Customer { fullName { access } }";
         let body = json!({ "query": query, "variables": { "id": ticket } });
         let (status, _, text) = post_accepting(&app, "supervisor", "application/json", &body).await;
         assert_eq!(status, 200, "{text}");
@@ -190,7 +191,7 @@ on_both_databases! {
             r#""reveal":"#,
             r#""invoices":{"value":"#,
             r#""fullName":{"shown":"#,
-            r#""handOff":[]}"#,
+            r#""handOff":[],"access":"#,
         ];
         let mut at = 0;
         for part in expected_order {
