@@ -1,12 +1,13 @@
 //! End-to-end HTTP benchmark (issue 7): the real service, as its own process, on SQLite and
-//! on PostgreSQL with Redis, driven over HTTP by a closed-loop load generator.
+//! on PostgreSQL with Redis, driven over HTTP by `wrk`.
 //!
 //! For each backend it seeds a fresh data directory (and, for PostgreSQL, a fresh database)
 //! with `needtoknow seed` (customers = tickets / 10, 2 messages per ticket), starts
 //! `needtoknow serve --demo` on it (per-token and reveal rate limits raised out of the way,
 //! page size limit raised to 200, retention sweeper and policy watch off), waits for
-//! `/readyz`, and measures with C workers (default 8), each sending its next request as soon
-//! as the previous answer arrived, for a fixed time after a warm-up:
+//! `/readyz`, and measures each workload with `wrk` (one thread, C keep-alive connections,
+//! default 8; installed with apt-get when missing): a warm-up run, then the measured run.
+//! Requests/s and the p50 and p99 latencies are wrk's own, printed by its Lua `done()` hook:
 //!
 //! - **W0** `{ __typename }` as `supervisor`: the framework floor (authentication, rate
 //!   limit, GraphQL);
@@ -16,23 +17,27 @@
 //!   files plus one rule making every class `PLAIN`, switched inside the same service process
 //!   by SIGHUP reloads and interleaved (shipped, allow-all, shipped, …; best round of each);
 //! - **W3** `requestReveal` of `email` (reveal `WITH_REASON`: granted at once, no approval)
-//!   as `frontline` on a ticket assigned to them, then a read of the revealed field. One
-//!   latency sample covers both requests; each iteration then revokes its grant (counted in
-//!   the wall time, not in the sample) so the agent holds at most C grants, as a real agent
-//!   would, instead of thousands.
+//!   as `frontline` on a ticket assigned to them, a read of the revealed field, then
+//!   `revokeReveal` of the grant, so the agent holds at most C grants, as a real agent would,
+//!   instead of thousands. wrk runs C such chains at once, one per ticket, sequenced in its
+//!   Lua ([`W3_SCRIPT`]); the rate counts whole cycles, the latencies are per request (all
+//!   three kinds).
 //!
-//! Every response body is parsed and checked: HTTP 200, no `errors`, the expected data (W2
-//! has exactly `first` edges) and, for every protected field, the access level the role
-//! should get, with a value exactly when it is not `HIDDEN`. A failed check is a failure,
-//! never throughput; any failure is printed and makes the run exit 1.
+//! Before each workload's load, one answer is checked in full: HTTP 200, no `errors`, the
+//! expected data (W2 has exactly `first` edges) and, for every protected field, the access
+//! level the role should get, with a value exactly when it is not `HIDDEN` (W3: one whole
+//! reveal, read and revoke). Under load, wrk's `response()` hook counts every answer that is
+//! not HTTP 200 or carries `errors` as a failure (W3's also checks each answer's shape: one
+//! grant at once, the email `PLAIN`, the grant revoked). A failure is never throughput; any
+//! failure is printed and makes the run exit 1.
 //!
 //! After each throughput run, N sequential requests, each bracketed by reads of the service's
 //! `GET /metrics` counters, give every request's SQL statements, grant-store calls and
 //! rate-limit calls; the tables show the median request, and the mean when it differs ("n/a"
 //! when the service has no `/metrics`). W2 also runs at page sizes 10, 50 and 200 on 10 000
 //! tickets, and at page 50 on 1 000, 10 000 and 100 000 tickets; the peak RSS (`VmHWM`) of
-//! the service process is read after each dataset's last run. The load generator shares the
-//! machine with the service: one client thread, so the service keeps at least one core.
+//! the service process is read after each dataset's last run. wrk shares the machine with the
+//! service: one client thread, so the service keeps at least one core.
 //!
 //! Run with `cargo bench --bench e2e` (about 10 minutes on 2 cores, the release build not
 //! included). It needs PostgreSQL on 127.0.0.1:5432 (user `postgres`, trust) and Redis on
@@ -40,10 +45,11 @@
 //!
 //! - `NTK_BENCH_QUICK=1`: a smoke run of about 2-3 minutes (short windows, fewer probes);
 //! - `NTK_BENCH_ONLY=sqlite|postgres`: one backend;
-//! - `NTK_BENCH_SECS`, `NTK_BENCH_WARMUP_SECS`: measuring window and warm-up per run
-//!   (default 15 and 3; quick: 3 and 1);
-//! - `NTK_BENCH_CONCURRENCY` (8), `NTK_BENCH_PROBE` (sequential requests per counter probe,
-//!   20; quick 5), `NTK_BENCH_ROUNDS` (shipped / allow-all rounds of W2, 3; quick 2);
+//! - `NTK_BENCH_SECS`, `NTK_BENCH_WARMUP_SECS`: measuring window and warm-up per run, in
+//!   whole seconds (default 15 and 3; quick: 3 and 1);
+//! - `NTK_BENCH_CONCURRENCY` (wrk's connections, 8), `NTK_BENCH_PROBE` (sequential requests
+//!   per counter probe, 20; quick 5), `NTK_BENCH_ROUNDS` (shipped / allow-all rounds of W2,
+//!   3; quick 2);
 //! - `NTK_BENCH_PG` (`postgres://postgres@127.0.0.1:5432`), `NTK_BENCH_REDIS`
 //!   (`redis://127.0.0.1:6379`), `NTK_BENCH_LOG` (the service's log filter, `info`).
 //!
@@ -53,10 +59,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+mod common;
+use common::WrkRun;
 
 const BIN: &str = env!("CARGO_BIN_EXE_needtoknow");
 const MANIFEST: &str = env!("CARGO_MANIFEST_DIR");
@@ -71,7 +79,6 @@ const PAGE_SIZES: [usize; 3] = [10, 50, 200];
 /// The page size of W2.
 const W2_PAGE: usize = 50;
 const RSS_TARGET_MIB: f64 = 200.0;
-const REASON: &str = "customer asked to confirm the address we write to";
 
 /// Every protected field of a customer, with its access level and reveal option.
 const CUSTOMER: &str = "customer { id \
@@ -112,6 +119,11 @@ const ALLOW_ALL: &str =
 
 fn main() {
     let config = Config::from_env();
+    if let Err(why) = common::ensure_wrk() {
+        // Unlike the peer bench, this one has nothing to show without load: a failure.
+        eprintln!("e2e: {why}");
+        std::process::exit(1);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -160,11 +172,11 @@ impl Backend {
 struct Config {
     quick: bool,
     backends: Vec<Backend>,
-    /// Load before the measuring window, not measured.
-    warmup: Duration,
-    /// The measuring window of each run.
-    window: Duration,
-    /// Workers of the closed loop.
+    /// Seconds of load before the measuring window, not measured.
+    warmup: u64,
+    /// Seconds of the measuring window of each run.
+    window: u64,
+    /// wrk's connections.
     concurrency: usize,
     /// Sequential requests whose counters are read after a run.
     probe: usize,
@@ -199,11 +211,13 @@ impl Config {
         } else {
             (15.0, 3.0, 20.0, 3.0)
         };
+        // wrk's `-d` takes whole seconds.
+        let seconds = |name: &str, default: f64| number(name, default).ceil().max(1.0) as u64;
         Config {
             quick,
             backends,
-            warmup: Duration::from_secs_f64(number("NTK_BENCH_WARMUP_SECS", warmup)),
-            window: Duration::from_secs_f64(number("NTK_BENCH_SECS", window)),
+            warmup: seconds("NTK_BENCH_WARMUP_SECS", warmup),
+            window: seconds("NTK_BENCH_SECS", window),
             concurrency: number("NTK_BENCH_CONCURRENCY", 8.0).max(1.0) as usize,
             probe: number("NTK_BENCH_PROBE", probe).max(1.0) as usize,
             rounds: number("NTK_BENCH_ROUNDS", rounds).max(1.0) as usize,
@@ -252,17 +266,16 @@ fn header(config: &Config) -> String {
     out += &format!(
         "- date: {}\n- machine: {cores} cores (nproc), CPU {cpu}, {memory} RAM\n\
          - build: {} (bench profile), commit {}\n\
-         - load: closed loop, {} workers on one client thread (keep-alive), warm-up {:.1} s, \
-         window {:.1} s per run; counters from {} sequential requests per workload; \
-         W2 policy rounds: {}\n\
+         - load: wrk, 1 thread, {} keep-alive connections, warm-up {} s, window {} s per \
+         run; counters from {} sequential requests per workload; W2 policy rounds: {}\n\
          - service: separate process `needtoknow serve --demo`, default workers (one per \
          core), JSON log with filter `{}` to a file\n",
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
         output("rustc", &["--version"]),
         output("git", &["describe", "--always", "--dirty"]),
         config.concurrency,
-        config.warmup.as_secs_f64(),
-        config.window.as_secs_f64(),
+        config.warmup,
+        config.window,
         config.probe,
         config.rounds,
         config.log,
@@ -462,7 +475,7 @@ impl Service {
             .expect("needtoknow serve starts");
         let mut service = Service {
             child,
-            api: Api::new(format!("http://127.0.0.1:{port}"), config.concurrency),
+            api: Api::new(format!("http://127.0.0.1:{port}")),
             tokens: BTreeMap::new(),
             log,
             policies: policies.to_owned(),
@@ -619,7 +632,8 @@ impl Drop for Service {
 
 // ---- HTTP client and checks ------------------------------------------------------------------
 
-/// The service's HTTP API, over one keep-alive connection pool.
+/// The service's HTTP API, over one keep-alive connection pool: the checks, probes and
+/// set-up requests (wrk sends the load).
 #[derive(Clone)]
 struct Api {
     client: reqwest::Client,
@@ -653,9 +667,8 @@ impl Counters {
 }
 
 impl Api {
-    fn new(base: String, concurrency: usize) -> Api {
+    fn new(base: String) -> Api {
         let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(concurrency * 2)
             // Below the service's 5 s keep-alive, so an idle pooled connection is never
             // reused just as the service closes it (a client-side race, not a failure).
             .pool_idle_timeout(Duration::from_secs(2))
@@ -702,6 +715,11 @@ impl Api {
             .await
     }
 
+    /// Where wrk sends its load.
+    fn graphql_url(&self) -> String {
+        format!("{}/graphql", self.base)
+    }
+
     /// The counters, or `None` if the service has no `/metrics`.
     async fn counters(&self) -> Option<Counters> {
         let response = self
@@ -733,13 +751,7 @@ impl Api {
 
     /// W3's first step: returns the new grant's id.
     async fn reveal(&self, token: &str, ticket: &str) -> Result<String, String> {
-        let query = format!(
-            "mutation {{ requestReveal(ticketId: {}, fields: [\"email\"], reason: {}) \
-             {{ grants {{ id field }} request {{ id }} alreadyVisible }} }}",
-            json!(ticket),
-            json!(REASON)
-        );
-        let data = self.query(token, &query).await?;
+        let data = self.graphql(token, w3_body(W3_REVEAL, ticket)).await?;
         let outcome = &data["requestReveal"];
         match outcome["grants"].as_array().map(Vec::as_slice) {
             Some([grant]) if grant["field"] == "email" && outcome["request"].is_null() => grant
@@ -753,11 +765,7 @@ impl Api {
 
     /// W3's second step: the revealed field is PLAIN, with its grant's expiry.
     async fn read_revealed(&self, token: &str, ticket: &str) -> Result<(), String> {
-        let query = format!(
-            "{{ ticket(id: {}) {{ customer {{ email {{ value access grantExpiresAt }} }} }} }}",
-            json!(ticket)
-        );
-        let data = self.query(token, &query).await?;
+        let data = self.graphql(token, w3_body(W3_READ, ticket)).await?;
         let email = &data["ticket"]["customer"]["email"];
         let value = email["value"].as_str().unwrap_or_default();
         if email["access"] != "PLAIN"
@@ -770,18 +778,44 @@ impl Api {
         Ok(())
     }
 
-    /// Ends a W3 iteration: the holder revokes the grant.
+    /// Ends a W3 cycle: the holder revokes the grant.
     async fn revoke(&self, token: &str, grant: &str) -> Result<(), String> {
-        let query = format!(
-            "mutation {{ revokeReveal(grantId: {}) {{ id }} }}",
-            json!(grant)
-        );
-        let data = self.query(token, &query).await?;
+        let data = self.graphql(token, w3_body(W3_REVOKE, grant)).await?;
         if data["revokeReveal"]["id"] != grant {
             return Err(format!("revoke answered {data}"));
         }
         Ok(())
     }
+
+    /// Revokes every grant `token`'s agent still holds; returns how many there were.
+    async fn revoke_all(&self, token: &str) -> Result<usize, String> {
+        let data = self
+            .query(token, "{ myGrants(first: 200) { nodes { id } } }")
+            .await?;
+        let grants = data["myGrants"]["nodes"]
+            .as_array()
+            .map_or(&[][..], Vec::as_slice);
+        for grant in grants {
+            let id = grant["id"].as_str().ok_or("a grant without id")?;
+            self.revoke(token, id).await?;
+        }
+        Ok(grants.len())
+    }
+}
+
+/// W3's requests, each with one variable `$v`: the ticket (reveal, read) or the grant
+/// (revoke). Shared by the full check, the counter probe and wrk's script, so all three
+/// send the same requests; every answer names its ticket, which the script relies on.
+const W3_REVEAL: &str = "mutation ($v: ID!) { requestReveal(ticketId: $v, fields: [\"email\"], \
+    reason: \"customer asked to confirm the address we write to\") \
+    { grants { id ticketId field } request { id } alreadyVisible } }";
+const W3_READ: &str = "query ($v: ID!) { ticket(id: $v) { id customer \
+    { email { value access grantExpiresAt } } } }";
+const W3_REVOKE: &str = "mutation ($v: ID!) { revokeReveal(grantId: $v) { id ticketId } }";
+
+/// The JSON body of one of W3's requests.
+fn w3_body(query: &str, variable: &str) -> String {
+    json!({ "query": query, "variables": { "v": variable } }).to_string()
 }
 
 /// Checks one customer as `supervisor` sees it: every protected field at its level, with a
@@ -810,23 +844,19 @@ fn check_customer(customer: &Value, policy: Policy) -> Result<(), String> {
     Ok(())
 }
 
-type Check = Box<dyn Fn(&Value) -> Result<(), String> + Send + Sync>;
+type Check = Box<dyn Fn(&Value) -> Result<(), String>>;
 
-/// One unit of load.
-enum Work {
-    /// A GraphQL request and the check of its `data`.
-    Query {
-        token: String,
-        body: String,
-        check: Check,
-    },
-    /// W3: reveal then read (one sample), then revoke.
-    Reveal { token: String, tickets: Vec<String> },
+/// One of W0-W2: a GraphQL request, sent the same each time, and the full check of its
+/// `data`.
+struct Work {
+    token: String,
+    body: String,
+    check: Check,
 }
 
 impl Work {
     fn query(token: &str, query: &str, check: Check) -> Work {
-        Work::Query {
+        Work {
             token: token.to_owned(),
             body: json!({ "query": query }).to_string(),
             check,
@@ -879,26 +909,10 @@ impl Work {
         )
     }
 
-    /// Runs once; returns the latency sample.
-    async fn once(&self, api: &Api, worker: usize) -> Result<Duration, String> {
-        match self {
-            Work::Query { token, body, check } => {
-                let started = Instant::now();
-                let data = api.graphql(token, body.clone()).await?;
-                let elapsed = started.elapsed();
-                check(&data)?;
-                Ok(elapsed)
-            }
-            Work::Reveal { token, tickets } => {
-                let ticket = &tickets[worker % tickets.len()];
-                let started = Instant::now();
-                let grant = api.reveal(token, ticket).await?;
-                api.read_revealed(token, ticket).await?;
-                let elapsed = started.elapsed();
-                api.revoke(token, &grant).await?;
-                Ok(elapsed)
-            }
-        }
+    /// Sends the request once and checks the answer in full.
+    async fn once(&self, api: &Api) -> Result<(), String> {
+        let data = api.graphql(&self.token, self.body.clone()).await?;
+        (self.check)(&data)
     }
 }
 
@@ -926,96 +940,97 @@ fn depth(query: &str) -> usize {
     deepest
 }
 
-// ---- The load generator ------------------------------------------------------------------
+// ---- W3 in wrk ----------------------------------------------------------------------------
 
-/// One throughput run.
-#[derive(Clone)]
-struct Run {
-    /// Latency samples of the measuring window, sorted.
-    samples: Vec<Duration>,
-    /// Time from the window's start to the last measured answer.
-    elapsed: Duration,
-    /// Failed checks, warm-up included.
-    failed: u64,
-    errors: Vec<String>,
-}
+/// W3 under wrk: C chains at once, one per ticket, each `requestReveal` → read of the
+/// revealed email → `revokeReveal` of its grant → `requestReveal` again. wrk's hooks do not
+/// say which connection an answer came on, so each answer names its chain itself (the ticket
+/// id it carries) and queues the chain's next request; `request()` sends the oldest queued
+/// one. With as many chains as connections, a connection always finds one queued; if it
+/// does not (a chain broke on an answer W3 did not accept), it sends `{ __typename }`, which
+/// W3 does not accept either, so a broken chain keeps showing as failures. An answer is
+/// accepted only in the exact shape its step expects: one email grant at once, the email
+/// PLAIN with an address and the grant's expiry, the revoke of the chain's own grant.
+///
+/// Globals set before it (see [`w3_script`]): `TICKETS`, `REVEAL_BODY` and `READ_BODY` (by
+/// ticket), `REVOKE_HEAD` and `REVOKE_TAIL` (around a grant id).
+const W3_SCRIPT: &str = r#"
+local queue, first, last = {}, 1, 0
+local reveal, read, grant, filler = {}, {}, {}, nil
+local function push(request) last = last + 1; queue[last] = request end
+function init(args)
+  -- Formatted here, not at load: wrk sets the Host header just before init().
+  for _, t in ipairs(TICKETS) do
+    reveal[t] = wrk.format(nil, nil, nil, REVEAL_BODY[t])
+    read[t] = wrk.format(nil, nil, nil, READ_BODY[t])
+    push(reveal[t])
+  end
+  filler = wrk.format(nil, nil, nil, '{"query":"{ __typename }"}')
+end
+local checked = false
+function request()
+  -- wrk calls request() once before the run, to check that its answer parses, and sends
+  -- nothing: that call must not take a chain's request.
+  if not checked then
+    checked = true
+    return filler
+  end
+  if first > last then return filler end
+  local r = queue[first]
+  queue[first] = nil
+  first = first + 1
+  return r
+end
+-- The chain's next request after `body`, or nil if W3 does not accept it.
+local function after(body)
+  local g, t = string.match(body, '^{"data":{"requestReveal":{"grants":%[{"id":"([^"]+)","ticketId":"([^"]+)","field":"email"}%],"request":null,"alreadyVisible":%[%]}}}$')
+  if g and read[t] and not grant[t] then
+    grant[t] = g
+    return read[t]
+  end
+  t = string.match(body, '^{"data":{"ticket":{"id":"([^"]+)","customer":{"email":{"value":"[^"*]*@[^"*]*","access":"PLAIN","grantExpiresAt":"[^"]+"}}}}}$')
+  if t and grant[t] then
+    return wrk.format(nil, nil, nil, REVOKE_HEAD .. grant[t] .. REVOKE_TAIL)
+  end
+  g, t = string.match(body, '^{"data":{"revokeReveal":{"id":"([^"]+)","ticketId":"([^"]+)"}}}$')
+  if g and grant[t] == g then
+    grant[t] = nil
+    cycles = cycles + 1
+    return reveal[t]
+  end
+end
+function response(status, headers, body)
+  local next = status == 200 and after(body)
+  if next then push(next) else bad = bad + 1 end
+end
+"#;
 
-impl Run {
-    fn rate(&self) -> f64 {
-        self.samples.len() as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-
-    /// Nearest-rank percentile.
-    fn percentile(&self, p: f64) -> Duration {
-        if self.samples.is_empty() {
-            return Duration::ZERO;
-        }
-        let rank = (p / 100.0 * self.samples.len() as f64).ceil() as usize;
-        self.samples[rank.clamp(1, self.samples.len()) - 1]
-    }
-}
-
-#[derive(Default)]
-struct WorkerOut {
-    samples: Vec<Duration>,
-    last: Option<Instant>,
-    failed: u64,
-    errors: Vec<String>,
-}
-
-/// Closed loop: `concurrency` workers, each sending its next request when the previous one
-/// was answered; samples count only between the end of the warm-up and the end of the window.
-async fn drive(api: &Api, work: Arc<Work>, config: &Config) -> Run {
-    let from = Instant::now() + config.warmup;
-    let until = from + config.window;
-    let workers: Vec<_> = (0..config.concurrency)
-        .map(|worker| {
-            let (api, work) = (api.clone(), work.clone());
-            tokio::spawn(async move {
-                let mut out = WorkerOut::default();
-                loop {
-                    let began = Instant::now();
-                    if began >= until {
-                        break;
-                    }
-                    match work.once(&api, worker).await {
-                        Ok(sample) if began >= from => {
-                            out.samples.push(sample);
-                            out.last = Some(Instant::now());
-                        }
-                        Ok(_) => {}
-                        Err(error) => {
-                            out.failed += 1;
-                            if out.errors.len() < 3 {
-                                out.errors.push(error);
-                            }
-                        }
-                    }
-                }
-                out
-            })
-        })
-        .collect();
-    let mut run = Run {
-        samples: Vec::new(),
-        elapsed: config.window,
-        failed: 0,
-        errors: Vec::new(),
+/// The wrk script of W3 for `token` on `tickets` (one chain each).
+fn w3_script(token: &str, tickets: &[String]) -> String {
+    use common::lua_string;
+    let by_ticket = |query: &str| {
+        let entries: Vec<String> = tickets
+            .iter()
+            .map(|t| format!("[{}] = {}", lua_string(t), lua_string(&w3_body(query, t))))
+            .collect();
+        format!("{{ {} }}", entries.join(", "))
     };
-    let mut last = None;
-    for worker in workers {
-        let out = worker.await.expect("a load worker panicked");
-        run.samples.extend(out.samples);
-        run.failed += out.failed;
-        run.errors.extend(out.errors);
-        last = last.max(out.last);
-    }
-    if let Some(last) = last {
-        run.elapsed = last.saturating_duration_since(from);
-    }
-    run.samples.sort_unstable();
-    run.errors.truncate(3);
-    run
+    let list: Vec<String> = tickets.iter().map(|t| lua_string(t)).collect();
+    // The script puts a grant id between head and tail as the reveal's answer spelled it,
+    // which is already escaped for a JSON string.
+    let revoke = w3_body(W3_REVOKE, "@grant@");
+    let (head, tail) = revoke.split_once("@grant@").expect("the placeholder");
+    format!(
+        "TICKETS = {{ {} }}\nREVEAL_BODY = {}\nREAD_BODY = {}\nREVOKE_HEAD = {}\n\
+         REVOKE_TAIL = {}\nwrk.headers[\"Authorization\"] = {}\n{W3_SCRIPT}{}",
+        list.join(", "),
+        by_ticket(W3_REVEAL),
+        by_ticket(W3_READ),
+        lua_string(head),
+        lua_string(tail),
+        lua_string(&format!("Bearer {token}")),
+        common::WRK_REPORT,
+    )
 }
 
 /// Counter deltas of single requests, sent one at a time.
@@ -1081,8 +1096,8 @@ async fn probe(api: &Api, work: &Work, n: usize) -> Result<Option<Probe>, String
         return Ok(None);
     };
     let mut probe = Probe::default();
-    for i in 0..n {
-        work.once(api, i).await?;
+    for _ in 0..n {
+        work.once(api).await?;
         let after = settled(api).await?;
         probe.0.push(after.since(before));
         before = after;
@@ -1119,7 +1134,7 @@ async fn probe_reveal(
 
 /// A throughput run and the counters of the sequential requests that followed it.
 struct Measured {
-    run: Run,
+    run: WrkRun,
     probe: Option<Probe>,
 }
 
@@ -1173,14 +1188,20 @@ impl Bench<'_> {
         }
     }
 
+    /// W0-W2: checks one answer of `work` in full, loads it with wrk (warm-up, then the
+    /// measured window) and, if `probed`, reads its counters around sequential requests.
     async fn measure(&mut self, api: &Api, label: &str, work: Work, probed: bool) -> Measured {
-        let work = Arc::new(work);
-        let run = drive(api, work.clone(), self.config).await;
-        for error in &run.errors {
-            self.fail(label, error.clone());
+        if let Err(error) = work.once(api).await {
+            self.fail(label, error);
         }
-        // `fail` counted the first few; the rest count too.
-        self.failures += run.failed - run.errors.len() as u64;
+        let script = common::repeat_script(&work.token, &work.body);
+        self.wrk(
+            api,
+            &format!("{label} (warm-up)"),
+            &script,
+            self.config.warmup,
+        );
+        let run = self.wrk(api, label, &script, self.config.window);
         let probe = if probed {
             probe(api, &work, self.config.probe)
                 .await
@@ -1191,16 +1212,62 @@ impl Bench<'_> {
         } else {
             None
         };
+        Measured { run, probe }
+    }
+
+    /// W3: one whole cycle checked in full on the first ticket, then wrk with one chain per
+    /// ticket. A wrk run stops mid-chain, so its last grants stay; they are revoked after
+    /// each run, or the next reveal of their ticket would find the email already visible.
+    async fn measure_reveal(&mut self, api: &Api, token: &str, tickets: &[String]) -> Measured {
+        let cycle = async {
+            let grant = api.reveal(token, &tickets[0]).await?;
+            api.read_revealed(token, &tickets[0]).await?;
+            api.revoke(token, &grant).await
+        };
+        if let Err(error) = cycle.await {
+            self.fail("W3", error);
+        }
+        let script = w3_script(token, tickets);
+        self.wrk(api, "W3 (warm-up)", &script, self.config.warmup);
+        self.revoke_left(api, token).await;
+        let run = self.wrk(api, "W3", &script, self.config.window);
+        self.revoke_left(api, token).await;
+        Measured { run, probe: None }
+    }
+
+    /// Revokes the grants a W3 run left, once the service has answered what wrk sent last.
+    async fn revoke_left(&mut self, api: &Api, token: &str) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if let Err(error) = api.revoke_all(token).await {
+            self.fail("W3 (revoking the last grants)", error);
+        }
+    }
+
+    /// One wrk run of `script`; its failed answers count as failures.
+    fn wrk(&mut self, api: &Api, label: &str, script: &str, secs: u64) -> WrkRun {
+        let run = common::wrk(&api.graphql_url(), script, self.config.concurrency, secs);
+        if run.failed > 0 {
+            self.fail(
+                label,
+                format!(
+                    "{} answers under wrk were not accepted (not HTTP 200, `errors`, another \
+                     shape, or a socket error)",
+                    run.failed
+                ),
+            );
+            // `fail` counted one.
+            self.failures += run.failed - 1;
+        }
         eprintln!(
-            "[{}] {label}: {:.1} req/s, p50 {} ms, p99 {} ms, {} ok, {} failed",
+            "[{}] {label}: {:.1} req/s, p50 {:.2} ms, p99 {:.2} ms, {} answers, {} failed",
             self.backend.tag(),
             run.rate(),
-            ms(run.percentile(50.0)),
-            ms(run.percentile(99.0)),
-            run.samples.len(),
+            run.p50_ms,
+            run.p99_ms,
+            run.requests,
             run.failed
         );
-        Measured { run, probe }
+        run
     }
 }
 
@@ -1244,11 +1311,12 @@ async fn bench_backend(config: &Config, backend: Backend, policies: &Path) -> Re
         pages.push((size, bench.measure(&api, &label, work, true).await));
     }
 
-    // W3 on tickets where frontline may reveal the email with a reason alone.
+    // W3 on tickets where frontline may reveal the email with a reason alone: one per
+    // connection, since two chains on one ticket would find the email already revealed.
     let candidates = api
         .query(
             &frontline,
-            "{ tickets(first: 100) { edges { node { id assignedToMe \
+            "{ tickets(first: 200) { edges { node { id assignedToMe \
              customer { email { access reveal } } } } } }",
         )
         .await
@@ -1267,14 +1335,12 @@ async fn bench_backend(config: &Config, backend: Backend, policies: &Path) -> Re
         .take(config.concurrency)
         .collect();
     assert!(
-        !tickets.is_empty(),
-        "no ticket on which frontline may reveal the email with a reason"
+        tickets.len() == config.concurrency,
+        "{} tickets on which frontline may reveal the email with a reason, {} needed",
+        tickets.len(),
+        config.concurrency
     );
-    let work = Work::Reveal {
-        token: frontline.clone(),
-        tickets: tickets.clone(),
-    };
-    let w3 = bench.measure(&api, "W3", work, false).await;
+    let w3 = bench.measure_reveal(&api, &frontline, &tickets).await;
     let w3_steps = probe_reveal(&api, &frontline, &tickets[0], config.probe)
         .await
         .unwrap_or_else(|e| {
@@ -1347,8 +1413,14 @@ fn best(rounds: &[(Policy, Measured)], policy: Policy) -> (&Measured, Vec<f64>) 
 
 // ---- Report ----------------------------------------------------------------------------------
 
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1e3)
+/// Answers wrk's script accepted.
+fn ok(run: &WrkRun) -> u64 {
+    run.requests.saturating_sub(run.failed)
+}
+
+/// W3's rate: whole reveal, read and revoke cycles per second.
+fn cycle_rate(run: &WrkRun) -> f64 {
+    run.cycles as f64 / run.duration.as_secs_f64().max(1e-9)
 }
 
 /// A probe's count per request: the median, and the mean too when it differs.
@@ -1407,7 +1479,7 @@ impl Results {
         };
         let (shipped_probe, allow_probe) = (probed(Policy::Shipped), probed(Policy::AllowAll));
         let steps = self.w3_steps.as_ref();
-        let w3_pair = steps.map(|s| Probe::sum(s));
+        let w3_cycle = steps.map(|s| Probe::sum(s));
         println!(
             "{MAIN_TICKETS} tickets ({} customers, 2 messages per ticket), concurrency {c}, \
              as `supervisor` (W3: `frontline`). Counts per request come from `/metrics` around \
@@ -1416,24 +1488,29 @@ impl Results {
             MAIN_TICKETS / 10,
             config.probe
         );
-        println!("| workload | requests/s | p50 ms | p99 ms | checked ok | failed | SQL statements / request | grant-store calls / request | rate-limit calls / request |");
+        println!("| workload | requests/s | p50 ms | p99 ms | answers ok | failed | SQL statements / request | grant-store calls / request | rate-limit calls / request |");
         println!("|---|---|---|---|---|---|---|---|---|");
-        let row = |name: &str, m: &Measured, probe: Option<&Probe>| {
+        let row = |name: &str, rate: f64, m: &Measured, probe: Option<&Probe>| {
             println!(
-                "| {name} | {:.1} | {} | {} | {} | {} | {} | {} | {} |",
-                m.run.rate(),
-                ms(m.run.percentile(50.0)),
-                ms(m.run.percentile(99.0)),
-                m.run.samples.len(),
+                "| {name} | {rate:.1} | {:.2} | {:.2} | {} | {} | {} | {} | {} |",
+                m.run.p50_ms,
+                m.run.p99_ms,
+                ok(&m.run),
                 m.run.failed,
                 show(probe, SQL),
                 show(probe, GRANTS),
                 show(probe, LIMITS),
             )
         };
-        row("W0 `{ __typename }`", &self.w0, self.w0.probe.as_ref());
+        row(
+            "W0 `{ __typename }`",
+            self.w0.run.rate(),
+            &self.w0,
+            self.w0.probe.as_ref(),
+        );
         row(
             "W1 one ticket, its customer, every protected field",
+            self.w1.run.rate(),
             &self.w1,
             self.w1.probe.as_ref(),
         );
@@ -1442,6 +1519,7 @@ impl Results {
                 "W2 page of {W2_PAGE}, shipped policy (best of {})",
                 shipped_rates.len()
             ),
+            shipped.run.rate(),
             shipped,
             shipped_probe,
         );
@@ -1450,13 +1528,16 @@ impl Results {
                 "W2 page of {W2_PAGE}, allow-everything policy (best of {})",
                 allow_rates.len()
             ),
+            allow.run.rate(),
             allow,
             allow_probe,
         );
         row(
-            "W3 requestReveal + read, per pair (counts: its 3 requests, revoke included)",
+            "W3 requestReveal + read + revokeReveal, cycles/s (latencies: each request; \
+             counts: its 3 requests)",
+            cycle_rate(&self.w3.run),
             &self.w3,
-            w3_pair.as_ref(),
+            w3_cycle.as_ref(),
         );
         let list = |rates: &[f64]| {
             rates
@@ -1507,12 +1588,12 @@ impl Results {
         by_size.sort_by_key(|(s, ..)| *s);
         for (size, m, probe) in &by_size {
             println!(
-                "| {size} | {:.1} | {:.0} | {} | {} | {:.0} | {} | {} |",
+                "| {size} | {:.1} | {:.0} | {:.2} | {:.2} | {:.0} | {} | {} |",
                 m.run.rate(),
                 m.run.rate() * *size as f64,
-                ms(m.run.percentile(50.0)),
-                ms(m.run.percentile(99.0)),
-                m.run.percentile(50.0).as_secs_f64() * 1e6 / *size as f64,
+                m.run.p50_ms,
+                m.run.p99_ms,
+                m.run.p50_ms * 1e3 / *size as f64,
                 show(*probe, SQL),
                 show(*probe, GRANTS),
             );
@@ -1524,14 +1605,14 @@ impl Results {
         for d in &self.datasets {
             let m = &d.w2;
             println!(
-                "| {} | {:.1} | {:.1} | {:.0} | {} | {} | {:.0} | {} | {} |",
+                "| {} | {:.1} | {:.1} | {:.0} | {:.2} | {:.2} | {:.0} | {} | {} |",
                 d.tickets,
                 d.seed_secs,
                 m.run.rate(),
                 m.run.rate() * W2_PAGE as f64,
-                ms(m.run.percentile(50.0)),
-                ms(m.run.percentile(99.0)),
-                m.run.percentile(50.0).as_secs_f64() * 1e6 / W2_PAGE as f64,
+                m.run.p50_ms,
+                m.run.p99_ms,
+                m.run.p50_ms * 1e3 / W2_PAGE as f64,
                 show(m.probe.as_ref(), SQL),
                 d.peak_rss_mib.map_or("n/a".into(), |r| format!("{r:.0}")),
             );

@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_needtoknow");
 const MANIFEST: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -491,85 +493,31 @@ struct Measured {
     cpu_ms_per_request: f64,
 }
 
-const WRK_SCRIPT: &str = r#"
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args) bad = 0 end
-function response(status, headers, body)
-  if status ~= 200 or string.find(body, '"errors"', 1, true) then bad = bad + 1 end
-end
-function done(summary, latency, requests)
-  local failed = 0
-  for _, t in ipairs(threads) do failed = failed + t:get("bad") end
-  local e = summary.errors
-  io.write(string.format("NTK %d %d %d %d %d\n", summary.requests, summary.duration,
-    latency:percentile(50), latency:percentile(99),
-    failed + e.connect + e.read + e.write + e.timeout))
-end
-"#;
-
-/// Drives `system` with `wrk` for `secs` seconds.
-fn wrk(config: &Config, system: &System, workload: &Workload, secs: u64, dir: &Path) -> Measured {
-    let script = dir.join("load.lua");
+/// Drives `system` with `wrk` for `secs` seconds, and counts the CPU time it used meanwhile.
+fn wrk(config: &Config, system: &System, workload: &Workload, secs: u64) -> Measured {
     let body = serde_json::to_string(&system.body(workload)).expect("JSON");
-    let token = &system.tokens[workload.handle];
-    std::fs::write(
-        &script,
-        format!(
-            "{WRK_SCRIPT}\nwrk.body = {}\nwrk.headers[\"Authorization\"] = \"Bearer {token}\"\n",
-            lua_string(&body)
-        ),
-    )
-    .expect("write the wrk script");
+    let script = common::repeat_script(&system.tokens[workload.handle], &body);
     let pids = system.pids();
     let cpu_before = cpu_seconds(&pids);
-    let output = Command::new("wrk")
-        .args(["-t1", &format!("-c{}", config.connections)])
-        .arg(format!("-d{secs}s"))
-        .args(["--timeout", "10s", "-s"])
-        .arg(&script)
-        .arg(format!("{}/graphql", system.url))
-        .output()
-        .expect("wrk runs");
+    let run = common::wrk(
+        &format!("{}/graphql", system.url),
+        &script,
+        config.connections,
+        secs,
+    );
     let cpu = cpu_seconds(&pids) - cpu_before;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("NTK "))
-        .unwrap_or_else(|| panic!("no result from wrk: {stdout}"));
-    let n: Vec<f64> = line
-        .split_whitespace()
-        .map(|v| v.parse().expect("a number"))
-        .collect();
-    let requests = n[0] as u64;
     Measured {
-        requests_per_sec: n[0] / (n[1] / 1e6),
-        p50_ms: n[2] / 1e3,
-        p99_ms: n[3] / 1e3,
-        requests,
-        failed: n[4] as u64,
-        cpu_ms_per_request: cpu * 1e3 / requests.max(1) as f64,
+        requests_per_sec: run.rate(),
+        p50_ms: run.p50_ms,
+        p99_ms: run.p99_ms,
+        requests: run.requests,
+        failed: run.failed,
+        cpu_ms_per_request: cpu * 1e3 / run.requests.max(1) as f64,
     }
-}
-
-fn lua_string(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Records a CPU profile of our service while `wrk` drives it, when asked.
-fn profile(config: &Config, system: &System, workload: &Workload, dir: &Path, label: &str) {
+fn profile(config: &Config, system: &System, workload: &Workload, label: &str) {
     let Some(out) = &config.perf else { return };
     std::fs::create_dir_all(out).expect("perf directory");
     let slug: String = workload
@@ -593,43 +541,11 @@ fn profile(config: &Config, system: &System, workload: &Workload, dir: &Path, la
         .stderr(Stdio::null())
         .spawn()
         .expect("perf runs");
-    wrk(config, system, workload, 10, dir);
+    wrk(config, system, workload, 10);
     let _ = Command::new("kill")
         .args(["-INT", &perf.id().to_string()])
         .status();
     let _ = perf.wait();
-}
-
-fn ensure_wrk() -> Result<(), String> {
-    if Command::new("wrk").arg("--version").output().is_ok() {
-        return Ok(());
-    }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0"));
-    if !root {
-        return Err("`wrk` is not installed (Debian: apt-get install wrk)".into());
-    }
-    let install = || {
-        Command::new("apt-get")
-            .args(["install", "-y", "-qq", "wrk"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    // A fresh machine may have no package lists yet.
-    let installed = install()
-        || (Command::new("apt-get")
-            .args(["update", "-qq"])
-            .status()
-            .is_ok_and(|s| s.success())
-            && install());
-    if installed {
-        Ok(())
-    } else {
-        Err("could not install `wrk` with apt-get".into())
-    }
 }
 
 fn main() {
@@ -637,7 +553,7 @@ fn main() {
         return; // `cargo test --benches` and `--list` run nothing here
     }
     let config = Config::from_env();
-    if let Err(why) = ensure_wrk() {
+    if let Err(why) = common::ensure_wrk() {
         println!("skipped: {why}");
         return;
     }
@@ -646,10 +562,6 @@ fn main() {
 }
 
 async fn run(config: Config) {
-    let scratch = tempfile::Builder::new()
-        .prefix("ntk-peer-")
-        .tempdir()
-        .expect("temp dir");
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
@@ -742,8 +654,8 @@ async fn run(config: Config) {
                     order.reverse();
                 }
                 for system in order {
-                    wrk(&config, system, workload, config.warmup, scratch.path());
-                    let measured = wrk(&config, system, workload, config.window, scratch.path());
+                    wrk(&config, system, workload, config.warmup);
+                    let measured = wrk(&config, system, workload, config.window);
                     results
                         .entry((index, system.name))
                         .or_default()
@@ -756,7 +668,6 @@ async fn run(config: Config) {
                 &config,
                 &ours,
                 &workload,
-                scratch.path(),
                 match backend {
                     Backend::Postgres => "postgres",
                     Backend::Sqlite => "sqlite",
