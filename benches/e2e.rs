@@ -1288,8 +1288,20 @@ async fn bench_backend(config: &Config, backend: Backend, policies: &Path) -> Re
     let frontline = service.token("frontline");
 
     let w0 = bench.measure(&api, "W0", Work::w0(&supervisor), true).await;
+    // W1's ticket: the first of supervisor's list, by its global id (the one answers carry).
+    let first = api
+        .query(
+            &supervisor,
+            "{ tickets(first: 1) { edges { node { id } } } }",
+        )
+        .await
+        .expect("supervisor's tickets");
+    let ticket = first["tickets"]["edges"][0]["node"]["id"]
+        .as_str()
+        .expect("a ticket supervisor sees")
+        .to_owned();
     let w1 = bench
-        .measure(&api, "W1", Work::w1(&supervisor, "1"), true)
+        .measure(&api, "W1", Work::w1(&supervisor, &ticket), true)
         .await;
 
     // The policy ratio: shipped and allow-all interleaved in the same process.
