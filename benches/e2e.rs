@@ -969,8 +969,8 @@ function init(args)
 end
 local checked = false
 function request()
-  -- wrk calls request() once before the run, to check that its answer parses, and sends
-  -- nothing: that call must not take a chain's request.
+  -- wrk calls request() once before the run (in its first thread: ours), to check that
+  -- the answer parses, and sends nothing: that call must not take a chain's request.
   if not checked then
     checked = true
     return filler
@@ -1000,8 +1000,8 @@ local function after(body)
   end
 end
 function response(status, headers, body)
-  local next = status == 200 and after(body)
-  if next then push(next) else bad = bad + 1 end
+  local following = status == 200 and after(body)
+  if following then push(following) else bad = bad + 1 end
 end
 "#;
 
@@ -1235,11 +1235,13 @@ impl Bench<'_> {
         Measured { run, probe: None }
     }
 
-    /// Revokes the grants a W3 run left, once the service has answered what wrk sent last.
+    /// Revokes the grants a W3 run left, once the service has answered what wrk sent last
+    /// (wrk stops without waiting for its last answers).
     async fn revoke_left(&mut self, api: &Api, token: &str) {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        if let Err(error) = api.revoke_all(token).await {
-            self.fail("W3 (revoking the last grants)", error);
+        match api.revoke_all(token).await {
+            Ok(left) => eprintln!("[{}] W3: revoked {left} grants left", self.backend.tag()),
+            Err(error) => self.fail("W3 (revoking the last grants)", error),
         }
     }
 
