@@ -29,6 +29,26 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// A secret given as a flag or environment variable (a URL with a password, a key): its
+/// `Debug` is `[redacted]`, so printing the parsed command line (`{:?}`) cannot leak it,
+/// while it serializes as itself into the configuration layers, which keep it in a
+/// `config::Secret` from there on.
+#[derive(Clone, Serialize)]
+#[serde(transparent)]
+pub struct Concealed(String);
+
+impl Concealed {
+    fn parse(value: &str) -> Result<Concealed, std::convert::Infallible> {
+        Ok(Concealed(value.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Concealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(crate::config::REDACTED)
+    }
+}
+
 /// Settings shared by every subcommand. Each is also a key of the config file and has a
 /// built-in default ([`RawSettings`]); a flag given here wins over its environment variable,
 /// which wins over the file. (`--help` shows the defaults, see [`command`].)
@@ -43,8 +63,9 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "NEEDTOKNOW_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Database URL: postgres://… for PostgreSQL; default: the SQLite file in the data dir.
-    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true,
+          value_parser = Concealed::parse)]
+    pub database_url: Option<Concealed>,
     /// Directory of the *.polar policy files.
     #[arg(long, global = true, env = "NEEDTOKNOW_POLICY_DIR")]
     pub policy_dir: Option<PathBuf>,
@@ -55,8 +76,9 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "NEEDTOKNOW_LOG")]
     pub log: Option<String>,
     /// Redis for reveal grants (`redis://host:6379`); default: in-process, one instance only.
-    #[arg(long, global = true, env = "REDIS_URL", hide_env_values = true)]
-    pub redis_url: Option<String>,
+    #[arg(long, global = true, env = "REDIS_URL", hide_env_values = true,
+          value_parser = Concealed::parse)]
+    pub redis_url: Option<Concealed>,
     /// Prefix of every Redis key.
     #[arg(long, global = true, env = "NEEDTOKNOW_REDIS_PREFIX")]
     pub redis_prefix: Option<String>,
@@ -76,9 +98,10 @@ pub struct GlobalArgs {
         long,
         global = true,
         env = "NEEDTOKNOW_MASTER_KEY",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = Concealed::parse
     )]
-    pub master_key: Option<String>,
+    pub master_key: Option<Concealed>,
     /// Master key file (default: <data dir>/master-keys.json; generated in dev/demo mode).
     #[arg(long, global = true, env = "NEEDTOKNOW_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
@@ -366,8 +389,9 @@ pub struct ServiceArgs {
     #[arg(long, env = "NEEDTOKNOW_SSO_JWKS_URL")]
     pub sso_jwks_url: Option<String>,
     /// SSO: an HS256 shared secret (at least 32 bytes).
-    #[arg(long, env = "NEEDTOKNOW_SSO_HS256_SECRET", hide_env_values = true)]
-    pub sso_hs256_secret: Option<String>,
+    #[arg(long, env = "NEEDTOKNOW_SSO_HS256_SECRET", hide_env_values = true,
+          value_parser = Concealed::parse)]
+    pub sso_hs256_secret: Option<Concealed>,
     /// SSO: clock skew tolerated on `exp` and `nbf`, in seconds.
     #[arg(long, env = "NEEDTOKNOW_SSO_LEEWAY_SECS")]
     pub sso_leeway_secs: Option<u64>,
@@ -595,6 +619,35 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         command().debug_assert();
+    }
+
+    /// The parsed command line can be printed with `{:?}` without its secrets.
+    #[test]
+    fn secrets_given_as_flags_are_redacted_when_the_command_line_is_printed() {
+        let invocation = parse_from([
+            "needtoknow",
+            "--database-url",
+            "postgres://app:hunter2@db/needtoknow",
+            "--redis-url",
+            "redis://:hunter3@cache:6379",
+            "--master-key",
+            "hunter4hunter4hunter4hunter4hunter4hunter4AA=",
+            "serve",
+            "--sso-issuer",
+            "https://idp.example.com",
+            "--sso-hs256-secret",
+            "hunter5hunter5hunter5hunter5hunter5",
+        ])
+        .unwrap();
+        let printed = format!("{:?}", invocation.cli);
+        for secret in ["hunter2", "hunter3", "hunter4", "hunter5"] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        assert!(printed.contains(crate::config::REDACTED));
+        assert!(
+            printed.contains("idp.example.com"),
+            "the rest is printed: {printed}"
+        );
     }
 
     /// Every setting has one name in three places: its file key, its flag (the key with
