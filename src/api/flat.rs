@@ -19,7 +19,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use async_graphql::indexmap::IndexMap;
-use async_graphql::parser::types::{Field, FragmentDefinition, Selection, SelectionSet};
+use async_graphql::parser::types::{Field, FragmentDefinition, SelectionSet};
+
+use super::shape::collect_fields;
 use async_graphql::{
     registry, ContextSelectionSet, Name, OutputType, Positioned, ScalarType, ServerResult, Value,
     ID,
@@ -111,66 +113,35 @@ impl<'d> Walk<'d> {
         Value::Object(map)
     }
 
-    /// The response keys of a `T` under `selections`, in selection order.
+    /// The response keys of a `T` under `selections`, in selection order. `@skip` and
+    /// `@include` are gone from the document by now, and a `T` is an object type that
+    /// implements no interface, so only fragments on `T` itself apply.
     fn plan<T: Flat>(&self, selections: &[&'d SelectionSet]) -> Vec<Slot<'d>> {
         let type_name = T::type_name();
-        let mut fields: Vec<(&'d Name, &'d Name, Vec<&'d SelectionSet>)> = Vec::new();
-        for set in selections {
-            self.collect(set, &type_name, &mut fields);
-        }
-        fields
+        let grouped = collect_fields(
+            selections,
+            self.fragments,
+            &|condition| condition == type_name,
+            &|_| true,
+        );
+        grouped
             .into_iter()
-            .map(|(key, name, selections)| Slot {
-                key: key.clone(),
-                index: (name.as_str() != "__typename").then(|| {
-                    T::FIELDS
-                        .iter()
-                        .position(|rust| camel_case_of(rust, name))
-                        // Validation admits only the schema's fields, and the unit test
-                        // keeps FIELDS complete; past both, the key is served as null.
-                        .unwrap_or(usize::MAX)
-                }),
-                selections,
+            .map(|(_, fields)| {
+                let name = fields[0].name.node.as_str();
+                Slot {
+                    key: fields[0].response_key().node.clone(),
+                    index: (name != "__typename").then(|| {
+                        T::FIELDS
+                            .iter()
+                            .position(|rust| camel_case_of(rust, name))
+                            // Validation admits only the schema's fields, and the unit test
+                            // keeps FIELDS complete; past both, the key is served as null.
+                            .unwrap_or(usize::MAX)
+                    }),
+                    selections: fields.iter().map(|f| &f.selection_set.node).collect(),
+                }
             })
             .collect()
-    }
-
-    /// The fields of `set` that apply to `type_name`, grouped by response key.
-    fn collect(
-        &self,
-        set: &'d SelectionSet,
-        type_name: &str,
-        fields: &mut Vec<(&'d Name, &'d Name, Vec<&'d SelectionSet>)>,
-    ) {
-        for selection in &set.items {
-            match &selection.node {
-                Selection::Field(field) => {
-                    let key = &field.node.response_key().node;
-                    let selected = &field.node.selection_set.node;
-                    match fields.iter_mut().find(|(k, _, _)| *k == key) {
-                        Some((_, _, sets)) => sets.push(selected),
-                        None => fields.push((key, &field.node.name.node, vec![selected])),
-                    }
-                }
-                Selection::FragmentSpread(spread) => {
-                    if let Some(fragment) = self.fragments.get(&spread.node.fragment_name.node) {
-                        if fragment.node.type_condition.node.on.node == type_name {
-                            self.collect(&fragment.node.selection_set.node, type_name, fields);
-                        }
-                    }
-                }
-                Selection::InlineFragment(fragment) => {
-                    let applies = fragment
-                        .node
-                        .type_condition
-                        .as_ref()
-                        .is_none_or(|condition| condition.node.on.node == type_name);
-                    if applies {
-                        self.collect(&fragment.node.selection_set.node, type_name, fields);
-                    }
-                }
-            }
-        }
     }
 }
 

@@ -17,8 +17,8 @@ use std::collections::HashMap;
 
 use async_graphql::indexmap::IndexMap;
 use async_graphql::parser::types::{
-    BaseType, Directive, ExecutableDocument, Field, OperationDefinition, OperationType, Selection,
-    SelectionSet, Type, TypeKind, TypeSystemDefinition,
+    BaseType, Directive, ExecutableDocument, Field, FragmentDefinition, OperationDefinition,
+    OperationType, Selection, SelectionSet, Type, TypeKind, TypeSystemDefinition,
 };
 use async_graphql::{Name, Positioned, Value, Variables};
 
@@ -47,7 +47,79 @@ pub struct Shapes {
 }
 
 /// The fields of one object selected under one response key, in selection order.
-type Grouped<'d> = Vec<(&'d str, Vec<&'d Field>)>;
+pub(crate) type Grouped<'d> = Vec<(&'d str, Vec<&'d Field>)>;
+
+/// The specification's CollectFields: the fields of `sets` that apply to one object,
+/// grouped by response key in the order they are first selected, fragments expanded.
+/// `applies` says whether a fragment's type condition holds for the object, `included`
+/// whether a selection's `@skip`/`@include` keep it. The response-shape walk and the
+/// one-pass values of `api::flat` both group fields through here.
+pub(crate) fn collect_fields<'d>(
+    sets: &[&'d SelectionSet],
+    fragments: &'d HashMap<Name, Positioned<FragmentDefinition>>,
+    applies: &dyn Fn(&str) -> bool,
+    included: &dyn Fn(&[Positioned<Directive>]) -> bool,
+) -> Grouped<'d> {
+    let collect = Collect {
+        fragments,
+        applies,
+        included,
+    };
+    let mut grouped: Grouped<'d> = Vec::new();
+    for set in sets {
+        collect.set(set, &mut grouped, 0);
+    }
+    grouped
+}
+
+/// What [`collect_fields`] needs while it recurses.
+struct Collect<'d, 'f> {
+    fragments: &'d HashMap<Name, Positioned<FragmentDefinition>>,
+    applies: &'f dyn Fn(&str) -> bool,
+    included: &'f dyn Fn(&[Positioned<Directive>]) -> bool,
+}
+
+impl<'d> Collect<'d, '_> {
+    fn set(&self, set: &'d SelectionSet, grouped: &mut Grouped<'d>, depth: usize) {
+        // Validation refuses fragment cycles; the bound only keeps a bug from recursing
+        // forever.
+        if depth > 64 {
+            return;
+        }
+        for selection in &set.items {
+            match &selection.node {
+                Selection::Field(field) => {
+                    if !(self.included)(&field.node.directives) {
+                        continue;
+                    }
+                    let key = field.node.response_key().node.as_str();
+                    match grouped.iter_mut().find(|(k, _)| *k == key) {
+                        Some((_, fields)) => fields.push(&field.node),
+                        None => grouped.push((key, vec![&field.node])),
+                    }
+                }
+                Selection::InlineFragment(fragment) => {
+                    let condition = fragment.node.type_condition.as_ref();
+                    if (self.included)(&fragment.node.directives)
+                        && condition.is_none_or(|c| (self.applies)(&c.node.on.node))
+                    {
+                        self.set(&fragment.node.selection_set.node, grouped, depth + 1);
+                    }
+                }
+                Selection::FragmentSpread(spread) => {
+                    let Some(fragment) = self.fragments.get(&spread.node.fragment_name.node) else {
+                        continue;
+                    };
+                    if (self.included)(&spread.node.directives)
+                        && (self.applies)(&fragment.node.type_condition.node.on.node)
+                    {
+                        self.set(&fragment.node.selection_set.node, grouped, depth + 1);
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// One walk's facts: the document and the request's variables.
 struct Walk<'d> {
@@ -186,62 +258,12 @@ impl Shapes {
     /// The selected fields of an object of type `object`, grouped by response key in the
     /// order they are first selected (the spec's CollectFields).
     fn group<'d>(&self, object: &str, sets: &[&'d SelectionSet], walk: &Walk<'d>) -> Grouped<'d> {
-        let mut grouped: Grouped<'d> = Vec::new();
-        for set in sets {
-            self.collect(object, set, walk, &mut grouped, 0);
-        }
-        grouped
-    }
-
-    fn collect<'d>(
-        &self,
-        object: &str,
-        set: &'d SelectionSet,
-        walk: &Walk<'d>,
-        grouped: &mut Grouped<'d>,
-        depth: usize,
-    ) {
-        // Validation refuses fragment cycles; the bound only keeps a bug from recursing
-        // forever.
-        if depth > 64 {
-            return;
-        }
-        for selection in &set.items {
-            match &selection.node {
-                Selection::Field(field) => {
-                    if !walk.included(&field.node.directives) {
-                        continue;
-                    }
-                    let key = field.node.response_key().node.as_str();
-                    match grouped.iter_mut().find(|(k, _)| *k == key) {
-                        Some((_, fields)) => fields.push(&field.node),
-                        None => grouped.push((key, vec![&field.node])),
-                    }
-                }
-                Selection::InlineFragment(fragment) => {
-                    let condition = fragment.node.type_condition.as_ref();
-                    if walk.included(&fragment.node.directives)
-                        && condition.is_none_or(|c| self.applies(&c.node.on.node, object))
-                    {
-                        let set = &fragment.node.selection_set.node;
-                        self.collect(object, set, walk, grouped, depth + 1);
-                    }
-                }
-                Selection::FragmentSpread(spread) => {
-                    let Some(fragment) =
-                        walk.document.fragments.get(&spread.node.fragment_name.node)
-                    else {
-                        continue;
-                    };
-                    if walk.included(&spread.node.directives)
-                        && self.applies(&fragment.node.type_condition.node.on.node, object)
-                    {
-                        let set = &fragment.node.selection_set.node;
-                        self.collect(object, set, walk, grouped, depth + 1);
-                    }
-                }
-            }
-        }
+        collect_fields(
+            sets,
+            &walk.document.fragments,
+            &|condition| self.applies(condition, object),
+            &|directives| walk.included(directives),
+        )
     }
 
     /// Whether a fragment on `condition` applies to an object of type `object`.
