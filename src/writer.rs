@@ -81,11 +81,19 @@ impl Writer {
 
 /// 10 ms, 40 ms, 160 ms, … with up to half of it again as jitter, so retries that collided
 /// once do not collide again.
-fn backoff(attempt: u32) -> Duration {
+pub fn backoff(attempt: u32) -> Duration {
     let base = 10u64 * 4u64.pow(attempt.saturating_sub(1).min(4));
     let jitter = rand::random::<u64>() % (base / 2 + 1);
     Duration::from_millis(base + jitter)
 }
+
+/// A write that lost a race to a concurrent writer and succeeds when run again, found by
+/// the code that wrote it rather than by the database's error codes (for example an audit
+/// append after a chain head that another writer moved). Put it in an error's chain
+/// (`.context(LostRace)`) and [`Transient`] counts the error as contention.
+#[derive(Clone, Copy, Debug, thiserror::Error)]
+#[error("lost a race to a concurrent writer")]
+pub struct LostRace;
 
 /// Errors that may be contention, which a retry can cure.
 pub trait Transient {
@@ -101,8 +109,10 @@ impl Transient for DbErr {
 
 impl Transient for anyhow::Error {
     fn is_transient(&self) -> bool {
-        self.chain()
-            .any(|cause| cause.downcast_ref::<DbErr>().is_some_and(is_transient))
+        self.downcast_ref::<LostRace>().is_some()
+            || self
+                .chain()
+                .any(|cause| cause.downcast_ref::<DbErr>().is_some_and(is_transient))
     }
 }
 
@@ -139,6 +149,15 @@ mod tests {
         assert!(backoff(1) >= Duration::from_millis(10) && backoff(1) <= Duration::from_millis(15));
         assert!(backoff(3) >= Duration::from_millis(160));
         assert!(backoff(40) <= Duration::from_millis(3_840));
+    }
+
+    #[test]
+    fn a_lost_race_is_transient_under_any_context() {
+        let lost = anyhow::Error::from(DbErr::Custom("unique".into()))
+            .context(LostRace)
+            .context("auditing a claim");
+        assert!(lost.is_transient());
+        assert!(!anyhow::Error::from(DbErr::Custom("unique".into())).is_transient());
     }
 
     #[test]

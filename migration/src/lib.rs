@@ -16,6 +16,7 @@ mod m20261201_000007_add_policy_version_to_audit_events;
 mod m20261201_000008_add_preferred_language_to_customers;
 mod m20261201_000009_create_idempotency_keys;
 mod m20261201_000010_add_write_side_columns;
+mod m20261202_000011_index_audit_chain_links;
 
 /// The ordered list of needtoknow's migrations.
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000008_add_preferred_language_to_customers::Migration),
             Box::new(m20261201_000009_create_idempotency_keys::Migration),
             Box::new(m20261201_000010_add_write_side_columns::Migration),
+            Box::new(m20261202_000011_index_audit_chain_links::Migration),
         ]
     }
 }

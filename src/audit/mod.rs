@@ -4,8 +4,11 @@
 //! fields, why (the reason, if any) and the request id — never a personal value. Each event
 //! carries the hash of the previous one and its own hash over its content, so
 //! [`verify`] finds the first event that was edited, deleted, inserted or reordered.
-//! Appends are serialized (a process lock, plus a transaction-scoped advisory lock on
-//! PostgreSQL so several instances extend one chain).
+//!
+//! The chain cannot fork: a unique index on `prev_hash` refuses a second event after the
+//! same one. [`AuditLog`] relies on it to append optimistically, in one statement after the
+//! head it remembers, and starts again from the new head when another writer (another
+//! instance, or a write's own events through [`append_in`]) got there first.
 
 pub mod loader;
 pub mod trail;
@@ -19,7 +22,7 @@ use sea_orm::{
     ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryOrder, QuerySelect, Set,
 };
 
-use crate::writer::Writer;
+use crate::writer::{LostRace, Writer};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -290,8 +293,13 @@ fn now_micros() -> DateTime<Utc> {
     DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
 }
 
-/// Most rows in one INSERT: 11 parameters each stays under SQLite's 32 766.
+/// Most rows in one INSERT: 13 parameters each stays under SQLite's 32 766.
 const INSERT_CHUNK: usize = 2_000;
+
+/// Attempts of one optimistic append, the first included, before it gives up. Each lost
+/// race means another writer appended in between, so running out takes a chain that
+/// moves faster than one statement's round trip, again and again.
+const APPEND_ATTEMPTS: u32 = 8;
 
 /// Events waiting to be written, and who waits for them.
 struct Waiting {
@@ -302,16 +310,24 @@ struct Waiting {
 /// Appends events to the chain. Cheap to clone.
 ///
 /// Appends are group-committed: requests that append while a write is under way queue
-/// their events, and the next writer takes the whole queue in one transaction (one commit,
+/// their events, and the next writer takes the whole queue in one statement (one commit,
 /// one fsync) and answers each of them. Every caller still returns only once its own events
 /// are committed, so values are never served before their audit events exist.
+///
+/// The statement inserts after the head this log last wrote or read, with no transaction
+/// and no lock in the database: one round trip. When another writer moved the head in the
+/// meantime, the unique index on `prev_hash` refuses the insert; the log reads the new head
+/// and inserts again.
 ///
 /// A write that must stand or fall with its audit events appends them inside its own
 /// transaction with [`append_in`] instead.
 #[derive(Clone)]
 pub struct AuditLog {
     writer: Writer,
-    lock: Arc<tokio::sync::Mutex<()>>,
+    /// Held by the one append writing at a time. It holds the chain's head as this log
+    /// last wrote or read it: `None` when unknown (at first, and after a write that may or
+    /// may not have landed), so the next append reads it.
+    head: Arc<tokio::sync::Mutex<Option<String>>>,
     queue: Arc<std::sync::Mutex<Vec<Waiting>>>,
     /// How long each [`AuditLog::append`] waited, when the service reports it.
     latency: Option<prometheus::Histogram>,
@@ -322,7 +338,7 @@ impl AuditLog {
     pub fn new(writer: Writer) -> AuditLog {
         AuditLog {
             writer,
-            lock: Arc::new(tokio::sync::Mutex::new(())),
+            head: Arc::default(),
             queue: Arc::default(),
             latency: None,
         }
@@ -365,7 +381,7 @@ impl AuditLog {
                 done,
             });
         // Either a writer takes our events along and answers, or we get the lock and write.
-        let guard = tokio::select! {
+        let mut head = tokio::select! {
             biased;
             result = &mut outcome => {
                 return match result {
@@ -373,7 +389,7 @@ impl AuditLog {
                     Err(_) => anyhow::bail!("the audit write was abandoned"),
                 };
             }
-            guard = self.lock.lock() => guard,
+            head = self.head.lock() => head,
         };
         match outcome.try_recv() {
             // The writer before us took our events along.
@@ -385,30 +401,70 @@ impl AuditLog {
         let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
         let appends: Vec<&[NewEvent]> = batch.iter().map(|w| w.events.as_slice()).collect();
         let written = self
-            .write(&appends)
+            .write(&mut head, &appends)
             .await
             .map_err(|e| Arc::<str>::from(format!("{e:#}")));
         for waiting in batch {
             let _ = waiting.done.send(written.clone());
         }
-        drop(guard);
+        drop(head);
         match outcome.await {
             Ok(result) => result.map_err(|e| anyhow::anyhow!("{e}")),
             Err(_) => anyhow::bail!("the audit write was abandoned"),
         }
     }
 
-    /// Writes appends in one transaction after the chain's head, in order (retried as a
-    /// whole when it loses to contention).
-    async fn write(&self, appends: &[&[NewEvent]]) -> anyhow::Result<()> {
+    /// Writes appends after the chain's head, in order, in one statement: after `head`
+    /// when known, else after the head read now. A lost race reads the head again and
+    /// retries at once; a busy or unreachable database retries after a pause.
+    async fn write(
+        &self,
+        head: &mut Option<String>,
+        appends: &[&[NewEvent]],
+    ) -> anyhow::Result<()> {
+        let events: Vec<&NewEvent> = appends.iter().flat_map(|a| a.iter()).collect();
+        if events.len() > INSERT_CHUNK {
+            *head = None;
+            return self.write_in_transaction(appends).await;
+        }
+        let conn = self.writer.connection();
+        let mut attempt = 1;
+        loop {
+            // Taken, not read: if this future is dropped mid-insert, the next append
+            // finds the head unknown and reads it.
+            let prev_hash = match head.take() {
+                Some(prev_hash) => prev_hash,
+                None => read_head(conn).await?,
+            };
+            let (rows, last) = chain(events.iter().copied(), now_micros(), prev_hash)?;
+            let error = match audit_event::Entity::insert_many(rows)
+                .exec_without_returning(conn)
+                .await
+            {
+                Ok(_) => {
+                    *head = Some(last);
+                    return Ok(());
+                }
+                Err(error) => error,
+            };
+            let lost = lost_the_link(&error);
+            if attempt >= APPEND_ATTEMPTS || !(lost || crate::writer::is_transient(&error)) {
+                return Err(error).context("writing audit events");
+            }
+            if !lost {
+                tokio::time::sleep(crate::writer::backoff(attempt)).await;
+            }
+            attempt += 1;
+        }
+    }
+
+    /// Writes more rows than one statement takes: in chunks, in one transaction, after the
+    /// head read under the chain's lock (retried as a whole when it loses to contention).
+    async fn write_in_transaction(&self, appends: &[&[NewEvent]]) -> anyhow::Result<()> {
         self.writer
             .transaction(|txn| async move {
                 let mut prev_hash = head(&txn).await?;
                 let occurred_at = now_micros();
-                // Each append is its own multi-row INSERT (rows get their sequence numbers
-                // in this order): the statements keep the shapes a workload always has, so
-                // the database prepares them once per connection, however many appends a
-                // commit groups.
                 for events in appends {
                     insert(&txn, events, occurred_at, &mut prev_hash).await?;
                 }
@@ -435,32 +491,49 @@ pub async fn append_in(
 
 /// The hash of the chain's last event, locking the chain for the rest of `txn`. On SQLite
 /// the writer's transaction already holds the database's write lock; on PostgreSQL an
-/// advisory lock serializes appends across connections and instances.
+/// advisory lock serializes appends inside write transactions across connections and
+/// instances (optimistic appends take no lock: the unique index on `prev_hash` settles a
+/// race with them).
 async fn head(txn: &sea_orm::DatabaseTransaction) -> anyhow::Result<String> {
     if txn.get_database_backend() == DatabaseBackend::Postgres {
         txn.execute_unprepared("SELECT pg_advisory_xact_lock(7411002)")
             .await
             .context("locking the audit chain")?;
     }
+    read_head(txn).await
+}
+
+/// The hash of the chain's last event ([`GENESIS`] for an empty chain). The chain cannot
+/// fork and an event is only appended once its predecessor is committed, so the highest
+/// sequence number is the head.
+async fn read_head(conn: &impl ConnectionTrait) -> anyhow::Result<String> {
     Ok(audit_event::Entity::find()
         .order_by_desc(audit_event::Column::Seq)
         .limit(1)
-        .one(txn)
+        .one(conn)
         .await
         .context("reading the audit chain head")?
         .map(|e| e.hash)
         .unwrap_or_else(|| GENESIS.to_owned()))
 }
 
-/// Chains `events` after `prev_hash` and inserts them (in chunks of at most
-/// `INSERT_CHUNK` rows, within every database's bound on parameters).
-async fn insert(
-    txn: &sea_orm::DatabaseTransaction,
-    events: &[NewEvent],
+/// Whether an insert was refused because another event already follows its first row's
+/// predecessor: the unique index on `prev_hash` is the table's only unique constraint
+/// besides the sequence number, which inserts never set.
+fn lost_the_link(error: &sea_orm::DbErr) -> bool {
+    matches!(
+        error.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
+/// Chains `events` after `prev_hash`: their rows, and the hash of the last one.
+fn chain<'a>(
+    events: impl IntoIterator<Item = &'a NewEvent>,
     occurred_at: DateTime<Utc>,
-    prev_hash: &mut String,
-) -> anyhow::Result<()> {
-    let mut rows = Vec::with_capacity(events.len());
+    mut prev_hash: String,
+) -> anyhow::Result<(Vec<audit_event::ActiveModel>, String)> {
+    let mut rows = Vec::new();
     for event in events {
         let mut row = audit_event::Model {
             seq: 0,
@@ -475,11 +548,11 @@ async fn insert(
             request_id: event.request_id.clone(),
             policy_version: event.policy_version.clone(),
             idempotency_key: event.idempotency_key.clone(),
-            prev_hash: prev_hash.clone(),
+            prev_hash,
             hash: String::new(),
         };
         row.hash = hash_of(&row);
-        *prev_hash = row.hash.clone();
+        prev_hash = row.hash.clone();
         rows.push(audit_event::ActiveModel {
             occurred_at: Set(row.occurred_at),
             actor_agent_id: Set(row.actor_agent_id),
@@ -497,14 +570,33 @@ async fn insert(
             ..Default::default()
         });
     }
+    Ok((rows, prev_hash))
+}
+
+/// Chains `events` after `prev_hash` and inserts them inside `txn` (in chunks of at most
+/// `INSERT_CHUNK` rows, within every database's bound on parameters). An insert that lost
+/// the head to an optimistic append is [`LostRace`]: the caller's [`Writer`] runs the
+/// whole transaction again.
+async fn insert(
+    txn: &sea_orm::DatabaseTransaction,
+    events: &[NewEvent],
+    occurred_at: DateTime<Utc>,
+    prev_hash: &mut String,
+) -> anyhow::Result<()> {
+    let (rows, last) = chain(events, occurred_at, std::mem::take(prev_hash))?;
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<_> = rows.by_ref().take(INSERT_CHUNK).collect();
-        audit_event::Entity::insert_many(chunk)
+        if let Err(error) = audit_event::Entity::insert_many(chunk)
             .exec_without_returning(txn)
             .await
-            .context("writing audit events")?;
+        {
+            let lost = lost_the_link(&error);
+            let error = anyhow::Error::from(error).context("writing audit events");
+            return Err(if lost { error.context(LostRace) } else { error });
+        }
     }
+    *prev_hash = last;
     Ok(())
 }
 

@@ -177,12 +177,22 @@ on_both_databases! {
         put(&db, seq(1), &original[1]).await;
         assert_eq!(audit::verify(&db).await.unwrap(), whole);
 
-        // Reorder: events 2 and 3 swap places.
+        // Reorder: events 2 and 3 swap places (through a placeholder link, since no two
+        // events may follow the same one even for a moment).
+        let parked = |i: usize| audit_event::Model { prev_hash: "p".repeat(64), ..original[i].clone() };
+        put(&db, seq(2), &parked(1)).await;
         put(&db, seq(1), &original[2]).await;
         put(&db, seq(2), &original[1]).await;
         assert!(matches!(audit::verify(&db).await.unwrap(), Verdict::Broken { seq: s, .. } if s == seq(1)));
+        put(&db, seq(2), &parked(2)).await;
         put(&db, seq(1), &original[1]).await;
         put(&db, seq(2), &original[2]).await;
+        assert_eq!(audit::verify(&db).await.unwrap(), whole);
+
+        // Fork: a second event after the same predecessor is refused outright.
+        let mut fork = original[3].clone().into_active_model();
+        fork.seq = sea_orm::ActiveValue::NotSet;
+        assert!(fork.insert(&db).await.is_err(), "the chain forked");
         assert_eq!(audit::verify(&db).await.unwrap(), whole);
 
         // Insert: a forged event appended with a made-up link.
@@ -315,11 +325,11 @@ on_both_databases! {
     /// and each caller returns only after its own events are stored.
     async fn concurrent_appends_keep_one_unbroken_chain(app) {
         let mut db = needtoknow::db::connect(&app.settings).await.unwrap();
-        let transactions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counted = transactions.clone();
+        let statements = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = statements.clone();
         db.set_metric_callback(move |info| {
-            // One read of the chain's head per transaction.
-            if info.statement.sql.contains("ORDER BY \"audit_events\".\"seq\" DESC") {
+            // One INSERT per group of appends committed together.
+            if info.statement.sql.starts_with("INSERT INTO \"audit_events\"") {
                 counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         });
@@ -355,14 +365,74 @@ on_both_databases! {
             append.unwrap();
         }
         assert_eq!(rows(&db).await.len(), before + 80);
-        let transactions = transactions.load(std::sync::atomic::Ordering::Relaxed);
+        let statements = statements.load(std::sync::atomic::Ordering::Relaxed);
         assert!(
-            (1..40).contains(&transactions),
-            "40 appends, {transactions} transactions: appends waiting together are committed together"
+            (1..40).contains(&statements),
+            "40 appends, {statements} statements: appends waiting together are committed together"
         );
         assert!(matches!(
             audit::verify(&db).await.unwrap(),
             Verdict::Intact { .. }
         ));
+    }
+}
+
+on_both_databases! {
+    /// Two instances append to one chain, each after the head it last saw, while writes
+    /// append their own events inside their transactions: whoever loses a race for the
+    /// head starts again after the new one, so every append lands exactly once and the
+    /// chain stays unbroken.
+    async fn instances_racing_for_the_head_keep_one_chain(app) {
+        use needtoknow::writer::Writer;
+        let one = needtoknow::db::connect(&app.settings).await.unwrap();
+        let other = needtoknow::db::connect(&app.settings).await.unwrap();
+        let logs = [
+            audit::AuditLog::new(Writer::new(one.clone())),
+            audit::AuditLog::new(Writer::new(other.clone())),
+        ];
+        let writer = Writer::new(one.clone());
+        let before = rows(&one).await.len();
+        let event = |request_id: String| audit::NewEvent {
+            actor_agent_id: None,
+            actor_role: "cli".into(),
+            action: audit::Action::Viewed,
+            customer_id: Some(1),
+            ticket_id: Some(1),
+            fields: vec!["email".into()],
+            reason: None,
+            request_id,
+            policy_version: None,
+            idempotency_key: None,
+        };
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            for (n, log) in logs.iter().enumerate() {
+                let (log, event) = (log.clone(), event(format!("instance-{n}-{i}")));
+                tasks.push(tokio::spawn(async move { log.append(&[event]).await.unwrap() }));
+            }
+            let (writer, event) = (writer.clone(), event(format!("write-{i}")));
+            tasks.push(tokio::spawn(async move {
+                writer
+                    .transaction(|txn| {
+                        let event = event.clone();
+                        async move {
+                            audit::append_in(&txn, &[event]).await?;
+                            Ok::<_, anyhow::Error>(((), txn))
+                        }
+                    })
+                    .await
+                    .unwrap()
+            }));
+        }
+        for task in futures_util::future::join_all(tasks).await {
+            task.unwrap();
+        }
+        let after = rows(&one).await;
+        assert_eq!(after.len(), before + 60, "every append landed exactly once");
+        let mut ids: Vec<&str> = after[before..].iter().map(|e| e.request_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 60);
+        assert!(matches!(audit::verify(&one).await.unwrap(), Verdict::Intact { .. }));
     }
 }
