@@ -296,10 +296,15 @@ fn now_micros() -> DateTime<Utc> {
 /// Most rows in one INSERT: 13 parameters each stays under SQLite's 32 766.
 const INSERT_CHUNK: usize = 2_000;
 
-/// Attempts of one optimistic append, the first included, before it gives up. Each lost
-/// race means another writer appended in between, so running out takes a chain that
-/// moves faster than one statement's round trip, again and again.
-const APPEND_ATTEMPTS: u32 = 8;
+/// Attempts of one append's statement, the first included, when the database is busy
+/// or unreachable.
+const APPEND_ATTEMPTS: u32 = 4;
+
+/// Races for the head an optimistic append may lose before it takes the chain's lock
+/// instead: two, so a head moved once by another instance costs one more statement, and
+/// a chain kept busy by write transactions (which append under the lock) does not starve
+/// the appends that do not take it.
+const OPTIMISTIC_RACES: u32 = 2;
 
 /// Events waiting to be written, and who waits for them.
 struct Waiting {
@@ -317,7 +322,8 @@ struct Waiting {
 /// The statement inserts after the head this log last wrote or read, with no transaction
 /// and no lock in the database: one round trip. When another writer moved the head in the
 /// meantime, the unique index on `prev_hash` refuses the insert; the log reads the new head
-/// and inserts again.
+/// and inserts again, and when the chain is that busy twice in a row, it appends under the
+/// chain's lock like a write transaction.
 ///
 /// A write that must stand or fall with its audit events appends them inside its own
 /// transaction with [`append_in`] instead.
@@ -415,52 +421,58 @@ impl AuditLog {
     }
 
     /// Writes appends after the chain's head, in order, in one statement: after `head`
-    /// when known, else after the head read now. A lost race reads the head again and
-    /// retries at once; a busy or unreachable database retries after a pause.
+    /// when known, else after the head read now. A busy or unreachable database is retried
+    /// after a pause. A lost race is tried once more after the new head; when that loses
+    /// too, the chain is busy with other writers, and the append queues for the chain's
+    /// lock like a write transaction does, which always makes progress.
     async fn write(
         &self,
         head: &mut Option<String>,
         appends: &[&[NewEvent]],
     ) -> anyhow::Result<()> {
         let events: Vec<&NewEvent> = appends.iter().flat_map(|a| a.iter()).collect();
-        if events.len() > INSERT_CHUNK {
-            *head = None;
-            return self.write_in_transaction(appends).await;
-        }
-        let conn = self.writer.connection();
-        let mut attempt = 1;
-        loop {
-            // Taken, not read: if this future is dropped mid-insert, the next append
-            // finds the head unknown and reads it.
-            let prev_hash = match head.take() {
-                Some(prev_hash) => prev_hash,
-                None => read_head(conn).await?,
-            };
-            let (rows, last) = chain(events.iter().copied(), now_micros(), prev_hash)?;
-            let error = match audit_event::Entity::insert_many(rows)
-                .exec_without_returning(conn)
-                .await
-            {
-                Ok(_) => {
-                    *head = Some(last);
-                    return Ok(());
+        if events.len() <= INSERT_CHUNK {
+            let conn = self.writer.connection();
+            let (mut attempt, mut lost_races) = (1, 0);
+            loop {
+                // Taken, not read: if this future is dropped mid-insert, the next append
+                // finds the head unknown and reads it.
+                let prev_hash = match head.take() {
+                    Some(prev_hash) => prev_hash,
+                    None => read_head(conn).await?,
+                };
+                let (rows, last) = chain(events.iter().copied(), now_micros(), prev_hash)?;
+                let error = match audit_event::Entity::insert_many(rows)
+                    .exec_without_returning(conn)
+                    .await
+                {
+                    Ok(_) => {
+                        *head = Some(last);
+                        return Ok(());
+                    }
+                    Err(error) => error,
+                };
+                if lost_the_link(&error) {
+                    lost_races += 1;
+                    if lost_races >= OPTIMISTIC_RACES {
+                        break;
+                    }
+                } else if crate::writer::is_transient(&error) && attempt < APPEND_ATTEMPTS {
+                    tokio::time::sleep(crate::writer::backoff(attempt)).await;
+                } else {
+                    return Err(error).context("writing audit events");
                 }
-                Err(error) => error,
-            };
-            let lost = lost_the_link(&error);
-            if attempt >= APPEND_ATTEMPTS || !(lost || crate::writer::is_transient(&error)) {
-                return Err(error).context("writing audit events");
+                attempt += 1;
             }
-            if !lost {
-                tokio::time::sleep(crate::writer::backoff(attempt)).await;
-            }
-            attempt += 1;
         }
+        *head = Some(self.write_in_transaction(appends).await?);
+        Ok(())
     }
 
-    /// Writes more rows than one statement takes: in chunks, in one transaction, after the
-    /// head read under the chain's lock (retried as a whole when it loses to contention).
-    async fn write_in_transaction(&self, appends: &[&[NewEvent]]) -> anyhow::Result<()> {
+    /// Writes appends under the chain's lock, in one transaction, after the head read
+    /// there (in chunks when they are more rows than one statement takes; retried as a
+    /// whole when it loses to contention). Returns the new head.
+    async fn write_in_transaction(&self, appends: &[&[NewEvent]]) -> anyhow::Result<String> {
         self.writer
             .transaction(|txn| async move {
                 let mut prev_hash = head(&txn).await?;
@@ -468,7 +480,7 @@ impl AuditLog {
                 for events in appends {
                     insert(&txn, events, occurred_at, &mut prev_hash).await?;
                 }
-                Ok::<_, anyhow::Error>(((), txn))
+                Ok::<_, anyhow::Error>((prev_hash, txn))
             })
             .await
             .context("committing audit events")
