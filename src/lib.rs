@@ -22,7 +22,7 @@
 //!   coverage). [`audit`] is the hash-chained audit trail. [`crypto`] encrypts personal
 //!   data at rest; its `Opener` is the only way to decrypt.
 //! - [`vocabulary`] declares once the words code and policies share (the field table among
-//!   them); [`ids`] the typed ids; [`error`] the errors clients see; [`telemetry`], [`db`] (connecting, backups), [`writer`] (the one path of writes), [`ledger`] (erasures kept outside the database),
+//!   them); [`ids`] the typed ids; [`error`] the errors clients see; [`telemetry`], [`db`] (connecting, backups), [`writer`] (the one path of writes), [`rows`] (rows decoded by position), [`ledger`] (erasures kept outside the database),
 //!   [`limits`], [`ratelimit`], [`allowlist`], [`metrics`] are infrastructure.
 
 pub mod admin;
@@ -56,6 +56,7 @@ pub mod ratelimit;
 pub mod request;
 pub mod retention;
 pub mod reveal;
+pub mod rows;
 pub mod seed;
 pub mod startup;
 pub mod telemetry;

@@ -17,6 +17,7 @@ use sea_orm::{
 use crate::audit::loader::ViewAuditor;
 use crate::crypto::vault::{Opener, Vault};
 use crate::error::ApiError;
+use crate::rows::{Indexed, Positional};
 
 /// Loads rows of `E` whose `column` is one of the keys.
 pub struct Rows<E: EntityTrait> {
@@ -26,7 +27,10 @@ pub struct Rows<E: EntityTrait> {
     _entity: PhantomData<E>,
 }
 
-impl<E: EntityTrait> Rows<E> {
+impl<E: EntityTrait> Rows<E>
+where
+    E::Model: Positional,
+{
     fn new(db: &DatabaseConnection, column: E::Column, order: E::Column) -> Self {
         Rows {
             db: db.clone(),
@@ -40,12 +44,13 @@ impl<E: EntityTrait> Rows<E> {
         let rows = E::find()
             .filter(self.column.is_in(keys.iter().copied()))
             .order_by_asc(self.order)
+            .into_model::<Indexed<E::Model>>()
             .all(&self.db)
             .await
             .map_err(Arc::new)?;
         Ok(rows
             .into_iter()
-            .filter_map(|row| match row.get(self.column) {
+            .filter_map(|Indexed(row)| match row.get(self.column) {
                 sea_orm::Value::Int(Some(key)) => Some((key, row)),
                 _ => None,
             })
@@ -62,7 +67,7 @@ pub struct Many<E: EntityTrait>(Rows<E>);
 impl<E> Loader<i32> for One<E>
 where
     E: EntityTrait + Send + Sync,
-    E::Model: Send + Sync + Clone,
+    E::Model: Positional + Send + Sync + Clone,
     E::Column: Send + Sync,
 {
     type Value = E::Model;
@@ -76,7 +81,7 @@ where
 impl<E> Loader<i32> for Many<E>
 where
     E: EntityTrait + Send + Sync,
-    E::Model: Send + Sync + Clone,
+    E::Model: Positional + Send + Sync + Clone,
     E::Column: Send + Sync,
 {
     type Value = Arc<[E::Model]>;
@@ -194,12 +199,19 @@ impl Loader<i32> for MessagesOfCustomer {
     }
 }
 
-/// A message with its ticket's customer.
-#[derive(sea_orm::FromQueryResult)]
+/// A message with its ticket's customer (selected after the message's columns).
 struct MessageOfCustomer {
-    #[sea_orm(nested)]
     message: message::Model,
     customer_id: i32,
+}
+
+impl sea_orm::FromQueryResult for MessageOfCustomer {
+    fn from_query_result(row: &sea_orm::QueryResult, _prefix: &str) -> Result<Self, DbErr> {
+        Ok(MessageOfCustomer {
+            message: message::Model::from_columns(row, 0)?,
+            customer_id: row.try_get_by_index(message::Model::FIELDS.len())?,
+        })
+    }
 }
 
 /// A message's ticket, for the join above (the entities declare no relations).

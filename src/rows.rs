@@ -1,0 +1,100 @@
+//! Rows decoded by position, for the reads that return many rows per request.
+//!
+//! A model derived by sea-orm finds each of its columns by name: it formats the column's
+//! prefixed name into a new string and looks it up in the row's column map, for every
+//! column of every row. A page of 50 tickets decodes thousands of rows (chat history,
+//! other tickets, invoices), and that lookup was a visible share of its time. A select of
+//! an entity lists its columns in the entity's order, so the hot reads decode them by
+//! index instead: `E::find().into_model::<Indexed<E::Model>>()`.
+//!
+//! Each model's field list below must follow its entity's column order; a unit test
+//! compares them, so a changed entity fails the build's tests instead of decoding a column
+//! into the wrong field.
+
+use entity::{agent, attachment, customer, invoice, message, payment_method, ticket};
+use sea_orm::{DbErr, FromQueryResult, QueryResult};
+
+/// A model that can be read from consecutive columns of a row, in its entity's order.
+pub trait Positional: Sized {
+    /// The model's fields, in the order its entity selects their columns.
+    const FIELDS: &'static [&'static str];
+
+    /// The model from `row`'s columns `from .. from + FIELDS.len()`.
+    fn from_columns(row: &QueryResult, from: usize) -> Result<Self, DbErr>;
+}
+
+/// `M` decoded by position: use as `into_model::<Indexed<M>>()` on a select of `M`'s
+/// entity whose columns were not changed.
+pub struct Indexed<M>(pub M);
+
+impl<M: Positional> FromQueryResult for Indexed<M> {
+    fn from_query_result(row: &QueryResult, _prefix: &str) -> Result<Self, DbErr> {
+        M::from_columns(row, 0).map(Indexed)
+    }
+}
+
+/// Implements [`Positional`] for `module::Model` from its fields in column order.
+macro_rules! positional {
+    ($($module:ident { $($field:ident),* $(,)? })*) => {$(
+        impl Positional for $module::Model {
+            const FIELDS: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            fn from_columns(row: &QueryResult, from: usize) -> Result<Self, DbErr> {
+                let mut at = from;
+                $(
+                    let $field = row.try_get_by_index(at)?;
+                    at += 1;
+                )*
+                debug_assert_eq!(at - from, Self::FIELDS.len());
+                Ok(Self { $($field),* })
+            }
+        }
+    )*};
+}
+
+positional! {
+    agent { id, handle, display_name, role, team, queues, active, created_at, kind }
+    attachment {
+        id, ticket_id, kind, file_name, size_bytes, content, purge_after, created_at,
+        wrapped_key, external_id,
+    }
+    customer {
+        id, account_status, plan, customer_since, region, preferred_language, full_name,
+        email, phone, street, city, postal_code, country, date_of_birth, email_index,
+        phone_index, external_id,
+    }
+    invoice { id, customer_id, number, amount_cents, currency, status, issued_at, paid_at }
+    message { id, ticket_id, author_kind, author_agent_id, body, created_at, external_id }
+    payment_method {
+        id, customer_id, brand, last4, exp_month, exp_year, billing_street, billing_city,
+        billing_postal_code, billing_country,
+    }
+    ticket {
+        id, customer_id, team, topic, status, subject, channel, assignee_id, created_at,
+        resolved_at, external_id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{EntityTrait, IdenStatic, Iterable};
+
+    fn columns<E: EntityTrait>() -> Vec<&'static str> {
+        E::Column::iter().map(|c| c.as_str()).collect()
+    }
+
+    #[test]
+    fn every_positional_model_lists_its_entitys_columns_in_order() {
+        assert_eq!(agent::Model::FIELDS, columns::<agent::Entity>());
+        assert_eq!(attachment::Model::FIELDS, columns::<attachment::Entity>());
+        assert_eq!(customer::Model::FIELDS, columns::<customer::Entity>());
+        assert_eq!(invoice::Model::FIELDS, columns::<invoice::Entity>());
+        assert_eq!(message::Model::FIELDS, columns::<message::Entity>());
+        assert_eq!(
+            payment_method::Model::FIELDS,
+            columns::<payment_method::Entity>()
+        );
+        assert_eq!(ticket::Model::FIELDS, columns::<ticket::Entity>());
+    }
+}
