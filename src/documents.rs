@@ -24,6 +24,9 @@ pub struct Parsed {
     pub document: ExecutableDocument,
     /// Why the limits refuse it, if they do.
     pub refused: Option<String>,
+    /// Whether it selects an object twice under one key ([`crate::api::flat::merges_objects`]):
+    /// its response is then built as a tree throughout.
+    pub merges_objects: bool,
 }
 
 impl Parsed {
@@ -87,7 +90,12 @@ impl Documents {
             return Ok(None);
         };
         let refused = crate::limits::check_document(&document, &self.limits).err();
-        let parsed = Arc::new(Parsed { document, refused });
+        let merges_objects = crate::api::flat::merges_objects(&document);
+        let parsed = Arc::new(Parsed {
+            document,
+            refused,
+            merges_objects,
+        });
         self.cache.insert(query.to_owned(), parsed.clone());
         Ok(Some(parsed))
     }

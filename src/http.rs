@@ -617,6 +617,9 @@ async fn run(
             return refused(problem);
         }
         request.set_parsed_query(parsed.document.clone());
+        if !parsed.merges_objects {
+            request = request.data(crate::api::flat::RawValues);
+        }
     }
 
     let claim = match claim_idempotency_key(req, state, &agent, &request, operation).await {
@@ -708,7 +711,7 @@ async fn run(
         .content_type(ContentType::json())
         // Responses hold personal data: no cache may keep them.
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(response);
+        .body(crate::api::flat::write_response(&response));
     http.extensions_mut().insert(executed);
     http
 }

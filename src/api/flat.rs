@@ -14,17 +14,25 @@
 //! [`Eager`] registers the wrapped type, whose `SimpleObject` derive still declares it.
 //! `@skip` and `@include` were removed from the document before execution; no other
 //! directive applies to these fields.
+//!
+//! The pass writes JSON, not a tree of `Value`s: a page's protected values would otherwise
+//! be built as about 10 000 maps and strings, walked once to serialize them and then
+//! dropped, and that churn was the largest share of a page's CPU. When the request carries
+//! [`RawValues`] (the transport adds it, see [`merges_objects`]), [`Eager`] hands the
+//! executor the written JSON as a `Value::Binary` and [`write_response`] copies it into the
+//! response as it is. Without it (a document that selects an object twice under one key,
+//! whose parts async-graphql merges as trees, or a caller executing the schema directly),
+//! the JSON is read back into a `Value`.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use async_graphql::indexmap::IndexMap;
-use async_graphql::parser::types::{Field, FragmentDefinition, SelectionSet};
+use async_graphql::parser::types::{ExecutableDocument, Field, FragmentDefinition, SelectionSet};
 
 use super::shape::collect_fields;
 use async_graphql::{
-    registry, ContextSelectionSet, Name, OutputType, Positioned, ScalarType, ServerResult, Value,
-    ID,
+    registry, ContextSelectionSet, Name, OutputType, Positioned, ScalarType, ServerError,
+    ServerResult, Value, ID,
 };
 use chrono::{DateTime, Utc};
 
@@ -35,16 +43,26 @@ pub trait Flat: OutputType {
     /// schema declares for the type.
     const FIELDS: &'static [&'static str];
 
-    /// The value of field `FIELDS[index]`, whose sub-selections are `selections` (empty
-    /// sets for a leaf).
-    fn value<'d>(&self, index: usize, walk: &Walk<'d>, selections: &[&'d SelectionSet]) -> Value;
+    /// Writes the value of field `FIELDS[index]` as JSON to `out`; its sub-selections are
+    /// `selections` (empty sets for a leaf).
+    fn value<'d>(
+        &self,
+        index: usize,
+        walk: &Walk<'d>,
+        selections: &[&'d SelectionSet],
+        out: &mut Vec<u8>,
+    );
 }
 
 /// A field's value in response form.
 pub trait FlatValue {
-    /// This value under `selections` (ignored by leaves).
-    fn flat<'d>(&self, walk: &Walk<'d>, selections: &[&'d SelectionSet]) -> Value;
+    /// Writes this value under `selections` (ignored by leaves) as JSON to `out`.
+    fn flat<'d>(&self, walk: &Walk<'d>, selections: &[&'d SelectionSet], out: &mut Vec<u8>);
 }
+
+/// Request data (`Request::data`) saying that the response will be written by
+/// [`write_response`], so [`Eager`] values may stay written JSON.
+pub struct RawValues;
 
 /// A value served by [`Flat`]: what a resolver returns instead of `T`.
 pub struct Eager<T>(pub T);
@@ -70,7 +88,15 @@ impl<T: Flat> OutputType for Eager<T> {
         let walk = Walk {
             fragments: &ctx.query_env.fragments,
         };
-        Ok(walk.object(&self.0, &[&ctx.item.node]))
+        let mut out = Vec::with_capacity(128);
+        walk.object(&self.0, &[&ctx.item.node], &mut out);
+        if ctx.data_opt::<RawValues>().is_some() {
+            return Ok(Value::Binary(out.into()));
+        }
+        serde_json::from_slice(&out).map_err(|error| {
+            tracing::error!(%error, "a one-pass value did not read back");
+            ServerError::new("internal error", Some(ctx.item.pos))
+        })
     }
 }
 
@@ -89,28 +115,39 @@ struct Slot<'d> {
 }
 
 impl<'d> Walk<'d> {
-    /// `item` under `selections`.
-    pub fn object<T: Flat>(&self, item: &T, selections: &[&'d SelectionSet]) -> Value {
+    /// Writes `item` under `selections`.
+    pub fn object<T: Flat>(&self, item: &T, selections: &[&'d SelectionSet], out: &mut Vec<u8>) {
         let plan = self.plan::<T>(selections);
-        self.fill(item, &plan)
+        self.fill(item, &plan, out);
     }
 
-    /// Every item of `items` under `selections`, planned once.
-    pub fn list<T: Flat>(&self, items: &[T], selections: &[&'d SelectionSet]) -> Value {
+    /// Writes every item of `items` under `selections`, planned once.
+    pub fn list<T: Flat>(&self, items: &[T], selections: &[&'d SelectionSet], out: &mut Vec<u8>) {
         let plan = self.plan::<T>(selections);
-        Value::List(items.iter().map(|item| self.fill(item, &plan)).collect())
-    }
-
-    fn fill<T: Flat>(&self, item: &T, plan: &[Slot<'d>]) -> Value {
-        let mut map = IndexMap::with_capacity(plan.len());
-        for slot in plan {
-            let value = match slot.index {
-                Some(index) => item.value(index, self, &slot.selections),
-                None => Value::String(item.introspection_type_name().into_owned()),
-            };
-            map.insert(slot.key.clone(), value);
+        out.push(b'[');
+        for (n, item) in items.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            self.fill(item, &plan, out);
         }
-        Value::Object(map)
+        out.push(b']');
+    }
+
+    fn fill<T: Flat>(&self, item: &T, plan: &[Slot<'d>], out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (n, slot) in plan.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            string(out, &slot.key);
+            out.push(b':');
+            match slot.index {
+                Some(index) => item.value(index, self, &slot.selections, out),
+                None => string(out, &item.introspection_type_name()),
+            }
+        }
+        out.push(b'}');
     }
 
     /// The response keys of a `T` under `selections`, in selection order. `@skip` and
@@ -165,49 +202,66 @@ fn camel_case_of(snake: &str, camel: &str) -> bool {
     }
 }
 
+/// Writes `text` as a JSON string.
+fn string(out: &mut Vec<u8>, text: &str) {
+    use serde::Serializer;
+    // Writing to a `Vec` cannot fail.
+    let _ = serde_json::Serializer::new(&mut *out).serialize_str(text);
+}
+
+/// Writes `n` as a JSON number.
+fn number(out: &mut Vec<u8>, n: i64) {
+    use serde::Serializer;
+    // Writing to a `Vec` cannot fail.
+    let _ = serde_json::Serializer::new(&mut *out).serialize_i64(n);
+}
+
 impl<T: FlatValue> FlatValue for Option<T> {
-    fn flat<'d>(&self, walk: &Walk<'d>, selections: &[&'d SelectionSet]) -> Value {
+    fn flat<'d>(&self, walk: &Walk<'d>, selections: &[&'d SelectionSet], out: &mut Vec<u8>) {
         match self {
-            Some(value) => value.flat(walk, selections),
-            None => Value::Null,
+            Some(value) => value.flat(walk, selections, out),
+            None => out.extend_from_slice(b"null"),
         }
     }
 }
 
 impl<T: Flat> FlatValue for Vec<T> {
-    fn flat<'d>(&self, walk: &Walk<'d>, selections: &[&'d SelectionSet]) -> Value {
-        walk.list(self, selections)
+    fn flat<'d>(&self, walk: &Walk<'d>, selections: &[&'d SelectionSet], out: &mut Vec<u8>) {
+        walk.list(self, selections, out);
     }
 }
 
 impl FlatValue for String {
-    fn flat<'d>(&self, _: &Walk<'d>, _: &[&'d SelectionSet]) -> Value {
-        Value::String(self.clone())
+    fn flat<'d>(&self, _: &Walk<'d>, _: &[&'d SelectionSet], out: &mut Vec<u8>) {
+        string(out, self);
     }
 }
 
 impl FlatValue for ID {
-    fn flat<'d>(&self, _: &Walk<'d>, _: &[&'d SelectionSet]) -> Value {
-        Value::String(self.0.clone())
+    fn flat<'d>(&self, _: &Walk<'d>, _: &[&'d SelectionSet], out: &mut Vec<u8>) {
+        string(out, &self.0);
     }
 }
 
 impl FlatValue for i32 {
-    fn flat<'d>(&self, _: &Walk<'d>, _: &[&'d SelectionSet]) -> Value {
-        Value::Number((*self).into())
+    fn flat<'d>(&self, _: &Walk<'d>, _: &[&'d SelectionSet], out: &mut Vec<u8>) {
+        number(out, i64::from(*self));
     }
 }
 
 impl FlatValue for i64 {
-    fn flat<'d>(&self, _: &Walk<'d>, _: &[&'d SelectionSet]) -> Value {
-        Value::Number((*self).into())
+    fn flat<'d>(&self, _: &Walk<'d>, _: &[&'d SelectionSet], out: &mut Vec<u8>) {
+        number(out, *self);
     }
 }
 
 impl FlatValue for DateTime<Utc> {
-    fn flat<'d>(&self, _: &Walk<'d>, _: &[&'d SelectionSet]) -> Value {
+    fn flat<'d>(&self, _: &Walk<'d>, _: &[&'d SelectionSet], out: &mut Vec<u8>) {
         // The scalar's own rendering, so both paths print timestamps alike.
-        ScalarType::to_value(self)
+        match ScalarType::to_value(self) {
+            Value::String(text) => string(out, &text),
+            other => write_value(out, &other),
+        }
     }
 }
 
@@ -215,8 +269,8 @@ impl FlatValue for DateTime<Utc> {
 macro_rules! flat_enums {
     ($($enum:ty),* $(,)?) => {$(
         impl FlatValue for $enum {
-            fn flat<'d>(&self, _: &Walk<'d>, _: &[&'d SelectionSet]) -> Value {
-                async_graphql::resolver_utils::enum_value(*self)
+            fn flat<'d>(&self, _: &Walk<'d>, _: &[&'d SelectionSet], out: &mut Vec<u8>) {
+                write_value(out, &async_graphql::resolver_utils::enum_value(*self));
             }
         }
     )*};
@@ -229,6 +283,92 @@ flat_enums!(
     crate::vocabulary::TicketStatus,
 );
 
+/// Writes `value` as JSON, as serde would, except that a `Value::Binary` is JSON an
+/// [`Eager`] value wrote already and is copied as it is.
+pub fn write_value(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Boolean(true) => out.extend_from_slice(b"true"),
+        Value::Boolean(false) => out.extend_from_slice(b"false"),
+        Value::Number(number) => out.extend_from_slice(number.to_string().as_bytes()),
+        Value::String(text) => string(out, text),
+        Value::Enum(name) => string(out, name),
+        Value::Binary(json) => out.extend_from_slice(json),
+        Value::List(items) => {
+            out.push(b'[');
+            for (n, item) in items.iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                write_value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            out.push(b'{');
+            for (n, (key, item)) in map.iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                string(out, key);
+                out.push(b':');
+                write_value(out, item);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+/// `response` as JSON, as its serde form, with the [`Eager`] values a request with
+/// [`RawValues`] left written copied as they are.
+pub fn write_response(response: &async_graphql::Response) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024);
+    out.extend_from_slice(b"{\"data\":");
+    write_value(&mut out, &response.data);
+    if !response.extensions.is_empty() {
+        out.extend_from_slice(b",\"extensions\":");
+        // Writing to a `Vec` cannot fail, and these values hold no written JSON.
+        let _ = serde_json::to_writer(&mut out, &response.extensions);
+    }
+    if !response.errors.is_empty() {
+        out.extend_from_slice(b",\"errors\":");
+        let _ = serde_json::to_writer(&mut out, &response.errors);
+    }
+    out.push(b'}');
+    out
+}
+
+/// Whether `document` selects some field with a selection set twice under one response
+/// key (fragments expanded; type conditions and `@skip`/`@include` ignored, so the answer
+/// errs towards yes). async-graphql merges the values of such a key as trees, so the
+/// transport leaves out [`RawValues`] for such a document.
+pub fn merges_objects(document: &ExecutableDocument) -> bool {
+    fn merges<'d>(
+        sets: &[&'d SelectionSet],
+        fragments: &'d HashMap<Name, Positioned<FragmentDefinition>>,
+        depth: usize,
+    ) -> bool {
+        // Validation refuses fragment cycles, and the limits bound depth far below this.
+        if depth > 64 {
+            return true;
+        }
+        collect_fields(sets, fragments, &|_| true, &|_| true)
+            .iter()
+            .any(|(_, fields)| {
+                let inner: Vec<&SelectionSet> = fields
+                    .iter()
+                    .map(|f| &f.selection_set.node)
+                    .filter(|set| !set.items.is_empty())
+                    .collect();
+                !inner.is_empty() && (fields.len() > 1 || merges(&inner, fragments, depth + 1))
+            })
+    }
+    document
+        .operations
+        .iter()
+        .any(|(_, op)| merges(&[&op.node.selection_set.node], &document.fragments, 0))
+}
+
 /// [`Flat`] (and [`FlatValue`]) for an object type, from its fields in declaration order.
 macro_rules! flat_object {
     ($(@[$($generics:tt)*])? $ty:ty { $($field:ident),* $(,)? } $(where $($bounds:tt)*)?) => {
@@ -240,16 +380,17 @@ macro_rules! flat_object {
                 index: usize,
                 walk: &$crate::api::flat::Walk<'d>,
                 selections: &[&'d async_graphql::parser::types::SelectionSet],
-            ) -> async_graphql::Value {
+                out: &mut Vec<u8>,
+            ) {
                 let mut at = 0usize;
                 $(
                     if at == index {
-                        return $crate::api::flat::FlatValue::flat(&self.$field, walk, selections);
+                        return $crate::api::flat::FlatValue::flat(&self.$field, walk, selections, out);
                     }
                     at += 1;
                 )*
                 let _ = at;
-                async_graphql::Value::Null
+                out.extend_from_slice(b"null");
             }
         }
 
@@ -258,8 +399,9 @@ macro_rules! flat_object {
                 &self,
                 walk: &$crate::api::flat::Walk<'d>,
                 selections: &[&'d async_graphql::parser::types::SelectionSet],
-            ) -> async_graphql::Value {
-                walk.object(self, selections)
+                out: &mut Vec<u8>,
+            ) {
+                walk.object(self, selections, out);
             }
         }
     };
@@ -330,6 +472,84 @@ mod tests {
         serves_every_field::<Protected<Vec<Invoice>>>();
         serves_every_field::<Protected<Vec<PaymentMethod>>>();
         serves_every_field::<Protected<Vec<TicketSummary>>>();
+    }
+
+    #[test]
+    fn values_are_written_as_serde_writes_them_and_written_json_is_copied() {
+        use async_graphql::{Name, Value};
+        let value = Value::from_json(serde_json::json!({
+            "text": "quote \" backslash \\ newline \n tab \t control \u{1} é ✓",
+            "numbers": [0, -7, 9_007_199_254_740_993_i64, 1.5, -0.25],
+            "flags": [true, false, null],
+            "nested": { "empty": {}, "list": [] },
+        }))
+        .unwrap();
+        let mut out = Vec::new();
+        super::write_value(&mut out, &value);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            serde_json::to_string(&value).unwrap()
+        );
+
+        let mut out = Vec::new();
+        super::write_value(&mut out, &Value::Enum(Name::new("MASKED")));
+        assert_eq!(out, b"\"MASKED\"");
+
+        let written = Value::Binary(br#"{"value":"r***@example.com"}"#.to_vec().into());
+        let mut map = async_graphql::indexmap::IndexMap::new();
+        map.insert(Name::new("email"), written);
+        let mut out = Vec::new();
+        super::write_value(&mut out, &Value::Object(map));
+        assert_eq!(out, br#"{"email":{"value":"r***@example.com"}}"#);
+    }
+
+    #[test]
+    fn a_response_is_written_in_its_serde_form() {
+        let mut response = async_graphql::Response::new(
+            async_graphql::Value::from_json(serde_json::json!({ "me": { "handle": "frontline" } }))
+                .unwrap(),
+        );
+        response
+            .errors
+            .push(async_graphql::ServerError::new("no", None));
+        response
+            .extensions
+            .insert("cost".into(), async_graphql::Value::from(3));
+        let written = super::write_response(&response);
+        assert_eq!(
+            String::from_utf8(written).unwrap(),
+            serde_json::to_string(&response).unwrap()
+        );
+        let data_only = async_graphql::Response::new(async_graphql::Value::Null);
+        assert_eq!(super::write_response(&data_only), br#"{"data":null}"#);
+    }
+
+    /// Only documents that select an object twice under one key (where async-graphql
+    /// merges trees) are built as trees throughout.
+    #[test]
+    fn documents_that_select_an_object_twice_under_one_key_are_found() {
+        let merges = |query: &str| {
+            super::merges_objects(&async_graphql::parser::parse_query(query).unwrap())
+        };
+        assert!(!merges("{ me { handle } ticket(id: 1) { id subject } }"));
+        assert!(
+            !merges("{ me { handle handle id } }"),
+            "leaves merge as they are"
+        );
+        assert!(merges("{ me { handle } me { id } }"));
+        assert!(merges(
+            "{ t: ticket(id: 1) { customer { email { value } email { access } } } }"
+        ));
+        assert!(merges(
+            "{ ticket(id: 1) { customer { email { value } ...F } } } \
+             fragment F on Customer { email { access } }"
+        ));
+        assert!(merges(
+            "{ ticket(id: 1) { ... on Ticket { customer { id } } customer { id } } }"
+        ));
+        assert!(!merges(
+            "{ ticket(id: 1) { ...F } } fragment F on Ticket { customer { email { value } } }"
+        ));
     }
 
     #[test]

@@ -202,6 +202,37 @@ on_both_databases! {
 }
 
 on_both_databases! {
+    /// Protected values are written straight into the response when no key of the document
+    /// selects an object twice, and built as trees when one does (async-graphql merges the
+    /// parts of such a key): both ways answer the same bytes.
+    async fn protected_values_written_in_one_pass_answer_the_bytes_of_the_tree(app) {
+        let ticket = app.ticket_id("Cannot reset my password").await;
+        let fields = "id customer { fullName { value access } email { ...P } \
+            chatHistory { __typename access v: value { ...M said: body __typename } \
+              ... on ProtectedChatHistory { reveal } } \
+            invoices { value { number amountCents ... { status } } access @skip(if: true) } \
+            paymentMethods { value { brand last4 } access reveal dataClass grantExpiresAt \
+              handOff { role label } } dateOfBirth { value access handOff { role label } } }";
+        let fragments = "fragment P on ProtectedString { value access reveal } \
+            fragment M on ChatMessage { ticketId body createdAt }";
+        let one_pass = format!("query($id: ID!) {{ ticket(id: $id) {{ {fields} }} }} {fragments}");
+        let tree = format!(
+            "query($id: ID!) {{ ticket(id: $id) {{ id }} ticket(id: $id) {{ {fields} }} }} {fragments}"
+        );
+        let mut answers = Vec::new();
+        for query in [one_pass, tree] {
+            let body = json!({ "query": query, "variables": { "id": ticket } });
+            let (status, _, text) = post_accepting(&app, "supervisor", "application/json", &body).await;
+            assert_eq!(status, 200, "{text}");
+            assert!(!text.contains("\"errors\""), "{text}");
+            answers.push(text);
+        }
+        assert!(answers[0].contains(r#""chatHistory":{"__typename":"ProtectedChatHistory""#), "{}", answers[0]);
+        assert_eq!(answers[0], answers[1]);
+    }
+}
+
+on_both_databases! {
     /// A root field that fails is `null` at its key (with its error), and the others are
     /// served: `ticket` is nullable for that reason, and so is every mutation, so that of two
     /// mutations in one document the one that succeeded still reports it.
