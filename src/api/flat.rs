@@ -17,7 +17,7 @@
 //!
 //! The pass writes JSON, not a tree of `Value`s: a page's protected values would otherwise
 //! be built as about 10 000 maps and strings, walked once to serialize them and then
-//! dropped, and that churn was the largest share of a page's CPU. When the request carries
+//! dropped, and that churn was a large share of a page's CPU. When the request carries
 //! [`RawValues`] (the transport adds it, see [`merges_objects`]), [`Eager`] hands the
 //! executor the written JSON as a `Value::Binary` and [`write_response`] copies it into the
 //! response as it is. Without it (a document that selects an object twice under one key,

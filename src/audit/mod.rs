@@ -22,7 +22,7 @@ use sea_orm::{
     ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryOrder, QuerySelect, Set,
 };
 
-use crate::writer::{LostRace, Writer};
+use crate::writer::{LostRace, Transient, Writer};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -421,10 +421,11 @@ impl AuditLog {
     }
 
     /// Writes appends after the chain's head, in order, in one statement: after `head`
-    /// when known, else after the head read now. A busy or unreachable database is retried
-    /// after a pause. A lost race is tried once more after the new head; when that loses
-    /// too, the chain is busy with other writers, and the append queues for the chain's
-    /// lock like a write transaction does, which always makes progress.
+    /// when known, else after the head read now. A busy or unreachable database (reading
+    /// the head or inserting) is retried after a pause. A lost race is tried once more
+    /// after the new head; when that loses too, the chain is busy with other writers, and
+    /// the append queues for the chain's lock like a write transaction does, which always
+    /// makes progress.
     async fn write(
         &self,
         head: &mut Option<String>,
@@ -437,30 +438,22 @@ impl AuditLog {
             loop {
                 // Taken, not read: if this future is dropped mid-insert, the next append
                 // finds the head unknown and reads it.
-                let prev_hash = match head.take() {
-                    Some(prev_hash) => prev_hash,
-                    None => read_head(conn).await?,
-                };
-                let (rows, last) = chain(events.iter().copied(), now_micros(), prev_hash)?;
-                let error = match audit_event::Entity::insert_many(rows)
-                    .exec_without_returning(conn)
-                    .await
-                {
-                    Ok(_) => {
+                let error = match insert_after(conn, head.take(), &events).await {
+                    Ok(last) => {
                         *head = Some(last);
                         return Ok(());
                     }
                     Err(error) => error,
                 };
-                if lost_the_link(&error) {
+                if error.downcast_ref::<LostRace>().is_some() {
                     lost_races += 1;
                     if lost_races >= OPTIMISTIC_RACES {
                         break;
                     }
-                } else if crate::writer::is_transient(&error) && attempt < APPEND_ATTEMPTS {
+                } else if error.is_transient() && attempt < APPEND_ATTEMPTS {
                     tokio::time::sleep(crate::writer::backoff(attempt)).await;
                 } else {
-                    return Err(error).context("writing audit events");
+                    return Err(error.context("writing audit events"));
                 }
                 attempt += 1;
             }
@@ -499,6 +492,29 @@ pub async fn append_in(
     }
     let mut prev_hash = head(txn).await?;
     insert(txn, events, now_micros(), &mut prev_hash).await
+}
+
+/// Inserts `events` in one statement on `conn`, outside any transaction, after `head` (or
+/// after the head read now, when `None`), and returns the new head. An insert refused
+/// because another event already follows that head is [`LostRace`].
+async fn insert_after(
+    conn: &DatabaseConnection,
+    head: Option<String>,
+    events: &[&NewEvent],
+) -> anyhow::Result<String> {
+    let prev_hash = match head {
+        Some(prev_hash) => prev_hash,
+        None => read_head(conn).await?,
+    };
+    let (rows, last) = chain(events.iter().copied(), now_micros(), prev_hash)?;
+    match audit_event::Entity::insert_many(rows)
+        .exec_without_returning(conn)
+        .await
+    {
+        Ok(_) => Ok(last),
+        Err(error) if lost_the_link(&error) => Err(anyhow::Error::from(error).context(LostRace)),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// The hash of the chain's last event, locking the chain for the rest of `txn`. On SQLite
