@@ -143,6 +143,22 @@ async fn rows(db: &sea_orm::DatabaseConnection) -> Vec<audit_event::Model> {
         .unwrap()
 }
 
+/// A `viewed` event of the CLI about customer 1's email on ticket 1, in `request_id`.
+fn viewed(request_id: String) -> audit::NewEvent {
+    audit::NewEvent {
+        actor_agent_id: None,
+        actor_role: "cli".into(),
+        action: audit::Action::Viewed,
+        customer_id: Some(1),
+        ticket_id: Some(1),
+        fields: vec!["email".into()],
+        reason: None,
+        request_id,
+        policy_version: Some("0123456789abcdef".into()),
+        idempotency_key: None,
+    }
+}
+
 async fn put(db: &sea_orm::DatabaseConnection, seq: i32, content: &audit_event::Model) {
     let mut row = audit_event::Model {
         seq,
@@ -339,18 +355,7 @@ on_both_databases! {
             let log = log.clone();
             let db = db.clone();
             tokio::spawn(async move {
-                let event = audit::NewEvent {
-                    actor_agent_id: None,
-                    actor_role: "cli".into(),
-                    action: audit::Action::Viewed,
-                    customer_id: Some(1),
-                    ticket_id: Some(1),
-                    fields: vec!["email".into()],
-                    reason: None,
-                    request_id: format!("concurrent-{i}"),
-                    policy_version: Some("0123456789abcdef".into()),
-                    idempotency_key: None,
-                };
+                let event = viewed(format!("concurrent-{i}"));
                 log.append(&[event.clone(), event]).await.unwrap();
                 // Returned: its events are committed and visible to anyone.
                 let stored = audit_event::Entity::find()
@@ -392,25 +397,13 @@ on_both_databases! {
         ];
         let writer = Writer::new(one.clone());
         let before = rows(&one).await.len();
-        let event = |request_id: String| audit::NewEvent {
-            actor_agent_id: None,
-            actor_role: "cli".into(),
-            action: audit::Action::Viewed,
-            customer_id: Some(1),
-            ticket_id: Some(1),
-            fields: vec!["email".into()],
-            reason: None,
-            request_id,
-            policy_version: None,
-            idempotency_key: None,
-        };
         let mut tasks = Vec::new();
         for i in 0..20 {
             for (n, log) in logs.iter().enumerate() {
-                let (log, event) = (log.clone(), event(format!("instance-{n}-{i}")));
+                let (log, event) = (log.clone(), viewed(format!("instance-{n}-{i}")));
                 tasks.push(tokio::spawn(async move { log.append(&[event]).await.unwrap() }));
             }
-            let (writer, event) = (writer.clone(), event(format!("write-{i}")));
+            let (writer, event) = (writer.clone(), viewed(format!("write-{i}")));
             tasks.push(tokio::spawn(async move {
                 writer
                     .transaction(|txn| {
