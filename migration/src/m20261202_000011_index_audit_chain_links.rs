@@ -25,6 +25,16 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await
+            .map_err(|error| {
+                // The one way existing rows can refuse this index: two events chained after
+                // the same one, which only tampering makes. Say what to do, not only what
+                // the database said.
+                DbErr::Migration(format!(
+                    "cannot index the audit chain's links ({error}); if two audit events \
+                     follow the same event, the trail was tampered with: \
+                     `needtoknow audit verify` names the first such event"
+                ))
+            })
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -429,3 +429,29 @@ on_both_databases! {
         assert!(matches!(audit::verify(&one).await.unwrap(), Verdict::Intact { .. }));
     }
 }
+
+/// An upgrade onto a trail that someone forked (two events after one) stops at the new
+/// index with what to do, instead of a bare unique violation.
+#[tokio::test]
+async fn a_forked_trail_stops_the_upgrade_and_says_what_to_do() {
+    use migration::{Migrator, MigratorTrait};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("forked.db").display()
+    );
+    let db = sea_orm::Database::connect(url).await.unwrap();
+    Migrator::up(&db, Some(10)).await.unwrap();
+    for n in 1..=2 {
+        db.execute_unprepared(&format!(
+            "INSERT INTO audit_events (occurred_at, actor_role, action, fields, request_id, \
+             prev_hash, hash) VALUES ('2026-12-02 00:00:00', 'cli', 'viewed', '[]', 'r{n}', \
+             '{}', '{n}')",
+            audit::GENESIS
+        ))
+        .await
+        .unwrap();
+    }
+    let error = Migrator::up(&db, None).await.unwrap_err().to_string();
+    assert!(error.contains("needtoknow audit verify"), "{error}");
+}
