@@ -453,7 +453,7 @@ impl AuditLog {
                 } else if error.is_transient() && attempt < APPEND_ATTEMPTS {
                     tokio::time::sleep(crate::writer::backoff(attempt)).await;
                 } else {
-                    return Err(error.context("writing audit events"));
+                    return Err(error);
                 }
                 attempt += 1;
             }
@@ -507,14 +507,11 @@ async fn insert_after(
         None => read_head(conn).await?,
     };
     let (rows, last) = chain(events.iter().copied(), now_micros(), prev_hash)?;
-    match audit_event::Entity::insert_many(rows)
+    audit_event::Entity::insert_many(rows)
         .exec_without_returning(conn)
         .await
-    {
-        Ok(_) => Ok(last),
-        Err(error) if lost_the_link(&error) => Err(anyhow::Error::from(error).context(LostRace)),
-        Err(error) => Err(error.into()),
-    }
+        .map_err(refused)?;
+    Ok(last)
 }
 
 /// The hash of the chain's last event, locking the chain for the rest of `txn`. On SQLite
@@ -545,14 +542,21 @@ async fn read_head(conn: &impl ConnectionTrait) -> anyhow::Result<String> {
         .unwrap_or_else(|| GENESIS.to_owned()))
 }
 
-/// Whether an insert was refused because another event already follows its first row's
-/// predecessor: the unique index on `prev_hash` is the table's only unique constraint
-/// besides the sequence number, which inserts never set.
-fn lost_the_link(error: &sea_orm::DbErr) -> bool {
-    matches!(
+/// The error of an INSERT of events, marked [`LostRace`] when the database refused it
+/// because another event already follows its first row's predecessor: the unique index on
+/// `prev_hash` is the table's only unique constraint besides the sequence number, which
+/// inserts never set.
+fn refused(error: sea_orm::DbErr) -> anyhow::Error {
+    let lost = matches!(
         error.sql_err(),
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-    )
+    );
+    let error = anyhow::Error::from(error).context("writing audit events");
+    if lost {
+        error.context(LostRace)
+    } else {
+        error
+    }
 }
 
 /// Chains `events` after `prev_hash`: their rows, and the hash of the last one.
@@ -561,7 +565,8 @@ fn chain<'a>(
     occurred_at: DateTime<Utc>,
     mut prev_hash: String,
 ) -> anyhow::Result<(Vec<audit_event::ActiveModel>, String)> {
-    let mut rows = Vec::new();
+    let events = events.into_iter();
+    let mut rows = Vec::with_capacity(events.size_hint().0);
     for event in events {
         let mut row = audit_event::Model {
             seq: 0,
@@ -615,14 +620,10 @@ async fn insert(
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<_> = rows.by_ref().take(INSERT_CHUNK).collect();
-        if let Err(error) = audit_event::Entity::insert_many(chunk)
+        audit_event::Entity::insert_many(chunk)
             .exec_without_returning(txn)
             .await
-        {
-            let lost = lost_the_link(&error);
-            let error = anyhow::Error::from(error).context("writing audit events");
-            return Err(if lost { error.context(LostRace) } else { error });
-        }
+            .map_err(refused)?;
     }
     *prev_hash = last;
     Ok(())
