@@ -290,7 +290,11 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Boolean(true) => out.extend_from_slice(b"true"),
         Value::Boolean(false) => out.extend_from_slice(b"false"),
-        Value::Number(number) => out.extend_from_slice(number.to_string().as_bytes()),
+        Value::Number(number) => {
+            // Writing to a `Vec` cannot fail.
+            let _ =
+                serde::Serialize::serialize(number, &mut serde_json::Serializer::new(&mut *out));
+        }
         Value::String(text) => string(out, text),
         Value::Enum(name) => string(out, name),
         Value::Binary(json) => out.extend_from_slice(json),

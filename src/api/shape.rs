@@ -360,12 +360,12 @@ impl Shapes {
                     .collect::<Option<Vec<_>>>()
                     .map(Value::List)
             }
-            // Selected once, the object came whole from one resolver; selected under one
-            // key several times, async-graphql merged the parts as they finished, so the
-            // walk puts them in order.
             // A one-pass value left as the JSON it was written as (`api::flat::RawValues`):
             // whole by construction, and only left so when no key selects it twice.
             (Value::Binary(json), _) => Some(Value::Binary(json)),
+            // Selected once, the object came whole from one resolver; selected under one
+            // key several times, async-graphql merged the parts as they finished, so the
+            // walk puts them in order.
             (Value::Object(map), BaseType::Named(name))
                 if sets.len() == 1 && self.whole.contains(name) =>
             {
