@@ -11,7 +11,8 @@ use std::time::Duration;
 use async_graphql::dataloader::{DataLoader, Loader};
 use entity::{agent, attachment, customer, invoice, message, payment_method, ticket};
 use sea_orm::{
-    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, ModelTrait, QueryFilter, QueryOrder,
+    ColumnTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait, FromQueryResult,
+    IdenStatic, Iterable, ModelTrait, QueryFilter, QueryOrder, Statement,
 };
 
 use crate::audit::loader::ViewAuditor;
@@ -178,16 +179,22 @@ impl Loader<i32> for MessagesOfCustomer {
 
     async fn load(&self, keys: &[i32]) -> Result<HashMap<i32, Arc<[message::Model]>>, Arc<DbErr>> {
         use sea_orm::{JoinType, QuerySelect};
-        let rows = message::Entity::find()
-            .join(JoinType::InnerJoin, message_ticket())
-            .column_as(ticket::Column::CustomerId, "customer_id")
-            .filter(ticket::Column::CustomerId.is_in(keys.iter().copied()))
-            .order_by_asc(message::Column::TicketId)
-            .order_by_asc(message::Column::Id)
-            .into_model::<MessageOfCustomer>()
-            .all(&self.db)
-            .await
-            .map_err(Arc::new)?;
+        let rows = if self.db.get_database_backend() == DatabaseBackend::Postgres {
+            MessageOfCustomer::find_by_statement(messages_ticket_by_ticket(keys))
+                .all(&self.db)
+                .await
+        } else {
+            message::Entity::find()
+                .join(JoinType::InnerJoin, message_ticket())
+                .column_as(ticket::Column::CustomerId, "customer_id")
+                .filter(ticket::Column::CustomerId.is_in(keys.iter().copied()))
+                .order_by_asc(message::Column::TicketId)
+                .order_by_asc(message::Column::Id)
+                .into_model::<MessageOfCustomer>()
+                .all(&self.db)
+                .await
+        }
+        .map_err(Arc::new)?;
         let mut grouped: HashMap<i32, Vec<message::Model>> = HashMap::new();
         for row in rows {
             grouped
@@ -205,7 +212,7 @@ struct MessageOfCustomer {
     customer_id: i32,
 }
 
-impl sea_orm::FromQueryResult for MessageOfCustomer {
+impl FromQueryResult for MessageOfCustomer {
     fn from_query_result(row: &sea_orm::QueryResult, _prefix: &str) -> Result<Self, DbErr> {
         Ok(MessageOfCustomer {
             message: message::Model::from_columns(row, 0)?,
@@ -214,7 +221,36 @@ impl sea_orm::FromQueryResult for MessageOfCustomer {
     }
 }
 
-/// A message's ticket, for the join above (the entities declare no relations).
+/// The messages of the customers `keys`, each followed by its ticket's customer id, on
+/// PostgreSQL.
+///
+/// Asked to join the messages to the customers' tickets, PostgreSQL's planner reads every
+/// message of every customer and hashes them against the tickets: for a page's 50
+/// customers that is a scan of all 60 000 messages to keep 1 600 (11 ms of the server's
+/// time per page, most of what a page cost PostgreSQL). A lateral subquery that cannot be
+/// flattened (`OFFSET 0`) makes it look each ticket's messages up in their index instead
+/// (4 ms). SQLite's planner already does so for the plain join.
+fn messages_ticket_by_ticket(keys: &[i32]) -> Statement {
+    let columns: Vec<String> = message::Column::iter()
+        .map(|column| format!("m.\"{}\"", column.as_str()))
+        .collect();
+    let placeholders: Vec<String> = (1..=keys.len()).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "SELECT {}, t.\"customer_id\" FROM \"tickets\" t CROSS JOIN LATERAL \
+         (SELECT * FROM \"messages\" WHERE \"messages\".\"ticket_id\" = t.\"id\" OFFSET 0) m \
+         WHERE t.\"customer_id\" IN ({}) ORDER BY m.\"ticket_id\", m.\"id\"",
+        columns.join(", "),
+        placeholders.join(", ")
+    );
+    Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        sql,
+        keys.iter().map(|&key| sea_orm::Value::from(key)),
+    )
+}
+
+/// A message's ticket, for the plain join of `MessagesOfCustomer` (the entities declare no
+/// relations).
 fn message_ticket() -> sea_orm::RelationDef {
     message::Entity::belongs_to(ticket::Entity)
         .from(message::Column::TicketId)
