@@ -4,9 +4,16 @@
 //!
 //! Entries are keyed by the whole document text (never by a hash alone, so no two
 //! documents can share an entry) and the cache is bounded by the total text it holds.
-//! Validation against the schema still runs on every request: async-graphql takes the
-//! parsed document but not a validation result.
+//!
+//! Each entry also remembers whether the document passed async-graphql's full validation
+//! against the schema. Until it has, requests of it run on the strictly validating schema;
+//! after, on the one validating in fast mode, which skips the rules that read only the
+//! document and the schema (their answer cannot change: the schema is fixed for the
+//! process's life). The one rule that reads the request, the variables' values, is kept by
+//! `api::inputs` on every request. Full validation was about a fifth of a one-ticket
+//! request's instructions.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_graphql::parser::types::{ExecutableDocument, OperationDefinition, OperationType};
@@ -27,6 +34,8 @@ pub struct Parsed {
     /// Whether it selects an object twice under one key ([`crate::api::flat::merges_objects`]):
     /// its response is then built as a tree throughout.
     pub merges_objects: bool,
+    /// Whether the document passed the full validation once.
+    validated: AtomicBool,
 }
 
 impl Parsed {
@@ -42,6 +51,17 @@ impl Parsed {
                 operations.next().is_none().then_some(&op.node)
             }
         }
+    }
+
+    /// Whether the document passed async-graphql's full validation before: it may then run
+    /// on the schema validating in fast mode.
+    pub fn validated(&self) -> bool {
+        self.validated.load(Ordering::Relaxed)
+    }
+
+    /// Records that the document passed the full validation.
+    pub fn mark_validated(&self) {
+        self.validated.store(true, Ordering::Relaxed);
     }
 
     /// The type of the operation `name` picks (or of the only one).
@@ -95,6 +115,7 @@ impl Documents {
             document,
             refused,
             merges_objects,
+            validated: AtomicBool::new(false),
         });
         self.cache.insert(query.to_owned(), parsed.clone());
         Ok(Some(parsed))

@@ -51,6 +51,11 @@ pub struct AppState {
     pub limiter: crate::ratelimit::RateLimiter,
     /// The GraphQL schema.
     pub schema: AppSchema,
+    /// The same schema, validating in fast mode: for documents that passed `schema`'s
+    /// full validation before (`documents.rs`).
+    pub fast_schema: AppSchema,
+    /// The schema's input types, for checking every request's variables.
+    pub inputs: Arc<crate::api::inputs::InputTypes>,
     /// The settings the service started with.
     pub settings: Arc<Settings>,
     /// Work counters and latency histograms for `/metrics`.
@@ -616,6 +621,11 @@ async fn run(
         if let Some(problem) = &parsed.refused {
             return refused(problem);
         }
+        if let Some(operation) = parsed.operation(request.operation_name.as_deref()) {
+            if let Err(problem) = state.inputs.check(operation, &request.variables) {
+                return refused(&problem);
+            }
+        }
         request.set_parsed_query(parsed.document.clone());
         if !parsed.merges_objects {
             request = request.data(crate::api::flat::RawValues);
@@ -660,7 +670,13 @@ async fn run(
     state.metrics.count_request();
     let operation_name = request.operation_name.clone();
     let variables = request.variables.clone();
-    let response = tokio::task::unconstrained(state.schema.execute(request.data(context))).await;
+    let validated = parsed.as_ref().is_some_and(|p| p.validated());
+    let schema = if validated {
+        &state.fast_schema
+    } else {
+        &state.schema
+    };
+    let response = tokio::task::unconstrained(schema.execute(request.data(context))).await;
     let mut response = mark_errors(response, &state.settings.limits);
     // Errors raised before execution carry no path; field errors always do.
     let executed = response.errors.iter().any(|e| !e.path.is_empty())
@@ -671,6 +687,9 @@ async fn run(
             req,
             serde_json::to_value(&response.errors).unwrap_or_default(),
         );
+    }
+    if let (Some(parsed), false) = (&parsed, validated) {
+        parsed.mark_validated();
     }
     let picked = parsed
         .as_ref()

@@ -10,7 +10,7 @@ use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 use anyhow::Context;
 
-use crate::api::build_schema_with;
+use crate::api::{build_fast_schema_with, build_schema_with};
 use crate::audit::AuditLog;
 use crate::config::{Mode, Settings};
 use crate::crypto::vault::Vault;
@@ -196,9 +196,13 @@ impl Application {
             }),
         })?;
         let schema = build_schema_with(&settings.limits, settings.introspection);
-        let shapes = crate::api::shape::Shapes::from_sdl(&schema.sdl())
+        let fast_schema = build_fast_schema_with(&settings.limits, settings.introspection);
+        let sdl = schema.sdl();
+        let shapes = crate::api::shape::Shapes::from_sdl(&sdl)
             .context("reading the schema's types")?
             .served_whole(crate::api::customers::served_whole());
+        let inputs = crate::api::inputs::InputTypes::from_sdl(&sdl)
+            .context("reading the schema's input types")?;
         let state = web::Data::new(AppState {
             shapes: Arc::new(shapes),
             documents: crate::documents::Documents::new(settings.limits),
@@ -213,6 +217,8 @@ impl Application {
             ledger,
             policy,
             schema,
+            fast_schema,
+            inputs: Arc::new(inputs),
             settings: Arc::new(settings),
             metrics,
             sso,

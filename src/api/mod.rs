@@ -7,6 +7,7 @@ pub mod audit;
 pub mod consent;
 pub mod customers;
 pub mod flat;
+pub mod inputs;
 pub mod intake;
 pub mod node;
 pub mod pages;
@@ -89,8 +90,24 @@ pub fn build_schema() -> AppSchema {
 /// Builds the schema with `limits`; without `introspection`, introspection queries and
 /// field suggestions in error messages are off (production).
 pub fn build_schema_with(limits: &QueryLimits, introspection: bool) -> AppSchema {
+    build(limits, introspection, async_graphql::ValidationMode::Strict)
+}
+
+/// The schema of [`build_schema_with`], validating only what depends on the request
+/// (limits, fragment cycles): for documents that passed the full validation before, whose
+/// variables [`inputs::InputTypes`] checks (`documents.rs` says when).
+pub fn build_fast_schema_with(limits: &QueryLimits, introspection: bool) -> AppSchema {
+    build(limits, introspection, async_graphql::ValidationMode::Fast)
+}
+
+fn build(
+    limits: &QueryLimits,
+    introspection: bool,
+    validation: async_graphql::ValidationMode,
+) -> AppSchema {
     // Depth is checked by `crate::limits`, which gives introspection its own allowance.
     let builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .validation_mode(validation)
         .limit_complexity(limits.complexity)
         .limit_recursive_depth(limits.recursion)
         .limit_directives(limits.directives);

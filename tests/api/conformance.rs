@@ -78,6 +78,59 @@ async fn request_errors_follow_graphql_over_http() {
     }
 }
 
+/// A document is validated against the schema in full once; later requests of it skip the
+/// rules that read only the document, but never the check of their own variables: a wrong
+/// variable gets the same request error before and after the document was seen valid, and
+/// a document that never passed is refused every time.
+#[tokio::test]
+async fn a_document_seen_valid_still_answers_wrong_variables_the_same_way() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let query =
+        "query($n: Int!, $s: TicketStatus) { tickets(first: $n, status: $s) { edges { cursor } } }";
+    let send = |variables: Value| {
+        let body = json!({ "query": query, "variables": variables });
+        let app = &app;
+        async move { post_accepting(app, "frontline", GRAPHQL_RESPONSE, &body).await }
+    };
+    let wrong = [
+        json!({ "n": "many" }),
+        json!({}),
+        json!({ "n": 2, "s": "ESCALATED" }),
+        json!({ "n": 2_147_483_648u64 }),
+    ];
+    let mut before = Vec::new();
+    for variables in &wrong {
+        let (status, _, text) = send(variables.clone()).await;
+        assert_eq!(status, 400, "{variables}: {text}");
+        before.push(text);
+    }
+    for _ in 0..3 {
+        let (status, _, text) = send(json!({ "n": 2, "s": "OPEN" })).await;
+        assert_eq!(status, 200, "{text}");
+        assert!(!text.contains("\"errors\""), "{text}");
+    }
+    for (variables, earlier) in wrong.iter().zip(&before) {
+        let (status, _, text) = send(variables.clone()).await;
+        assert_eq!(status, 400, "{variables}: {text}");
+        let message =
+            |t: &str| serde_json::from_str::<Value>(t).unwrap()["errors"][0]["message"].clone();
+        assert_eq!(message(&text), message(earlier), "{variables}");
+        let parsed: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(error_code(&parsed), "BAD_USER_INPUT");
+        assert!(parsed.get("data").is_none());
+    }
+    for _ in 0..2 {
+        let (status, _, text) = post_accepting(
+            &app,
+            "frontline",
+            GRAPHQL_RESPONSE,
+            &json!({ "query": "{ me { handle nonsense } }" }),
+        )
+        .await;
+        assert_eq!(status, 400, "{text}");
+    }
+}
+
 /// The depth refusal names the limit, like every other limit.
 #[tokio::test]
 async fn the_depth_refusal_names_the_limit() {
