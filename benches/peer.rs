@@ -491,6 +491,10 @@ struct Measured {
     requests: u64,
     failed: u64,
     cpu_ms_per_request: f64,
+    /// CPU time of the database servers (PostgreSQL and Redis processes) per response.
+    db_cpu_ms_per_request: f64,
+    /// Share of the machine's CPU time that was busy (every process, the kernel included).
+    busy: f64,
 }
 
 /// Drives `system` with `wrk` for `secs` seconds, and counts the CPU time it used meanwhile.
@@ -499,6 +503,8 @@ fn wrk(config: &Config, system: &System, workload: &Workload, secs: u64) -> Meas
     let script = common::repeat_script(&system.tokens[workload.handle], &body);
     let pids = system.pids();
     let cpu_before = cpu_seconds(&pids);
+    let db_before = database_cpu();
+    let machine_before = machine_ticks();
     let run = common::wrk(
         &format!("{}/graphql", system.url),
         &script,
@@ -506,6 +512,13 @@ fn wrk(config: &Config, system: &System, workload: &Workload, secs: u64) -> Meas
         secs,
     );
     let cpu = cpu_seconds(&pids) - cpu_before;
+    // Backends that ended during the window are missed; new ones count from zero.
+    let db_cpu: f64 = database_cpu()
+        .iter()
+        .map(|(pid, after)| after - db_before.get(pid).unwrap_or(&0.0))
+        .sum();
+    let (busy_after, total_after) = machine_ticks();
+    let busy = (busy_after - machine_before.0) / (total_after - machine_before.1).max(1.0);
     Measured {
         requests_per_sec: run.rate(),
         p50_ms: run.p50_ms,
@@ -513,7 +526,40 @@ fn wrk(config: &Config, system: &System, workload: &Workload, secs: u64) -> Meas
         requests: run.requests,
         failed: run.failed,
         cpu_ms_per_request: cpu * 1e3 / run.requests.max(1) as f64,
+        db_cpu_ms_per_request: db_cpu * 1e3 / run.requests.max(1) as f64,
+        busy,
     }
+}
+
+/// CPU seconds used so far by each PostgreSQL and Redis server process, by pid.
+fn database_cpu() -> BTreeMap<u32, f64> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return BTreeMap::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| matches!(comm.trim(), "postgres" | "redis-server"))
+        })
+        .map(|pid| (pid, cpu_seconds(&[pid])))
+        .collect()
+}
+
+/// The machine's busy and total CPU ticks so far (`/proc/stat`; idle and iowait are idle).
+fn machine_ticks() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let total: f64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3).unwrap_or(&0.0) + ticks.get(4).unwrap_or(&0.0);
+    (total - idle, total)
 }
 
 /// Records a CPU profile of our service while `wrk` drives it, when asked.
@@ -580,6 +626,9 @@ async fn run(config: Config) {
         "- date: {}; commit {commit}; {cores} cores, {cpu}",
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
     );
+    if let Ok(bin) = std::env::var("NTK_PEER_BIN") {
+        println!("- service: {bin} (`NTK_PEER_BIN`; the commit above is the harness's)");
+    }
     println!(
         "- data: {} customers, {} tickets in each system (the peer's distribution); load: wrk, 1 thread, {} keep-alive connections, {} s warm-up, {} s measured, {} interleaved rounds (best shown); every response checked (HTTP 200, no `errors`)",
         config.customers, config.tickets, config.connections, config.warmup, config.window, config.rounds
@@ -774,12 +823,32 @@ fn report(results: &BTreeMap<(usize, &str), Vec<Measured>>, with_peer: bool) {
             .flatten()
             .map(|m| m.requests)
             .sum();
+        // Where the rest of the machine went, in the rounds of the table above.
+        let machine = |name: &str| {
+            results
+                .get(&(index, name))
+                .map(|runs| {
+                    let m = best(runs);
+                    format!(
+                        "{name}: database servers {:.2} CPU ms/req, machine {:.0} % busy",
+                        m.db_cpu_ms_per_request,
+                        m.busy * 100.0
+                    )
+                })
+                .unwrap_or_default()
+        };
         println!(
-            "- {} rounds (req/s; {checked} responses checked): needtoknow {}{}",
+            "- {} rounds (req/s; {checked} responses checked): needtoknow {}{}; {}{}",
             workload.name,
             rounds("needtoknow"),
             if with_peer {
                 format!("; peer {}", rounds("peer"))
+            } else {
+                String::new()
+            },
+            machine("needtoknow"),
+            if with_peer {
+                format!("; {}", machine("peer"))
             } else {
                 String::new()
             }
