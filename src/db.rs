@@ -31,6 +31,10 @@ pub use crate::writer::Writer;
 /// How long a SQLite connection waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a PostgreSQL connection may sit idle in the pool before it is pinged on the
+/// way out.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
+
 /// The service's connections: reads from a pool, writes through one [`Writer`].
 #[derive(Clone)]
 pub struct Connections {
@@ -74,6 +78,20 @@ fn pool_options(settings: &Settings, max: u32, read_only: bool) -> anyhow::Resul
         .idle_timeout(Duration::from_secs(300))
         .max_connections(max)
         .sqlx_logging(false);
+    // sqlx pings a connection every time it leaves the pool (sea-orm's default): on
+    // PostgreSQL one more round trip before every statement, on SQLite one more hand-off
+    // to the connection's thread. A PostgreSQL connection is pinged only once it has been
+    // idle long enough for the server, a proxy or a firewall to have dropped it; one that
+    // breaks while in use fails its statement (answered UNAVAILABLE or INTERNAL, see
+    // `is_transient`) and is not reused. A SQLite file does not go away: never pinged.
+    match settings.database {
+        DatabaseSettings::Postgres { .. } => {
+            options.test_before_acquire_if_idle_for(PING_AFTER_IDLE);
+        }
+        DatabaseSettings::Sqlite { .. } => {
+            options.test_before_acquire(false);
+        }
+    }
     if matches!(settings.database, DatabaseSettings::Sqlite { .. }) {
         options.map_sqlx_sqlite_opts(move |o| {
             let o = o
