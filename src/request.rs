@@ -114,15 +114,15 @@ impl RequestContext {
     /// The ticket `id` if the calling agent may see it; `NOT_FOUND` otherwise, whether it
     /// exists or not.
     pub async fn visible_ticket(&self, id: TicketId) -> ApiResult<entity::ticket::Model> {
-        Ok(self.visible_ticket_with_customer(id).await?.0)
+        Ok(self.visible_ticket_with_customer(id).await?.ticket)
     }
 
-    /// [`RequestContext::visible_ticket`], with the customer's row read in the same
-    /// statement.
+    /// [`RequestContext::visible_ticket`], with the customer's row and the assignee's names
+    /// read in the same statement.
     pub async fn visible_ticket_with_customer(
         &self,
         id: TicketId,
-    ) -> ApiResult<(entity::ticket::Model, Option<entity::customer::Model>)> {
+    ) -> ApiResult<crate::tickets::visibility::Joined> {
         let scopes = self.policy.ticket_scopes(&self.agent.facts());
         crate::tickets::visibility::find_visible(&self.db, &self.agent, &scopes, id.get())
             .await?

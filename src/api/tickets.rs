@@ -18,7 +18,7 @@ use crate::policy::is_word;
 use crate::request::RequestContext;
 use crate::tickets::lookup::{self, Contact};
 use crate::tickets::stored_status;
-use crate::tickets::visibility::{self, TicketFilter};
+use crate::tickets::visibility::{self, Joined, TicketFilter};
 
 /// The largest `first` any configuration accepts (the configured limit is
 /// `QueryLimits::page_size`); complexity is counted up to it.
@@ -31,6 +31,9 @@ pub struct Ticket {
     row: ticket::Model,
     /// The customer's row when it came with the ticket (a page joins it).
     customer: Option<customer::Model>,
+    /// The assignee when it came with the ticket (`Some(None)`: unassigned); `None`: not
+    /// read yet.
+    assignee: Option<Option<Assignee>>,
 }
 
 impl Ticket {
@@ -38,12 +41,25 @@ impl Ticket {
         Ticket {
             row,
             customer: None,
+            assignee: None,
+        }
+    }
+
+    /// A ticket read with its customer and assignee.
+    fn joined(joined: Joined) -> Ticket {
+        Ticket {
+            row: joined.ticket,
+            customer: joined.customer,
+            assignee: Some(joined.assignee.map(|(handle, display_name)| Assignee {
+                handle,
+                display_name,
+            })),
         }
     }
 }
 
 /// The assignee of a ticket.
-#[derive(SimpleObject)]
+#[derive(Clone, SimpleObject)]
 pub struct Assignee {
     /// The assignee's handle.
     pub handle: String,
@@ -114,6 +130,9 @@ impl Ticket {
 
     /// The assigned agent; null when unassigned.
     async fn assignee(&self, ctx: &Context<'_>) -> ApiResult<Option<Assignee>> {
+        if let Some(joined) = &self.assignee {
+            return Ok(joined.clone());
+        }
         let Some(id) = self.row.assignee_id else {
             return Ok(None);
         };
@@ -196,8 +215,7 @@ impl Ticket {
             request.visible_ticket_with_customer(id),
             request.grants.active()
         );
-        let (row, customer) = found?;
-        Ok(Ticket { row, customer })
+        Ok(Ticket::joined(found?))
     }
 
     /// The ticket's customer's database id.
@@ -515,7 +533,7 @@ impl TicketQuery {
         );
         let rows = rows?
             .into_iter()
-            .map(|(row, customer)| (row.id.to_string(), Ticket { row, customer }))
+            .map(|joined| (joined.ticket.id.to_string(), Ticket::joined(joined)))
             .collect();
         Ok(window.page(CURSOR, rows))
     }

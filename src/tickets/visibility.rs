@@ -1,13 +1,67 @@
 //! Ticket queries, always filtered by the policy's visibility scopes in SQL.
 
-use entity::{customer, ticket};
+use entity::{agent, customer, ticket};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, FromQueryResult, JoinType,
+    QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait, SelectTwo,
 };
 
 use crate::agents::Agent;
 use crate::error::ApiResult;
 use crate::policy::TicketScope;
+use crate::rows::Positional;
+
+/// A visible ticket as one statement reads it: the ticket, its customer and the names of
+/// its assignee (joined, so that showing a ticket's assignee costs no statement of its
+/// own).
+#[derive(Clone, Debug)]
+pub struct Joined {
+    /// The ticket.
+    pub ticket: ticket::Model,
+    /// Its customer's row (none only for a customer row that is gone).
+    pub customer: Option<customer::Model>,
+    /// Its assignee's handle and display name, if it has one.
+    pub assignee: Option<(String, String)>,
+}
+
+/// The columns of [`with_customer_and_assignee`] in order: the ticket's, the customer's,
+/// then the assignee's handle and display name.
+impl FromQueryResult for Joined {
+    fn from_query_result(row: &QueryResult, _prefix: &str) -> Result<Self, DbErr> {
+        let ticket = ticket::Model::from_columns(row, 0)?;
+        let at = ticket::Model::FIELDS.len();
+        let customer = match row.try_get_by_index::<Option<i32>>(at)? {
+            Some(_) => Some(customer::Model::from_columns(row, at)?),
+            None => None,
+        };
+        let at = at + customer::Model::FIELDS.len();
+        let handle: Option<String> = row.try_get_by_index(at)?;
+        let display_name: Option<String> = row.try_get_by_index(at + 1)?;
+        Ok(Joined {
+            ticket,
+            customer,
+            assignee: handle.zip(display_name),
+        })
+    }
+}
+
+/// `select` (tickets with their customers) with the assignee's names joined, read as
+/// [`Joined`] rows.
+async fn with_customer_and_assignee(
+    db: &DatabaseConnection,
+    select: SelectTwo<ticket::Entity, customer::Entity>,
+) -> Result<Vec<Joined>, DbErr> {
+    let assignee = ticket::Entity::belongs_to(agent::Entity)
+        .from(ticket::Column::AssigneeId)
+        .to(agent::Column::Id)
+        .into();
+    let statement = select
+        .join(JoinType::LeftJoin, assignee)
+        .column_as(agent::Column::Handle, "C_handle")
+        .column_as(agent::Column::DisplayName, "C_display_name")
+        .build(db.get_database_backend());
+    Joined::find_by_statement(statement).all(db).await
+}
 
 /// The SQL condition selecting the tickets `agent` may see under `scopes`; `None` when they
 /// may see none (so callers skip the query).
@@ -16,22 +70,22 @@ pub fn visibility(agent: &Agent, scopes: &[TicketScope]) -> Option<Condition> {
     (!parts.is_empty()).then(|| parts.into_iter().fold(Condition::any(), Condition::add))
 }
 
-/// The ticket `id` with its customer's row (joined, one statement) if it exists and `agent`
-/// may see it; `None` either way otherwise.
+/// The ticket `id` with its customer's row and its assignee's names (joined, one
+/// statement) if it exists and `agent` may see it; `None` either way otherwise.
 pub async fn find_visible(
     db: &DatabaseConnection,
     agent: &Agent,
     scopes: &[TicketScope],
     id: i32,
-) -> ApiResult<Option<(ticket::Model, Option<customer::Model>)>> {
+) -> ApiResult<Option<Joined>> {
     let Some(visible) = visibility(agent, scopes) else {
         return Ok(None);
     };
-    Ok(ticket::Entity::find_by_id(id)
+    let select = ticket::Entity::find_by_id(id)
         .find_also_related(customer::Entity)
         .filter(visible)
-        .one(db)
-        .await?)
+        .limit(1);
+    Ok(with_customer_and_assignee(db, select).await?.pop())
 }
 
 /// Filters of the ticket list.
@@ -81,8 +135,8 @@ pub struct Range {
 }
 
 /// Up to `limit` visible tickets in `range`, ordered by id from the range's start (or its
-/// end, reading backward), each with its customer's row (joined: one statement for the
-/// page and its customers).
+/// end, reading backward), each with its customer's row and assignee's names (joined: one
+/// statement for the page, its customers and assignees).
 ///
 /// The scopes are OR-ed, and a database answering `a OR b ORDER BY id LIMIT n` through two
 /// indexes must sort every matching ticket first: a page got slower as the table grew. So
@@ -95,7 +149,7 @@ pub async fn page(
     filter: &TicketFilter,
     range: Range,
     limit: u64,
-) -> ApiResult<Vec<(ticket::Model, Option<customer::Model>)>> {
+) -> ApiResult<Vec<Joined>> {
     use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Order, Query, UnionType};
     let order = if range.from_the_end {
         Order::Desc
@@ -140,11 +194,10 @@ pub async fn page(
     let Some(ids) = union else {
         return Ok(Vec::new());
     };
-    Ok(ticket::Entity::find()
+    let select = ticket::Entity::find()
         .find_also_related(customer::Entity)
         .filter(Expr::col((ticket::Entity, ticket::Column::Id)).in_subquery(ids))
         .order_by(ticket::Column::Id, order)
-        .limit(limit)
-        .all(db)
-        .await?)
+        .limit(limit);
+    Ok(with_customer_and_assignee(db, select).await?)
 }

@@ -53,6 +53,41 @@ on_both_databases! {
 }
 
 on_both_databases! {
+    /// A page shows each ticket's assignee (read with the page) as the ticket itself does,
+    /// and null for an unassigned one.
+    async fn a_page_names_the_assignees_its_tickets_name(app) {
+        let (_, body) = app
+            .query_as(
+                "supervisor",
+                "{ tickets(first: 50) { edges { node { id subject assignee { handle displayName } } } } }",
+                json!({}),
+            )
+            .await;
+        assert_no_errors(&body);
+        let edges = body["data"]["tickets"]["edges"].as_array().unwrap().clone();
+        let by_subject = |subject: &str| {
+            edges
+                .iter()
+                .find(|e| e["node"]["subject"] == subject)
+                .map(|e| e["node"]["assignee"].clone())
+                .unwrap()
+        };
+        assert_eq!(by_subject("Charged twice in March")["handle"], "billing");
+        assert_eq!(by_subject("Refund not received"), serde_json::Value::Null);
+        for edge in &edges {
+            let (_, one) = app
+                .query_as(
+                    "supervisor",
+                    "query($id: ID!) { ticket(id: $id) { assignee { handle displayName } } }",
+                    json!({ "id": edge["node"]["id"] }),
+                )
+                .await;
+            assert_eq!(one["data"]["ticket"]["assignee"], edge["node"]["assignee"]);
+        }
+    }
+}
+
+on_both_databases! {
     /// An agent opens their own ticket and reads its messages and customer.
     async fn an_assignee_reads_their_ticket_with_messages(app) {
         let id = app.ticket_id("Charged twice in March").await;
