@@ -216,7 +216,7 @@ impl FromQueryResult for MessageOfCustomer {
     fn from_query_result(row: &sea_orm::QueryResult, _prefix: &str) -> Result<Self, DbErr> {
         Ok(MessageOfCustomer {
             message: message::Model::from_columns(row, 0)?,
-            customer_id: row.try_get_by_index(message::Model::FIELDS.len())?,
+            customer_id: crate::rows::column(row, message::Model::FIELDS.len())?,
         })
     }
 }

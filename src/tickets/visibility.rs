@@ -9,7 +9,7 @@ use sea_orm::{
 use crate::agents::Agent;
 use crate::error::ApiResult;
 use crate::policy::TicketScope;
-use crate::rows::Positional;
+use crate::rows::{column, Positional};
 
 /// A visible ticket as one statement reads it: the ticket, its customer and the names of
 /// its assignee (joined, so that showing a ticket's assignee costs no statement of its
@@ -30,13 +30,13 @@ impl FromQueryResult for Joined {
     fn from_query_result(row: &QueryResult, _prefix: &str) -> Result<Self, DbErr> {
         let ticket = ticket::Model::from_columns(row, 0)?;
         let at = ticket::Model::FIELDS.len();
-        let customer = match row.try_get_by_index::<Option<i32>>(at)? {
+        let customer = match column::<Option<i32>>(row, at)? {
             Some(_) => Some(customer::Model::from_columns(row, at)?),
             None => None,
         };
         let at = at + customer::Model::FIELDS.len();
-        let handle: Option<String> = row.try_get_by_index(at)?;
-        let display_name: Option<String> = row.try_get_by_index(at + 1)?;
+        let handle: Option<String> = column(row, at)?;
+        let display_name: Option<String> = column(row, at + 1)?;
         Ok(Joined {
             ticket,
             customer,
