@@ -15,6 +15,7 @@ use crate::customers::mask;
 use crate::customers::stored_text;
 use crate::disclosure::{Disclosed, Field, Gate, HandOff, Shown};
 use crate::error::{ApiError, ApiResult};
+use crate::ids::Pair;
 use crate::loaders::load_error;
 use crate::policy::{Access, DataClass, RevealOption};
 use crate::request::RequestContext;
@@ -174,7 +175,7 @@ impl Customer {
     /// through another ticket is another object, with that ticket's access. `node(id:)`
     /// refetches it through the same ticket-bound check.
     pub(super) async fn id(&self) -> ID {
-        super::gid("Customer", format!("{}:{}", self.ticket_id, self.row.id))
+        super::gid("Customer", Pair(self.ticket_id, self.row.id))
     }
 
     /// Account status. Class `account`. MASKED: `***`.
@@ -429,7 +430,7 @@ impl IdentityDocument {
             None
         };
         Ok(IdentityDocument {
-            id: super::gid("IdentityDocument", format!("{through}:{}", row.id)),
+            id: super::gid("IdentityDocument", Pair(through, row.id)),
             kind: row.kind.clone(),
             file_name: plain.then(|| row.file_name.clone()),
             size_bytes: row.size_bytes,
@@ -484,7 +485,7 @@ impl PaymentMethod {
             None
         };
         Ok(PaymentMethod {
-            id: super::gid("PaymentMethod", format!("{through}:{}", row.id)),
+            id: super::gid("PaymentMethod", Pair(through, row.id)),
             brand: row.brand.clone(),
             last4: row.last4.clone(),
             exp_month: plain.then_some(row.exp_month),
@@ -567,7 +568,7 @@ flat_object!(TicketSummary {
 impl TicketSummary {
     fn render(row: &ticket::Model, through: i32, shown: Shown) -> ApiResult<TicketSummary> {
         Ok(TicketSummary {
-            id: super::gid("TicketSummary", format!("{through}:{}", row.id)),
+            id: super::gid("TicketSummary", Pair(through, row.id)),
             ticket_id: super::gid("Ticket", row.id),
             subject: (shown == Shown::Plain).then(|| row.subject.clone()),
             topic: row.topic.clone(),

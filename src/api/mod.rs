@@ -57,7 +57,7 @@ pub struct Mutation(
 );
 
 /// The global id of the object of GraphQL type `kind` with `key` (see [`crate::ids`]).
-pub(crate) fn gid(kind: &str, key: impl std::fmt::Display) -> async_graphql::ID {
+pub(crate) fn gid(kind: &str, key: impl crate::ids::Key) -> async_graphql::ID {
     async_graphql::ID(crate::ids::global(kind, key))
 }
 
