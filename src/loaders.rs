@@ -179,6 +179,9 @@ impl Loader<i32> for MessagesOfCustomer {
 
     async fn load(&self, keys: &[i32]) -> Result<HashMap<i32, Arc<[message::Model]>>, Arc<DbErr>> {
         use sea_orm::{JoinType, QuerySelect};
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
         let rows = if self.db.get_database_backend() == DatabaseBackend::Postgres {
             MessageOfCustomer::find_by_statement(messages_ticket_by_ticket(keys))
                 .all(&self.db)

@@ -39,8 +39,8 @@ impl<M: Positional> FromQueryResult for Indexed<M> {
 /// Through sea-orm, every NULL a nullable column held cost a formatted error message
 /// (built, then dropped for `None`): thousands per page. Debug builds, which the tests
 /// run, keep sqlx's check of the column's type against `T`, so a model that no longer
-/// matches its table fails the tests; release builds skip that check, which costs a
-/// comparison of type descriptions for every column of every row.
+/// matches its table fails the tests; release builds skip it (it compares type
+/// descriptions for every column of every row).
 pub fn column<T>(row: &QueryResult, at: usize) -> Result<T, DbErr>
 where
     T: TryGetable
@@ -50,21 +50,27 @@ where
         + for<'r> Decode<'r, Sqlite>,
 {
     let decoded = if let Some(row) = row.try_as_pg_row() {
-        if cfg!(debug_assertions) {
-            row.try_get(at)
-        } else {
-            row.try_get_unchecked(at)
-        }
+        get(row, at)
     } else if let Some(row) = row.try_as_sqlite_row() {
-        if cfg!(debug_assertions) {
-            row.try_get(at)
-        } else {
-            row.try_get_unchecked(at)
-        }
+        get(row, at)
     } else {
         return row.try_get_by_index(at);
     };
     decoded.map_err(|error| DbErr::Type(format!("column {at}: {error}")))
+}
+
+/// [`column`] on one backend's row: type-checked in debug builds only.
+fn get<'r, R, T>(row: &'r R, at: usize) -> Result<T, sea_orm::sqlx::Error>
+where
+    R: Row,
+    usize: sea_orm::sqlx::ColumnIndex<R>,
+    T: Decode<'r, R::Database> + Type<R::Database>,
+{
+    if cfg!(debug_assertions) {
+        row.try_get(at)
+    } else {
+        row.try_get_unchecked(at)
+    }
 }
 
 /// Implements [`Positional`] for `module::Model` from its fields in column order.
