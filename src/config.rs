@@ -888,6 +888,18 @@ impl Configuration {
             .keys()
             .map(|key| match values.get(key) {
                 Some(value) => (format!("{key} = {value}"), Some(self.origin(key))),
+                // Unset, introspection follows the mode: say what that gives.
+                None if key == "introspection" => {
+                    let on = if self.raw.mode == Mode::Dev {
+                        "on"
+                    } else {
+                        "off"
+                    };
+                    (
+                        format!("# {key}: not set, so {on} (on in dev mode, off in production)"),
+                        None,
+                    )
+                }
                 None => (format!("# {key}: not set"), None),
             })
             .collect();
@@ -1205,6 +1217,10 @@ mod tests {
         );
         assert!(line("max_depth").ends_with("# default"), "{text}");
         assert!(text.contains("# sso_issuer: not set"), "{text}");
+        assert!(
+            text.contains("# introspection: not set, so off (on in dev mode, off in production)"),
+            "{text}"
+        );
         // What is printed is itself a valid file (secrets aside).
         let printed: toml::Table = text.parse().unwrap();
         assert_eq!(printed["max_depth"].as_integer(), Some(12));
