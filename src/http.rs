@@ -670,7 +670,12 @@ async fn run(
     state.metrics.count_request();
     let operation_name = request.operation_name.clone();
     let variables = request.variables.clone();
-    let validated = parsed.as_ref().is_some_and(|p| p.validated());
+    // A null variable may be refused where it is used, which only the full validation
+    // sees (`api::inputs`); such requests are validated in full again.
+    let validated = parsed.as_ref().is_some_and(|p| p.validated())
+        && !variables
+            .values()
+            .any(|value| matches!(value, async_graphql::Value::Null));
     let schema = if validated {
         &state.fast_schema
     } else {

@@ -11,6 +11,13 @@
 //!
 //! Values of custom scalars (`DateTime`, `JSON`, `Upload`) are not checked here, as
 //! async-graphql's validation did not check them either: their resolvers parse them.
+//!
+//! A variable is checked against the type it declares, where async-graphql checked its
+//! value in each place it is used. The two agree because the full validation (which every
+//! document passes once) makes each use accept the declared type, except in one case: a
+//! nullable variable given `null` and passed where a non-null value with a default is
+//! expected (`CreateAgentInput.queues` is one). So a request that gives any variable
+//! `null` runs the full validation again (`http.rs`).
 
 use std::collections::{HashMap, HashSet};
 

@@ -131,6 +131,40 @@ async fn a_document_seen_valid_still_answers_wrong_variables_the_same_way() {
     }
 }
 
+/// A null variable that is valid for its declared type but not where it is used (here a
+/// nullable `$q` for `queues: [String!]! = []`) is refused before anything runs, the same
+/// way before and after its document was seen valid.
+#[tokio::test]
+async fn a_null_variable_refused_where_it_is_used_is_refused_every_time() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let admin = app.create_agent("admin1", "admin").await;
+    let query = "mutation($h: String!, $q: [String!]) { createAgent(input: { handle: $h, role: \"frontline\", team: \"support\", queues: $q }) { agent { handle } } }";
+    let send = |variables: Value| {
+        let body = json!({ "query": query, "variables": variables });
+        let app = &app;
+        let admin = admin.clone();
+        async move {
+            let response = app
+                .client
+                .post(format!("{}/graphql", app.address))
+                .bearer_auth(admin)
+                .header("accept", GRAPHQL_RESPONSE)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let (first, text) = send(json!({ "h": "agent-a", "q": null })).await;
+    assert_eq!(first, 400, "{text}");
+    let (status, text) = send(json!({ "h": "agent-b", "q": ["billing"] })).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(!text.contains("\"errors\""), "{text}");
+    let (again, text) = send(json!({ "h": "agent-c", "q": null })).await;
+    assert_eq!(again, 400, "after the document was seen valid: {text}");
+}
+
 /// The depth refusal names the limit, like every other limit.
 #[tokio::test]
 async fn the_depth_refusal_names_the_limit() {
