@@ -90,21 +90,19 @@ fn pool_options(settings: &Settings, max: u32, read_only: bool) -> anyhow::Resul
         }
         DatabaseSettings::Sqlite { .. } => {
             options.test_before_acquire(false);
+            options.map_sqlx_sqlite_opts(move |o| {
+                let o = o
+                    .busy_timeout(BUSY_TIMEOUT)
+                    .foreign_keys(true)
+                    .read_only(read_only);
+                if read_only {
+                    o
+                } else {
+                    o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                        .pragma("secure_delete", "ON")
+                }
+            });
         }
-    }
-    if matches!(settings.database, DatabaseSettings::Sqlite { .. }) {
-        options.map_sqlx_sqlite_opts(move |o| {
-            let o = o
-                .busy_timeout(BUSY_TIMEOUT)
-                .foreign_keys(true)
-                .read_only(read_only);
-            if read_only {
-                o
-            } else {
-                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                    .pragma("secure_delete", "ON")
-            }
-        });
     }
     Ok(options)
 }
