@@ -461,6 +461,10 @@ flat_object!(crate::disclosure::HandOff { role, label });
 #[cfg(test)]
 mod tests {
     use super::{camel_case_of, needs_escape, string, Flat};
+    use crate::api::customers::{
+        ChatMessage, IdentityDocument, Invoice, PaymentMethod, Protected, TicketSummary,
+    };
+    use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
 
     /// Every string is written exactly as serde_json writes it, whether or not it holds
     /// something to escape, at every position within the eight-byte words.
@@ -495,10 +499,6 @@ mod tests {
             }
         }
     }
-    use crate::api::customers::{
-        ChatMessage, IdentityDocument, Invoice, PaymentMethod, Protected, TicketSummary,
-    };
-    use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
 
     /// The schema's fields of the object type `T` registers.
     fn schema_fields<T: Flat>() -> Vec<String> {
