@@ -245,12 +245,17 @@ fn free_port() -> u16 {
 }
 
 fn psql(server: &str, sql: &str) {
+    psql_in(server, "postgres", sql);
+}
+
+/// Runs `sql` in `database` of `server`.
+fn psql_in(server: &str, database: &str, sql: &str) {
     let status = Command::new("psql")
-        .arg(format!("{server}/postgres"))
+        .arg(format!("{server}/{database}"))
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
         .status()
         .expect("psql runs");
-    assert!(status.success(), "psql {sql:?} failed");
+    assert!(status.success(), "psql {sql:?} in {database} failed");
 }
 
 async fn post(client: &reqwest::Client, url: &str, token: &str, body: &Value) -> Value {
@@ -403,6 +408,9 @@ async fn start_peer(config: &Config) -> Result<(System, String), String> {
             String::from_utf8_lossy(&setup.stderr)
         ));
     }
+    // What `needtoknow seed` does after its bulk load, and autovacuum would do in time
+    // (where it runs), so both systems' planners start from statistics and visibility maps.
+    psql_in(&config.postgres, &name, "VACUUM ANALYZE");
     let tokens: BTreeMap<String, String> =
         serde_json::from_slice(&std::fs::read(&tokens_file).map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;

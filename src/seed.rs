@@ -383,11 +383,13 @@ pub async fn seed(
     }
     txn.commit().await.context("committing the seed")?;
     if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
-        // A bulk load leaves PostgreSQL's planner without statistics until autovacuum
-        // comes by; meanwhile it scans whole tables for the batched loads' IN lists.
-        db.execute_unprepared("ANALYZE")
+        // A bulk load leaves PostgreSQL without statistics and without a visibility map
+        // until autovacuum comes by (and where it is off, never): meanwhile the planner
+        // scans whole tables for the batched loads' IN lists, and cannot answer a page's
+        // scopes from their indexes alone. Do now what autovacuum would do.
+        db.execute_unprepared("VACUUM ANALYZE")
             .await
-            .context("refreshing the planner's statistics")?;
+            .context("vacuuming and refreshing the planner's statistics")?;
     }
     tracing::info!(
         customers = size.customers,

@@ -17,6 +17,7 @@ mod m20261201_000008_add_preferred_language_to_customers;
 mod m20261201_000009_create_idempotency_keys;
 mod m20261201_000010_add_write_side_columns;
 mod m20261202_000011_index_audit_chain_links;
+mod m20261202_000012_index_unassigned_tickets_by_topic;
 
 /// The ordered list of needtoknow's migrations.
 pub struct Migrator;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000009_create_idempotency_keys::Migration),
             Box::new(m20261201_000010_add_write_side_columns::Migration),
             Box::new(m20261202_000011_index_audit_chain_links::Migration),
+            Box::new(m20261202_000012_index_unassigned_tickets_by_topic::Migration),
         ]
     }
 }
