@@ -191,8 +191,6 @@ impl Loader<i32> for MessagesOfCustomer {
                 .join(JoinType::InnerJoin, message_ticket())
                 .column_as(ticket::Column::CustomerId, "customer_id")
                 .filter(ticket::Column::CustomerId.is_in(keys.iter().copied()))
-                .order_by_asc(message::Column::TicketId)
-                .order_by_asc(message::Column::Id)
                 .into_model::<MessageOfCustomer>()
                 .all(&self.db)
                 .await
@@ -205,7 +203,15 @@ impl Loader<i32> for MessagesOfCustomer {
                 .or_default()
                 .push(row.message);
         }
-        Ok(grouped.into_iter().map(|(k, v)| (k, v.into())).collect())
+        // Ordered here rather than in SQL: sorting a page's 1 600 messages cost PostgreSQL
+        // about 0.75 ms of CPU, sorting each customer's few dozen costs us a few µs.
+        Ok(grouped
+            .into_iter()
+            .map(|(customer, mut messages)| {
+                messages.sort_unstable_by_key(|m| (m.ticket_id, m.id));
+                (customer, messages.into())
+            })
+            .collect())
     }
 }
 
@@ -241,7 +247,7 @@ fn messages_ticket_by_ticket(keys: &[i32]) -> Statement {
     let sql = format!(
         "SELECT {}, t.\"customer_id\" FROM \"tickets\" t CROSS JOIN LATERAL \
          (SELECT * FROM \"messages\" WHERE \"messages\".\"ticket_id\" = t.\"id\" OFFSET 0) m \
-         WHERE t.\"customer_id\" IN ({}) ORDER BY m.\"ticket_id\", m.\"id\"",
+         WHERE t.\"customer_id\" IN ({})",
         columns.join(", "),
         placeholders.join(", ")
     );

@@ -231,3 +231,39 @@ on_both_databases! {
         assert_eq!(body["data"]["exportCustomerData"]["customer"]["preferredLanguage"], "en");
     }
 }
+
+on_both_databases! {
+    /// A customer's chat history runs ticket by ticket, in the order of their other tickets,
+    /// and each ticket's messages in the order they were written, even when an older
+    /// ticket got a message after newer tickets' messages.
+    async fn chat_history_runs_ticket_by_ticket_in_the_order_written(app) {
+        let charged = app.ticket_id("Charged twice in March").await;
+        let reply = "mutation($t: ID!, $b: String!) { replyToTicket(ticketId: $t, body: $b) { messageId } }";
+        let (_, body) = app
+            .query_as("supervisor", reply, json!({ "t": charged, "b": "Looking into the double charge now." }))
+            .await;
+        assert_no_errors(&body);
+
+        // Robin's other tickets, seen from the first: "Charged twice in March" (ticket 2,
+        // its message, then the reply just written), "App crashes on upload" (ticket 3),
+        // "Verify my identity" (ticket 4, no message). The reply's id is the highest.
+        let query = "query($id: ID!) { ticket(id: $id) { customer { chatHistory { value { body } } } } }";
+        let id = app.ticket_id("Cannot reset my password").await;
+        let (_, body) = app.query_as("supervisor", query, json!({ "id": id })).await;
+        assert_no_errors(&body);
+        let bodies: Vec<&str> = body["data"]["ticket"]["customer"]["chatHistory"]["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["body"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            bodies,
+            [
+                "You charged my card [card ••••4242] twice.",
+                "Looking into the double charge now.",
+                "Call me at [phone] or write to [email].",
+            ]
+        );
+    }
+}
