@@ -151,19 +151,22 @@ impl Customer {
         .await
     }
 
-    async fn other_tickets_rows(&self, ctx: &Context<'_>) -> ApiResult<Vec<ticket::Model>> {
-        let loaded = RequestContext::get(ctx)
+    /// The customer's tickets as loaded, shared by the fields that need them (not copied:
+    /// a page's other tickets are hundreds of rows); [`Customer::others`] leaves this one out.
+    async fn customer_tickets(&self, ctx: &Context<'_>) -> ApiResult<Arc<[ticket::Model]>> {
+        Ok(RequestContext::get(ctx)
             .loaders
             .tickets_of_customer
             .load_one(self.row.id)
             .await
             .map_err(load_error)?
-            .unwrap_or_default();
-        Ok(loaded
-            .iter()
-            .filter(|t| t.id != self.ticket_id)
-            .cloned()
-            .collect())
+            .unwrap_or_default())
+    }
+
+    /// The customer's tickets other than the one this customer was reached through.
+    fn others<'a>(&self, tickets: &'a [ticket::Model]) -> impl Iterator<Item = &'a ticket::Model> {
+        let this = self.ticket_id;
+        tickets.iter().filter(move |t| t.id != this)
     }
 }
 
@@ -274,9 +277,7 @@ impl Customer {
                 Field::IdentityDocuments,
                 |shown, opener| async move {
                     let mut tickets: Vec<i32> = self
-                        .other_tickets_rows(ctx)
-                        .await?
-                        .iter()
+                        .others(&self.customer_tickets(ctx).await?)
                         .map(|t| t.id)
                         .collect();
                     tickets.push(self.ticket_id);
@@ -355,8 +356,8 @@ impl Customer {
         let request = RequestContext::get(ctx);
         self.gate
             .disclose_loaded(request, Field::OtherTickets, |shown, _opener| async move {
-                let rows = self.other_tickets_rows(ctx).await?;
-                rows.iter()
+                let rows = self.customer_tickets(ctx).await?;
+                self.others(&rows)
                     .map(|t| TicketSummary::render(t, self.ticket_id, shown))
                     .collect()
             })
