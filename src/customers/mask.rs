@@ -853,6 +853,14 @@ mod tests {
         }
     }
 
+    /// The next draw below `n` of a small deterministic generator (a 64-bit LCG).
+    fn draw(state: &mut u64, n: usize) -> usize {
+        *state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        usize::try_from(*state >> 33).unwrap_or(0) % n
+    }
+
     #[test]
     fn card_redaction_is_idempotent_on_generated_text() {
         // A small deterministic generator over characters that stress the scanners.
@@ -860,13 +868,7 @@ mod tests {
         let mut state: u64 = 0x2545_f491_4f6c_dd1d;
         for _ in 0..3000 {
             let body: String = (0..40)
-                .map(|_| {
-                    state = state
-                        .wrapping_mul(6_364_136_223_846_793_005)
-                        .wrapping_add(1_442_695_040_888_963_407);
-                    let index = usize::try_from(state >> 33).unwrap_or(0) % alphabet.len();
-                    alphabet[index]
-                })
+                .map(|_| alphabet[draw(&mut state, alphabet.len())])
                 .collect();
             let stored = redact_cards_for_storage(&body);
             assert_eq!(redact_cards_for_storage(&stored), stored, "input: {body:?}");
@@ -926,12 +928,7 @@ mod tests {
         let mut redacted = 0;
         for _ in 0..20_000 {
             let body: String = (0..8)
-                .map(|_| {
-                    state = state
-                        .wrapping_mul(6_364_136_223_846_793_005)
-                        .wrapping_add(1_442_695_040_888_963_407);
-                    pieces[usize::try_from(state >> 33).unwrap_or(0) % pieces.len()]
-                })
+                .map(|_| pieces[draw(&mut state, pieces.len())])
                 .collect();
             let expected = everywhere(&body);
             assert_eq!(redact_message(&body), expected, "input: {body:?}");
