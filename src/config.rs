@@ -129,6 +129,13 @@ pub enum Mode {
     Production,
 }
 
+impl Mode {
+    /// Whether introspection is on when no setting says: in dev mode only.
+    fn introspects(self) -> bool {
+        self == Mode::Dev
+    }
+}
+
 /// Log line format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -769,7 +776,7 @@ impl Configuration {
             page_size: within!(self, max_page_size, 1..=1000)?,
             recursion: within!(self, max_recursion, 4..=256)? as usize,
         };
-        settings.introspection = raw.introspection.unwrap_or(settings.mode == Mode::Dev);
+        settings.introspection = raw.introspection.unwrap_or(settings.mode.introspects());
         settings.cors_origins = raw
             .cors_origins
             .iter()
@@ -890,7 +897,7 @@ impl Configuration {
                 Some(value) => (format!("{key} = {value}"), Some(self.origin(key))),
                 // Unset, introspection follows the mode: say what that gives.
                 None if key == "introspection" => {
-                    let on = if self.raw.mode == Mode::Dev {
+                    let on = if self.raw.mode.introspects() {
                         "on"
                     } else {
                         "off"
