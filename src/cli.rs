@@ -412,6 +412,10 @@ pub struct ServiceArgs {
     /// revoked token or a disabled agent stops working on every instance within a second.
     #[arg(long, env = "NEEDTOKNOW_TOKEN_CACHE_MS")]
     pub token_cache_ms: Option<u64>,
+    /// Milliseconds an agent's reveal grants read from Redis are remembered (0: off). At
+    /// most 1000, so a revoked grant stops revealing on every instance within a second.
+    #[arg(long, env = "NEEDTOKNOW_GRANT_CACHE_MS")]
+    pub grant_cache_ms: Option<u64>,
 }
 
 /// `agent` subcommands.

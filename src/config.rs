@@ -172,6 +172,9 @@ pub struct Settings {
     /// How long an authenticated token is remembered (at most 1 s, so a revoked token or a
     /// disabled agent stops working on every instance within a second; zero: never).
     pub token_cache: Duration,
+    /// How long an agent's reveal grants read from Redis are remembered (at most 1 s, so a
+    /// revoked grant stops revealing on every instance within a second; zero: never).
+    pub grant_cache: Duration,
     /// Where reveal grants live.
     pub grants: GrantStoreSettings,
     /// The longest a reveal grant may last, whatever the policy says.
@@ -255,6 +258,7 @@ impl Settings {
             workers: 2,
             policy_watch: Some(Duration::from_secs(1)),
             token_cache: Duration::from_secs(1),
+            grant_cache: Duration::from_secs(1),
             grants: GrantStoreSettings::Memory,
             max_grant: Duration::from_secs(3600),
             report_agent_identities: false,
@@ -413,6 +417,8 @@ pub struct RawSettings {
     pub policy_watch_ms: u64,
     /// Milliseconds an authenticated token is remembered; 0: off.
     pub token_cache_ms: u64,
+    /// Milliseconds an agent's grants read from Redis are remembered; 0: off.
+    pub grant_cache_ms: u64,
 }
 
 impl Default for RawSettings {
@@ -467,6 +473,7 @@ impl Default for RawSettings {
             retention_interval_secs: 3600,
             policy_watch_ms: 1000,
             token_cache_ms: 1000,
+            grant_cache_ms: 1000,
         }
     }
 }
@@ -764,6 +771,7 @@ impl Configuration {
         settings.policy_watch =
             (policy_watch_ms > 0).then(|| Duration::from_millis(policy_watch_ms));
         settings.token_cache = Duration::from_millis(within!(self, token_cache_ms, 0..=1000)?);
+        settings.grant_cache = Duration::from_millis(within!(self, grant_cache_ms, 0..=1000)?);
         settings.retention_interval = (raw.retention_interval_secs > 0)
             .then(|| Duration::from_secs(raw.retention_interval_secs));
         settings.limits = crate::limits::QueryLimits {
@@ -1075,6 +1083,7 @@ mod tests {
         assert_eq!(settings.max_body_bytes, 65_536);
         assert_eq!(settings.workers, 0);
         assert_eq!(settings.token_cache, Duration::from_millis(1000));
+        assert_eq!(settings.grant_cache, Duration::from_millis(1000));
         assert_eq!(settings.retention_interval, Some(Duration::from_secs(3600)));
         assert!(settings.sso.is_none() && settings.cors_origins.is_empty());
         assert_eq!(configuration.origin("max_depth"), Origin::Default);

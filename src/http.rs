@@ -432,7 +432,7 @@ async fn identify(
             },
         },
     };
-    if let Some(cached) = state.tokens.get(&key) {
+    if let Some(cached) = state.tokens.get(key.as_str()) {
         return Ok(Ok(cached));
     }
     let ticket = state.tokens.ticket();
@@ -455,7 +455,7 @@ async fn identify(
         }
     };
     if let Ok(cached) = &found {
-        state.tokens.keep(&key, cached.clone(), ticket);
+        state.tokens.keep(key, cached.clone(), ticket);
     }
     Ok(found)
 }

@@ -23,7 +23,8 @@
 //!   data at rest; its `Opener` is the only way to decrypt.
 //! - [`vocabulary`] declares once the words code and policies share (the field table among
 //!   them); [`ids`] the typed ids; [`error`] the errors clients see; [`telemetry`], [`db`] (connecting, backups), [`writer`] (the one path of writes), [`rows`] (rows decoded by position), [`ledger`] (erasures kept outside the database),
-//!   [`limits`], [`ratelimit`], [`allowlist`], [`metrics`] are infrastructure.
+//!   [`limits`], [`ratelimit`], [`allowlist`], [`metrics`], [`remembered`] (answers cached
+//!   for a moment, forgotten on a change announced through Redis) are infrastructure.
 
 pub mod admin;
 pub mod agents;
@@ -53,6 +54,7 @@ pub mod metrics;
 pub mod policy;
 pub mod privacy;
 pub mod ratelimit;
+pub mod remembered;
 pub mod request;
 pub mod retention;
 pub mod reveal;

@@ -149,6 +149,7 @@ impl Metrics {
             grant_store_calls,
             rate_limit_calls,
             token_cache_hits,
+            grant_cache_hits,
         } = elsewhere;
         for (name, help, read) in [
             (
@@ -166,6 +167,11 @@ impl Metrics {
                 "needtoknow_token_cache_hits_total",
                 "Requests authenticated from tokens remembered in the last second (no SQL).",
                 token_cache_hits,
+            ),
+            (
+                "needtoknow_grant_cache_hits_total",
+                "Requests that read the agent's reveal grants remembered from the last second (no Redis call).",
+                grant_cache_hits,
             ),
         ] {
             let counter = ReadCounter {
@@ -200,6 +206,8 @@ pub struct Elsewhere {
     pub rate_limit_calls: Read,
     /// Requests authenticated from the token cache.
     pub token_cache_hits: Read,
+    /// Requests whose grants were read from the grant cache.
+    pub grant_cache_hits: Read,
 }
 
 /// A counter whose value lives elsewhere and is read when the registry is gathered: the
@@ -238,6 +246,7 @@ mod tests {
             grant_store_calls: Box::new(move || grants),
             rate_limit_calls: Box::new(move || limits),
             token_cache_hits: Box::new(move || hits),
+            grant_cache_hits: Box::new(move || hits + 1),
         }
     }
 
@@ -256,6 +265,7 @@ mod tests {
             "needtoknow_grant_store_calls_total 2",
             "needtoknow_rate_limit_calls_total 1",
             "needtoknow_token_cache_hits_total 4",
+            "needtoknow_grant_cache_hits_total 5",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in {text}");
         }

@@ -115,7 +115,7 @@ impl Application {
         // Before anything is served: a restored backup must not bring back what was erased.
         let ledger = crate::ledger::Ledger::at(settings.erasure_ledger_path());
         crate::privacy::reapply(&db, &writer, &ledger).await?;
-        let grants = grant_store(&settings)?;
+        let grants = grant_store(&settings)?.remembering(settings.grant_cache);
         tracing::info!(grant_store = grants.describe(), "reveal grants");
         let demo_tokens = if settings.demo {
             demo::seed(&writer, &policy.current(), &vault, &grants).await?;
@@ -170,7 +170,10 @@ impl Application {
                 let channel = crate::agents::cache::channel(prefix);
                 let client = redis::Client::open(url.expose().as_str())
                     .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
-                crate::agents::cache::spawn_subscriber(client, channel.clone(), tokens.clone());
+                let mut caches: Vec<(String, Arc<dyn crate::remembered::Forget>)> =
+                    vec![(channel.clone(), Arc::new(tokens.clone()))];
+                caches.extend(grants.feed());
+                crate::remembered::spawn_subscriber(client, caches);
                 crate::agents::cache::Invalidations::Redis {
                     cache: tokens.clone(),
                     manager,
@@ -193,6 +196,10 @@ impl Application {
             token_cache_hits: Box::new({
                 let tokens = tokens.clone();
                 move || tokens.hits()
+            }),
+            grant_cache_hits: Box::new({
+                let grants = grants.clone();
+                move || grants.cache_hits()
             }),
         })?;
         let schema = build_schema_with(&settings.limits, settings.introspection);

@@ -1,5 +1,7 @@
 //! One conformance suite for both grant stores: the in-process store and a real Redis
-//! (127.0.0.1:6379, or NEEDTOKNOW_TEST_REDIS), each test with its own key prefix.
+//! (127.0.0.1:6379, or NEEDTOKNOW_TEST_REDIS), each test with its own key prefix; Redis
+//! twice, as the command line uses it and as the service does (remembering each agent's
+//! grants for a second, forgotten on every change).
 
 use std::time::Duration;
 
@@ -10,13 +12,21 @@ fn redis_url() -> String {
     std::env::var("NEEDTOKNOW_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+fn prefix() -> String {
+    format!("ntk-test-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn redis_store(prefix: &str) -> GrantStore {
+    GrantStore::redis(&redis_url(), prefix, Duration::from_secs(2)).expect("redis url")
+}
+
 fn stores() -> Vec<(&'static str, GrantStore)> {
-    let prefix = format!("ntk-test-{}", uuid::Uuid::new_v4().simple());
     vec![
         ("memory", GrantStore::memory()),
+        ("redis", redis_store(&prefix())),
         (
-            "redis",
-            GrantStore::redis(&redis_url(), &prefix, Duration::from_secs(2)).expect("redis url"),
+            "redis, remembering",
+            redis_store(&prefix()).remembering(Duration::from_secs(1)),
         ),
     ]
 }
@@ -108,7 +118,7 @@ async fn expiry_is_judged_by_the_clock_and_keys_expire() {
         assert!(short.is_active(Utc::now()), "{name}");
         tokio::time::sleep(Duration::from_millis(1100)).await;
         assert!(!short.is_active(Utc::now()), "{name}");
-        if name == "redis" {
+        if name.starts_with("redis") {
             tokio::time::sleep(Duration::from_millis(1500)).await;
             assert_eq!(
                 store.find(&short.id).await.unwrap(),
@@ -140,8 +150,7 @@ async fn an_unreachable_redis_fails_within_the_timeout() {
 #[tokio::test]
 async fn rate_limits_on_redis_share_one_budget_spent_in_leases() {
     use needtoknow::ratelimit::{Rate, Verdict};
-    let prefix = format!("ntk-test-{}", uuid::Uuid::new_v4().simple());
-    let store = GrantStore::redis(&redis_url(), &prefix, Duration::from_secs(2)).unwrap();
+    let store = redis_store(&prefix());
     let (a, b) = (store.rate_limiter(), store.rate_limiter());
     // A burst of 120, refilled at 2 per second (one token every 500 ms).
     let rate = Rate {
@@ -159,4 +168,55 @@ async fn rate_limits_on_redis_share_one_budget_spent_in_leases() {
         }
     ));
     assert_eq!(b.hit("token:y", rate).await, Verdict::Allowed, "per key");
+}
+
+/// Two instances remembering grants on one Redis: a grant made or revoked through one is
+/// seen by the other, which had remembered the agent's grants before the change (the test
+/// prints how long that took: the announcement's delivery, where the age bound alone
+/// would take up to a second); and while a store reads from memory it makes no call.
+#[tokio::test]
+async fn a_change_through_one_instance_reaches_what_the_other_remembers() {
+    let prefix = prefix();
+    let open = || redis_store(&prefix).remembering(Duration::from_secs(1));
+    let (a, b) = (open(), open());
+    for store in [&a, &b] {
+        let client = redis::Client::open(redis_url()).expect("redis url");
+        needtoknow::remembered::spawn_subscriber(client, store.feed().into_iter().collect());
+    }
+    // Until its subscription holds, a store remembers nothing.
+    let subscribed = std::time::Instant::now();
+    while a.cache_hits() == 0 || b.cache_hits() == 0 {
+        assert!(
+            subscribed.elapsed() < Duration::from_secs(10),
+            "never subscribed"
+        );
+        for store in [&a, &b] {
+            store.of_agent(7).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let calls = a.calls();
+    assert_eq!(a.of_agent(7).await.unwrap(), vec![]);
+    assert_eq!(a.calls(), calls, "answered from memory");
+
+    let granted = grant(7, 30, "email", 60);
+    b.put(std::slice::from_ref(&granted)).await.unwrap();
+    let seen = until(&a, |grants| grants.len() == 1).await;
+    b.remove(std::slice::from_ref(&granted)).await.unwrap();
+    let revoked = until(&a, |grants| grants.is_empty()).await;
+    println!(
+        "grant changes seen by the other instance: made after {seen:?}, revoked after {revoked:?}"
+    );
+}
+
+/// How long until `store` reads grants of agent 7 that `done` accepts, polling every 2 ms.
+async fn until(store: &GrantStore, done: impl Fn(&[Grant]) -> bool) -> Duration {
+    let started = std::time::Instant::now();
+    loop {
+        if done(&store.of_agent(7).await.unwrap()) {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "never seen");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }

@@ -5,6 +5,13 @@
 //! (`tests/grant_store.rs`). Every Redis call is bounded by a timeout, so a slow or absent
 //! Redis makes callers fail closed instead of hanging. Grants hold ids and field names
 //! only: no reason and no personal value ever reaches Redis.
+//!
+//! The service remembers each agent's grants read from Redis for a moment
+//! ([`GrantStore::remembering`], [`crate::remembered`]): every change to the grants
+//! publishes on the store's channel in the same atomic pipeline as the change, each
+//! instance forgets what it remembered when the message arrives (its own at once), and
+//! nothing is remembered longer than 1 s. A revoked grant therefore stops revealing on
+//! every instance as soon as the message arrives, and within 1 s in any case.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +21,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
+
+use crate::remembered::{Forget, Remembered};
 
 /// An active permission for one agent to see one field in plaintext on one ticket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,9 +90,37 @@ impl GrantStore {
         Ok(GrantStore::Redis(RedisStore {
             manager,
             prefix: prefix.to_owned(),
+            channel: format!("{prefix}:grants-changed"),
             timeout,
             calls: Arc::default(),
+            remembered: None,
         }))
+    }
+
+    /// The same store, remembering each agent's grants read from Redis for up to
+    /// `max_age` (at most 1 s; zero: never). The in-process store has nothing to remember.
+    /// The service subscribes the cache to the store's channel ([`GrantStore::feed`]).
+    pub fn remembering(self, max_age: Duration) -> GrantStore {
+        match self {
+            GrantStore::Redis(r) if !max_age.is_zero() => GrantStore::Redis(RedisStore {
+                remembered: Some(Remembered::new(max_age.min(Duration::from_secs(1)))),
+                ..r
+            }),
+            other => other,
+        }
+    }
+
+    /// The channel that announces changes to the grants and the cache it clears, when
+    /// this store remembers grants.
+    pub fn feed(&self) -> Option<(String, Arc<dyn Forget>)> {
+        match self {
+            GrantStore::Redis(RedisStore {
+                channel,
+                remembered: Some(remembered),
+                ..
+            }) => Some((channel.clone(), Arc::new(remembered.clone()))),
+            _ => None,
+        }
     }
 
     /// The Redis connection, when grants live in Redis.
@@ -113,6 +150,18 @@ impl GrantStore {
         }
     }
 
+    /// How many reads of an agent's grants were answered from memory (see
+    /// [`GrantStore::remembering`]). Reported by `/metrics`.
+    pub fn cache_hits(&self) -> u64 {
+        match self {
+            GrantStore::Redis(RedisStore {
+                remembered: Some(remembered),
+                ..
+            }) => remembered.hits(),
+            _ => 0,
+        }
+    }
+
     /// A description for logs and `/readyz`.
     pub fn describe(&self) -> &'static str {
         match self {
@@ -133,7 +182,7 @@ impl GrantStore {
     }
 
     /// Every stored grant of an agent, expired ones included (callers check the clock).
-    /// One round trip.
+    /// At most one round trip (none when remembered: see [`GrantStore::remembering`]).
     pub async fn of_agent(&self, agent_id: i32) -> Result<Vec<Grant>, StoreError> {
         match self {
             GrantStore::Memory(m) => Ok(m.of_agent(agent_id)),
@@ -173,7 +222,7 @@ impl GrantStore {
         match self {
             GrantStore::Memory(m) => Ok(m.take(|g| g.agent_id == agent_id)),
             GrantStore::Redis(r) => {
-                let grants = r.of_agent(agent_id).await?;
+                let grants = r.read_agent(agent_id).await?;
                 r.remove(&grants).await?;
                 Ok(grants)
             }
@@ -253,12 +302,18 @@ const INDEX_GRACE_SECS: i64 = 300;
 /// - `p:ticket:{ticket}`: set of grant ids on a ticket, for revocation when it closes.
 ///
 /// Index keys expire a grace period after their longest-lived grant.
+///
+/// Every change also publishes on `p:grants-changed` (in the change's own atomic
+/// pipeline), so that instances remembering grants forget them.
 #[derive(Clone)]
 pub struct RedisStore {
     manager: ConnectionManager,
     prefix: String,
+    channel: String,
     timeout: Duration,
     calls: Arc<AtomicU64>,
+    /// Each agent's grants as last read, when the service remembers them.
+    remembered: Option<Remembered<i32, Vec<Grant>>>,
 }
 
 impl RedisStore {
@@ -309,10 +364,38 @@ impl RedisStore {
                     .ignore();
             }
         }
-        self.run::<()>(&pipe).await
+        self.change(pipe).await
     }
 
+    /// Runs a change (an atomic pipeline), announcing it to every instance in the same
+    /// transaction, and forgets what this instance remembers whether or not it went
+    /// through (a timed-out change may still have been applied).
+    async fn change(&self, mut pipe: redis::Pipeline) -> Result<(), StoreError> {
+        pipe.publish(&self.channel, "grants").ignore();
+        let changed = self.run::<()>(&pipe).await;
+        if let Some(remembered) = &self.remembered {
+            remembered.invalidate();
+        }
+        changed
+    }
+
+    /// An agent's grants: as remembered when they were read less than the cache's
+    /// lifetime ago and nothing changed since, else read from Redis.
     async fn of_agent(&self, agent_id: i32) -> Result<Vec<Grant>, StoreError> {
+        let Some(remembered) = &self.remembered else {
+            return self.read_agent(agent_id).await;
+        };
+        if let Some(grants) = remembered.get(&agent_id) {
+            return Ok(grants);
+        }
+        let ticket = remembered.ticket();
+        let grants = self.read_agent(agent_id).await?;
+        remembered.keep(agent_id, grants.clone(), ticket);
+        Ok(grants)
+    }
+
+    /// An agent's grants, read from Redis.
+    async fn read_agent(&self, agent_id: i32) -> Result<Vec<Grant>, StoreError> {
         let mut pipe = redis::pipe();
         pipe.hgetall(self.key("agent", agent_id));
         let (map,): (HashMap<String, String>,) = self.run(&pipe).await?;
@@ -339,7 +422,7 @@ impl RedisStore {
             pipe.srem(self.key("ticket", grant.ticket_id), &grant.id)
                 .ignore();
         }
-        self.run::<()>(&pipe).await
+        self.change(pipe).await
     }
 
     async fn remove_for_ticket(&self, ticket_id: i32) -> Result<Vec<Grant>, StoreError> {
