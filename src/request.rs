@@ -129,6 +129,26 @@ impl RequestContext {
             .ok_or(ApiError::NotFound)
     }
 
+    /// [`RequestContext::visible_ticket_with_customer`], with all of the customer's tickets
+    /// (oldest first, this one among them) read in the same statement.
+    pub async fn visible_ticket_with_customer_tickets(
+        &self,
+        id: TicketId,
+    ) -> ApiResult<(
+        crate::tickets::visibility::Joined,
+        Vec<entity::ticket::Model>,
+    )> {
+        let scopes = self.policy.ticket_scopes(&self.agent.facts());
+        crate::tickets::visibility::find_visible_with_customer_tickets(
+            &self.db,
+            &self.agent,
+            &scopes,
+            id.get(),
+        )
+        .await?
+        .ok_or(ApiError::NotFound)
+    }
+
     /// The privacy officer's workflows (export, erase), acting as the calling agent.
     pub fn privacy(&self) -> crate::privacy::Privacy<'_> {
         crate::privacy::Privacy {

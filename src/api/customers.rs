@@ -95,6 +95,9 @@ pub struct Customer {
     gate: Arc<Gate>,
     /// The ticket through which the customer is reached (excluded from their history).
     ticket_id: i32,
+    /// The customer's tickets when they came with that ticket (one ticket asked for with
+    /// `otherTickets`); otherwise they are loaded when a field needs them.
+    tickets: Option<Arc<[ticket::Model]>>,
 }
 
 impl Customer {
@@ -104,7 +107,13 @@ impl Customer {
             row: Arc::new(row),
             gate,
             ticket_id,
+            tickets: None,
         }
+    }
+
+    /// The same customer, with their tickets already read (`tickets`, all of them).
+    pub fn with_tickets(self, tickets: Option<Arc<[ticket::Model]>>) -> Customer {
+        Customer { tickets, ..self }
     }
 
     fn text(&self, opener: &Opener, column: &'static str, sealed: &[u8]) -> ApiResult<String> {
@@ -154,6 +163,9 @@ impl Customer {
     /// The customer's tickets as loaded, shared by the fields that need them (not copied:
     /// a page's other tickets are hundreds of rows); [`Customer::others`] leaves this one out.
     async fn customer_tickets(&self, ctx: &Context<'_>) -> ApiResult<Arc<[ticket::Model]>> {
+        if let Some(tickets) = &self.tickets {
+            return Ok(tickets.clone());
+        }
         Ok(RequestContext::get(ctx)
             .loaders
             .tickets_of_customer

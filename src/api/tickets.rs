@@ -34,6 +34,8 @@ pub struct Ticket {
     /// The assignee when it came with the ticket (`Some(None)`: unassigned); `None`: not
     /// read yet.
     assignee: Option<Option<Assignee>>,
+    /// All of the customer's tickets, when they came with the ticket.
+    customer_tickets: Option<Arc<[ticket::Model]>>,
 }
 
 impl Ticket {
@@ -42,6 +44,7 @@ impl Ticket {
             row,
             customer: None,
             assignee: None,
+            customer_tickets: None,
         }
     }
 
@@ -54,6 +57,7 @@ impl Ticket {
                 handle,
                 display_name,
             })),
+            customer_tickets: None,
         }
     }
 }
@@ -218,6 +222,24 @@ impl Ticket {
         Ok(Ticket::joined(found?))
     }
 
+    /// [`Ticket::visible`], with all of its customer's tickets read in the same statement:
+    /// for a request that shows the customer's other tickets (or what is found through
+    /// them), which would otherwise cost a statement of its own once the ticket is known.
+    pub(super) async fn visible_with_customer_tickets(
+        request: &RequestContext,
+        id: TicketId,
+    ) -> ApiResult<Ticket> {
+        let (found, _) = tokio::join!(
+            request.visible_ticket_with_customer_tickets(id),
+            request.grants.active()
+        );
+        let (joined, tickets) = found?;
+        Ok(Ticket {
+            customer_tickets: Some(tickets.into()),
+            ..Ticket::joined(joined)
+        })
+    }
+
     /// The ticket's customer's database id.
     pub(super) fn customer_id(&self) -> i32 {
         self.row.customer_id
@@ -240,11 +262,10 @@ impl Ticket {
                 "loading a customer",
             )
         })?;
-        Ok(Customer::new(
-            row,
-            Arc::new(self.gate(request)),
-            self.row.id,
-        ))
+        Ok(
+            Customer::new(row, Arc::new(self.gate(request)), self.row.id)
+                .with_tickets(self.customer_tickets.clone()),
+        )
     }
 
     /// The disclosure gate of the calling agent on this ticket.
@@ -472,9 +493,14 @@ impl TicketQuery {
     /// path) while the other root fields of the document are still served.
     async fn ticket(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Ticket>> {
         let request = RequestContext::get(ctx);
-        Ticket::visible(request, TicketId::parse(&id, "id")?)
-            .await
-            .map(Some)
+        let id = TicketId::parse(&id, "id")?;
+        let customer = ctx.look_ahead().field("customer");
+        if customer.field("otherTickets").exists() || customer.field("identityDocuments").exists() {
+            Ticket::visible_with_customer_tickets(request, id).await
+        } else {
+            Ticket::visible(request, id).await
+        }
+        .map(Some)
     }
 
     /// The tickets the calling agent may see, oldest first, as a Relay connection: `first`

@@ -2,8 +2,9 @@
 
 use entity::{agent, customer, ticket};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, FromQueryResult, JoinType,
-    QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait, SelectTwo,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    FromQueryResult, JoinType, QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait,
+    SelectTwo,
 };
 
 use crate::agents::Agent;
@@ -86,6 +87,81 @@ pub async fn find_visible(
         .filter(visible)
         .limit(1);
     Ok(with_customer_and_assignee(db, select).await?.pop())
+}
+
+/// [`find_visible`] together with all of the ticket's customer's tickets (this one among
+/// them, oldest first), in one statement: what showing one ticket with its customer's
+/// other tickets needs, without a second round trip. Every row is one of the customer's
+/// tickets; the customer's columns and the assignee's names are filled on the row of the
+/// ticket asked for only, so the customer's sealed fields cross the wire once.
+pub async fn find_visible_with_customer_tickets(
+    db: &DatabaseConnection,
+    agent: &Agent,
+    scopes: &[TicketScope],
+    id: i32,
+) -> ApiResult<Option<(Joined, Vec<ticket::Model>)>> {
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
+    use sea_orm::Iterable;
+    let Some(visible) = visibility(agent, scopes) else {
+        return Ok(None);
+    };
+    // `tickets` is the ticket asked for (the visibility condition names its columns);
+    // `o` ranges over its customer's tickets.
+    let other = Alias::new("o");
+    let this_row = || {
+        Expr::col((other.clone(), ticket::Column::Id)).equals((ticket::Entity, ticket::Column::Id))
+    };
+    let mut select = Query::select();
+    select.columns(ticket::Column::iter().map(|c| (other.clone(), c)));
+    select.columns(customer::Column::iter().map(|c| (customer::Entity, c)));
+    select.columns([
+        (agent::Entity, agent::Column::Handle),
+        (agent::Entity, agent::Column::DisplayName),
+    ]);
+    select
+        .from(ticket::Entity)
+        .join_as(
+            JoinType::InnerJoin,
+            ticket::Entity,
+            other.clone(),
+            Expr::col((other.clone(), ticket::Column::CustomerId))
+                .equals((ticket::Entity, ticket::Column::CustomerId)),
+        )
+        .join(
+            JoinType::LeftJoin,
+            customer::Entity,
+            Condition::all()
+                .add(
+                    Expr::col((customer::Entity, customer::Column::Id))
+                        .equals((ticket::Entity, ticket::Column::CustomerId)),
+                )
+                .add(this_row()),
+        )
+        .join(
+            JoinType::LeftJoin,
+            agent::Entity,
+            Condition::all()
+                .add(
+                    Expr::col((agent::Entity, agent::Column::Id))
+                        .equals((ticket::Entity, ticket::Column::AssigneeId)),
+                )
+                .add(this_row()),
+        )
+        .and_where(Expr::col((ticket::Entity, ticket::Column::Id)).eq(id))
+        .cond_where(visible)
+        .order_by((other, ticket::Column::Id), Order::Asc);
+    let statement = db.get_database_backend().build(&select);
+    let rows = db.query_all_raw(statement).await?;
+    let mut this = None;
+    let mut tickets = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let ticket = ticket::Model::from_columns(row, 0)?;
+        if ticket.id == id {
+            this = Some(Joined::from_query_result(row, "")?);
+        }
+        tickets.push(ticket);
+    }
+    Ok(this.map(|this| (this, tickets)))
 }
 
 /// Filters of the ticket list.

@@ -34,21 +34,26 @@ on_both_databases! {
 }
 
 on_both_databases! {
-    /// A ticket the agent may not see answers exactly like one that does not exist.
+    /// A ticket the agent may not see answers exactly like one that does not exist, also
+    /// when the customer's other tickets are asked for (they are read with the ticket).
     async fn a_foreign_ticket_is_indistinguishable_from_a_missing_one(app) {
         let foreign = app.ticket_id("Charged twice in March").await;
-        let query = "query($id: ID!) { ticket(id: $id) { subject customer { fullName { value } } } }";
-        let (status_foreign, foreign_body) = app.query_as("frontline", query, json!({ "id": foreign })).await;
-        let (status_missing, missing_body) = app.query_as("frontline", query, json!({ "id": "99999" })).await;
-        assert_eq!(status_foreign, status_missing);
-        assert_eq!(error_code(&foreign_body), "NOT_FOUND");
-        assert_eq!(foreign_body["errors"][0]["message"], missing_body["errors"][0]["message"]);
-        assert_eq!(foreign_body["data"], missing_body["data"]);
-        let text = foreign_body.to_string();
-        assert!(!text.contains("Charged twice") && !text.contains("Robin"), "{text}");
+        for query in [
+            "query($id: ID!) { ticket(id: $id) { subject customer { fullName { value } } } }",
+            "query($id: ID!) { ticket(id: $id) { subject customer { otherTickets { value { subject } } } } }",
+        ] {
+            let (status_foreign, foreign_body) = app.query_as("frontline", query, json!({ "id": foreign })).await;
+            let (status_missing, missing_body) = app.query_as("frontline", query, json!({ "id": "99999" })).await;
+            assert_eq!(status_foreign, status_missing);
+            assert_eq!(error_code(&foreign_body), "NOT_FOUND");
+            assert_eq!(foreign_body["errors"][0]["message"], missing_body["errors"][0]["message"]);
+            assert_eq!(foreign_body["data"], missing_body["data"]);
+            let text = foreign_body.to_string();
+            assert!(!text.contains("Charged twice") && !text.contains("Robin"), "{text}");
 
-        let (_, auditor) = app.query_as("auditor", query, json!({ "id": foreign })).await;
-        assert_eq!(error_code(&auditor), "NOT_FOUND");
+            let (_, auditor) = app.query_as("auditor", query, json!({ "id": foreign })).await;
+            assert_eq!(error_code(&auditor), "NOT_FOUND");
+        }
     }
 }
 

@@ -366,7 +366,8 @@ async fn statements_of_pages(backend: Backend) {
         // other tickets, chat history and the audit events: 7.
         assert!(statements[1] <= 7, "statements per page: {statements:?}");
 
-        // One ticket with the same fields costs no more than a page.
+        // One ticket with the same fields costs a statement less than a page: its
+        // customer's other tickets come with it.
         let one = format!("{{ ticket(id: \"13\") {TICKET} }}");
         let (_, body) = app.query_as("supervisor", &one, json!({})).await;
         assert_no_errors(&body);
@@ -375,7 +376,7 @@ async fn statements_of_pages(backend: Backend) {
         assert_no_errors(&body);
         let sql = counter(&app, "needtoknow_sql_statements_total").await - sql;
         assert!(
-            sql <= statements[1],
+            sql < statements[1],
             "one ticket: {sql}, a page: {}",
             statements[1]
         );
