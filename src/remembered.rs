@@ -135,9 +135,13 @@ pub trait Forget: Send + Sync + 'static {
     fn set_live(&self, live: bool);
 }
 
-impl<K: Send + 'static, V: Send + 'static> Forget for Remembered<K, V> {
+impl<K, V> Forget for Remembered<K, V>
+where
+    K: Hash + Eq + Send + 'static,
+    V: Clone + Send + 'static,
+{
     fn invalidate(&self) {
-        let mut entries = self.inner.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entries = self.lock();
         self.inner.generation.fetch_add(1, Ordering::AcqRel);
         entries.clear();
     }
@@ -153,18 +157,19 @@ impl<K: Send + 'static, V: Send + 'static> Forget for Remembered<K, V> {
 /// while the subscription is down (Redis unreachable, connection lost) no cache serves
 /// from memory.
 pub fn spawn_subscriber(client: redis::Client, caches: Vec<(String, Arc<dyn Forget>)>) {
-    let set_live = |live: bool| caches.iter().for_each(|(_, cache)| cache.set_live(live));
+    let set_live = |caches: &[(String, Arc<dyn Forget>)], live: bool| {
+        caches.iter().for_each(|(_, cache)| cache.set_live(live))
+    };
     // Until the first subscription holds, a change could go unannounced.
-    set_live(false);
+    set_live(&caches, false);
     tokio::spawn(async move {
-        let set_live = |live: bool| caches.iter().for_each(|(_, cache)| cache.set_live(live));
         let mut delay = Duration::from_millis(100);
         loop {
             match subscribe(&client, caches.iter().map(|(channel, _)| channel)).await {
                 Ok(mut pubsub) => {
                     delay = Duration::from_millis(100);
                     // Whatever changed while unsubscribed is forgotten with the old entries.
-                    set_live(true);
+                    set_live(&caches, true);
                     let mut messages = pubsub.on_message();
                     while let Some(message) = messages.next().await {
                         let channel = message.get_channel_name();
@@ -172,11 +177,11 @@ pub fn spawn_subscriber(client: redis::Client, caches: Vec<(String, Arc<dyn Forg
                             cache.invalidate();
                         }
                     }
-                    set_live(false);
+                    set_live(&caches, false);
                     tracing::warn!("lost the cache invalidation subscription; reconnecting");
                 }
                 Err(error) => {
-                    set_live(false);
+                    set_live(&caches, false);
                     tracing::warn!(
                         error = %error,
                         "cannot subscribe to cache invalidations; asking the database and Redis every time until it works"

@@ -108,8 +108,12 @@ pub async fn find_visible_with_customer_tickets(
     // `tickets` is the ticket asked for (the visibility condition names its columns);
     // `o` ranges over its customer's tickets.
     let other = Alias::new("o");
-    let this_row = || {
-        Expr::col((other.clone(), ticket::Column::Id)).equals((ticket::Entity, ticket::Column::Id))
+    // A join that fills its columns on the ticket's own row only.
+    let on_this_row = |key: Expr| {
+        Condition::all().add(key).add(
+            Expr::col((other.clone(), ticket::Column::Id))
+                .equals((ticket::Entity, ticket::Column::Id)),
+        )
     };
     let mut select = Query::select();
     select.columns(ticket::Column::iter().map(|c| (other.clone(), c)));
@@ -130,22 +134,18 @@ pub async fn find_visible_with_customer_tickets(
         .join(
             JoinType::LeftJoin,
             customer::Entity,
-            Condition::all()
-                .add(
-                    Expr::col((customer::Entity, customer::Column::Id))
-                        .equals((ticket::Entity, ticket::Column::CustomerId)),
-                )
-                .add(this_row()),
+            on_this_row(
+                Expr::col((customer::Entity, customer::Column::Id))
+                    .equals((ticket::Entity, ticket::Column::CustomerId)),
+            ),
         )
         .join(
             JoinType::LeftJoin,
             agent::Entity,
-            Condition::all()
-                .add(
-                    Expr::col((agent::Entity, agent::Column::Id))
-                        .equals((ticket::Entity, ticket::Column::AssigneeId)),
-                )
-                .add(this_row()),
+            on_this_row(
+                Expr::col((agent::Entity, agent::Column::Id))
+                    .equals((ticket::Entity, ticket::Column::AssigneeId)),
+            ),
         )
         .and_where(Expr::col((ticket::Entity, ticket::Column::Id)).eq(id))
         .cond_where(visible)
@@ -154,12 +154,18 @@ pub async fn find_visible_with_customer_tickets(
     let rows = db.query_all_raw(statement).await?;
     let mut this = None;
     let mut tickets = Vec::with_capacity(rows.len());
+    // Each row's id is read first, so that the ticket's own row is decoded whole, once.
+    let id_at = ticket::Column::iter()
+        .position(|c| matches!(c, ticket::Column::Id))
+        .expect("the tickets entity has an id column");
     for row in &rows {
-        let ticket = ticket::Model::from_columns(row, 0)?;
-        if ticket.id == id {
-            this = Some(Joined::from_query_result(row, "")?);
+        if column::<i32>(row, id_at)? == id {
+            let joined = Joined::from_query_result(row, "")?;
+            tickets.push(joined.ticket.clone());
+            this = Some(joined);
+        } else {
+            tickets.push(ticket::Model::from_columns(row, 0)?);
         }
-        tickets.push(ticket);
     }
     Ok(this.map(|this| (this, tickets)))
 }
