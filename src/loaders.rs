@@ -11,14 +11,14 @@ use std::time::Duration;
 use async_graphql::dataloader::{DataLoader, Loader};
 use entity::{agent, attachment, customer, invoice, message, payment_method, ticket};
 use sea_orm::{
-    ColumnTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait, FromQueryResult,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait,
     IdenStatic, Iterable, ModelTrait, QueryFilter, QueryOrder, Statement,
 };
 
 use crate::audit::loader::ViewAuditor;
 use crate::crypto::vault::{Opener, Vault};
 use crate::error::ApiError;
-use crate::rows::{Indexed, Positional};
+use crate::rows::{column, Indexed, Positional};
 
 /// Loads rows of `E` whose `column` is one of the keys.
 pub struct Rows<E: EntityTrait> {
@@ -166,72 +166,119 @@ impl<T: Send + Sync + 'static> Batched<T> {
     }
 }
 
-/// The messages of all of a customer's tickets, by customer id, ordered by ticket and then
-/// message: a customer's chat history in one statement, read beside their tickets instead
-/// of after them (one round trip less for every page).
-pub struct MessagesOfCustomer {
+/// The parts of a customer's record that live in tables of their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Part {
+    /// `payment_methods`, in id order.
+    PaymentMethods,
+    /// `invoices`, in id order.
+    Invoices,
+    /// The messages of all of the customer's tickets, by ticket and then message.
+    ChatHistory,
+}
+
+impl Part {
+    const ALL: [Part; 3] = [Part::PaymentMethods, Part::Invoices, Part::ChatHistory];
+
+    /// The tag of this part's rows in [`Records`]' statement.
+    fn tag(self) -> i32 {
+        self as i32
+    }
+}
+
+/// The rows of one part of one customer's record.
+#[derive(Clone)]
+pub enum PartRows {
+    /// Payment methods.
+    PaymentMethods(Arc<[payment_method::Model]>),
+    /// Invoices.
+    Invoices(Arc<[invoice::Model]>),
+    /// Chat history.
+    ChatHistory(Arc<[message::Model]>),
+}
+
+/// The payment methods, invoices and chat histories of customers, by (customer id, part),
+/// in one statement: each part is a branch of a `UNION ALL`, tagged, whose rows fill that
+/// part's columns and leave the other parts' columns NULL.
+///
+/// One ticket of a supervisor's used to cost a statement for each part (on PostgreSQL
+/// each about 0.1 ms of the server's CPU, plus the round trip, the wake-ups and our side
+/// of the protocol); a page's parts, three statements on three connections, are now one.
+pub struct Records {
     db: DatabaseConnection,
 }
 
-impl Loader<i32> for MessagesOfCustomer {
-    type Value = Arc<[message::Model]>;
+impl Loader<(i32, Part)> for Records {
+    type Value = PartRows;
     type Error = Arc<DbErr>;
 
-    async fn load(&self, keys: &[i32]) -> Result<HashMap<i32, Arc<[message::Model]>>, Arc<DbErr>> {
-        use sea_orm::{JoinType, QuerySelect};
-        if keys.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let rows = if self.db.get_database_backend() == DatabaseBackend::Postgres {
-            MessageOfCustomer::find_by_statement(messages_ticket_by_ticket(keys))
-                .all(&self.db)
-                .await
-        } else {
-            message::Entity::find()
-                .join(JoinType::InnerJoin, message_ticket())
-                .column_as(ticket::Column::CustomerId, "customer_id")
-                .filter(ticket::Column::CustomerId.is_in(keys.iter().copied()))
-                .into_model::<MessageOfCustomer>()
-                .all(&self.db)
-                .await
-        }
-        .map_err(Arc::new)?;
-        let mut grouped: HashMap<i32, Vec<message::Model>> = HashMap::new();
-        for row in rows {
-            grouped
-                .entry(row.customer_id)
-                .or_default()
-                .push(row.message);
+    async fn load(
+        &self,
+        keys: &[(i32, Part)],
+    ) -> Result<HashMap<(i32, Part), PartRows>, Arc<DbErr>> {
+        let mut cards: HashMap<i32, Vec<payment_method::Model>> = HashMap::new();
+        let mut invoices: HashMap<i32, Vec<invoice::Model>> = HashMap::new();
+        let mut messages: HashMap<i32, Vec<message::Model>> = HashMap::new();
+        if let Some(statement) = records_statement(self.db.get_database_backend(), keys) {
+            let rows = self.db.query_all_raw(statement).await.map_err(Arc::new)?;
+            for row in &rows {
+                let tag: i32 = column(row, 0)?;
+                let customer: i32 = column(row, 1)?;
+                match tag {
+                    0 => cards
+                        .entry(customer)
+                        .or_default()
+                        .push(payment_method::Model::from_columns(row, CARDS_AT)?),
+                    1 => invoices
+                        .entry(customer)
+                        .or_default()
+                        .push(invoice::Model::from_columns(row, INVOICES_AT)?),
+                    _ => messages
+                        .entry(customer)
+                        .or_default()
+                        .push(message::Model::from_columns(row, MESSAGES_AT)?),
+                }
+            }
         }
         // Ordered here rather than in SQL: sorting a page's 1 600 messages cost PostgreSQL
         // about 0.75 ms of CPU, sorting each customer's few dozen costs us a few µs.
-        Ok(grouped
-            .into_iter()
-            .map(|(customer, mut messages)| {
-                messages.sort_unstable_by_key(|m| (m.ticket_id, m.id));
-                (customer, messages.into())
+        Ok(keys
+            .iter()
+            .map(|&(customer, part)| {
+                let rows = match part {
+                    Part::PaymentMethods => {
+                        let mut rows = cards.remove(&customer).unwrap_or_default();
+                        rows.sort_unstable_by_key(|p| p.id);
+                        PartRows::PaymentMethods(rows.into())
+                    }
+                    Part::Invoices => {
+                        let mut rows = invoices.remove(&customer).unwrap_or_default();
+                        rows.sort_unstable_by_key(|i| i.id);
+                        PartRows::Invoices(rows.into())
+                    }
+                    Part::ChatHistory => {
+                        let mut rows = messages.remove(&customer).unwrap_or_default();
+                        rows.sort_unstable_by_key(|m| (m.ticket_id, m.id));
+                        PartRows::ChatHistory(rows.into())
+                    }
+                };
+                ((customer, part), rows)
             })
             .collect())
     }
 }
 
-/// A message with its ticket's customer (selected after the message's columns).
-struct MessageOfCustomer {
-    message: message::Model,
-    customer_id: i32,
-}
+/// Where each part's columns start in a row of [`records_statement`] (after the tag and
+/// the customer id).
+const CARDS_AT: usize = 2;
+const INVOICES_AT: usize = CARDS_AT + payment_method::Model::FIELDS.len();
+const MESSAGES_AT: usize = INVOICES_AT + invoice::Model::FIELDS.len();
 
-impl FromQueryResult for MessageOfCustomer {
-    fn from_query_result(row: &sea_orm::QueryResult, _prefix: &str) -> Result<Self, DbErr> {
-        Ok(MessageOfCustomer {
-            message: message::Model::from_columns(row, 0)?,
-            customer_id: crate::rows::column(row, message::Model::FIELDS.len())?,
-        })
-    }
-}
-
-/// The messages of the customers `keys`, each followed by its ticket's customer id, on
-/// PostgreSQL.
+/// The statement of [`Records`] for `keys`: a branch per part asked for, or `None` when
+/// nothing is. Every branch selects the tag, the customer id and the columns of all three
+/// tables in entity order, its own filled and the others NULL. PostgreSQL resolves a
+/// `UNION`'s column types pair by pair, so there the NULLs carry their column's type, as
+/// fields of a NULL of the table's row type; SQLite needs no types.
 ///
 /// Asked to join the messages to the customers' tickets, PostgreSQL's planner reads every
 /// message of every customer and hashes them against the tickets: for a page's 50
@@ -239,32 +286,75 @@ impl FromQueryResult for MessageOfCustomer {
 /// time per page, most of what a page cost PostgreSQL). A lateral subquery that cannot be
 /// flattened (`OFFSET 0`) makes it look each ticket's messages up in their index instead
 /// (4 ms). SQLite's planner already does so for the plain join.
-fn messages_ticket_by_ticket(keys: &[i32]) -> Statement {
-    let columns: Vec<String> = message::Column::iter()
-        .map(|column| format!("m.\"{}\"", column.as_str()))
-        .collect();
-    let placeholders: Vec<String> = (1..=keys.len()).map(|n| format!("${n}")).collect();
-    let sql = format!(
-        "SELECT {}, t.\"customer_id\" FROM \"tickets\" t CROSS JOIN LATERAL \
-         (SELECT * FROM \"messages\" WHERE \"messages\".\"ticket_id\" = t.\"id\" OFFSET 0) m \
-         WHERE t.\"customer_id\" IN ({})",
-        columns.join(", "),
-        placeholders.join(", ")
-    );
-    Statement::from_sql_and_values(
-        DatabaseBackend::Postgres,
-        sql,
-        keys.iter().map(|&key| sea_orm::Value::from(key)),
-    )
+fn records_statement(backend: DatabaseBackend, keys: &[(i32, Part)]) -> Option<Statement> {
+    let postgres = backend == DatabaseBackend::Postgres;
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(keys.len());
+    let mut branches = Vec::new();
+    for part in Part::ALL {
+        let mut placeholders = Vec::new();
+        for &(customer, _) in keys.iter().filter(|(_, p)| *p == part) {
+            values.push(customer.into());
+            placeholders.push(if postgres {
+                format!("${}", values.len())
+            } else {
+                "?".to_owned()
+            });
+        }
+        if placeholders.is_empty() {
+            continue;
+        }
+        let (alias, customer, from) = match part {
+            Part::PaymentMethods => ("p", "p", "\"payment_methods\" p"),
+            Part::Invoices => ("i", "i", "\"invoices\" i"),
+            Part::ChatHistory if postgres => (
+                "m",
+                "t",
+                "\"tickets\" t CROSS JOIN LATERAL (SELECT * FROM \"messages\" \
+                 WHERE \"messages\".\"ticket_id\" = t.\"id\" OFFSET 0) m",
+            ),
+            Part::ChatHistory => (
+                "m",
+                "t",
+                "\"messages\" m JOIN \"tickets\" t ON t.\"id\" = m.\"ticket_id\"",
+            ),
+        };
+        let mut columns = vec![
+            part.tag().to_string(),
+            format!("{customer}.\"customer_id\""),
+        ];
+        let tables = [
+            (
+                Part::PaymentMethods,
+                "payment_methods",
+                names::<payment_method::Entity>(),
+            ),
+            (Part::Invoices, "invoices", names::<invoice::Entity>()),
+            (Part::ChatHistory, "messages", names::<message::Entity>()),
+        ];
+        for (owner, table, names) in tables {
+            columns.extend(names.into_iter().map(|name| {
+                if owner == part {
+                    format!("{alias}.\"{name}\"")
+                } else if postgres {
+                    format!("(NULL::\"{table}\").\"{name}\"")
+                } else {
+                    "NULL".to_owned()
+                }
+            }));
+        }
+        branches.push(format!(
+            "SELECT {} FROM {from} WHERE {customer}.\"customer_id\" IN ({})",
+            columns.join(", "),
+            placeholders.join(", ")
+        ));
+    }
+    (!branches.is_empty())
+        .then(|| Statement::from_sql_and_values(backend, branches.join(" UNION ALL "), values))
 }
 
-/// A message's ticket, for the plain join of `MessagesOfCustomer` (the entities declare no
-/// relations).
-fn message_ticket() -> sea_orm::RelationDef {
-    message::Entity::belongs_to(ticket::Entity)
-        .from(message::Column::TicketId)
-        .to(ticket::Column::Id)
-        .into()
+/// The column names of `E`, in entity order.
+fn names<E: EntityTrait>() -> Vec<&'static str> {
+    E::Column::iter().map(|column| column.as_str()).collect()
 }
 
 /// Unwrapped data keys by customer id (cached across requests by the vault).
@@ -288,16 +378,12 @@ pub struct Loaders {
     pub agent: Batched<One<agent::Entity>>,
     /// Customers by id.
     pub customer: Batched<One<customer::Entity>>,
-    /// Payment methods by customer id.
-    pub payment_methods: Batched<Many<payment_method::Entity>>,
-    /// Invoices by customer id.
-    pub invoices: Batched<Many<invoice::Entity>>,
+    /// Payment methods, invoices and chat histories by customer id and part.
+    pub records: Batched<Records>,
     /// Tickets by customer id.
     pub tickets_of_customer: Batched<Many<ticket::Entity>>,
     /// Messages by ticket id.
     pub messages: Batched<Many<message::Entity>>,
-    /// Messages of all of a customer's tickets, by customer id.
-    pub messages_of_customer: Batched<MessagesOfCustomer>,
     /// Attachments by ticket id.
     pub attachments: Batched<Many<attachment::Entity>>,
     /// Audit events of plaintext views, written before the values are served.
@@ -327,22 +413,7 @@ impl Loaders {
                 &activity,
                 One(Rows::new(db, customer::Column::Id, customer::Column::Id)),
             ),
-            payment_methods: Batched::new(
-                &activity,
-                Many(Rows::new(
-                    db,
-                    payment_method::Column::CustomerId,
-                    payment_method::Column::Id,
-                )),
-            ),
-            invoices: Batched::new(
-                &activity,
-                Many(Rows::new(
-                    db,
-                    invoice::Column::CustomerId,
-                    invoice::Column::Id,
-                )),
-            ),
+            records: Batched::new(&activity, Records { db: db.clone() }),
             tickets_of_customer: Batched::new(
                 &activity,
                 Many(Rows::new(
@@ -351,7 +422,6 @@ impl Loaders {
                     ticket::Column::Id,
                 )),
             ),
-            messages_of_customer: Batched::new(&activity, MessagesOfCustomer { db: db.clone() }),
             messages: Batched::new(
                 &activity,
                 Many(Rows::new(
@@ -368,6 +438,39 @@ impl Loaders {
                     attachment::Column::Id,
                 )),
             ),
+        }
+    }
+}
+
+impl Loaders {
+    /// A customer's payment methods, in id order.
+    pub async fn payment_methods(
+        &self,
+        customer: i32,
+    ) -> Result<Arc<[payment_method::Model]>, Arc<DbErr>> {
+        match self
+            .records
+            .load_one((customer, Part::PaymentMethods))
+            .await?
+        {
+            Some(PartRows::PaymentMethods(rows)) => Ok(rows),
+            _ => Ok(Arc::new([])),
+        }
+    }
+
+    /// A customer's invoices, in id order.
+    pub async fn invoices(&self, customer: i32) -> Result<Arc<[invoice::Model]>, Arc<DbErr>> {
+        match self.records.load_one((customer, Part::Invoices)).await? {
+            Some(PartRows::Invoices(rows)) => Ok(rows),
+            _ => Ok(Arc::new([])),
+        }
+    }
+
+    /// The messages of all of a customer's tickets, by ticket and then message.
+    pub async fn chat_history(&self, customer: i32) -> Result<Arc<[message::Model]>, Arc<DbErr>> {
+        match self.records.load_one((customer, Part::ChatHistory)).await? {
+            Some(PartRows::ChatHistory(rows)) => Ok(rows),
+            _ => Ok(Arc::new([])),
         }
     }
 }

@@ -322,13 +322,8 @@ impl Customer {
         let request = RequestContext::get(ctx);
         self.gate
             .disclose_loaded(request, Field::PaymentMethods, |shown, opener| async move {
-                let rows = request
-                    .loaders
-                    .payment_methods
-                    .load_one(self.row.id)
-                    .await
-                    .map_err(load_error)?
-                    .unwrap_or_default();
+                let rows =
+                    (request.loaders.payment_methods(self.row.id).await).map_err(load_error)?;
                 rows.iter()
                     .map(|p| PaymentMethod::render(p, self.ticket_id, &opener, shown))
                     .collect()
@@ -346,13 +341,7 @@ impl Customer {
         let request = RequestContext::get(ctx);
         self.gate
             .disclose_loaded(request, Field::Invoices, |shown, _opener| async move {
-                let rows = request
-                    .loaders
-                    .invoices
-                    .load_one(self.row.id)
-                    .await
-                    .map_err(load_error)?
-                    .unwrap_or_default();
+                let rows = (request.loaders.invoices(self.row.id).await).map_err(load_error)?;
                 Ok(rows.iter().map(|i| Invoice::render(i, shown)).collect())
             })
             .await
@@ -388,8 +377,8 @@ impl Customer {
         self.gate
             .disclose_loaded(request, Field::ChatHistory, |shown, opener| async move {
                 // Read beside the other tickets, not after them: one round trip.
-                let messages = request.loaders.messages_of_customer.load_one(self.row.id);
-                let messages = messages.await.map_err(load_error)?.unwrap_or_default();
+                let messages = request.loaders.chat_history(self.row.id);
+                let messages = messages.await.map_err(load_error)?;
                 messages
                     .iter()
                     .filter(|m| m.ticket_id != self.ticket_id)
