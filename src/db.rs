@@ -31,6 +31,13 @@ pub use crate::writer::Writer;
 /// How long a SQLite connection waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How many rows a SQLite connection's thread may read ahead of the statement's reader.
+/// sqlx passes each row from that thread through a bounded channel (50 by default); once
+/// the channel is full, every row taken wakes the blocked thread again, so a page's few
+/// thousand rows cost as many thread hand-offs. A channel holding a page's largest result
+/// lets the thread run through it without waiting.
+const ROW_BUFFER: usize = 4096;
+
 /// How long a PostgreSQL connection may sit idle in the pool before it is pinged on the
 /// way out.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
@@ -92,6 +99,7 @@ fn pool_options(settings: &Settings, max: u32, read_only: bool) -> anyhow::Resul
             options.test_before_acquire(false);
             options.map_sqlx_sqlite_opts(move |o| {
                 let o = o
+                    .row_buffer_size(ROW_BUFFER)
                     .busy_timeout(BUSY_TIMEOUT)
                     .foreign_keys(true)
                     .read_only(read_only);
