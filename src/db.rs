@@ -38,6 +38,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// lets the thread run through it without waiting.
 const ROW_BUFFER: usize = 4096;
 
+/// How much of a SQLite file its connections read through memory mapping instead of a
+/// `read` call per page missing from their page cache (2 MiB each by default). Pages are
+/// still written with `write`; an I/O error on a mapped page would end the process
+/// rather than fail one statement, which a local file makes unlikely.
+const MMAP_SIZE: u64 = 1 << 30;
+
 /// How long a PostgreSQL connection may sit idle in the pool before it is pinged on the
 /// way out.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
@@ -100,6 +106,7 @@ fn pool_options(settings: &Settings, max: u32, read_only: bool) -> anyhow::Resul
             options.map_sqlx_sqlite_opts(move |o| {
                 let o = o
                     .row_buffer_size(ROW_BUFFER)
+                    .pragma("mmap_size", MMAP_SIZE.to_string())
                     .busy_timeout(BUSY_TIMEOUT)
                     .foreign_keys(true)
                     .read_only(read_only);
