@@ -73,7 +73,8 @@ fn url_of(settings: &Settings) -> anyhow::Result<String> {
 
 /// A pool of at most `max` connections; SQLite connections get WAL, the busy timeout,
 /// foreign keys and secure delete (deleted content is overwritten with zeros, so a purge
-/// or an erasure leaves no bytes behind in the file), and are read-only when asked.
+/// or an erasure leaves no bytes behind in the file), read rows ahead ([`ROW_BUFFER`])
+/// and the file through a memory map ([`MMAP_SIZE`]), and are read-only when asked.
 async fn pool(
     settings: &Settings,
     max: u32,
