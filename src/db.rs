@@ -44,6 +44,12 @@ const ROW_BUFFER: usize = 4096;
 /// rather than fail one statement, which a local file makes unlikely.
 const MMAP_SIZE: u64 = 1 << 30;
 
+/// The size a SQLite WAL file is cut back to when a write starts it over. Under sustained
+/// load, with readers always active, the WAL cannot start over and grows (316 MB after 18
+/// minutes of the peer benchmark); without a limit SQLite reuses the file from its start
+/// afterwards but never shrinks it, so the disk held a burst's size for good.
+const WAL_SIZE_LIMIT: u64 = 64 << 20;
+
 /// How long a PostgreSQL connection may sit idle in the pool before it is pinged on the
 /// way out.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(10);
@@ -74,7 +80,8 @@ fn url_of(settings: &Settings) -> anyhow::Result<String> {
 /// A pool of at most `max` connections; SQLite connections get WAL, the busy timeout,
 /// foreign keys and secure delete (deleted content is overwritten with zeros, so a purge
 /// or an erasure leaves no bytes behind in the file), read rows ahead ([`ROW_BUFFER`])
-/// and the file through a memory map ([`MMAP_SIZE`]), and are read-only when asked.
+/// and the file through a memory map ([`MMAP_SIZE`]), and are read-only when asked;
+/// writing ones cut the WAL back to [`WAL_SIZE_LIMIT`] when they start it over.
 async fn pool(
     settings: &Settings,
     max: u32,
@@ -97,7 +104,10 @@ fn pool_options(settings: &Settings, max: u32, read_only: bool) -> anyhow::Resul
     // to the connection's thread. A PostgreSQL connection is pinged only once it has been
     // idle long enough for the server, a proxy or a firewall to have dropped it; one that
     // breaks while in use fails its statement (answered UNAVAILABLE or INTERNAL, see
-    // `is_transient`) and is not reused. A SQLite file does not go away: never pinged.
+    // `is_transient`) and is not reused. sqlx also pings every connection as it goes back
+    // to the pool, in a task of its own after the statement (off the request's path, one
+    // more round trip per statement); no option turns that off (BENCHMARKS.md, 2026-12-03,
+    // third stop). A SQLite file does not go away: never pinged.
     match settings.database {
         DatabaseSettings::Postgres { .. } => {
             options.test_before_acquire_if_idle_for(PING_AFTER_IDLE);
@@ -115,6 +125,7 @@ fn pool_options(settings: &Settings, max: u32, read_only: bool) -> anyhow::Resul
                     o
                 } else {
                     o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                        .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string())
                         .pragma("secure_delete", "ON")
                 }
             });
@@ -267,5 +278,46 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rows.len(), 1, "only the committed attempt's row is there");
+    }
+
+    /// A burst of writes larger than [`WAL_SIZE_LIMIT`] grows the WAL file; once it is
+    /// checkpointed, the next write starts the WAL over and the file shrinks back to the
+    /// limit instead of holding the burst's size on disk for good.
+    #[tokio::test]
+    async fn the_wal_file_shrinks_back_after_a_burst_of_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite");
+        let settings =
+            Settings::for_data_dir(dir.path(), DatabaseSettings::Sqlite { path: path.clone() });
+        let connections = connect_service(&settings).await.unwrap();
+        // A reader that has read once and stays open, as the service's readers do.
+        connections
+            .read
+            .execute_unprepared("SELECT 1")
+            .await
+            .unwrap();
+        let db = connections.writer.connection();
+        db.execute_unprepared("CREATE TABLE t (b BLOB)")
+            .await
+            .unwrap();
+        let mib = (WAL_SIZE_LIMIT >> 20) + 16;
+        db.execute_unprepared(&format!(
+            "INSERT INTO t SELECT zeroblob(1048576) FROM \
+             (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {mib}) \
+             SELECT i FROM n)"
+        ))
+        .await
+        .unwrap();
+        let wal = path.with_extension("sqlite-wal");
+        let size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap();
+        assert!(
+            size() > WAL_SIZE_LIMIT,
+            "the burst went through the WAL: {}",
+            size()
+        );
+        db.execute_unprepared("INSERT INTO t VALUES (x'00')")
+            .await
+            .unwrap();
+        assert!(size() <= WAL_SIZE_LIMIT, "the WAL kept {} bytes", size());
     }
 }
