@@ -16,8 +16,8 @@ use needtoknow::{agents, api, audit, db, telemetry};
 
 /// mimalloc instead of glibc's allocator. A request allocates and frees thousands of small
 /// values (rows, strings, futures) across two HTTP workers' threads; with mimalloc 3 our
-/// CPU per one-ticket request fell by about a sixth and per page by up to a tenth, against
-/// glibc 2.36 (BENCHMARKS.md, "2026-12-03, fifth stop"). On the code of 2026-12-02,
+/// CPU per one-ticket request fell by 13–14 % and per frontline page by 12 % against glibc
+/// 2.36 (BENCHMARKS.md, "2026-12-03, fifth stop"). On the code of 2026-12-02,
 /// mimalloc and jemalloc had measured no better than glibc ("What each change bought").
 /// The binary only: the library's tests keep the system allocator.
 #[global_allocator]
