@@ -704,6 +704,9 @@ async fn run(config: Config) {
         }
 
         let mut results: BTreeMap<(usize, &str), Vec<Measured>> = BTreeMap::new();
+        // Responses that failed in the warm-up windows, which are not measured but still
+        // must not fail.
+        let mut warmup_failed: BTreeMap<(usize, &str), u64> = BTreeMap::new();
         for round in 0..config.rounds {
             for (index, workload) in workloads().iter().enumerate() {
                 let mut order = systems.clone();
@@ -711,7 +714,8 @@ async fn run(config: Config) {
                     order.reverse();
                 }
                 for system in order {
-                    wrk(&config, system, workload, config.warmup);
+                    let warm = wrk(&config, system, workload, config.warmup);
+                    *warmup_failed.entry((index, system.name)).or_default() += warm.failed;
                     let measured = wrk(&config, system, workload, config.window);
                     results
                         .entry((index, system.name))
@@ -732,6 +736,12 @@ async fn run(config: Config) {
             );
         }
         report(&results, peer.is_some());
+        for ((index, system), failed) in warmup_failed.into_iter().filter(|(_, n)| *n > 0) {
+            println!(
+                "- warm-up of {}: {failed} failed responses from {system}",
+                workloads()[index].name
+            );
+        }
         drop(ours);
         if let Some(name) = database {
             psql(
