@@ -786,6 +786,8 @@ fn distinct_problems(log: &str) -> Vec<(String, usize)> {
                     text(&event["message"]),
                     text(&event["error"]),
                 )
+                .trim_end()
+                .to_owned()
             }
             Err(_) => line.chars().take(300).collect(),
         };
