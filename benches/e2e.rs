@@ -574,30 +574,18 @@ impl Service {
     /// How many ERROR and WARN lines the service logged, with the first distinct ones.
     fn log_summary(&self) -> String {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let (mut errors, mut warnings, mut first) = (0, 0, Vec::new());
-        for line in log.lines() {
-            if !line.contains("\"ERROR\"") && !line.contains("\"WARN\"") {
-                continue;
-            }
-            let Ok(event) = serde_json::from_str::<Value>(line) else {
-                continue;
-            };
-            let level = event["level"].as_str().unwrap_or_default();
-            match level {
-                "ERROR" => errors += 1,
-                "WARN" => warnings += 1,
-                _ => continue,
-            }
-            let message = event["message"]
-                .as_str()
-                .or(event["fields"]["message"].as_str())
-                .unwrap_or_default();
-            let text = format!("{level} \"{message}\"");
+        let problems = common::log_problems(&log);
+        let mut first: Vec<String> = Vec::new();
+        for (problem, _) in &problems.distinct {
+            let text = format!("{} \"{}\"", problem.level, problem.message);
             if first.len() < 3 && !first.contains(&text) {
                 first.push(text);
             }
         }
-        let mut summary = format!("{errors} ERROR, {warnings} WARN lines");
+        let mut summary = format!(
+            "{} ERROR, {} WARN lines",
+            problems.errors, problems.warnings
+        );
         if !first.is_empty() {
             summary += &format!(" ({})", first.join("; "));
         }

@@ -750,12 +750,14 @@ async fn run(config: Config) {
             );
         }
         let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
-        let errors = log.lines().filter(|l| l.contains("\"ERROR\"")).count();
-        let warnings = log.lines().filter(|l| l.contains("\"WARN\"")).count();
-        println!("\nService log: {errors} ERROR, {warnings} WARN lines.");
+        let problems = common::log_problems(&log);
+        println!(
+            "\nService log: {} ERROR, {} WARN lines.",
+            problems.errors, problems.warnings
+        );
         // The run's directory goes away with it: say what those lines were.
-        for (line, count) in distinct_problems(&log) {
-            println!("- {count} × {line}");
+        for (problem, count) in &problems.distinct {
+            println!("- {count} × {problem}");
         }
     }
     if let Some((peer, database)) = peer {
@@ -765,38 +767,6 @@ async fn run(config: Config) {
             &format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
         );
     }
-}
-
-/// The service log's ERROR and WARN lines, as level, target, message and error (the
-/// service logs no personal data), each distinct one with how often it came, in order of
-/// first appearance.
-fn distinct_problems(log: &str) -> Vec<(String, usize)> {
-    let mut seen: Vec<(String, usize)> = Vec::new();
-    for line in log
-        .lines()
-        .filter(|l| l.contains("\"ERROR\"") || l.contains("\"WARN\""))
-    {
-        let summary = match serde_json::from_str::<Value>(line) {
-            Ok(event) => {
-                let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-                format!(
-                    "{} {}: {} {}",
-                    text(&event["level"]),
-                    text(&event["target"]),
-                    text(&event["message"]),
-                    text(&event["error"]),
-                )
-                .trim_end()
-                .to_owned()
-            }
-            Err(_) => line.chars().take(300).collect(),
-        };
-        match seen.iter_mut().find(|(s, _)| *s == summary) {
-            Some((_, count)) => *count += 1,
-            None => seen.push((summary, 1)),
-        }
-    }
-    seen
 }
 
 fn best(runs: &[Measured]) -> Measured {
