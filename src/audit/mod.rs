@@ -375,9 +375,15 @@ impl AuditLog {
     }
 
     /// [`AuditLog::append`]'s group commit: joins the queue, and either a writer already
-    /// under way takes the events along or this call writes the whole queue itself.
+    /// under way takes the events along or this call starts writing the whole queue.
+    ///
+    /// The batch is written by a task of its own, which answers everyone in it: the
+    /// caller that started it may be cancelled (a request dropped at shutdown) while the
+    /// others in its batch still wait, and they must get the batch's real outcome, not an
+    /// error for a write that may well have landed.
     async fn append_grouped(&self, events: &[NewEvent]) -> anyhow::Result<()> {
         use tokio::sync::oneshot::error::TryRecvError;
+        use tracing::Instrument;
         let (done, mut outcome) = tokio::sync::oneshot::channel();
         self.queue
             .lock()
@@ -387,37 +393,33 @@ impl AuditLog {
                 done,
             });
         // Either a writer takes our events along and answers, or we get the lock and write.
-        let mut head = tokio::select! {
+        let head = tokio::select! {
             biased;
-            result = &mut outcome => {
-                return match result {
-                    Ok(result) => result.map_err(|e| anyhow::anyhow!("{e}")),
-                    Err(_) => anyhow::bail!("the audit write was abandoned"),
-                };
-            }
-            head = self.head.lock() => head,
+            result = &mut outcome => return answered(result),
+            head = self.head.clone().lock_owned() => head,
         };
         match outcome.try_recv() {
-            // The writer before us took our events along.
-            Ok(result) => return result.map_err(|e| anyhow::anyhow!("{e}")),
-            // That writer was cancelled mid-way: nothing of ours is known to be written.
-            Err(TryRecvError::Closed) => anyhow::bail!("the audit write was abandoned"),
             Err(TryRecvError::Empty) => {}
+            // The writer before us took our events along (or its task ended without
+            // answering: a panic, or the runtime shutting down).
+            answer => return answered(answer),
         }
         let batch = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
-        let appends: Vec<&[NewEvent]> = batch.iter().map(|w| w.events.as_slice()).collect();
-        let written = self
-            .write(&mut head, &appends)
-            .await
-            .map_err(|e| Arc::<str>::from(format!("{e:#}")));
-        for waiting in batch {
-            let _ = waiting.done.send(written.clone());
-        }
-        drop(head);
-        match outcome.await {
-            Ok(result) => result.map_err(|e| anyhow::anyhow!("{e}")),
-            Err(_) => anyhow::bail!("the audit write was abandoned"),
-        }
+        let log = self.clone();
+        let write = async move {
+            let mut head = head;
+            let appends: Vec<&[NewEvent]> = batch.iter().map(|w| w.events.as_slice()).collect();
+            let written = log
+                .write(&mut head, &appends)
+                .await
+                .map_err(|e| Arc::<str>::from(format!("{e:#}")));
+            for waiting in batch {
+                let _ = waiting.done.send(written.clone());
+            }
+        };
+        // Detached: it holds the chain's head until the batch is written and answered.
+        tokio::spawn(write.instrument(tracing::Span::current()));
+        answered(outcome.await)
     }
 
     /// Writes appends after the chain's head, in order, in one statement: after `head`
@@ -477,6 +479,16 @@ impl AuditLog {
             })
             .await
             .context("committing audit events")
+    }
+}
+
+/// What a caller of [`AuditLog::append`] learns from the batch its events were written in:
+/// the batch's outcome, or, when the batch's writer ended without answering, that nothing
+/// of its events is known to be written.
+fn answered<E>(outcome: Result<Result<(), Arc<str>>, E>) -> anyhow::Result<()> {
+    match outcome {
+        Ok(result) => result.map_err(|e| anyhow::anyhow!("{e}")),
+        Err(_) => anyhow::bail!("the audit write was abandoned"),
     }
 }
 

@@ -430,6 +430,116 @@ on_both_databases! {
     }
 }
 
+/// A caller whose events start a batch, and which is then cancelled (a request dropped
+/// at shutdown), does not fail the others in its batch: they get the batch's real outcome,
+/// and every event of the batch, the cancelled caller's too, is written exactly once.
+///
+/// A trigger of the test's own makes every insert of events wait for a PostgreSQL advisory
+/// lock, which holds the batches back at the right moments: the first append waits behind
+/// one holder of the lock while two more queue behind it, and their batch then waits behind
+/// a second holder while its first caller is cancelled. (A table lock would not do: it is
+/// also taken when the statement is prepared, apart from its execution.) One thread, so
+/// the two queue in the order they are spawned.
+#[tokio::test(flavor = "current_thread")]
+async fn a_cancelled_append_does_not_fail_the_appends_written_with_it() {
+    use crate::helpers::{eventually, fresh_settings, Backend};
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::TransactionTrait;
+
+    let (settings, _dir, _pg) = fresh_settings(Backend::Postgres).await;
+    let db = needtoknow::db::connect(&settings).await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    let log = audit::AuditLog::new(needtoknow::writer::Writer::new(db.clone()));
+    // Another client of the same database, which takes the locks and watches who waits.
+    let other = needtoknow::db::connect(&settings).await.unwrap();
+    let waiting = |what: &'static str| {
+        let other = other.clone();
+        async move {
+            other
+                .query_one_raw(sea_orm::Statement::from_string(
+                    DatabaseBackend::Postgres,
+                    format!(
+                        "SELECT count(*)::bigint AS n FROM pg_stat_activity WHERE datname = \
+                         current_database() AND wait_event_type = 'Lock' AND query LIKE '{what}%'"
+                    ),
+                ))
+                .await
+                .unwrap()
+                .unwrap()
+                .try_get::<i64>("", "n")
+                .unwrap()
+        }
+    };
+    let append = |id: &'static str| {
+        let log = log.clone();
+        tokio::spawn(async move { log.append(&[viewed(id.to_owned())]).await })
+    };
+    const INSERT: &str = "INSERT INTO \"audit_events\"";
+    const LOCK: &str = "SELECT pg_advisory_xact_lock(7411999)";
+    db.execute_unprepared(
+        "CREATE FUNCTION hold_inserts() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         PERFORM pg_advisory_xact_lock_shared(7411999); RETURN NULL; END $$; \
+         CREATE TRIGGER hold_inserts BEFORE INSERT ON audit_events \
+         FOR EACH STATEMENT EXECUTE FUNCTION hold_inserts();",
+    )
+    .await
+    .unwrap();
+
+    let first_lock = other.begin().await.unwrap();
+    first_lock.execute_unprepared(LOCK).await.unwrap();
+    let first = append("first");
+    eventually("the first append waits for the lock", || async {
+        waiting(INSERT).await == 1
+    })
+    .await;
+    // The two queue behind the first, so one batch takes both of them.
+    let cancelled = append("cancelled");
+    tokio::task::yield_now().await;
+    let kept = append("kept");
+    tokio::task::yield_now().await;
+    // A second lock, queued behind the first append's insert: granted once that is done,
+    // it holds back the next batch's insert.
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let second_lock = tokio::spawn({
+        let other = other.clone();
+        async move {
+            let txn = other.begin().await.unwrap();
+            txn.execute_unprepared(LOCK).await.unwrap();
+            released.await.unwrap();
+            txn.commit().await.unwrap();
+        }
+    });
+    eventually("the second lock is queued", || async {
+        waiting(LOCK).await == 1
+    })
+    .await;
+    first_lock.commit().await.unwrap();
+    first.await.unwrap().unwrap();
+    eventually(
+        "the next batch's insert waits for the second lock",
+        || async { waiting(INSERT).await == 1 },
+    )
+    .await;
+
+    cancelled.abort();
+    assert!(cancelled.await.unwrap_err().is_cancelled());
+    release.send(()).unwrap();
+    second_lock.await.unwrap();
+    kept.await
+        .unwrap()
+        .expect("an append written with a cancelled one is answered with the write's outcome");
+
+    let stored = rows(&db).await;
+    for id in ["first", "cancelled", "kept"] {
+        let n = stored.iter().filter(|e| e.request_id == id).count();
+        assert_eq!(n, 1, "{id}'s event was written {n} times");
+    }
+    assert!(matches!(
+        audit::verify(&db).await.unwrap(),
+        Verdict::Intact { .. }
+    ));
+}
+
 /// An upgrade onto a trail that someone forked (two events after one) stops at the new
 /// index with what to do, instead of a bare unique violation.
 #[tokio::test]
