@@ -153,16 +153,18 @@ impl Load {
     }
 }
 
-/// The service's resident memory, from /proc.
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
+/// The service's resident memory, from /proc: all of it, then its anonymous part (the
+/// heap, stacks) and its file-backed part (the binary, and on SQLite the database file's
+/// memory map, which grows with the file and is the kernel's page cache, not the heap).
+fn rss_mib(pid: u32) -> [f64; 3] {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    ["VmRSS:", "RssAnon:", "RssFile:"].map(|key| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    })
 }
 
 /// The database's size on disk.
@@ -419,13 +421,13 @@ async fn soak(postgres: Option<String>, minutes: u64, rate: u64) {
         "SQLite, in-process grants"
     };
     println!("\n### {title}: {minutes} min at {rate} operations/s\n");
-    println!("| minute | requests | p50 ms | p99 ms | RSS MiB (start of minute) | database MiB | answers other than ok |");
+    println!("| minute | requests | p50 ms | p99 ms | RSS MiB: all · anonymous · file (start of minute) | database MiB | answers other than ok |");
     println!("|---|---|---|---|---|---|---|");
     let minutes_seen = std::mem::take(&mut *load.minutes.lock().unwrap());
     let mut totals: BTreeMap<String, u64> = BTreeMap::new();
     for (i, mut minute) in minutes_seen.into_iter().enumerate() {
         minute.latencies_us.sort_unstable();
-        let (rss, size) = memory.get(i).copied().unwrap_or((f64::NAN, f64::NAN));
+        let ([rss, anon, file], size) = memory.get(i).copied().unwrap_or(([f64::NAN; 3], f64::NAN));
         let other: Vec<String> = minute
             .codes
             .iter()
@@ -436,7 +438,7 @@ async fn soak(postgres: Option<String>, minutes: u64, rate: u64) {
             *totals.entry(code.clone()).or_default() += count;
         }
         println!(
-            "| {} | {} | {:.1} | {:.1} | {rss:.0} | {size:.1} | {} |",
+            "| {} | {} | {:.1} | {:.1} | {rss:.0} · {anon:.0} · {file:.0} | {size:.1} | {} |",
             i + 1,
             minute.latencies_us.len(),
             percentile(&minute.latencies_us, 0.5),
@@ -448,8 +450,9 @@ async fn soak(postgres: Option<String>, minutes: u64, rate: u64) {
             }
         );
     }
-    let (rss_end, size_end) = memory.last().copied().unwrap_or((f64::NAN, f64::NAN));
-    println!("\nAt the end: RSS {rss_end:.0} MiB, database {size_end:.1} MiB. Answers by code over the whole run: {totals:?}.");
+    let ([rss_end, anon_end, file_end], size_end) =
+        memory.last().copied().unwrap_or(([f64::NAN; 3], f64::NAN));
+    println!("\nAt the end: RSS {rss_end:.0} MiB ({anon_end:.0} anonymous, {file_end:.0} file-backed), database {size_end:.1} MiB. Answers by code over the whole run: {totals:?}.");
     let log_text = std::fs::read_to_string(&log).unwrap_or_default();
     let errors = log_text
         .lines()

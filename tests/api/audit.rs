@@ -437,9 +437,9 @@ on_both_databases! {
 /// A trigger of the test's own makes every insert of events wait for a PostgreSQL advisory
 /// lock, which holds the batches back at the right moments: the first append waits behind
 /// one holder of the lock while two more queue behind it, and their batch then waits behind
-/// a second holder while its first caller is cancelled. (A table lock would not do: it is
-/// also taken when the statement is prepared, apart from its execution.) One thread, so
-/// the two queue in the order they are spawned.
+/// a second holder while its first caller is cancelled. (A table lock would not do: an
+/// insert takes it once to prepare its statement and again to run it, and a lock queued
+/// behind it gets in between.) One thread, so the two queue in the order they are spawned.
 #[tokio::test(flavor = "current_thread")]
 async fn a_cancelled_append_does_not_fail_the_appends_written_with_it() {
     use crate::helpers::{eventually, fresh_settings, Backend};
