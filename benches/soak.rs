@@ -15,7 +15,8 @@
 //! | 5 % | supervisor asks for an approval-only reveal; another supervisor approves | 2 |
 //!
 //! Every minute it prints p50 and p99 of all requests that finished in that minute, the
-//! service's resident memory, the database's size and the answers by error code.
+//! service's resident memory, the database's size, the share of the machine's CPU time
+//! its hypervisor took (steal: a VM's latency moves with it) and the answers by error code.
 //!
 //! Environment: `NTK_SOAK_MINUTES` (30), `NTK_SOAK_RATE` (40 operations per second),
 //! `NTK_SOAK_ONLY` (`sqlite`, `postgres` or both), `NTK_BENCH_PG`
@@ -165,6 +166,25 @@ fn rss_mib(pid: u32) -> [f64; 3] {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
             .map_or(f64::NAN, |kb| kb / 1024.0)
     })
+}
+
+/// The machine's CPU time so far, from /proc/stat: (stolen by the hypervisor, all).
+fn cpu_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let times: Vec<u64> = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("cpu "))
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    (
+        times.get(7).copied().unwrap_or(0),
+        times.iter().take(8).sum(),
+    )
 }
 
 /// The database's size on disk.
@@ -383,6 +403,7 @@ async fn soak(postgres: Option<String>, minutes: u64, rate: u64) {
     });
     let pid = child.id();
     let mut memory = Vec::new();
+    let mut ticks = Vec::new();
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let mut next = Instant::now();
     let mut n = 0u64;
@@ -400,11 +421,13 @@ async fn soak(postgres: Option<String>, minutes: u64, rate: u64) {
                 rss_mib(pid),
                 database_mib(dir.path(), database.as_ref().map(|d| d.1.as_str())),
             ));
+            ticks.push(cpu_ticks());
             sampled = minute + 1;
         }
         next += interval;
         tokio::time::sleep_until(next.into()).await;
     }
+    ticks.push(cpu_ticks());
     tokio::time::sleep(Duration::from_secs(5)).await;
     memory.push((
         rss_mib(pid),
@@ -421,13 +444,19 @@ async fn soak(postgres: Option<String>, minutes: u64, rate: u64) {
         "SQLite, in-process grants"
     };
     println!("\n### {title}: {minutes} min at {rate} operations/s\n");
-    println!("| minute | requests | p50 ms | p99 ms | RSS MiB: all · anonymous · file (start of minute) | database MiB | answers other than ok |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| minute | requests | p50 ms | p99 ms | RSS MiB: all · anonymous · file (start of minute) | database MiB | steal % | answers other than ok |");
+    println!("|---|---|---|---|---|---|---|---|");
     let minutes_seen = std::mem::take(&mut *load.minutes.lock().unwrap());
     let mut totals: BTreeMap<String, u64> = BTreeMap::new();
     for (i, mut minute) in minutes_seen.into_iter().enumerate() {
         minute.latencies_us.sort_unstable();
         let ([rss, anon, file], size) = memory.get(i).copied().unwrap_or(([f64::NAN; 3], f64::NAN));
+        let steal = match (ticks.get(i), ticks.get(i + 1)) {
+            (Some(&(s0, t0)), Some(&(s1, t1))) if t1 > t0 => {
+                100.0 * (s1 - s0) as f64 / (t1 - t0) as f64
+            }
+            _ => f64::NAN,
+        };
         let other: Vec<String> = minute
             .codes
             .iter()
@@ -438,7 +467,7 @@ async fn soak(postgres: Option<String>, minutes: u64, rate: u64) {
             *totals.entry(code.clone()).or_default() += count;
         }
         println!(
-            "| {} | {} | {:.1} | {:.1} | {rss:.0} · {anon:.0} · {file:.0} | {size:.1} | {} |",
+            "| {} | {} | {:.1} | {:.1} | {rss:.0} · {anon:.0} · {file:.0} | {size:.1} | {steal:.1} | {} |",
             i + 1,
             minute.latencies_us.len(),
             percentile(&minute.latencies_us, 0.5),
