@@ -22,6 +22,9 @@
 //! `NTK_SOAK_ONLY` (`sqlite`, `postgres` or both), `NTK_BENCH_PG`
 //! (`postgres://postgres@127.0.0.1:5432`), `NTK_BENCH_REDIS` (`redis://127.0.0.1:6379`).
 
+#[path = "common/service_log.rs"]
+mod service_log;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -482,16 +485,11 @@ async fn soak(postgres: Option<String>, minutes: u64, rate: u64) {
     let ([rss_end, anon_end, file_end], size_end) =
         memory.last().copied().unwrap_or(([f64::NAN; 3], f64::NAN));
     println!("\nAt the end: RSS {rss_end:.0} MiB ({anon_end:.0} anonymous, {file_end:.0} file-backed), database {size_end:.1} MiB. Answers by code over the whole run: {totals:?}.");
-    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
-    let errors = log_text
-        .lines()
-        .filter(|l| l.contains("\"level\":\"ERROR\""))
-        .count();
-    let warnings = log_text
-        .lines()
-        .filter(|l| l.contains("\"level\":\"WARN\""))
-        .count();
-    println!("Service log: {errors} ERROR and {warnings} WARN lines.");
+    let problems = service_log::log_problems(&std::fs::read_to_string(&log).unwrap_or_default());
+    println!(
+        "Service log: {} ERROR and {} WARN lines.",
+        problems.errors, problems.warnings
+    );
     if let Some((name, _)) = &database {
         let admin = format!("{}/postgres", postgres.as_deref().unwrap_or_default());
         let _ = Command::new("psql")
