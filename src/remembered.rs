@@ -7,7 +7,9 @@
 //! - **Invalidation**: whoever makes a change forgets this instance's entries at once and,
 //!   with Redis, publishes on the cache's channel; every instance subscribed to it
 //!   ([`spawn_subscriber`]) forgets its entries when the message arrives. While the
-//!   subscription is down, nothing is served from memory.
+//!   subscription is down, nothing is served from memory. The subscriber learns that its
+//!   connection is gone only when it reads the closed socket, so a request in between
+//!   can still be served from memory: the age bound holds then too.
 //! - **Age**: an entry is used for at most `max_age` (1 s at most) after its look-up
 //!   started, whatever happened to a message. This covers what no message announces: a
 //!   script editing the database, a command line run without `REDIS_URL`, or a message

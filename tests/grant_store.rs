@@ -3,6 +3,8 @@
 //! twice, as the command line uses it and as the service does (remembering each agent's
 //! grants for a second, forgotten on every change).
 
+mod common;
+
 use std::time::Duration;
 
 use chrono::Utc;
@@ -140,6 +142,30 @@ async fn an_unreachable_redis_fails_within_the_timeout() {
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
         started.elapsed()
+    );
+}
+
+/// A store remembering grants forgets them when one of its calls fails: once a call has
+/// found Redis gone, nothing read before reveals, even before the invalidation
+/// subscription notices (here there is none, so only the failure can tell it).
+#[tokio::test]
+async fn a_failed_call_forgets_the_remembered_grants() {
+    let redis = common::PrivateRedis::start();
+    let store = GrantStore::redis(&redis.url(), &prefix(), Duration::from_millis(300))
+        .expect("redis url")
+        .remembering(Duration::from_secs(1));
+    let granted = grant(7, 30, "email", 60);
+    store.put(std::slice::from_ref(&granted)).await.unwrap();
+    assert_eq!(ids(&store.of_agent(7).await.unwrap()), ids(&[granted]));
+    let calls = store.calls();
+    store.of_agent(7).await.unwrap();
+    assert_eq!(store.calls(), calls, "remembered");
+
+    redis.stop();
+    assert!(store.find("any").await.is_err(), "Redis is gone");
+    assert!(
+        store.of_agent(7).await.is_err(),
+        "not answered from memory after a failed call"
     );
 }
 

@@ -11,7 +11,9 @@
 //! publishes on the store's channel in the same atomic pipeline as the change, each
 //! instance forgets what it remembered when the message arrives (its own at once), and
 //! nothing is remembered longer than 1 s. A revoked grant therefore stops revealing on
-//! every instance as soon as the message arrives, and within 1 s in any case.
+//! every instance as soon as the message arrives, and within 1 s in any case. A failed
+//! call forgets what was remembered too, so that once the service has found Redis gone
+//! it reveals nothing from memory.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -324,11 +326,19 @@ impl RedisStore {
     async fn run<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, StoreError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let mut connection = self.manager.clone();
-        match tokio::time::timeout(self.timeout, pipe.query_async(&mut connection)).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(StoreError(error.to_string())),
-            Err(_) => Err(StoreError(format!("no answer within {:?}", self.timeout))),
+        let failed =
+            match tokio::time::timeout(self.timeout, pipe.query_async(&mut connection)).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(error)) => StoreError(error.to_string()),
+                Err(_) => StoreError(format!("no answer within {:?}", self.timeout)),
+            };
+        // Redis may be gone while the invalidation subscription has not noticed yet (or,
+        // with packets dropped rather than connections closed, will not for a while):
+        // nothing read before it reveals from memory any more.
+        if let Some(remembered) = &self.remembered {
+            remembered.invalidate();
         }
+        Err(failed)
     }
 
     async fn put(&self, grants: &[Grant]) -> Result<(), StoreError> {

@@ -152,3 +152,68 @@ pub fn db_id(id: &str) -> i32 {
         .parse()
         .unwrap_or_else(|_| panic!("{id} names no number"))
 }
+
+/// A Redis of the test's own on a free port, to stop mid-test (the shared one on 6379
+/// must keep running for every other test). Stopped when dropped.
+pub struct PrivateRedis {
+    /// Where it listens on 127.0.0.1.
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl PrivateRedis {
+    /// Starts one on `port` and waits until it accepts connections.
+    pub fn start_on(port: u16) -> PrivateRedis {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/test installs it)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        PrivateRedis { port, child }
+    }
+
+    /// Starts one on a free port.
+    pub fn start() -> PrivateRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("a free port")
+            .local_addr()
+            .expect("a bound port")
+            .port();
+        PrivateRedis::start_on(port)
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills it (its connections close at once) and returns its port, to start another
+    /// on later.
+    pub fn stop(mut self) -> u16 {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.port
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
