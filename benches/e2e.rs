@@ -233,20 +233,9 @@ impl Config {
 
 /// The machine, the build and the run's parameters.
 fn header(config: &Config) -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
-        .unwrap_or_else(|| "unknown".into());
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let memory = meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|l| l.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or("unknown".into(), |kb| {
-            format!("{:.1} GiB", kb / 1024.0 / 1024.0)
-        });
+    let cpu = common::machine::cpu_model();
+    let memory = common::machine::kb_field_mib("/proc/meminfo", "MemTotal")
+        .map_or("unknown".into(), |mib| format!("{:.1} GiB", mib / 1024.0));
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let output = |program: &str, args: &[&str]| {
         Command::new(program)
@@ -559,16 +548,7 @@ impl Service {
 
     /// The peak resident set size of the service process so far (`VmHWM`), in MiB.
     fn peak_rss_mib(&self) -> Option<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let kb: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()?;
-        Some(kb / 1024.0)
+        common::machine::process_mib(self.child.id(), "VmHWM")
     }
 
     /// How many ERROR and WARN lines the service logged, with the first distinct ones.

@@ -15,6 +15,9 @@
 //! Environment: `NTK_BENCH_PG` (`postgres://postgres@127.0.0.1:5432`), `NTK_BENCH_REDIS`
 //! (`redis://127.0.0.1:6379`), `NTK_BENCH_ONLY` (`sqlite`, `postgres` or both).
 
+#[path = "common/machine.rs"]
+mod machine;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -356,14 +359,7 @@ fn main() {
             _ => true,
         })
         .collect();
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_default();
+    let cpu = machine::cpu_model();
     println!(
         "# needtoknow write-side benchmark\n\n- date: {}\n- machine: {} cores, {cpu}\n",
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),

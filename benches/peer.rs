@@ -512,7 +512,7 @@ fn wrk(config: &Config, system: &System, workload: &Workload, secs: u64) -> Meas
     let pids = system.pids();
     let cpu_before = cpu_seconds(&pids);
     let db_before = database_cpu();
-    let machine_before = machine_ticks();
+    let machine_before = common::machine::cpu_ticks();
     let run = common::wrk(
         &format!("{}/graphql", system.url),
         &script,
@@ -525,8 +525,9 @@ fn wrk(config: &Config, system: &System, workload: &Workload, secs: u64) -> Meas
         .iter()
         .map(|(pid, after)| after - db_before.get(pid).unwrap_or(&0.0))
         .sum();
-    let (busy_after, total_after) = machine_ticks();
-    let busy = (busy_after - machine_before.0) / (total_after - machine_before.1).max(1.0);
+    let machine_after = common::machine::cpu_ticks();
+    let busy = (machine_after.busy - machine_before.busy) as f64
+        / (machine_after.total - machine_before.total).max(1) as f64;
     Measured {
         requests_per_sec: run.rate(),
         p50_ms: run.p50_ms,
@@ -552,22 +553,6 @@ fn database_cpu() -> BTreeMap<u32, f64> {
         })
         .map(|pid| (pid, cpu_seconds(&[pid])))
         .collect()
-}
-
-/// The machine's busy and total CPU ticks so far (`/proc/stat`; idle and iowait are idle).
-fn machine_ticks() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let ticks: Vec<f64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|t| t.parse().ok())
-        .collect();
-    let total: f64 = ticks.iter().take(8).sum();
-    let idle = ticks.get(3).unwrap_or(&0.0) + ticks.get(4).unwrap_or(&0.0);
-    (total - idle, total)
 }
 
 /// Records a CPU profile of our service while `wrk` drives it, when asked.
@@ -617,12 +602,7 @@ fn main() {
 
 async fn run(config: Config) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
-        .unwrap_or_default();
+    let cpu = common::machine::cpu_model();
     let commit = Command::new("git")
         .args(["describe", "--always", "--dirty"])
         .current_dir(MANIFEST)

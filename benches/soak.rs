@@ -17,11 +17,17 @@
 //! Every minute it prints p50 and p99 of all requests that finished in that minute, the
 //! service's resident memory, the database's size, the share of the machine's CPU time
 //! its hypervisor took (steal: a VM's latency moves with it) and the answers by error code.
+//! At the end it lists the requests slower than 100 ms, grouped into stalls (slow
+//! requests that started within a second of each other), with the operations they were:
+//! a stall of writes only points at the writer, one of reads too at the whole service.
+//! The load's start time goes to standard error, to line stalls up with other traces.
 //!
 //! Environment: `NTK_SOAK_MINUTES` (30), `NTK_SOAK_RATE` (40 operations per second),
 //! `NTK_SOAK_ONLY` (`sqlite`, `postgres` or both), `NTK_BENCH_PG`
 //! (`postgres://postgres@127.0.0.1:5432`), `NTK_BENCH_REDIS` (`redis://127.0.0.1:6379`).
 
+#[path = "common/machine.rs"]
+mod machine;
 #[path = "common/service_log.rs"]
 mod service_log;
 
@@ -53,6 +59,19 @@ struct Minute {
     codes: BTreeMap<String, u64>,
 }
 
+/// Requests slower than this are listed one by one at the end, to tell stalls of one kind
+/// of operation from stalls of the whole service.
+const SLOW: Duration = Duration::from_millis(100);
+
+/// One request slower than [`SLOW`].
+struct Slow {
+    /// When it started, since the run began.
+    at: Duration,
+    took: Duration,
+    /// The operation's GraphQL field.
+    operation: &'static str,
+}
+
 /// Everything the operations share.
 struct Load {
     client: reqwest::Client,
@@ -68,12 +87,14 @@ struct Load {
     approvable: Vec<String>,
     started: Instant,
     minutes: Mutex<Vec<Minute>>,
+    slow: Mutex<Vec<Slow>>,
 }
 
 impl Load {
     /// One request; its latency and outcome go into the current minute.
-    async fn call(&self, who: &str, query: &str, variables: Value) -> Option<Value> {
+    async fn call(&self, who: &str, query: &'static str, variables: Value) -> Option<Value> {
         let began = Instant::now();
+        let at = self.started.elapsed();
         let result = self
             .client
             .post(format!("{}/graphql", self.base))
@@ -95,14 +116,20 @@ impl Load {
             }
             Err(_) => ("no answer".to_owned(), None),
         };
+        let took = began.elapsed();
+        if took >= SLOW {
+            self.slow.lock().unwrap().push(Slow {
+                at,
+                took,
+                operation: operation_name(query),
+            });
+        }
         let minute = (self.started.elapsed().as_secs() / 60) as usize;
         let mut minutes = self.minutes.lock().unwrap();
         while minutes.len() <= minute {
             minutes.push(Minute::default());
         }
-        minutes[minute]
-            .latencies_us
-            .push(began.elapsed().as_micros() as u64);
+        minutes[minute].latencies_us.push(took.as_micros() as u64);
         *minutes[minute].codes.entry(code).or_default() += 1;
         body
     }
@@ -157,37 +184,22 @@ impl Load {
     }
 }
 
-/// The service's resident memory, from /proc: all of it, then its anonymous part (the
-/// heap, stacks) and its file-backed part (the binary, and on SQLite the database file's
-/// memory map, which grows with the file and is the kernel's page cache, not the heap).
-fn rss_mib(pid: u32) -> [f64; 3] {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    ["VmRSS:", "RssAnon:", "RssFile:"].map(|key| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .map_or(f64::NAN, |kb| kb / 1024.0)
-    })
+/// The first field a query selects (`ticket`, `requestReveal`, …).
+fn operation_name(query: &'static str) -> &'static str {
+    let body = &query[query.find('{').map_or(0, |i| i + 1)..];
+    let body = body.trim_start();
+    let end = body
+        .find(|c: char| !c.is_alphanumeric() && c != '_')
+        .unwrap_or(body.len());
+    &body[..end]
 }
 
-/// The machine's CPU time so far, from /proc/stat: (stolen by the hypervisor, all).
-fn cpu_ticks() -> (u64, u64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let times: Vec<u64> = stat
-        .lines()
-        .find_map(|l| l.strip_prefix("cpu "))
-        .map(|l| {
-            l.split_whitespace()
-                .filter_map(|v| v.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    // user nice system idle iowait irq softirq steal (guest time is inside user).
-    (
-        times.get(7).copied().unwrap_or(0),
-        times.iter().take(8).sum(),
-    )
+/// The service's resident memory: all of it, then its anonymous part (the heap, stacks)
+/// and its file-backed part (the binary, and on SQLite the database file's memory map,
+/// which grows with the file and is the kernel's page cache, not the heap).
+fn rss_mib(pid: u32) -> [f64; 3] {
+    ["VmRSS", "RssAnon", "RssFile"]
+        .map(|field| machine::process_mib(pid, field).unwrap_or(f64::NAN))
 }
 
 /// The database's size on disk.
@@ -403,8 +415,16 @@ async fn soak(postgres: Option<String>, minutes: u64, rate: u64) {
         approvable,
         started: Instant::now(),
         minutes: Mutex::new(Vec::new()),
+        slow: Mutex::new(Vec::new()),
     });
     let pid = child.id();
+    eprintln!(
+        "soak: load starts at {:.3} (Unix time, s); service pid {pid}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64()
+    );
     let mut memory = Vec::new();
     let mut ticks = Vec::new();
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
@@ -424,13 +444,13 @@ async fn soak(postgres: Option<String>, minutes: u64, rate: u64) {
                 rss_mib(pid),
                 database_mib(dir.path(), database.as_ref().map(|d| d.1.as_str())),
             ));
-            ticks.push(cpu_ticks());
+            ticks.push(machine::cpu_ticks());
             sampled = minute + 1;
         }
         next += interval;
         tokio::time::sleep_until(next.into()).await;
     }
-    ticks.push(cpu_ticks());
+    ticks.push(machine::cpu_ticks());
     tokio::time::sleep(Duration::from_secs(5)).await;
     memory.push((
         rss_mib(pid),
@@ -455,8 +475,8 @@ async fn soak(postgres: Option<String>, minutes: u64, rate: u64) {
         minute.latencies_us.sort_unstable();
         let ([rss, anon, file], size) = memory.get(i).copied().unwrap_or(([f64::NAN; 3], f64::NAN));
         let steal = match (ticks.get(i), ticks.get(i + 1)) {
-            (Some(&(s0, t0)), Some(&(s1, t1))) if t1 > t0 => {
-                100.0 * (s1 - s0) as f64 / (t1 - t0) as f64
+            (Some(a), Some(b)) if b.total > a.total => {
+                100.0 * (b.steal - a.steal) as f64 / (b.total - a.total) as f64
             }
             _ => f64::NAN,
         };
@@ -485,11 +505,46 @@ async fn soak(postgres: Option<String>, minutes: u64, rate: u64) {
     let ([rss_end, anon_end, file_end], size_end) =
         memory.last().copied().unwrap_or(([f64::NAN; 3], f64::NAN));
     println!("\nAt the end: RSS {rss_end:.0} MiB ({anon_end:.0} anonymous, {file_end:.0} file-backed), database {size_end:.1} MiB. Answers by code over the whole run: {totals:?}.");
+    let mut slow = std::mem::take(&mut *load.slow.lock().unwrap());
+    slow.sort_unstable_by_key(|r| r.at);
+    let mut by_operation: BTreeMap<&str, usize> = BTreeMap::new();
+    for request in &slow {
+        *by_operation.entry(request.operation).or_default() += 1;
+    }
+    println!(
+        "Requests over {} ms: {} ({by_operation:?}).",
+        SLOW.as_millis(),
+        slow.len()
+    );
+    // Requests that started within a second of each other are one stall.
+    let mut stalls: Vec<Vec<&Slow>> = Vec::new();
+    for request in &slow {
+        match stalls.last_mut() {
+            Some(stall) if request.at < stall[0].at + Duration::from_secs(1) => stall.push(request),
+            _ => stalls.push(vec![request]),
+        }
+    }
+    for stall in stalls {
+        let worst = stall.iter().map(|r| r.took).max().unwrap_or_default();
+        let mut operations: Vec<&str> = stall.iter().map(|r| r.operation).collect();
+        operations.sort_unstable();
+        operations.dedup();
+        println!(
+            "- at {:.1} s: {} requests, worst {} ms ({})",
+            stall[0].at.as_secs_f64(),
+            stall.len(),
+            worst.as_millis(),
+            operations.join(", ")
+        );
+    }
     let problems = service_log::log_problems(&std::fs::read_to_string(&log).unwrap_or_default());
     println!(
         "Service log: {} ERROR and {} WARN lines.",
         problems.errors, problems.warnings
     );
+    for (problem, count) in &problems.distinct {
+        println!("- {count} × {problem}");
+    }
     if let Some((name, _)) = &database {
         let admin = format!("{}/postgres", postgres.as_deref().unwrap_or_default());
         let _ = Command::new("psql")
@@ -520,14 +575,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_default();
+    let cpu = machine::cpu_model();
     println!(
         "# needtoknow soak run\n\n- date: {}\n- machine: {} cores, {cpu}\n- load: open loop, {rate} operations/s (mix in benches/soak.rs), one client thread",
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),

@@ -5,8 +5,10 @@
 //! JSON log back with [`log_problems`] (from `service_log.rs`, which `soak.rs` includes on
 //! its own). A script is the Lua of one workload followed by [`WRK_REPORT`]: the workload
 //! sets what to send and a `response()` that adds 1 to the global `bad` for every answer it
-//! does not accept; the report prints one `NTK …` line that [`wrk`] parses.
+//! does not accept; the report prints one `NTK …` line that [`wrk`] parses. What every
+//! benchmark reads from `/proc` is in [`machine`].
 
+pub mod machine;
 mod service_log;
 
 use std::process::Command;
