@@ -525,9 +525,8 @@ fn wrk(config: &Config, system: &System, workload: &Workload, secs: u64) -> Meas
         .iter()
         .map(|(pid, after)| after - db_before.get(pid).unwrap_or(&0.0))
         .sum();
-    let machine_after = common::machine::cpu_ticks();
-    let busy = (machine_after.busy - machine_before.busy) as f64
-        / (machine_after.total - machine_before.total).max(1) as f64;
+    let machine = common::machine::cpu_ticks().since(machine_before);
+    let busy = machine.busy as f64 / machine.total.max(1) as f64;
     Measured {
         requests_per_sec: run.rate(),
         p50_ms: run.p50_ms,

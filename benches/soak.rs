@@ -474,12 +474,14 @@ async fn soak(postgres: Option<String>, minutes: u64, rate: u64) {
     for (i, mut minute) in minutes_seen.into_iter().enumerate() {
         minute.latencies_us.sort_unstable();
         let ([rss, anon, file], size) = memory.get(i).copied().unwrap_or(([f64::NAN; 3], f64::NAN));
-        let steal = match (ticks.get(i), ticks.get(i + 1)) {
-            (Some(a), Some(b)) if b.total > a.total => {
-                100.0 * (b.steal - a.steal) as f64 / (b.total - a.total) as f64
-            }
-            _ => f64::NAN,
-        };
+        let steal = ticks
+            .get(i)
+            .zip(ticks.get(i + 1))
+            .map(|(&a, b)| b.since(a))
+            .filter(|minute| minute.total > 0)
+            .map_or(f64::NAN, |minute| {
+                100.0 * minute.steal as f64 / minute.total as f64
+            });
         let other: Vec<String> = minute
             .codes
             .iter()

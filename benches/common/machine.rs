@@ -46,6 +46,18 @@ pub struct CpuTicks {
     pub total: u64,
 }
 
+impl CpuTicks {
+    /// The ticks spent since `earlier`. Saturating: iowait, and so busy and total, may
+    /// step back a little between two reads (the kernel documents it as unreliable).
+    pub fn since(self, earlier: CpuTicks) -> CpuTicks {
+        CpuTicks {
+            busy: self.busy.saturating_sub(earlier.busy),
+            steal: self.steal.saturating_sub(earlier.steal),
+            total: self.total.saturating_sub(earlier.total),
+        }
+    }
+}
+
 /// Reads [`CpuTicks`] now (all zero without `/proc`).
 pub fn cpu_ticks() -> CpuTicks {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
