@@ -1,8 +1,9 @@
 //! needtoknow's schema migrations.
 //!
 //! Every migration is written with sea-query's portable schema builder so the same steps
-//! run on SQLite (the embedded default) and on PostgreSQL. The service applies them on
-//! start; `cargo run -p migration -- up` runs them on their own.
+//! run on SQLite (the embedded default) and on PostgreSQL, but for one that only
+//! PostgreSQL needs (13, the audit chain's lock on insert), in PostgreSQL's own SQL. The
+//! service applies them on start; `cargo run -p migration -- up` runs them on their own.
 
 pub use sea_orm_migration::prelude::*;
 
@@ -18,6 +19,9 @@ mod m20261201_000009_create_idempotency_keys;
 mod m20261201_000010_add_write_side_columns;
 mod m20261202_000011_index_audit_chain_links;
 mod m20261202_000012_index_unassigned_tickets_by_topic;
+mod m20261203_000013_lock_audit_chain_on_insert;
+
+pub use m20261203_000013_lock_audit_chain_on_insert::AUDIT_CHAIN_LOCK;
 
 /// The ordered list of needtoknow's migrations.
 pub struct Migrator;
@@ -38,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000010_add_write_side_columns::Migration),
             Box::new(m20261202_000011_index_audit_chain_links::Migration),
             Box::new(m20261202_000012_index_unassigned_tickets_by_topic::Migration),
+            Box::new(m20261203_000013_lock_audit_chain_on_insert::Migration),
         ]
     }
 }

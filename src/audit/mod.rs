@@ -9,6 +9,13 @@
 //! same one. [`AuditLog`] relies on it to append optimistically, in one statement after the
 //! head it remembers, and starts again from the new head when another writer (another
 //! instance, or a write's own events through [`append_in`]) got there first.
+//!
+//! On PostgreSQL every append also holds the chain's advisory lock
+//! ([`migration::AUDIT_CHAIN_LOCK`]) until its commit: a write transaction takes it before
+//! it reads the head, and a trigger takes it for every INSERT of events, so the one
+//! statement of an optimistic append waits for a transaction that holds the chain rather
+//! than taking the head it read. A transaction therefore never loses the head; only the
+//! optimistic appends do, and they try again.
 
 pub mod loader;
 pub mod trail;
@@ -319,11 +326,12 @@ struct Waiting {
 /// one fsync) and answers each of them. Every caller still returns only once its own events
 /// are committed, so values are never served before their audit events exist.
 ///
-/// The statement inserts after the head this log last wrote or read, with no transaction
-/// and no lock in the database: one round trip. When another writer moved the head in the
-/// meantime, the unique index on `prev_hash` refuses the insert; the log reads the new head
-/// and inserts again, and when the chain is that busy twice in a row, it appends under the
-/// chain's lock like a write transaction.
+/// The statement inserts after the head this log last wrote or read, with no transaction:
+/// one round trip (on PostgreSQL its trigger takes the chain's lock until the statement
+/// commits, so it waits for a write transaction that holds the chain). When another writer
+/// moved the head in the meantime, the unique index on `prev_hash` refuses the insert; the
+/// log reads the new head and inserts again, and when the chain is that busy twice in a
+/// row, it appends under the chain's lock like a write transaction.
 ///
 /// A write that must stand or fall with its audit events appends them inside its own
 /// transaction with [`append_in`] instead.
@@ -527,15 +535,18 @@ async fn insert_after(
 }
 
 /// The hash of the chain's last event, locking the chain for the rest of `txn`. On SQLite
-/// the writer's transaction already holds the database's write lock; on PostgreSQL an
-/// advisory lock serializes appends inside write transactions across connections and
-/// instances (optimistic appends take no lock: the unique index on `prev_hash` settles a
-/// race with them).
+/// the writer's transaction already holds the database's write lock; on PostgreSQL the
+/// chain's advisory lock serializes appends across connections and instances. An
+/// optimistic append's INSERT takes the same lock through its trigger, so none can land
+/// between this read and `txn`'s insert.
 async fn head(txn: &sea_orm::DatabaseTransaction) -> anyhow::Result<String> {
     if txn.get_database_backend() == DatabaseBackend::Postgres {
-        txn.execute_unprepared("SELECT pg_advisory_xact_lock(7411002)")
-            .await
-            .context("locking the audit chain")?;
+        txn.execute_unprepared(&format!(
+            "SELECT pg_advisory_xact_lock({})",
+            migration::AUDIT_CHAIN_LOCK
+        ))
+        .await
+        .context("locking the audit chain")?;
     }
     read_head(txn).await
 }
@@ -619,9 +630,9 @@ fn chain<'a>(
 }
 
 /// Chains `events` after `prev_hash` and inserts them inside `txn` (in chunks of at most
-/// `INSERT_CHUNK` rows, within every database's bound on parameters). An insert that lost
-/// the head to an optimistic append is [`LostRace`]: the caller's [`Writer`] runs the
-/// whole transaction again.
+/// `INSERT_CHUNK` rows, within every database's bound on parameters). The chain's lock
+/// (see [`head`]) keeps other appends out; should an insert still find its head taken, it
+/// is [`LostRace`], and the caller's [`Writer`] runs the whole transaction again.
 async fn insert(
     txn: &sea_orm::DatabaseTransaction,
     events: &[NewEvent],

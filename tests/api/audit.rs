@@ -565,3 +565,89 @@ async fn a_forked_trail_stops_the_upgrade_and_says_what_to_do() {
     let error = Migrator::up(&db, None).await.unwrap_err().to_string();
     assert!(error.contains("needtoknow audit verify"), "{error}");
 }
+
+/// A write transaction appends under the chain's lock, after the head it read there. An
+/// append of the one-statement kind (a read's `viewed` events) that comes in between waits
+/// for the transaction instead of taking that head from under it, and then lands after the
+/// transaction's events. Without that, a steady stream of reads made a reveal's
+/// transaction lose the head on every attempt and answer `UNAVAILABLE`.
+///
+/// The transaction takes the lock and reads the head by hand, as [`audit::append_in`]
+/// does, so the optimistic append can be started exactly between the two.
+#[tokio::test]
+async fn an_append_waits_for_the_transaction_that_holds_the_chain() {
+    use crate::helpers::{eventually, fresh_settings, Backend};
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::TransactionTrait;
+
+    let (settings, _dir, _pg) = fresh_settings(Backend::Postgres).await;
+    let db = needtoknow::db::connect(&settings).await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    let log = audit::AuditLog::new(needtoknow::writer::Writer::new(db.clone()));
+    // The log knows the head, so its next append is one INSERT after it.
+    log.append(&[viewed("before".into())]).await.unwrap();
+    let head = |conn: sea_orm::DatabaseConnection| async move {
+        audit_event::Entity::find()
+            .order_by_desc(audit_event::Column::Seq)
+            .one(&conn)
+            .await
+            .unwrap()
+            .unwrap()
+            .hash
+    };
+    let read = head(db.clone()).await;
+
+    let other = needtoknow::db::connect(&settings).await.unwrap();
+    let txn = other.begin().await.unwrap();
+    txn.execute_unprepared(&format!(
+        "SELECT pg_advisory_xact_lock({})",
+        migration::AUDIT_CHAIN_LOCK
+    ))
+    .await
+    .unwrap();
+    let optimistic = tokio::spawn({
+        let log = log.clone();
+        async move { log.append(&[viewed("optimistic".into())]).await }
+    });
+    let waits = || {
+        let db = db.clone();
+        async move {
+            db.query_one_raw(sea_orm::Statement::from_string(
+                DatabaseBackend::Postgres,
+                "SELECT count(*)::bigint AS n FROM pg_stat_activity WHERE datname = \
+                 current_database() AND wait_event = 'advisory'",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<i64>("", "n")
+            .unwrap()
+                == 1
+        }
+    };
+    eventually("the append waits or lands", || async {
+        optimistic.is_finished() || waits().await
+    })
+    .await;
+    assert!(
+        !optimistic.is_finished(),
+        "an append landed while a write transaction held the chain: it took the head the \
+         transaction had read"
+    );
+    assert_eq!(head(db.clone()).await, read);
+    audit::append_in(&txn, &[viewed("transaction".into())])
+        .await
+        .expect("the transaction appends after the head it read");
+    txn.commit().await.unwrap();
+
+    optimistic.await.unwrap().unwrap();
+    let order: Vec<String> = rows(&db).await.into_iter().map(|e| e.request_id).collect();
+    assert_eq!(
+        order[order.len() - 3..],
+        ["before", "transaction", "optimistic"]
+    );
+    assert!(matches!(
+        audit::verify(&db).await.unwrap(),
+        Verdict::Intact { .. }
+    ));
+}
