@@ -20,6 +20,7 @@
 //! At the end it lists the requests slower than 100 ms, grouped into stalls (slow
 //! requests that started within a second of each other), with the operations they were:
 //! a stall of writes only points at the writer, one of reads too at the whole service.
+//! It also lists every request that got no HTTP answer, with the client's error.
 //! The load's start time goes to standard error, to line stalls up with other traces.
 //!
 //! Environment: `NTK_SOAK_MINUTES` (30), `NTK_SOAK_RATE` (40 operations per second),
@@ -88,6 +89,21 @@ struct Load {
     started: Instant,
     minutes: Mutex<Vec<Minute>>,
     slow: Mutex<Vec<Slow>>,
+    /// Requests that got no HTTP answer: when, which operation, and the client's error.
+    unanswered: Mutex<Vec<String>>,
+}
+
+/// An error and its causes, outermost first: the client's own message rarely says what
+/// the connection did.
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 impl Load {
@@ -114,7 +130,16 @@ impl Load {
                     Err(_) => (format!("HTTP {} (no JSON)", status.as_u16()), None),
                 }
             }
-            Err(_) => ("no answer".to_owned(), None),
+            Err(error) => {
+                self.unanswered.lock().unwrap().push(format!(
+                    "at {:.1} s, {} after {} ms: {}",
+                    at.as_secs_f64(),
+                    operation_name(query),
+                    began.elapsed().as_millis(),
+                    causes(&error)
+                ));
+                ("no answer".to_owned(), None)
+            }
         };
         let took = began.elapsed();
         if took >= SLOW {
@@ -416,6 +441,7 @@ async fn soak(postgres: Option<String>, minutes: u64, rate: u64) {
         started: Instant::now(),
         minutes: Mutex::new(Vec::new()),
         slow: Mutex::new(Vec::new()),
+        unanswered: Mutex::new(Vec::new()),
     });
     let pid = child.id();
     eprintln!(
@@ -538,6 +564,11 @@ async fn soak(postgres: Option<String>, minutes: u64, rate: u64) {
             worst.as_millis(),
             operations.join(", ")
         );
+    }
+    let unanswered = std::mem::take(&mut *load.unanswered.lock().unwrap());
+    println!("Requests with no answer: {}.", unanswered.len());
+    for request in &unanswered {
+        println!("- {request}");
     }
     let problems = service_log::log_problems(&std::fs::read_to_string(&log).unwrap_or_default());
     println!(

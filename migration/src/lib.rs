@@ -2,7 +2,7 @@
 //!
 //! Every migration is written with sea-query's portable schema builder so the same steps
 //! run on SQLite (the embedded default) and on PostgreSQL, but for one that only
-//! PostgreSQL needs (13, the audit chain's lock on insert), in PostgreSQL's own SQL. The
+//! PostgreSQL needs (13, the audit chain's append barrier), in PostgreSQL's own SQL. The
 //! service applies them on start; `cargo run -p migration -- up` runs them on their own.
 
 pub use sea_orm_migration::prelude::*;
@@ -19,9 +19,9 @@ mod m20261201_000009_create_idempotency_keys;
 mod m20261201_000010_add_write_side_columns;
 mod m20261202_000011_index_audit_chain_links;
 mod m20261202_000012_index_unassigned_tickets_by_topic;
-mod m20261203_000013_lock_audit_chain_on_insert;
+mod m20261203_000013_create_audit_append_barrier;
 
-pub use m20261203_000013_lock_audit_chain_on_insert::AUDIT_CHAIN_LOCK;
+pub use m20261203_000013_create_audit_append_barrier::{AUDIT_APPEND_BARRIER, AUDIT_CHAIN_LOCK};
 
 /// The ordered list of needtoknow's migrations.
 pub struct Migrator;
@@ -42,7 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000010_add_write_side_columns::Migration),
             Box::new(m20261202_000011_index_audit_chain_links::Migration),
             Box::new(m20261202_000012_index_unassigned_tickets_by_topic::Migration),
-            Box::new(m20261203_000013_lock_audit_chain_on_insert::Migration),
+            Box::new(m20261203_000013_create_audit_append_barrier::Migration),
         ]
     }
 }

@@ -10,12 +10,9 @@
 //! head it remembers, and starts again from the new head when another writer (another
 //! instance, or a write's own events through [`append_in`]) got there first.
 //!
-//! On PostgreSQL every append also holds the chain's advisory lock
-//! ([`migration::AUDIT_CHAIN_LOCK`]) until its commit: a write transaction takes it before
-//! it reads the head, and a trigger takes it for every INSERT of events, so the one
-//! statement of an optimistic append waits for a transaction that holds the chain rather
-//! than taking the head it read. A transaction therefore never loses the head; only the
-//! optimistic appends do, and they try again.
+//! A write transaction appends its own events under the chain's lock, and never gives up
+//! for a lost race: when an optimistic append takes the head it read, it holds the others
+//! back and appends again (`append_locked`).
 
 pub mod loader;
 pub mod trail;
@@ -326,12 +323,12 @@ struct Waiting {
 /// one fsync) and answers each of them. Every caller still returns only once its own events
 /// are committed, so values are never served before their audit events exist.
 ///
-/// The statement inserts after the head this log last wrote or read, with no transaction:
-/// one round trip (on PostgreSQL its trigger takes the chain's lock until the statement
-/// commits, so it waits for a write transaction that holds the chain). When another writer
-/// moved the head in the meantime, the unique index on `prev_hash` refuses the insert; the
-/// log reads the new head and inserts again, and when the chain is that busy twice in a
-/// row, it appends under the chain's lock like a write transaction.
+/// The statement inserts after the head this log last wrote or read, with no transaction
+/// and no lock of its own: one round trip (on PostgreSQL it waits only while a write
+/// transaction that lost the head holds the appends back, see `append_locked`). When
+/// another writer moved the head in the meantime, the unique index on `prev_hash` refuses
+/// the insert; the log reads the new head and inserts again, and when the chain is that
+/// busy twice in a row, it appends under the chain's lock like a write transaction.
 ///
 /// A write that must stand or fall with its audit events appends them inside its own
 /// transaction with [`append_in`] instead.
@@ -478,12 +475,8 @@ impl AuditLog {
     async fn write_in_transaction(&self, appends: &[&[NewEvent]]) -> anyhow::Result<String> {
         self.writer
             .transaction(|txn| async move {
-                let mut prev_hash = head(&txn).await?;
-                let occurred_at = now_micros();
-                for events in appends {
-                    insert(&txn, events, occurred_at, &mut prev_hash).await?;
-                }
-                Ok::<_, anyhow::Error>((prev_hash, txn))
+                let head = append_locked(&txn, appends).await?;
+                Ok::<_, anyhow::Error>((head, txn))
             })
             .await
             .context("committing audit events")
@@ -510,8 +503,60 @@ pub async fn append_in(
     if events.is_empty() {
         return Ok(());
     }
-    let mut prev_hash = head(txn).await?;
-    insert(txn, events, now_micros(), &mut prev_hash).await
+    append_locked(txn, &[events]).await.map(drop)
+}
+
+/// Chains appends after the head inside `txn`, under the chain's lock, and returns the new
+/// head.
+///
+/// On SQLite the writer's transaction already holds the database's write lock: nothing
+/// can come between reading the head and inserting. On PostgreSQL the chain's advisory
+/// lock ([`migration::AUDIT_CHAIN_LOCK`]) orders the appends of transactions across
+/// connections and instances, but not the optimistic one-statement appends, which keep
+/// flowing so that reads do not wait for writes. When one of them takes the head between
+/// this read and this insert, the insert is rolled back to a savepoint, the transaction
+/// raises the barrier ([`migration::AUDIT_APPEND_BARRIER`], which every INSERT of events
+/// takes shared through a trigger): the statements under way commit, no new one starts,
+/// and the head read then stays the head. So a transaction never gives up for a lost
+/// race; it pays a second read and insert, once.
+async fn append_locked(
+    txn: &sea_orm::DatabaseTransaction,
+    appends: &[&[NewEvent]],
+) -> anyhow::Result<String> {
+    if txn.get_database_backend() != DatabaseBackend::Postgres {
+        return insert_after_head(txn, appends).await;
+    }
+    txn.execute_unprepared(&format!(
+        "SELECT pg_advisory_xact_lock({}); SAVEPOINT audit_append",
+        migration::AUDIT_CHAIN_LOCK
+    ))
+    .await
+    .context("locking the audit chain")?;
+    match insert_after_head(txn, appends).await {
+        Err(error) if error.downcast_ref::<LostRace>().is_some() => {
+            txn.execute_unprepared(&format!(
+                "ROLLBACK TO SAVEPOINT audit_append; SELECT pg_advisory_xact_lock({})",
+                migration::AUDIT_APPEND_BARRIER
+            ))
+            .await
+            .context("holding the audit chain's appends back")?;
+            insert_after_head(txn, appends).await
+        }
+        inserted => inserted,
+    }
+}
+
+/// Reads the chain's head in `txn` and inserts appends after it, all stamped with one time.
+async fn insert_after_head(
+    txn: &sea_orm::DatabaseTransaction,
+    appends: &[&[NewEvent]],
+) -> anyhow::Result<String> {
+    let mut prev_hash = read_head(txn).await?;
+    let occurred_at = now_micros();
+    for events in appends {
+        insert(txn, events, occurred_at, &mut prev_hash).await?;
+    }
+    Ok(prev_hash)
 }
 
 /// Inserts `events` in one statement on `conn`, outside any transaction, after `head` (or
@@ -532,23 +577,6 @@ async fn insert_after(
         .await
         .map_err(refused)?;
     Ok(last)
-}
-
-/// The hash of the chain's last event, locking the chain for the rest of `txn`. On SQLite
-/// the writer's transaction already holds the database's write lock; on PostgreSQL the
-/// chain's advisory lock serializes appends across connections and instances. An
-/// optimistic append's INSERT takes the same lock through its trigger, so none can land
-/// between this read and `txn`'s insert.
-async fn head(txn: &sea_orm::DatabaseTransaction) -> anyhow::Result<String> {
-    if txn.get_database_backend() == DatabaseBackend::Postgres {
-        txn.execute_unprepared(&format!(
-            "SELECT pg_advisory_xact_lock({})",
-            migration::AUDIT_CHAIN_LOCK
-        ))
-        .await
-        .context("locking the audit chain")?;
-    }
-    read_head(txn).await
 }
 
 /// The hash of the chain's last event ([`GENESIS`] for an empty chain). The chain cannot
@@ -630,9 +658,8 @@ fn chain<'a>(
 }
 
 /// Chains `events` after `prev_hash` and inserts them inside `txn` (in chunks of at most
-/// `INSERT_CHUNK` rows, within every database's bound on parameters). The chain's lock
-/// (see [`head`]) keeps other appends out; should an insert still find its head taken, it
-/// is [`LostRace`], and the caller's [`Writer`] runs the whole transaction again.
+/// `INSERT_CHUNK` rows, within every database's bound on parameters). An insert whose head
+/// another append took first is [`LostRace`] (see [`append_locked`]).
 async fn insert(
     txn: &sea_orm::DatabaseTransaction,
     events: &[NewEvent],

@@ -566,19 +566,21 @@ async fn a_forked_trail_stops_the_upgrade_and_says_what_to_do() {
     assert!(error.contains("needtoknow audit verify"), "{error}");
 }
 
-/// A write transaction appends under the chain's lock, after the head it read there. An
-/// append of the one-statement kind (a read's `viewed` events) that comes in between waits
-/// for the transaction instead of taking that head from under it, and then lands after the
-/// transaction's events. Without that, a steady stream of reads made a reveal's
-/// transaction lose the head on every attempt and answer `UNAVAILABLE`.
+/// A write transaction whose audit insert loses the chain's head to an optimistic append
+/// (a read's `viewed` event, one statement, no lock) appends again after the new head,
+/// within the same attempt, instead of failing: under a steady stream of reads, a
+/// reveal's transaction used to lose on every attempt and answer `UNAVAILABLE`. The
+/// optimistic append is not held back by the transaction while it works: reads do not
+/// wait for writes.
 ///
-/// The transaction takes the lock and reads the head by hand, as [`audit::append_in`]
-/// does, so the optimistic append can be started exactly between the two.
+/// A row trigger of the test's own holds the transaction's insert, after it has read the
+/// head, until the optimistic append has landed.
 #[tokio::test]
-async fn an_append_waits_for_the_transaction_that_holds_the_chain() {
+async fn a_transaction_that_loses_the_head_appends_again_and_reads_do_not_wait() {
     use crate::helpers::{eventually, fresh_settings, Backend};
     use migration::{Migrator, MigratorTrait};
     use sea_orm::TransactionTrait;
+    use std::sync::atomic::{AtomicU32, Ordering};
 
     let (settings, _dir, _pg) = fresh_settings(Backend::Postgres).await;
     let db = needtoknow::db::connect(&settings).await.unwrap();
@@ -586,65 +588,80 @@ async fn an_append_waits_for_the_transaction_that_holds_the_chain() {
     let log = audit::AuditLog::new(needtoknow::writer::Writer::new(db.clone()));
     // The log knows the head, so its next append is one INSERT after it.
     log.append(&[viewed("before".into())]).await.unwrap();
-    let head = |conn: sea_orm::DatabaseConnection| async move {
-        audit_event::Entity::find()
-            .order_by_desc(audit_event::Column::Seq)
-            .one(&conn)
-            .await
-            .unwrap()
-            .unwrap()
-            .hash
-    };
-    let read = head(db.clone()).await;
-
-    let other = needtoknow::db::connect(&settings).await.unwrap();
-    let txn = other.begin().await.unwrap();
-    txn.execute_unprepared(&format!(
-        "SELECT pg_advisory_xact_lock({})",
-        migration::AUDIT_CHAIN_LOCK
-    ))
+    db.execute_unprepared(
+        "CREATE FUNCTION hold_transaction() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         IF NEW.request_id = 'transaction' THEN PERFORM pg_advisory_xact_lock_shared(7411999); \
+         END IF; RETURN NEW; END $$; \
+         CREATE TRIGGER hold_transaction BEFORE INSERT ON audit_events \
+         FOR EACH ROW EXECUTE FUNCTION hold_transaction();",
+    )
     .await
     .unwrap();
-    let optimistic = tokio::spawn({
-        let log = log.clone();
-        async move { log.append(&[viewed("optimistic".into())]).await }
-    });
-    let waits = || {
-        let db = db.clone();
+    let other = needtoknow::db::connect(&settings).await.unwrap();
+    let hold = other.begin().await.unwrap();
+    hold.execute_unprepared("SELECT pg_advisory_xact_lock(7411999)")
+        .await
+        .unwrap();
+
+    let attempts = std::sync::Arc::new(AtomicU32::new(0));
+    let transaction = tokio::spawn({
+        let (writer, attempts) = (
+            needtoknow::writer::Writer::new(db.clone()),
+            attempts.clone(),
+        );
         async move {
-            db.query_one_raw(sea_orm::Statement::from_string(
-                DatabaseBackend::Postgres,
-                "SELECT count(*)::bigint AS n FROM pg_stat_activity WHERE datname = \
-                 current_database() AND wait_event = 'advisory'",
-            ))
-            .await
-            .unwrap()
-            .unwrap()
-            .try_get::<i64>("", "n")
-            .unwrap()
+            writer
+                .transaction(|txn| {
+                    attempts.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        audit::append_in(&txn, &[viewed("transaction".into())]).await?;
+                        Ok::<_, anyhow::Error>(((), txn))
+                    }
+                })
+                .await
+        }
+    });
+    let held = || {
+        let other = other.clone();
+        async move {
+            other
+                .query_one_raw(sea_orm::Statement::from_string(
+                    DatabaseBackend::Postgres,
+                    "SELECT count(*)::bigint AS n FROM pg_stat_activity WHERE datname = \
+                     current_database() AND wait_event = 'advisory'",
+                ))
+                .await
+                .unwrap()
+                .unwrap()
+                .try_get::<i64>("", "n")
+                .unwrap()
                 == 1
         }
     };
-    eventually("the append waits or lands", || async {
-        optimistic.is_finished() || waits().await
-    })
-    .await;
-    assert!(
-        !optimistic.is_finished(),
-        "an append landed while a write transaction held the chain: it took the head the \
-         transaction had read"
-    );
-    assert_eq!(head(db.clone()).await, read);
-    audit::append_in(&txn, &[viewed("transaction".into())])
-        .await
-        .expect("the transaction appends after the head it read");
-    txn.commit().await.unwrap();
+    eventually("the transaction's insert is held", held).await;
+    // The read's append lands after the head the transaction read, without waiting.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        log.append(&[viewed("optimistic".into())]),
+    )
+    .await
+    .expect("an optimistic append waited for a write transaction")
+    .unwrap();
 
-    optimistic.await.unwrap().unwrap();
+    hold.commit().await.unwrap();
+    transaction
+        .await
+        .unwrap()
+        .expect("the transaction appends after the new head");
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        1,
+        "the lost head was taken back within the transaction's first attempt"
+    );
     let order: Vec<String> = rows(&db).await.into_iter().map(|e| e.request_id).collect();
     assert_eq!(
         order[order.len() - 3..],
-        ["before", "transaction", "optimistic"]
+        ["before", "optimistic", "transaction"]
     );
     assert!(matches!(
         audit::verify(&db).await.unwrap(),
