@@ -17,6 +17,7 @@
 //! Every reveal ends in a revocation, so an agent's live grants stay few, as the default
 //! rate limits keep them in production (about 30 per agent). Without it, the supervisor
 //! held thousands by minute 10, and every one of its reads fetched them all.
+//!
 //! Every minute it prints p50 and p99 of all requests that finished in that minute, the
 //! service's resident memory, the database's size, the share of the machine's CPU time
 //! its hypervisor took (steal: a VM's latency moves with it) and the answers by error code.
