@@ -100,19 +100,6 @@ struct Load {
     unanswered: Mutex<Vec<String>>,
 }
 
-/// An error and its causes, outermost first: the client's own message rarely says what
-/// the connection did.
-fn causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 impl Load {
     /// One request; its latency and outcome go into the current minute.
     async fn call(&self, who: &str, query: &'static str, variables: Value) -> Option<Value> {
@@ -139,11 +126,13 @@ impl Load {
             }
             Err(error) => {
                 self.unanswered.lock().unwrap().push(format!(
-                    "at {:.1} s, {} after {} ms: {}",
+                    "at {:.1} s, {} after {} ms: {:#}",
                     at.as_secs_f64(),
                     operation_name(query),
                     began.elapsed().as_millis(),
-                    causes(&error)
+                    // With its causes: the client's own message rarely says what the
+                    // connection did.
+                    anyhow::Error::from(error)
                 ));
                 ("no answer".to_owned(), None)
             }

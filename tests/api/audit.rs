@@ -143,6 +143,23 @@ async fn rows(db: &sea_orm::DatabaseConnection) -> Vec<audit_event::Model> {
         .unwrap()
 }
 
+/// How many sessions of `conn`'s PostgreSQL database match `condition`, SQL over
+/// `pg_stat_activity` (which lock they wait for, which statement they run).
+async fn sessions_waiting(conn: &sea_orm::DatabaseConnection, condition: &str) -> i64 {
+    conn.query_one_raw(sea_orm::Statement::from_string(
+        DatabaseBackend::Postgres,
+        format!(
+            "SELECT count(*)::bigint AS n FROM pg_stat_activity WHERE datname = \
+             current_database() AND {condition}"
+        ),
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get::<i64>("", "n")
+    .unwrap()
+}
+
 /// A `viewed` event of the CLI about customer 1's email on ticket 1, in `request_id`.
 fn viewed(request_id: String) -> audit::NewEvent {
     audit::NewEvent {
@@ -455,19 +472,11 @@ async fn a_cancelled_append_does_not_fail_the_appends_written_with_it() {
     let waiting = |what: &'static str| {
         let other = other.clone();
         async move {
-            other
-                .query_one_raw(sea_orm::Statement::from_string(
-                    DatabaseBackend::Postgres,
-                    format!(
-                        "SELECT count(*)::bigint AS n FROM pg_stat_activity WHERE datname = \
-                         current_database() AND wait_event_type = 'Lock' AND query LIKE '{what}%'"
-                    ),
-                ))
-                .await
-                .unwrap()
-                .unwrap()
-                .try_get::<i64>("", "n")
-                .unwrap()
+            sessions_waiting(
+                &other,
+                &format!("wait_event_type = 'Lock' AND query LIKE '{what}%'"),
+            )
+            .await
         }
     };
     let append = |id: &'static str| {
@@ -623,20 +632,7 @@ async fn a_transaction_that_loses_the_head_appends_again_and_reads_do_not_wait()
     });
     let held = || {
         let other = other.clone();
-        async move {
-            other
-                .query_one_raw(sea_orm::Statement::from_string(
-                    DatabaseBackend::Postgres,
-                    "SELECT count(*)::bigint AS n FROM pg_stat_activity WHERE datname = \
-                     current_database() AND wait_event = 'advisory'",
-                ))
-                .await
-                .unwrap()
-                .unwrap()
-                .try_get::<i64>("", "n")
-                .unwrap()
-                == 1
-        }
+        async move { sessions_waiting(&other, "wait_event = 'advisory'").await == 1 }
     };
     eventually("the transaction's insert is held", held).await;
     // The read's append lands after the head the transaction read, without waiting.
