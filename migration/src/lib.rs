@@ -1,8 +1,9 @@
 //! needtoknow's schema migrations.
 //!
 //! Every migration is written with sea-query's portable schema builder so the same steps
-//! run on SQLite (the embedded default) and on PostgreSQL, but for one that only
-//! PostgreSQL needs (13, the audit chain's append barrier), in PostgreSQL's own SQL. The
+//! run on SQLite (the embedded default) and on PostgreSQL, but for two that only
+//! PostgreSQL needs (13, the audit chain's append barrier; 14, its head read planned on
+//! every call), in PostgreSQL's own SQL. The
 //! service applies them on start; `cargo run -p migration -- up` runs them on their own.
 
 pub use sea_orm_migration::prelude::*;
@@ -20,6 +21,7 @@ mod m20261201_000010_add_write_side_columns;
 mod m20261202_000011_index_audit_chain_links;
 mod m20261202_000012_index_unassigned_tickets_by_topic;
 mod m20261203_000013_create_audit_append_barrier;
+mod m20261204_000014_create_audit_chain_head;
 
 pub use m20261203_000013_create_audit_append_barrier::{AUDIT_APPEND_BARRIER, AUDIT_CHAIN_LOCK};
 
@@ -43,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000011_index_audit_chain_links::Migration),
             Box::new(m20261202_000012_index_unassigned_tickets_by_topic::Migration),
             Box::new(m20261203_000013_create_audit_append_barrier::Migration),
+            Box::new(m20261204_000014_create_audit_chain_head::Migration),
         ]
     }
 }

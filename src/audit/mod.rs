@@ -23,7 +23,8 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use entity::audit_event;
 use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryOrder, QuerySelect, Set,
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait, QueryOrder, QuerySelect,
+    Set, Statement,
 };
 
 use crate::writer::{LostRace, Transient, Writer};
@@ -581,16 +582,32 @@ async fn insert_after(
 
 /// The hash of the chain's last event ([`GENESIS`] for an empty chain). The chain cannot
 /// fork and an event is only appended once its predecessor is committed, so the highest
-/// sequence number is the head.
+/// sequence number is the head. PostgreSQL reads it through `audit_chain_head()`
+/// (migration 14), which plans the query on every call: a plan kept from when the trail
+/// was short scans the whole trail.
 async fn read_head(conn: &impl ConnectionTrait) -> anyhow::Result<String> {
-    Ok(audit_event::Entity::find()
-        .order_by_desc(audit_event::Column::Seq)
-        .limit(1)
-        .one(conn)
-        .await
-        .context("reading the audit chain head")?
-        .map(|e| e.hash)
-        .unwrap_or_else(|| GENESIS.to_owned()))
+    let head = if conn.get_database_backend() == DatabaseBackend::Postgres {
+        let row = conn
+            .query_one_raw(Statement::from_string(
+                DatabaseBackend::Postgres,
+                "SELECT audit_chain_head() AS hash",
+            ))
+            .await
+            .context("reading the audit chain head")?;
+        row.map(|row| row.try_get::<Option<String>>("", "hash"))
+            .transpose()
+            .context("reading the audit chain head")?
+            .flatten()
+    } else {
+        audit_event::Entity::find()
+            .order_by_desc(audit_event::Column::Seq)
+            .limit(1)
+            .one(conn)
+            .await
+            .context("reading the audit chain head")?
+            .map(|e| e.hash)
+    };
+    Ok(head.unwrap_or_else(|| GENESIS.to_owned()))
 }
 
 /// The error of an INSERT of events, marked [`LostRace`] when the database refused it

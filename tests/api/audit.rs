@@ -664,3 +664,84 @@ async fn a_transaction_that_loses_the_head_appends_again_and_reads_do_not_wait()
         Verdict::Intact { .. }
     ));
 }
+
+/// On PostgreSQL, reading the chain's head stays an index look-up however much the trail
+/// has grown since its statistics were taken. PostgreSQL keeps one generic plan per
+/// prepared statement and connection: made while the trail was a few events long (the seed
+/// analyzes every table), the head read was a scan and sort of the whole trail, and it
+/// stayed one where autovacuum is off, while write transactions queued behind it under the
+/// chain's lock.
+#[tokio::test]
+async fn the_head_read_stays_an_index_lookup_after_the_trail_outgrows_its_statistics() {
+    use crate::helpers::{fresh_settings, postgres_admin_url, Backend};
+    use migration::{Migrator, MigratorTrait};
+    use needtoknow::writer::Writer;
+
+    let (_settings, _dir, pg) = fresh_settings(Backend::Postgres).await;
+    let url = format!("{}/{}", postgres_admin_url(), pg.as_deref().unwrap());
+    // One connection: the statements it prepares while the trail is short are the ones it
+    // runs once the trail has grown.
+    let mut options = sea_orm::ConnectOptions::new(url);
+    options.max_connections(1);
+    let db = sea_orm::Database::connect(options).await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    let writer = Writer::new(db.clone());
+    let append_in_transaction = |request_id: String| {
+        let writer = writer.clone();
+        async move {
+            writer
+                .transaction(|txn| {
+                    let event = viewed(request_id.clone());
+                    async move {
+                        audit::append_in(&txn, &[event]).await?;
+                        Ok::<_, anyhow::Error>(((), txn))
+                    }
+                })
+                .await
+                .unwrap()
+        }
+    };
+    for n in 0..3 {
+        append_in_transaction(format!("short {n}")).await;
+    }
+    db.execute_unprepared("ANALYZE audit_events").await.unwrap();
+    // More runs than PostgreSQL needs to settle on a generic plan, for a trail of three.
+    for n in 0..10 {
+        append_in_transaction(format!("planned {n}")).await;
+    }
+    let grown: Vec<_> = (0..3_000).map(|n| viewed(format!("grown {n}"))).collect();
+    audit::AuditLog::new(writer.clone())
+        .append(&grown)
+        .await
+        .unwrap();
+
+    // Counted around the append, in its transaction: PostgreSQL's per-transaction
+    // counters also hold what this connection did before and has not reported yet.
+    let seq_scans = writer
+        .transaction(|txn| async move {
+            let before = seq_scans(&txn).await?;
+            audit::append_in(&txn, &[viewed("after".into())]).await?;
+            let scans = seq_scans(&txn).await? - before;
+            Ok::<_, anyhow::Error>((scans, txn))
+        })
+        .await
+        .unwrap();
+    assert_eq!(seq_scans, 0, "the head read scanned the whole trail");
+    assert!(matches!(
+        audit::verify(&db).await.unwrap(),
+        Verdict::Intact { .. }
+    ));
+}
+
+/// How many sequential scans of `audit_events` this connection has made and not yet
+/// reported to PostgreSQL's statistics, the current transaction's included.
+async fn seq_scans(txn: &sea_orm::DatabaseTransaction) -> anyhow::Result<i64> {
+    Ok(txn
+        .query_one_raw(sea_orm::Statement::from_string(
+            DatabaseBackend::Postgres,
+            "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'audit_events'",
+        ))
+        .await?
+        .expect("the table's statistics")
+        .try_get::<i64>("", "seq_scan")?)
+}
