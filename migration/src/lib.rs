@@ -49,3 +49,17 @@ impl MigratorTrait for Migrator {
         ]
     }
 }
+
+/// Runs `sql` (statements separated by semicolons) when the database is PostgreSQL, and
+/// nothing on SQLite: the body of the migrations only PostgreSQL needs.
+async fn on_postgres(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseBackend};
+    if manager.get_database_backend() != DatabaseBackend::Postgres {
+        return Ok(());
+    }
+    manager
+        .get_connection()
+        .execute_unprepared(sql)
+        .await
+        .map(drop)
+}

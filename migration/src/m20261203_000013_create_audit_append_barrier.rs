@@ -16,7 +16,6 @@
 //! SQLite needs nothing: its single writer connection already serializes every write.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseBackend};
 
 /// The PostgreSQL advisory lock key of the audit chain: a write transaction holds it,
 /// until it ends, from before it reads the chain's head.
@@ -32,35 +31,24 @@ pub struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != DatabaseBackend::Postgres {
-            return Ok(());
-        }
-        manager
-            .get_connection()
-            .execute_unprepared(&format!(
-                "CREATE OR REPLACE FUNCTION audit_events_append_barrier() RETURNS trigger \
-                 LANGUAGE plpgsql AS $$ BEGIN \
-                 PERFORM pg_advisory_xact_lock_shared({AUDIT_APPEND_BARRIER}); \
-                 RETURN NULL; END $$; \
-                 DROP TRIGGER IF EXISTS audit_events_append_barrier ON audit_events; \
-                 CREATE TRIGGER audit_events_append_barrier BEFORE INSERT ON audit_events \
-                 FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_barrier();"
-            ))
-            .await
-            .map(|_| ())
+        let sql = format!(
+            "CREATE OR REPLACE FUNCTION audit_events_append_barrier() RETURNS trigger \
+             LANGUAGE plpgsql AS $$ BEGIN \
+             PERFORM pg_advisory_xact_lock_shared({AUDIT_APPEND_BARRIER}); \
+             RETURN NULL; END $$; \
+             DROP TRIGGER IF EXISTS audit_events_append_barrier ON audit_events; \
+             CREATE TRIGGER audit_events_append_barrier BEFORE INSERT ON audit_events \
+             FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_barrier();"
+        );
+        crate::on_postgres(manager, &sql).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != DatabaseBackend::Postgres {
-            return Ok(());
-        }
-        manager
-            .get_connection()
-            .execute_unprepared(
-                "DROP TRIGGER IF EXISTS audit_events_append_barrier ON audit_events; \
-                 DROP FUNCTION IF EXISTS audit_events_append_barrier();",
-            )
-            .await
-            .map(|_| ())
+        crate::on_postgres(
+            manager,
+            "DROP TRIGGER IF EXISTS audit_events_append_barrier ON audit_events; \
+             DROP FUNCTION IF EXISTS audit_events_append_barrier();",
+        )
+        .await
     }
 }

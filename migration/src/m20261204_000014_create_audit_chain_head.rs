@@ -16,7 +16,6 @@
 //! SQLite needs nothing: its planner walks the table's key backwards, statistics or not.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseBackend};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -24,29 +23,17 @@ pub struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != DatabaseBackend::Postgres {
-            return Ok(());
-        }
-        manager
-            .get_connection()
-            .execute_unprepared(
-                "CREATE OR REPLACE FUNCTION audit_chain_head() RETURNS text \
-                 LANGUAGE plpgsql STABLE AS $$ DECLARE head text; BEGIN \
-                 EXECUTE 'SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1' INTO head; \
-                 RETURN head; END $$;",
-            )
-            .await
-            .map(|_| ())
+        crate::on_postgres(
+            manager,
+            "CREATE OR REPLACE FUNCTION audit_chain_head() RETURNS text \
+             LANGUAGE plpgsql STABLE AS $$ DECLARE head text; BEGIN \
+             EXECUTE 'SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1' INTO head; \
+             RETURN head; END $$;",
+        )
+        .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != DatabaseBackend::Postgres {
-            return Ok(());
-        }
-        manager
-            .get_connection()
-            .execute_unprepared("DROP FUNCTION IF EXISTS audit_chain_head();")
-            .await
-            .map(|_| ())
+        crate::on_postgres(manager, "DROP FUNCTION IF EXISTS audit_chain_head();").await
     }
 }
