@@ -717,7 +717,7 @@ async fn the_head_read_stays_an_index_lookup_after_the_trail_outgrows_its_statis
 
     // Counted around the append, in its transaction: PostgreSQL's per-transaction
     // counters also hold what this connection did before and has not reported yet.
-    let seq_scans = writer
+    let scanned = writer
         .transaction(|txn| async move {
             let before = seq_scans(&txn).await?;
             audit::append_in(&txn, &[viewed("after".into())]).await?;
@@ -726,7 +726,7 @@ async fn the_head_read_stays_an_index_lookup_after_the_trail_outgrows_its_statis
         })
         .await
         .unwrap();
-    assert_eq!(seq_scans, 0, "the head read scanned the whole trail");
+    assert_eq!(scanned, 0, "the head read scanned the whole trail");
     assert!(matches!(
         audit::verify(&db).await.unwrap(),
         Verdict::Intact { .. }
