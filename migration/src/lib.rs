@@ -3,8 +3,8 @@
 //! Every migration is written with sea-query's portable schema builder so the same steps
 //! run on SQLite (the embedded default) and on PostgreSQL, but for two that only
 //! PostgreSQL needs (13, the audit chain's append barrier; 14, its head read planned on
-//! every call), in PostgreSQL's own SQL. The
-//! service applies them on start; `cargo run -p migration -- up` runs them on their own.
+//! every call), in PostgreSQL's own SQL. The service applies them on start;
+//! `cargo run -p migration -- up` runs them on their own.
 
 pub use sea_orm_migration::prelude::*;
 

@@ -586,27 +586,20 @@ async fn insert_after(
 /// (migration 14), which plans the query on every call: a plan kept from when the trail
 /// was short scans the whole trail.
 async fn read_head(conn: &impl ConnectionTrait) -> anyhow::Result<String> {
-    let head = if conn.get_database_backend() == DatabaseBackend::Postgres {
-        let row = conn
-            .query_one_raw(Statement::from_string(
-                DatabaseBackend::Postgres,
-                "SELECT audit_chain_head() AS hash",
-            ))
-            .await
-            .context("reading the audit chain head")?;
-        row.map(|row| row.try_get::<Option<String>>("", "hash"))
-            .transpose()
-            .context("reading the audit chain head")?
-            .flatten()
-    } else {
-        audit_event::Entity::find()
-            .order_by_desc(audit_event::Column::Seq)
-            .limit(1)
-            .one(conn)
-            .await
-            .context("reading the audit chain head")?
-            .map(|e| e.hash)
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        DatabaseBackend::Postgres => "SELECT audit_chain_head() AS hash",
+        _ => "SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1",
     };
+    let head = conn
+        .query_one_raw(Statement::from_string(backend, sql))
+        .await
+        .and_then(|row| {
+            row.map(|row| row.try_get::<Option<String>>("", "hash"))
+                .transpose()
+        })
+        .context("reading the audit chain head")?
+        .flatten();
     Ok(head.unwrap_or_else(|| GENESIS.to_owned()))
 }
 
