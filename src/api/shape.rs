@@ -47,7 +47,7 @@ pub struct Shapes {
 }
 
 /// The fields of one object selected under one response key, in selection order.
-pub(crate) type Grouped<'d> = Vec<(&'d str, Vec<&'d Field>)>;
+pub(crate) type Grouped<'d> = Vec<(&'d str, Vec<&'d Positioned<Field>>)>;
 
 /// The specification's CollectFields: the fields of `sets` that apply to one object,
 /// grouped by response key in the order they are first selected, fragments expanded.
@@ -94,8 +94,8 @@ impl<'d> Collect<'d, '_> {
                     }
                     let key = field.node.response_key().node.as_str();
                     match grouped.iter_mut().find(|(k, _)| *k == key) {
-                        Some((_, fields)) => fields.push(&field.node),
-                        None => grouped.push((key, vec![&field.node])),
+                        Some((_, fields)) => fields.push(field),
+                        None => grouped.push((key, vec![field])),
                     }
                 }
                 Selection::InlineFragment(fragment) => {
@@ -314,10 +314,10 @@ impl Shapes {
         &self,
         value: Option<Value>,
         object: &str,
-        fields: &[&Field],
+        fields: &[&Positioned<Field>],
         walk: &Walk<'_>,
     ) -> Option<Value> {
-        let name = fields[0].name.node.as_str();
+        let name = fields[0].node.name.node.as_str();
         let Some(ty) = self.field_type(object, name) else {
             // `__typename`, or a field this walk does not know: as it came.
             return Some(value.unwrap_or(Value::Null));
@@ -325,7 +325,7 @@ impl Shapes {
         let Some(value) = value else {
             return ty.nullable.then_some(Value::Null);
         };
-        let sets: Vec<&SelectionSet> = fields.iter().map(|f| &f.selection_set.node).collect();
+        let sets: Vec<&SelectionSet> = fields.iter().map(|f| &f.node.selection_set.node).collect();
         self.complete_value(value, ty, &sets, walk)
     }
 

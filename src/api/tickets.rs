@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use entity::{customer, ticket};
 
 use super::customers::Customer;
+use super::flat::Gathered;
 use super::pages::{numeric_key, Page, Window, DEFAULT_PAGE_SIZE};
 use crate::agents::Agent;
 use crate::disclosure::summary::AccessSummary;
@@ -205,8 +206,10 @@ impl Ticket {
     }
 
     /// The customer, each field disclosed as the policy allows on this ticket.
-    async fn customer(&self, ctx: &Context<'_>) -> ApiResult<Customer> {
-        self.customer_view(RequestContext::get(ctx)).await
+    async fn customer(&self, ctx: &Context<'_>) -> ApiResult<Gathered<Customer>> {
+        Ok(Gathered(
+            self.customer_view(RequestContext::get(ctx)).await?,
+        ))
     }
 }
 
