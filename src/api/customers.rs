@@ -9,7 +9,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use entity::{attachment, customer, message, ticket};
 
-use super::flat::{flat_object, Eager, FlatValue, Gather, Walk};
+use super::flat::{flat_object, Eager, Failed, FlatValue, Gather, Walk};
 use crate::crypto::vault::Opener;
 use crate::customers::mask;
 use crate::customers::stored_text;
@@ -401,7 +401,7 @@ impl Gather for Customer {
         ctx: &'a Context<'a>,
         walk: &'a Walk<'a>,
         selections: &'a [&'a SelectionSet],
-    ) -> async_graphql::Result<Vec<u8>> {
+    ) -> Result<Vec<u8>, Failed> {
         let mut out = Vec::with_capacity(64);
         match ctx.item.node.name.node.as_str() {
             "id" => self.id(ctx).await?.flat(walk, selections, &mut out),

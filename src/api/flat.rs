@@ -31,8 +31,8 @@ use async_graphql::parser::types::{ExecutableDocument, Field, FragmentDefinition
 
 use super::shape::collect_fields;
 use async_graphql::{
-    registry, Context, ContextSelectionSet, Name, OutputType, Positioned, ScalarType, ServerError,
-    ServerResult, Value, ID,
+    registry, Context, ContextBase, ContextSelectionSet, Name, OutputType, Positioned, ScalarType,
+    ServerError, ServerResult, Value, ID,
 };
 use chrono::{DateTime, Utc};
 use std::future::Future;
@@ -127,7 +127,7 @@ pub trait Gather: OutputType {
         ctx: &'a Context<'a>,
         walk: &'a Walk<'a>,
         selections: &'a [&'a SelectionSet],
-    ) -> impl Future<Output = async_graphql::Result<Vec<u8>>> + Send + 'a;
+    ) -> impl Future<Output = Result<Vec<u8>, Failed>> + Send + 'a;
 }
 
 /// A value served by [`Gather`]: what a resolver returns instead of `T`. The schema is
@@ -153,63 +153,93 @@ impl<T: Gather + Sync> OutputType for Gathered<T> {
         ctx: &ContextSelectionSet<'_>,
         _field: &Positioned<Field>,
     ) -> ServerResult<Value> {
-        let walk = Walk {
-            fragments: &ctx.query_env.fragments,
-        };
-        let name = T::type_name();
-        let types = &ctx.schema_env.registry.types;
-        // Fragments on the type itself or on an interface or union it belongs to apply.
-        let applies = |condition: &str| {
-            condition == name
-                || types
-                    .get(condition)
-                    .is_some_and(|t| t.is_possible_type(&name))
-        };
-        let grouped = collect_fields(&[&ctx.item.node], walk.fragments, &applies, &|_| true);
-        let values = futures_util::future::join_all(grouped.iter().map(|(_, fields)| {
-            let walk = &walk;
-            async move {
-                let first = fields[0];
-                let field_ctx = ctx.with_field(first);
-                if first.node.name.node == "__typename" {
-                    let mut out = Vec::new();
-                    string(&mut out, &self.0.introspection_type_name());
-                    return Ok(out);
-                }
-                let sets: Vec<&SelectionSet> =
-                    fields.iter().map(|f| &f.node.selection_set.node).collect();
-                self.0
-                    .field(&field_ctx, walk, &sets)
-                    .await
-                    .map_err(|error| field_ctx.set_error_path(error.into_server_error(first.pos)))
+        let out = gather(&self.0, ctx, &[&ctx.item.node]).await?;
+        written(ctx, out)
+    }
+}
+
+/// Writes `item` under `sets` as JSON; `ctx` is the context of the field it is the value
+/// of (for paths and errors). `Err` when a non-null field failed: the object is then null,
+/// as the specification has it, and the error goes to whoever holds the object.
+pub async fn gather<T: Gather + Sync, C: Sync>(
+    item: &T,
+    ctx: &ContextBase<'_, C>,
+    sets: &[&SelectionSet],
+) -> ServerResult<Vec<u8>> {
+    let walk = Walk {
+        fragments: &ctx.query_env.fragments,
+    };
+    let name = T::type_name();
+    let types = &ctx.schema_env.registry.types;
+    // Fragments on the type itself or on an interface or union it belongs to apply.
+    let applies = |condition: &str| {
+        condition == name
+            || types
+                .get(condition)
+                .is_some_and(|t| t.is_possible_type(&name))
+    };
+    let grouped = collect_fields(sets, walk.fragments, &applies, &|_| true);
+    let values = futures_util::future::join_all(grouped.iter().map(|(_, fields)| {
+        let walk = &walk;
+        async move {
+            let first = fields[0];
+            let field_ctx = ctx.with_field(first);
+            if first.node.name.node == "__typename" {
+                let mut out = Vec::new();
+                string(&mut out, &item.introspection_type_name());
+                return Ok(out);
             }
-        }))
-        .await;
-        let mut out = Vec::with_capacity(256);
-        out.push(b'{');
-        for (n, ((key, fields), value)) in grouped.iter().zip(values).enumerate() {
-            if n > 0 {
-                out.push(b',');
-            }
-            string(&mut out, key);
-            out.push(b':');
-            match value {
-                Ok(json) => out.extend_from_slice(&json),
-                Err(error) => {
-                    let non_null = types
-                        .get(name.as_ref())
-                        .and_then(|t| t.field_by_name(fields[0].node.name.node.as_str()))
-                        .is_some_and(|f| f.ty.ends_with('!'));
-                    if non_null {
-                        return Err(error);
+            let sets: Vec<&SelectionSet> =
+                fields.iter().map(|f| &f.node.selection_set.node).collect();
+            item.field(&field_ctx, walk, &sets)
+                .await
+                .map_err(|error| match error {
+                    Failed::Here(error) => {
+                        field_ctx.set_error_path(error.into_server_error(first.pos))
                     }
-                    ctx.add_error(error);
-                    out.extend_from_slice(b"null");
+                    Failed::Below(error) => error,
+                })
+        }
+    }))
+    .await;
+    let mut out = Vec::with_capacity(256);
+    out.push(b'{');
+    for (n, ((key, fields), value)) in grouped.iter().zip(values).enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        string(&mut out, key);
+        out.push(b':');
+        match value {
+            Ok(json) => out.extend_from_slice(&json),
+            Err(error) => {
+                let non_null = types
+                    .get(name.as_ref())
+                    .and_then(|t| t.field_by_name(fields[0].node.name.node.as_str()))
+                    .is_some_and(|f| f.ty.ends_with('!'));
+                if non_null {
+                    return Err(error);
                 }
+                ctx.add_error(error);
+                out.extend_from_slice(b"null");
             }
         }
-        out.push(b'}');
-        written(ctx, out)
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
+/// How a [`Gather`] field failed.
+pub enum Failed {
+    /// Its resolver failed: the error is this field's.
+    Here(async_graphql::Error),
+    /// A non-null field of the object it is failed, with its own path.
+    Below(ServerError),
+}
+
+impl<E: Into<async_graphql::Error>> From<E> for Failed {
+    fn from(error: E) -> Failed {
+        Failed::Here(error.into())
     }
 }
 
@@ -393,6 +423,18 @@ impl FlatValue for String {
     }
 }
 
+impl FlatValue for str {
+    fn flat<'d>(&self, _: &Walk<'d>, _: &[&'d SelectionSet], out: &mut Vec<u8>) {
+        string(out, self);
+    }
+}
+
+impl FlatValue for bool {
+    fn flat<'d>(&self, _: &Walk<'d>, _: &[&'d SelectionSet], out: &mut Vec<u8>) {
+        out.extend_from_slice(if *self { b"true" } else { b"false" });
+    }
+}
+
 impl FlatValue for ID {
     fn flat<'d>(&self, _: &Walk<'d>, _: &[&'d SelectionSet], out: &mut Vec<u8>) {
         string(out, &self.0);
@@ -570,6 +612,26 @@ macro_rules! flat_object {
 pub(crate) use flat_object;
 
 flat_object!(crate::disclosure::HandOff { role, label });
+flat_object!(crate::disclosure::summary::AccessSummary {
+    classes,
+    fields,
+    sentence
+});
+flat_object!(crate::disclosure::summary::ClassAccess {
+    data_class,
+    access,
+    reveal,
+    hand_off,
+    uniform
+});
+flat_object!(crate::disclosure::summary::FieldAccess {
+    field,
+    data_class,
+    access,
+    reveal,
+    field_rule,
+    hand_off
+});
 
 #[cfg(test)]
 mod tests {
@@ -655,6 +717,12 @@ mod tests {
     #[test]
     fn every_flat_type_serves_every_field_the_schema_declares() {
         serves_every_field::<crate::disclosure::HandOff>();
+        serves_every_field::<crate::disclosure::summary::AccessSummary>();
+        serves_every_field::<crate::disclosure::summary::ClassAccess>();
+        serves_every_field::<crate::disclosure::summary::FieldAccess>();
+        serves_every_field::<crate::api::tickets::Assignee>();
+        serves_every_field::<crate::api::tickets::Message>();
+        serves_every_field::<crate::api::tickets::HandOffTarget>();
         serves_every_field::<ChatMessage>();
         serves_every_field::<IdentityDocument>();
         serves_every_field::<Invoice>();
