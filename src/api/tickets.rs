@@ -226,9 +226,9 @@ impl Ticket {
     }
 }
 
-/// A ticket of a page is written in one pass ([`Gathered`]): the resolvers above, run side
-/// by side in one future, its customer gathered the same way. `ticket(id:)` and
-/// `node(id:)` serve a ticket through the resolvers one by one; both paths give the same
+/// A ticket is written in one pass ([`Gathered`]) on a page and by `ticket(id:)`: the
+/// resolvers above, run side by side in one future, its customer gathered the same way.
+/// `node(id:)` serves a ticket through the resolvers one by one; both paths give the same
 /// response (a test in `tests/api` compares them).
 impl Gather for Ticket {
     async fn field<'a>(
@@ -553,7 +553,7 @@ impl TicketQuery {
     /// A ticket the calling agent may see. Any other id, existing or not, is `NOT_FOUND`.
     /// Nullable so that one ticket that cannot be shown is `null` (with the error at its
     /// path) while the other root fields of the document are still served.
-    async fn ticket(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Ticket>> {
+    async fn ticket(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<Gathered<Ticket>>> {
         let request = RequestContext::get(ctx);
         let id = TicketId::parse(&id, "id")?;
         let customer = ctx.look_ahead().field("customer");
@@ -562,7 +562,7 @@ impl TicketQuery {
         } else {
             Ticket::visible(request, id).await
         }
-        .map(Some)
+        .map(|ticket| Some(Gathered(ticket)))
     }
 
     /// The tickets the calling agent may see, oldest first, as a Relay connection: `first`

@@ -653,8 +653,8 @@ fn declared_fields(header: &str) -> Vec<String> {
 }
 
 on_both_databases! {
-    /// A page's tickets and their customers are written in one pass; `ticket(id:)` and
-    /// `node(id:)` resolve them field by field. For every demo agent and every ticket they
+    /// A page's tickets and their customers, and `ticket(id:)`, are written in one pass;
+    /// `node(id:)` resolves them field by field. For every demo agent and every ticket they
     /// see, all three give the same answer, every field of `Ticket` and `Customer`
     /// selected: once with each field selected once, and once with a field selected twice
     /// under one key (which the server answers through its merging path).
@@ -687,6 +687,11 @@ on_both_databases! {
                     assert_eq!(status, 200);
                     assert!(body.get("errors").is_none(), "{body:#}");
                     assert_eq!(on_page, &body["data"]["ticket"], "{handle}: {}", on_page["id"]);
+                    let refetch = format!("query($id: ID!) {{ node(id: $id) {{ ... on Ticket {{ {selection} }} }} }} {PROTECTED_STRING}");
+                    let (status, body) = app.query_as(handle, &refetch, json!({ "id": on_page["id"] })).await;
+                    assert_eq!(status, 200);
+                    assert!(body.get("errors").is_none(), "{body:#}");
+                    assert_eq!(on_page, &body["data"]["node"], "{handle}: {}", on_page["id"]);
                     let customer = &on_page["customer"];
                     let refetch = format!(
                         "query($id: ID!) {{ node(id: $id) {{ ... on Customer {{ {EVERY_CUSTOMER_FIELD} {extra} }} }} }} {PROTECTED_STRING}"
