@@ -65,21 +65,29 @@ pub trait FlatValue {
 /// [`write_response`], so [`Eager`] values may stay written JSON.
 pub struct RawValues;
 
+/// The `OutputType` items of a wrapper that serves `T` under `T`'s own GraphQL type, so the
+/// schema does not change.
+macro_rules! the_type_of_t {
+    () => {
+        fn type_name() -> Cow<'static, str> {
+            T::type_name()
+        }
+
+        fn qualified_type_name() -> String {
+            T::qualified_type_name()
+        }
+
+        fn create_type_info(registry: &mut registry::Registry) -> String {
+            T::create_type_info(registry)
+        }
+    };
+}
+
 /// A value served by [`Flat`]: what a resolver returns instead of `T`.
 pub struct Eager<T>(pub T);
 
 impl<T: Flat> OutputType for Eager<T> {
-    fn type_name() -> Cow<'static, str> {
-        T::type_name()
-    }
-
-    fn qualified_type_name() -> String {
-        T::qualified_type_name()
-    }
-
-    fn create_type_info(registry: &mut registry::Registry) -> String {
-        T::create_type_info(registry)
-    }
+    the_type_of_t!();
 
     async fn resolve(
         &self,
@@ -136,17 +144,7 @@ pub trait Gather: OutputType {
 pub struct Gathered<T>(pub T);
 
 impl<T: Gather + Sync> OutputType for Gathered<T> {
-    fn type_name() -> Cow<'static, str> {
-        T::type_name()
-    }
-
-    fn qualified_type_name() -> String {
-        T::qualified_type_name()
-    }
-
-    fn create_type_info(registry: &mut registry::Registry) -> String {
-        T::create_type_info(registry)
-    }
+    the_type_of_t!();
 
     async fn resolve(
         &self,
