@@ -155,30 +155,35 @@ pub fn redact_message(body: &str) -> String {
     if !has_at && !has_digit {
         return body.to_owned();
     }
-    replace_matches(body, |text, at, c| {
-        // Only a character that can open a pattern is tried: a local part's character for
-        // an email, else an uppercase letter (IBAN), a digit (card, date, phone), `+` or
-        // `(` (phone). Each matcher refuses any other first character itself; this check
-        // only spares the five calls at the other positions, most of a message.
-        let email_opens = has_at && is_local_char(c);
-        let number_opens =
-            has_digit && (c.is_ascii_digit() || c.is_ascii_uppercase() || c == '+' || c == '(');
-        if !email_opens && !number_opens {
-            return None;
-        }
-        let email = || email_opens.then(|| email_at(text, at)).flatten();
-        let (end, marker) = email().map(|end| (end, "[email]")).or_else(|| {
-            if !has_digit {
-                return None;
-            }
-            iban_at(text, at)
-                .map(|end| (end, "[iban]"))
-                .or_else(|| card_at(text, at).map(|(end, _)| (end, "[card]")))
-                .or_else(|| date_at(text, at).map(|end| (end, "[date]")))
-                .or_else(|| phone_at(text, at).map(|end| (end, "[phone]")))
-        })?;
-        Some((end, Cow::Borrowed(marker)))
-    })
+    // Only a character that can open a pattern is tried: for an email, a local part's
+    // character that does not continue one (`email_at` refuses the others); else an
+    // uppercase letter (IBAN), a digit (card, date, phone), `+` or `(` (phone). Every
+    // matcher refuses any other first character itself; this spares the calls, and
+    // the copying of the text between openers one character at a time.
+    let email_opens = move |b: u8, before: Option<u8>| {
+        has_at && is_local_byte(b) && !before.is_some_and(is_local_byte)
+    };
+    let number_opens = move |b: u8| {
+        has_digit && (b.is_ascii_digit() || b.is_ascii_uppercase() || b == b'+' || b == b'(')
+    };
+    replace_matches(
+        body,
+        |b, before| email_opens(b, before) || number_opens(b),
+        |text, at, b, before| {
+            let email = || email_opens(b, before).then(|| email_at(text, at)).flatten();
+            let (end, marker) = email().map(|end| (end, "[email]")).or_else(|| {
+                if !number_opens(b) {
+                    return None;
+                }
+                iban_at(text, at)
+                    .map(|end| (end, "[iban]"))
+                    .or_else(|| card_at(text, at).map(|(end, _)| (end, "[card]")))
+                    .or_else(|| date_at(text, at).map(|end| (end, "[date]")))
+                    .or_else(|| phone_at(text, at).map(|end| (end, "[phone]")))
+            })?;
+            Some((end, Cow::Borrowed(marker)))
+        },
+    )
 }
 
 /// Replaces every card number in a message with `[card ••••NNNN]`, keeping its last 4 digits.
@@ -188,37 +193,53 @@ pub fn redact_message(body: &str) -> String {
 /// by single spaces or hyphens, that passes the Luhn check. The function is idempotent: its
 /// output holds only four digits per card, which is no card number.
 pub fn redact_cards_for_storage(body: &str) -> String {
-    replace_matches(body, |text, at, _| {
-        let (end, digits) = card_at(text, at)?;
-        let last4 = digits
-            .get(digits.len().saturating_sub(4)..)
-            .unwrap_or_default();
-        Some((end, Cow::Owned(format!("[card ••••{last4}]"))))
-    })
+    replace_matches(
+        body,
+        |b, _| b.is_ascii_digit(),
+        |text, at, _, _| {
+            let (end, digits) = card_at(text, at)?;
+            let last4 = digits
+                .get(digits.len().saturating_sub(4)..)
+                .unwrap_or_default();
+            Some((end, Cow::Owned(format!("[card ••••{last4}]"))))
+        },
+    )
 }
 
-/// Copies `body`, replacing each match that `find` reports at a position (its end and marker);
-/// `find` is given the text, the position and the character there.
+/// Copies `body`, replacing each match that `find` reports (its end and marker).
 ///
-/// Matching resumes after the end of a match, so matches never overlap.
+/// `find` is asked only at the ASCII bytes that `opens` accepts, given the byte before
+/// (every pattern starts with an ASCII character); it gets the text, the position, the
+/// byte there and the byte before. The text between matches is copied in runs, not
+/// character by character. Matching resumes after the end of a match, so matches never
+/// overlap.
 fn replace_matches(
     body: &str,
-    find: impl Fn(&str, usize, char) -> Option<(usize, Cow<'static, str>)>,
+    opens: impl Fn(u8, Option<u8>) -> bool,
+    find: impl Fn(&str, usize, u8, Option<u8>) -> Option<(usize, Cow<'static, str>)>,
 ) -> String {
+    let bytes = body.as_bytes();
     let mut out = String::with_capacity(body.len());
-    let mut resume = 0;
-    for (at, c) in body.char_indices() {
-        if at < resume {
-            continue;
-        }
-        match find(body, at, c) {
-            Some((end, marker)) if end > at => {
+    // `body[copied..at]` is the text read but not yet copied. Both ends are char
+    // boundaries: `at` stands on an ASCII byte, and a match's end is checked to be one.
+    let mut copied = 0;
+    let mut at = 0;
+    while let Some(&b) = bytes.get(at) {
+        let before = at.checked_sub(1).and_then(|i| bytes.get(i).copied());
+        if b.is_ascii() && opens(b, before) {
+            if let Some((end, marker)) =
+                find(body, at, b, before).filter(|&(end, _)| end > at && body.is_char_boundary(end))
+            {
+                out.push_str(body.get(copied..at).unwrap_or_default());
                 out.push_str(&marker);
-                resume = end;
+                copied = end;
+                at = end;
+                continue;
             }
-            _ => out.push(c),
         }
+        at += 1;
     }
+    out.push_str(body.get(copied..).unwrap_or_default());
     out
 }
 
@@ -461,7 +482,12 @@ fn phone_at(text: &str, start: usize) -> Option<usize> {
 
 /// Whether `c` may appear in the local part of an email address.
 fn is_local_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '%' | '+' | '-')
+    u8::try_from(c).is_ok_and(is_local_byte)
+}
+
+/// [`is_local_char`] for one byte of UTF-8 text (no byte of a longer character is one).
+fn is_local_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-')
 }
 
 /// Finds an email address starting at `start` and returns its end.
@@ -881,15 +907,19 @@ mod tests {
     #[test]
     fn trying_patterns_only_where_one_can_open_changes_no_redaction() {
         let everywhere = |body: &str| {
-            replace_matches(body, |text, at, _| {
-                let (end, marker) = email_at(text, at)
-                    .map(|end| (end, "[email]"))
-                    .or_else(|| iban_at(text, at).map(|end| (end, "[iban]")))
-                    .or_else(|| card_at(text, at).map(|(end, _)| (end, "[card]")))
-                    .or_else(|| date_at(text, at).map(|end| (end, "[date]")))
-                    .or_else(|| phone_at(text, at).map(|end| (end, "[phone]")))?;
-                Some((end, Cow::Borrowed(marker)))
-            })
+            replace_matches(
+                body,
+                |_, _| true,
+                |text, at, _, _| {
+                    let (end, marker) = email_at(text, at)
+                        .map(|end| (end, "[email]"))
+                        .or_else(|| iban_at(text, at).map(|end| (end, "[iban]")))
+                        .or_else(|| card_at(text, at).map(|(end, _)| (end, "[card]")))
+                        .or_else(|| date_at(text, at).map(|end| (end, "[date]")))
+                        .or_else(|| phone_at(text, at).map(|end| (end, "[phone]")))?;
+                    Some((end, Cow::Borrowed(marker)))
+                },
+            )
         };
         // Pieces of every pattern, and single characters that glue them to each other.
         let pieces = [
