@@ -22,6 +22,7 @@ mod m20261202_000011_index_audit_chain_links;
 mod m20261202_000012_index_unassigned_tickets_by_topic;
 mod m20261203_000013_create_audit_append_barrier;
 mod m20261204_000014_create_audit_chain_head;
+mod m20261204_000015_index_tickets_by_customer_and_id;
 
 pub use m20261203_000013_create_audit_append_barrier::{AUDIT_APPEND_BARRIER, AUDIT_CHAIN_LOCK};
 
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000012_index_unassigned_tickets_by_topic::Migration),
             Box::new(m20261203_000013_create_audit_append_barrier::Migration),
             Box::new(m20261204_000014_create_audit_chain_head::Migration),
+            Box::new(m20261204_000015_index_tickets_by_customer_and_id::Migration),
         ]
     }
 }
