@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use entity::{agent, attachment, customer, invoice, message, payment_method, ticket};
+use sea_orm::sea_query::{Expr, ExprTrait, PgFunc, SimpleExpr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait,
     IdenStatic, Iterable, ModelTrait, QueryFilter, QueryOrder, Statement,
@@ -43,7 +44,11 @@ where
 
     async fn fetch(&self, keys: &[i32]) -> Result<Vec<(i32, E::Model)>, Arc<DbErr>> {
         let rows = E::find()
-            .filter(self.column.is_in(keys.iter().copied()))
+            .filter(keys_match(
+                self.db.get_database_backend(),
+                self.column,
+                keys,
+            ))
             .order_by_asc(self.order)
             .into_model::<Indexed<E::Model>>()
             .all(&self.db)
@@ -56,6 +61,21 @@ where
                 _ => None,
             })
             .collect())
+    }
+}
+
+/// `column` is one of `keys`: on PostgreSQL `column = ANY($1)`, one array parameter, and
+/// elsewhere `column IN (?, …)`.
+///
+/// PostgreSQL keeps a generic plan for `= ANY($1)`, whatever the number of keys, where it
+/// planned an `IN` list of 50 parameters again on every execution (the generic plan of
+/// the list looked a little dearer than one made for its values), and every other number
+/// of keys was another statement to prepare. SQLite has no arrays.
+fn keys_match(backend: DatabaseBackend, column: impl ColumnTrait, keys: &[i32]) -> SimpleExpr {
+    if backend == DatabaseBackend::Postgres {
+        Expr::col(column).eq(PgFunc::any(Expr::val(keys.to_vec())))
+    } else {
+        column.is_in(keys.iter().copied())
     }
 }
 
@@ -291,18 +311,23 @@ fn records_statement(backend: DatabaseBackend, keys: &[(i32, Part)]) -> Option<S
     let mut values: Vec<sea_orm::Value> = Vec::with_capacity(keys.len());
     let mut branches = Vec::new();
     for part in Part::ALL {
-        let mut placeholders = Vec::new();
-        for &(customer, _) in keys.iter().filter(|(_, p)| *p == part) {
-            values.push(customer.into());
-            placeholders.push(if postgres {
-                format!("${}", values.len())
-            } else {
-                "?".to_owned()
-            });
-        }
-        if placeholders.is_empty() {
+        let customers: Vec<i32> = keys
+            .iter()
+            .filter(|(_, p)| *p == part)
+            .map(|&(customer, _)| customer)
+            .collect();
+        if customers.is_empty() {
             continue;
         }
+        // One array parameter on PostgreSQL, as in `keys_match`.
+        let matches = if postgres {
+            values.push(customers.into());
+            format!("= ANY(${})", values.len())
+        } else {
+            let placeholders = vec!["?"; customers.len()].join(", ");
+            values.extend(customers.into_iter().map(sea_orm::Value::from));
+            format!("IN ({placeholders})")
+        };
         let (alias, customer, from) = match part {
             Part::PaymentMethods => ("p", "p", "\"payment_methods\" p"),
             Part::Invoices => ("i", "i", "\"invoices\" i"),
@@ -343,9 +368,8 @@ fn records_statement(backend: DatabaseBackend, keys: &[(i32, Part)]) -> Option<S
             }));
         }
         branches.push(format!(
-            "SELECT {} FROM {from} WHERE {customer}.\"customer_id\" IN ({})",
+            "SELECT {} FROM {from} WHERE {customer}.\"customer_id\" {matches}",
             columns.join(", "),
-            placeholders.join(", ")
         ));
     }
     (!branches.is_empty())
