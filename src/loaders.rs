@@ -64,18 +64,22 @@ where
     }
 }
 
-/// `column` is one of `keys`: on PostgreSQL `column = ANY($1)`, one array parameter, and
-/// elsewhere `column IN (?, …)`.
+/// `column` is one of `keys`: on PostgreSQL `column = $1` for one key and
+/// `column = ANY($1)`, one array parameter, for several; elsewhere `column IN (?, …)`.
 ///
-/// PostgreSQL keeps a generic plan for `= ANY($1)`, whatever the number of keys, where it
-/// planned an `IN` list of 50 parameters again on every execution (the generic plan of
-/// the list looked a little dearer than one made for its values), and every other number
-/// of keys was another statement to prepare. SQLite has no arrays.
+/// PostgreSQL planned an `IN` list of 50 parameters again on every execution (its generic
+/// plan looked a little dearer than one made for the values), and every other number of
+/// keys was another statement to prepare; it keeps the generic plan of `= ANY($1)`,
+/// whatever the number of keys. That plan is made for about ten keys, though, so for one
+/// key (a single ticket's customer) it looked dearer than a plan for that key and was
+/// made again every time: one key stays a plain `=`. SQLite has no arrays.
 fn keys_match(backend: DatabaseBackend, column: impl ColumnTrait, keys: &[i32]) -> SimpleExpr {
-    if backend == DatabaseBackend::Postgres {
-        Expr::col(column).eq(PgFunc::any(Expr::val(keys.to_vec())))
-    } else {
-        column.is_in(keys.iter().copied())
+    match (backend, keys) {
+        (DatabaseBackend::Postgres, [key]) => column.eq(*key),
+        (DatabaseBackend::Postgres, _) => {
+            Expr::col(column).eq(PgFunc::any(Expr::val(keys.to_vec())))
+        }
+        _ => column.is_in(keys.iter().copied()),
     }
 }
 
@@ -319,8 +323,11 @@ fn records_statement(backend: DatabaseBackend, keys: &[(i32, Part)]) -> Option<S
         if customers.is_empty() {
             continue;
         }
-        // One array parameter on PostgreSQL, as in `keys_match`.
-        let matches = if postgres {
+        // As in `keys_match`: on PostgreSQL one parameter, an array for several keys.
+        let matches = if let (true, [customer]) = (postgres, customers.as_slice()) {
+            values.push((*customer).into());
+            format!("= ${}", values.len())
+        } else if postgres {
             values.push(customers.into());
             format!("= ANY(${})", values.len())
         } else {
