@@ -52,6 +52,21 @@ impl MigratorTrait for Migrator {
     }
 }
 
+/// Creates the plain index `name` on `table (columns…)`, unless it exists.
+async fn create_index(
+    manager: &SchemaManager<'_>,
+    table: &str,
+    name: &str,
+    columns: &[&str],
+) -> Result<(), DbErr> {
+    let mut index = Index::create();
+    index.if_not_exists().name(name).table(Alias::new(table));
+    for column in columns {
+        index.col(Alias::new(*column));
+    }
+    manager.create_index(index).await
+}
+
 /// Runs `sql` (statements separated by semicolons) when the database is PostgreSQL, and
 /// nothing on SQLite: the body of the migrations only PostgreSQL needs.
 async fn on_postgres(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {

@@ -23,15 +23,7 @@ fn indexes() -> [(&'static str, Vec<&'static str>); 3] {
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for (name, columns) in indexes() {
-            let mut index = Index::create();
-            index
-                .if_not_exists()
-                .name(name)
-                .table(Alias::new("tickets"));
-            for column in columns {
-                index.col(Alias::new(column));
-            }
-            manager.create_index(index.to_owned()).await?;
+            crate::create_index(manager, "tickets", name, &columns).await?;
         }
         Ok(())
     }

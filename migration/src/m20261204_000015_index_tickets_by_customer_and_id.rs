@@ -21,27 +21,14 @@ const OLD_INDEX: &str = "idx_tickets_customer";
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        create(manager, INDEX, &["customer_id", "id"]).await?;
+        crate::create_index(manager, "tickets", INDEX, &["customer_id", "id"]).await?;
         drop(manager, OLD_INDEX).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        create(manager, OLD_INDEX, &["customer_id"]).await?;
+        crate::create_index(manager, "tickets", OLD_INDEX, &["customer_id"]).await?;
         drop(manager, INDEX).await
     }
-}
-
-/// Creates the index `name` on `tickets (columns…)`, unless it exists.
-async fn create(manager: &SchemaManager<'_>, name: &str, columns: &[&str]) -> Result<(), DbErr> {
-    let mut index = Index::create();
-    index
-        .if_not_exists()
-        .name(name)
-        .table(Alias::new("tickets"));
-    for column in columns {
-        index.col(Alias::new(*column));
-    }
-    manager.create_index(index).await
 }
 
 /// Drops the index `name` of `tickets`, if it exists.
