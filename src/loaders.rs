@@ -13,13 +13,13 @@ use entity::{agent, attachment, customer, invoice, message, payment_method, tick
 use sea_orm::sea_query::{Expr, ExprTrait, PgFunc, SimpleExpr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait,
-    IdenStatic, Iterable, ModelTrait, QueryFilter, QueryOrder, Statement,
+    IdenStatic, Iterable, ModelTrait, QueryFilter, QueryOrder, QueryTrait, Statement,
 };
 
 use crate::audit::loader::ViewAuditor;
 use crate::crypto::vault::{Opener, Vault};
 use crate::error::ApiError;
-use crate::rows::{column, Indexed, Positional};
+use crate::rows::{column, Positional};
 
 /// Loads rows of `E` whose `column` is one of the keys.
 pub struct Rows<E: EntityTrait> {
@@ -42,25 +42,24 @@ where
         }
     }
 
+    /// The rows, each with its key. Decoded into a vector sized for them: collecting
+    /// through sea-orm's `all()` and then pairing with keys grew two vectors by doubling,
+    /// each growth copying every model so far (a page's 550 tickets, twice).
     async fn fetch(&self, keys: &[i32]) -> Result<Vec<(i32, E::Model)>, Arc<DbErr>> {
-        let rows = E::find()
-            .filter(keys_match(
-                self.db.get_database_backend(),
-                self.column,
-                keys,
-            ))
+        let backend = self.db.get_database_backend();
+        let statement = E::find()
+            .filter(keys_match(backend, self.column, keys))
             .order_by_asc(self.order)
-            .into_model::<Indexed<E::Model>>()
-            .all(&self.db)
-            .await
-            .map_err(Arc::new)?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|Indexed(row)| match row.get(self.column) {
-                sea_orm::Value::Int(Some(key)) => Some((key, row)),
-                _ => None,
-            })
-            .collect())
+            .build(backend);
+        let rows = self.db.query_all_raw(statement).await.map_err(Arc::new)?;
+        let mut keyed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let model = E::Model::from_columns(row, 0).map_err(Arc::new)?;
+            if let sea_orm::Value::Int(Some(key)) = model.get(self.column) {
+                keyed.push((key, model));
+            }
+        }
+        Ok(keyed)
     }
 }
 
@@ -243,24 +242,33 @@ impl Loader<(i32, Part)> for Records {
         let mut cards: HashMap<i32, Vec<payment_method::Model>> = HashMap::new();
         let mut invoices: HashMap<i32, Vec<invoice::Model>> = HashMap::new();
         let mut messages: HashMap<i32, Vec<message::Model>> = HashMap::new();
-        if let Some(statement) = records_statement(self.db.get_database_backend(), keys) {
+        let backend = self.db.get_database_backend();
+        if let Some(statement) = records_statement(backend, keys) {
             let rows = self.db.query_all_raw(statement).await.map_err(Arc::new)?;
             for row in &rows {
                 let tag: i32 = column(row, 0)?;
                 let customer: i32 = column(row, 1)?;
                 match tag {
-                    0 => cards
-                        .entry(customer)
-                        .or_default()
-                        .push(payment_method::Model::from_columns(row, CARDS_AT)?),
+                    0 => cards.entry(customer).or_default().push(
+                        payment_method::Model::from_columns(
+                            row,
+                            columns_at(backend, Part::PaymentMethods),
+                        )?,
+                    ),
                     1 => invoices
                         .entry(customer)
                         .or_default()
-                        .push(invoice::Model::from_columns(row, INVOICES_AT)?),
+                        .push(invoice::Model::from_columns(
+                            row,
+                            columns_at(backend, Part::Invoices),
+                        )?),
                     _ => messages
                         .entry(customer)
                         .or_default()
-                        .push(message::Model::from_columns(row, MESSAGES_AT)?),
+                        .push(message::Model::from_columns(
+                            row,
+                            columns_at(backend, Part::ChatHistory),
+                        )?),
                 }
             }
         }
@@ -292,17 +300,40 @@ impl Loader<(i32, Part)> for Records {
     }
 }
 
-/// Where each part's columns start in a row of [`records_statement`] (after the tag and
-/// the customer id).
-const CARDS_AT: usize = 2;
-const INVOICES_AT: usize = CARDS_AT + payment_method::Model::FIELDS.len();
-const MESSAGES_AT: usize = INVOICES_AT + invoice::Model::FIELDS.len();
+/// The parts' tables, with their columns' count, in the order of [`Part::ALL`].
+const TABLES: [(Part, &str, usize); 3] = [
+    (
+        Part::PaymentMethods,
+        "payment_methods",
+        payment_method::Model::FIELDS.len(),
+    ),
+    (Part::Invoices, "invoices", invoice::Model::FIELDS.len()),
+    (Part::ChatHistory, "messages", message::Model::FIELDS.len()),
+];
+
+/// Where `part`'s columns start in a row of [`records_statement`] on `backend`: after the
+/// tag and the customer id, and on PostgreSQL after the columns of the parts before it.
+fn columns_at(backend: DatabaseBackend, part: Part) -> usize {
+    let before = TABLES
+        .iter()
+        .take_while(|(owner, _, _)| *owner != part)
+        .map(|(_, _, count)| count);
+    match backend {
+        DatabaseBackend::Postgres => 2 + before.sum::<usize>(),
+        _ => 2,
+    }
+}
 
 /// The statement of [`Records`] for `keys`: a branch per part asked for, or `None` when
-/// nothing is. Every branch selects the tag, the customer id and the columns of all three
-/// tables in entity order, its own filled and the others NULL. PostgreSQL resolves a
-/// `UNION`'s column types pair by pair, so there the NULLs carry their column's type, as
-/// fields of a NULL of the table's row type; SQLite needs no types.
+/// nothing is. Every branch selects the tag, the customer id and its table's columns in
+/// entity order.
+/// - On PostgreSQL each part has columns of its own, the other parts' NULL: PostgreSQL
+///   resolves a `UNION`'s column types pair by pair, so every column keeps one type, and
+///   the NULLs carry it, as fields of a NULL of the table's row type.
+/// - On SQLite, whose columns have no fixed type, the parts share columns, padded with
+///   NULLs to the widest table. sqlx copies every value of every row on SQLite, NULLs
+///   included (an allocation and a free each), so each message row, the most numerous,
+///   carries 3 NULLs instead of 18 (BENCHMARKS.md, "2026-12-04, twelfth stop").
 ///
 /// Asked to join the messages to the customers' tickets, PostgreSQL's planner reads every
 /// message of every customer and hashes them against the tickets: for a page's 50
@@ -354,25 +385,23 @@ fn records_statement(backend: DatabaseBackend, keys: &[(i32, Part)]) -> Option<S
             part.tag().to_string(),
             format!("{customer}.\"customer_id\""),
         ];
-        let tables = [
-            (
-                Part::PaymentMethods,
-                "payment_methods",
-                names::<payment_method::Entity>(),
-            ),
-            (Part::Invoices, "invoices", names::<invoice::Entity>()),
-            (Part::ChatHistory, "messages", names::<message::Entity>()),
-        ];
-        for (owner, table, names) in tables {
-            columns.extend(names.into_iter().map(|name| {
-                if owner == part {
-                    format!("{alias}.\"{name}\"")
-                } else if postgres {
-                    format!("(NULL::\"{table}\").\"{name}\"")
-                } else {
-                    "NULL".to_owned()
-                }
-            }));
+        let own = |name| format!("{alias}.\"{name}\"");
+        if postgres {
+            for (owner, table, _) in TABLES {
+                columns.extend(part_columns(owner).into_iter().map(|name| {
+                    if owner == part {
+                        own(name)
+                    } else {
+                        format!("(NULL::\"{table}\").\"{name}\"")
+                    }
+                }));
+            }
+        } else {
+            let own_columns = part_columns(part);
+            let widest = TABLES.iter().map(|(_, _, count)| *count).max().unwrap_or(0);
+            let padding = widest - own_columns.len();
+            columns.extend(own_columns.into_iter().map(own));
+            columns.extend(std::iter::repeat_n("NULL".to_owned(), padding));
         }
         branches.push(format!(
             "SELECT {} FROM {from} WHERE {customer}.\"customer_id\" {matches}",
@@ -381,6 +410,15 @@ fn records_statement(backend: DatabaseBackend, keys: &[(i32, Part)]) -> Option<S
     }
     (!branches.is_empty())
         .then(|| Statement::from_sql_and_values(backend, branches.join(" UNION ALL "), values))
+}
+
+/// The column names of `part`'s table, in entity order.
+fn part_columns(part: Part) -> Vec<&'static str> {
+    match part {
+        Part::PaymentMethods => names::<payment_method::Entity>(),
+        Part::Invoices => names::<invoice::Entity>(),
+        Part::ChatHistory => names::<message::Entity>(),
+    }
 }
 
 /// The column names of `E`, in entity order.

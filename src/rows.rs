@@ -5,7 +5,7 @@
 //! column of every row. A page of 50 tickets decodes thousands of rows (chat history,
 //! other tickets, invoices), and that lookup was a visible share of its time. A select of
 //! an entity lists its columns in the entity's order, so the hot reads decode them by
-//! index instead: `E::find().into_model::<Indexed<E::Model>>()`.
+//! index instead: [`Positional::from_columns`] on the raw rows of `E::find()`.
 //!
 //! Each model's field list below must follow its entity's column order; a unit test
 //! compares them, so a changed entity fails the build's tests instead of decoding a column
@@ -13,7 +13,7 @@
 
 use entity::{agent, attachment, customer, invoice, message, payment_method, ticket};
 use sea_orm::sqlx::{postgres::Postgres, sqlite::Sqlite, Decode, Row, Type};
-use sea_orm::{DbErr, FromQueryResult, QueryResult, TryGetable};
+use sea_orm::{DbErr, QueryResult, TryGetable};
 
 /// A model that can be read from consecutive columns of a row, in its entity's order.
 pub trait Positional: Sized {
@@ -22,16 +22,6 @@ pub trait Positional: Sized {
 
     /// The model from `row`'s columns `from .. from + FIELDS.len()`.
     fn from_columns(row: &QueryResult, from: usize) -> Result<Self, DbErr>;
-}
-
-/// `M` decoded by position: use as `into_model::<Indexed<M>>()` on a select of `M`'s
-/// entity whose columns were not changed.
-pub struct Indexed<M>(pub M);
-
-impl<M: Positional> FromQueryResult for Indexed<M> {
-    fn from_query_result(row: &QueryResult, _prefix: &str) -> Result<Self, DbErr> {
-        M::from_columns(row, 0).map(Indexed)
-    }
 }
 
 /// The column at `at` of `row`, read from sqlx's row.
