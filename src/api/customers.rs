@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use entity::{attachment, customer, message, ticket};
 
 use super::flat::{flat_object, Eager, Failed, FlatValue, Gather, Walk};
+use super::LazyId;
 use crate::crypto::vault::Opener;
 use crate::customers::mask;
 use crate::customers::stored_text;
@@ -607,9 +608,9 @@ impl Invoice {
 pub struct TicketSummary {
     /// Global id of this summary (seen through the ticket it was reached from); not the
     /// ticket's own id, so a client cache never mixes the summary with the ticket.
-    pub id: ID,
+    pub id: LazyId<Pair>,
     /// The other ticket's id, for `ticket(id:)` (the agent may still be unable to open it).
-    pub ticket_id: ID,
+    pub ticket_id: LazyId<i32>,
     /// Subject; null when masked.
     pub subject: Option<String>,
     /// Topic.
@@ -635,8 +636,8 @@ flat_object!(TicketSummary {
 impl TicketSummary {
     fn render(row: &ticket::Model, through: i32, shown: Shown) -> ApiResult<TicketSummary> {
         Ok(TicketSummary {
-            id: super::gid("TicketSummary", Pair(through, row.id)),
-            ticket_id: super::gid("Ticket", row.id),
+            id: LazyId::new("TicketSummary", Pair(through, row.id)),
+            ticket_id: LazyId::new("Ticket", row.id),
             subject: (shown == Shown::Plain).then(|| row.subject.clone()),
             topic: row.topic.clone(),
             status: stored_status(&row.status)?,
@@ -650,7 +651,7 @@ impl TicketSummary {
 #[derive(Clone, SimpleObject)]
 pub struct ChatMessage {
     /// The ticket it belongs to.
-    pub ticket_id: ID,
+    pub ticket_id: LazyId<i32>,
     /// `customer` or `agent`.
     pub author_kind: String,
     /// The text, redacted when masked.
@@ -670,7 +671,7 @@ impl ChatMessage {
     fn render(row: &message::Model, opener: &Opener, shown: Shown) -> ApiResult<ChatMessage> {
         let body = opener.text("messages", "body", row.id, &row.body)?;
         Ok(ChatMessage {
-            ticket_id: super::gid("Ticket", row.ticket_id),
+            ticket_id: LazyId::new("Ticket", row.ticket_id),
             author_kind: row.author_kind.clone(),
             body: match shown {
                 Shown::Plain => body,

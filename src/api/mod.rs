@@ -61,6 +61,57 @@ pub(crate) fn gid(kind: &str, key: impl crate::ids::Key) -> async_graphql::ID {
     async_graphql::ID(crate::ids::global(kind, key))
 }
 
+/// A global id, an `ID!` in the schema, encoded only when a response selects it and then
+/// straight into the response: the ids of a page's ticket summaries and chat messages
+/// (about two thousand) were each a `String` made, copied into the response and dropped,
+/// and one of a summary's two ids is seldom selected.
+#[derive(Clone, Copy)]
+pub struct LazyId<K> {
+    kind: &'static str,
+    key: K,
+}
+
+impl<K> LazyId<K> {
+    /// The global id of the object of GraphQL type `kind` with `key`.
+    pub fn new(kind: &'static str, key: K) -> LazyId<K> {
+        LazyId { kind, key }
+    }
+}
+
+impl<K: crate::ids::Key + Send + Sync> async_graphql::OutputType for LazyId<K> {
+    fn type_name() -> std::borrow::Cow<'static, str> {
+        <async_graphql::ID as async_graphql::OutputType>::type_name()
+    }
+
+    fn create_type_info(registry: &mut async_graphql::registry::Registry) -> String {
+        <async_graphql::ID as async_graphql::OutputType>::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        _ctx: &async_graphql::ContextSelectionSet<'_>,
+        _field: &async_graphql::Positioned<async_graphql::parser::types::Field>,
+    ) -> async_graphql::ServerResult<async_graphql::Value> {
+        Ok(async_graphql::Value::String(crate::ids::global(
+            self.kind, &self.key,
+        )))
+    }
+}
+
+impl<K: crate::ids::Key + Send + Sync> flat::FlatValue for LazyId<K> {
+    fn flat<'d>(
+        &self,
+        _: &flat::Walk<'d>,
+        _: &[&'d async_graphql::parser::types::SelectionSet],
+        out: &mut Vec<u8>,
+    ) {
+        // Base64url needs no JSON escaping.
+        out.push(b'"');
+        crate::ids::write_global(self.kind, &self.key, out);
+        out.push(b'"');
+    }
+}
+
 /// Runs a mutation and makes its result nullable. Every mutation field is nullable, as
 /// GitHub's and Shopify's are: mutations of one document run one after the other and a
 /// failed one does not stop the next, so each must report its own outcome (a failure is
