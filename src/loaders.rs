@@ -399,7 +399,7 @@ fn records_statement(backend: DatabaseBackend, keys: &[(i32, Part)]) -> Option<S
         } else {
             let own_columns = part_columns(part);
             let widest = TABLES.iter().map(|(_, _, count)| *count).max().unwrap_or(0);
-            let padding = widest - own_columns.len();
+            let padding = widest.saturating_sub(own_columns.len());
             columns.extend(own_columns.into_iter().map(own));
             columns.extend(std::iter::repeat_n("NULL".to_owned(), padding));
         }
