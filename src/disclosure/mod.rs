@@ -104,9 +104,16 @@ impl Gate {
 
     /// The customer's opener, loaded once per gate.
     async fn opener(&self, request: &RequestContext) -> ApiResult<&Opener> {
-        self.opener
-            .get_or_try_init(|| request.opener(self.customer_id))
-            .await
+        // Loaded by the first field that needs it; boxed, so the other fields' futures do
+        // not carry the loading's state (see `RequestGrants::active`).
+        if let Some(opener) = self.opener.get() {
+            return Ok(opener);
+        }
+        Box::pin(
+            self.opener
+                .get_or_try_init(|| request.opener(self.customer_id)),
+        )
+        .await
     }
 
     /// The policy's decision for a field (its field-level answer, else its class's).
@@ -190,7 +197,9 @@ impl Gate {
             customer_id: self.customer_id,
             field,
         };
-        match request.loaders.audit.load_one(view).await {
+        // Boxed: only a plaintext view waits here, and inline the wait would make every
+        // field's future larger.
+        match Box::pin(request.loaders.audit.load_one(view)).await {
             Ok(_) => Resolved {
                 decision,
                 shown: Some(Shown::Plain),
