@@ -200,7 +200,14 @@ pub async fn gather<T: Gather + Sync, C: Sync>(
         }
     }))
     .await;
-    let mut out = Vec::with_capacity(256);
+    // Sized for the whole object (keys are plain names, written as they are, and `null`
+    // is what a failed field takes), so that it is not copied as it grows.
+    let size = grouped
+        .iter()
+        .zip(&values)
+        .map(|((key, _), value)| key.len() + 4 + value.as_ref().map_or(4, Vec::len))
+        .sum::<usize>();
+    let mut out = Vec::with_capacity(size + 2);
     out.push(b'{');
     for (n, ((key, fields), value)) in grouped.iter().zip(values).enumerate() {
         if n > 0 {
@@ -519,10 +526,37 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
     }
 }
 
+/// About how many bytes [`write_value`] writes for `value`: exact for written JSON, which
+/// is nearly all of a large response, and a lower bound for the rest (escapes and numbers
+/// are not counted).
+fn written_size(value: &Value) -> usize {
+    match value {
+        Value::Binary(json) => json.len(),
+        Value::String(text) => text.len() + 2,
+        Value::Enum(name) => name.len() + 2,
+        Value::List(items) => {
+            items
+                .iter()
+                .map(|item| written_size(item) + 1)
+                .sum::<usize>()
+                + 2
+        }
+        Value::Object(map) => {
+            map.iter()
+                .map(|(key, item)| key.len() + 4 + written_size(item))
+                .sum::<usize>()
+                + 2
+        }
+        Value::Null | Value::Boolean(_) | Value::Number(_) => 5,
+    }
+}
+
 /// `response` as JSON, as its serde form, with the [`Eager`] values a request with
 /// [`RawValues`] left written copied as they are.
 pub fn write_response(response: &async_graphql::Response) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1024);
+    // Sized for the data up front: a page is a few hundred kilobytes, and growing to that
+    // copied it about twice over.
+    let mut out = Vec::with_capacity(written_size(&response.data) + 1024);
     out.extend_from_slice(b"{\"data\":");
     write_value(&mut out, &response.data);
     if !response.extensions.is_empty() {

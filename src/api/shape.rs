@@ -21,6 +21,7 @@ use async_graphql::parser::types::{
     OperationType, Selection, SelectionSet, Type, TypeKind, TypeSystemDefinition,
 };
 use async_graphql::{Name, Positioned, Value, Variables};
+use smallvec::{smallvec, SmallVec};
 
 /// What the walk needs to know of one named type.
 enum Kind {
@@ -46,8 +47,10 @@ pub struct Shapes {
     whole: std::collections::HashSet<Name>,
 }
 
-/// The fields of one object selected under one response key, in selection order.
-pub(crate) type Grouped<'d> = Vec<(&'d str, Vec<&'d Positioned<Field>>)>;
+/// The fields of one object selected under one response key, in selection order. Nearly
+/// always one field: it is kept inline, since a page's objects are grouped about a
+/// hundred times per request and each key would otherwise take an allocation.
+pub(crate) type Grouped<'d> = Vec<(&'d str, SmallVec<[&'d Positioned<Field>; 1]>)>;
 
 /// The specification's CollectFields: the fields of `sets` that apply to one object,
 /// grouped by response key in the order they are first selected, fragments expanded.
@@ -65,7 +68,7 @@ pub(crate) fn collect_fields<'d>(
         applies,
         included,
     };
-    let mut grouped: Grouped<'d> = Vec::new();
+    let mut grouped: Grouped<'d> = Vec::with_capacity(sets.iter().map(|set| set.items.len()).sum());
     for set in sets {
         collect.set(set, &mut grouped, 0);
     }
@@ -95,7 +98,7 @@ impl<'d> Collect<'d, '_> {
                     let key = field.node.response_key().node.as_str();
                     match grouped.iter_mut().find(|(k, _)| *k == key) {
                         Some((_, fields)) => fields.push(field),
-                        None => grouped.push((key, vec![field])),
+                        None => grouped.push((key, smallvec![field])),
                     }
                 }
                 Selection::InlineFragment(fragment) => {
