@@ -209,12 +209,11 @@ pub async fn gather<T: Gather + Sync, C: Sync>(
         .sum::<usize>();
     let mut out = Vec::with_capacity(size + 2);
     out.push(b'{');
-    for (n, ((key, fields), value)) in grouped.iter().zip(values).enumerate() {
+    for (n, ((response_key, fields), value)) in grouped.iter().zip(values).enumerate() {
         if n > 0 {
             out.push(b',');
         }
-        string(&mut out, key);
-        out.push(b':');
+        key(&mut out, response_key);
         match value {
             Ok(json) => out.extend_from_slice(&json),
             Err(error) => {
@@ -255,7 +254,7 @@ pub struct Walk<'d> {
 
 /// One response key of an object and how to fill it.
 struct Slot<'d> {
-    key: Name,
+    key: &'d str,
     /// The field's index in [`Flat::FIELDS`]; `None` for `__typename`.
     index: Option<usize>,
     /// Every selection set under this key (a field selected twice merges them).
@@ -288,8 +287,7 @@ impl<'d> Walk<'d> {
             if n > 0 {
                 out.push(b',');
             }
-            string(out, &slot.key);
-            out.push(b':');
+            key(out, slot.key);
             match slot.index {
                 Some(index) => item.value(index, self, &slot.selections, out),
                 None => string(out, &item.introspection_type_name()),
@@ -314,7 +312,7 @@ impl<'d> Walk<'d> {
             .map(|(_, fields)| {
                 let name = fields[0].node.name.node.as_str();
                 Slot {
-                    key: fields[0].node.response_key().node.clone(),
+                    key: fields[0].node.response_key().node.as_str(),
                     index: (name != "__typename").then(|| {
                         T::FIELDS
                             .iter()
@@ -361,6 +359,15 @@ fn camel_case_of(snake: &str, camel: &str) -> bool {
 /// JSON must escape. serde_json looks every byte up in its escape table, which was 5 % of
 /// a page's instructions; [`needs_escape`] looks at eight bytes at a time, and a string
 /// with anything to escape is still written by serde_json.
+/// Writes a response key and its colon (`"fullName":`). A key is a GraphQL name (letters,
+/// digits and `_`; the parser admits nothing else), which JSON never escapes.
+fn key(out: &mut Vec<u8>, name: &str) {
+    out.reserve(name.len() + 3);
+    out.push(b'"');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
 fn string(out: &mut Vec<u8>, text: &str) {
     use serde::Serializer;
     if needs_escape(text.as_bytes()) {
@@ -460,12 +467,60 @@ impl FlatValue for i64 {
 
 impl FlatValue for DateTime<Utc> {
     fn flat<'d>(&self, _: &Walk<'d>, _: &[&'d SelectionSet], out: &mut Vec<u8>) {
-        // The scalar's own rendering, so both paths print timestamps alike.
-        match ScalarType::to_value(self) {
+        timestamp(out, self);
+    }
+}
+
+/// Writes `time` as the `DateTime` scalar renders it (chrono's `to_rfc3339`: fractional
+/// seconds only as far as they go, in 3, 6 or 9 digits, and `+00:00`), a unit test checks
+/// that they agree, without the `String` the scalar allocates: a page of ticket histories
+/// has about a thousand timestamps. Years outside 0–9999 and leap seconds take the
+/// scalar's own path.
+fn timestamp(out: &mut Vec<u8>, time: &DateTime<Utc>) {
+    use chrono::{Datelike, Timelike};
+    let naive = time.naive_utc();
+    let year = naive.year();
+    let nanos = naive.nanosecond();
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        match ScalarType::to_value(time) {
             Value::String(text) => string(out, &text),
             other => write_value(out, &other),
         }
+        return;
     }
+    let two = |out: &mut Vec<u8>, n: u32| {
+        out.extend_from_slice(&[b'0' + (n / 10) as u8, b'0' + (n % 10) as u8])
+    };
+    let year = year.unsigned_abs();
+    out.push(b'"');
+    two(out, year / 100);
+    two(out, year % 100);
+    out.push(b'-');
+    two(out, naive.month());
+    out.push(b'-');
+    two(out, naive.day());
+    out.push(b'T');
+    two(out, naive.hour());
+    out.push(b':');
+    two(out, naive.minute());
+    out.push(b':');
+    two(out, naive.second());
+    let (digits, mut fraction) = match nanos {
+        0 => (0, 0),
+        n if n % 1_000_000 == 0 => (3, n / 1_000_000),
+        n if n % 1_000 == 0 => (6, n / 1_000),
+        n => (9, n),
+    };
+    if digits > 0 {
+        let mut text = [b'0'; 9];
+        for at in (0..digits).rev() {
+            text[at] = b'0' + (fraction % 10) as u8;
+            fraction /= 10;
+        }
+        out.push(b'.');
+        out.extend_from_slice(&text[..digits]);
+    }
+    out.extend_from_slice(b"+00:00\"");
 }
 
 /// [`FlatValue`] for enums, rendered as their GraphQL names.
@@ -473,7 +528,14 @@ macro_rules! flat_enums {
     ($($enum:ty),* $(,)?) => {$(
         impl FlatValue for $enum {
             fn flat<'d>(&self, _: &Walk<'d>, _: &[&'d SelectionSet], out: &mut Vec<u8>) {
-                write_value(out, &async_graphql::resolver_utils::enum_value(*self));
+                // The name as `enum_value` finds it, without the `Value` it would allocate.
+                match <$enum as async_graphql::resolver_utils::EnumType>::items()
+                    .iter()
+                    .find(|item| item.value == *self)
+                {
+                    Some(item) => string(out, item.name),
+                    None => out.extend_from_slice(b"null"),
+                }
             }
         }
     )*};
@@ -667,14 +729,76 @@ flat_object!(crate::disclosure::summary::FieldAccess {
 
 #[cfg(test)]
 mod tests {
-    use super::{camel_case_of, needs_escape, string, Flat};
+    use super::{
+        camel_case_of, key, needs_escape, string, timestamp, write_value, Flat, FlatValue, Walk,
+    };
     use crate::api::customers::{
         ChatMessage, IdentityDocument, Invoice, PaymentMethod, Protected, TicketSummary,
     };
     use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
+    use chrono::DateTime;
+    use std::collections::HashMap;
 
     /// Every string is written exactly as serde_json writes it, whether or not it holds
     /// something to escape, at every position within the eight-byte words.
+    #[test]
+    fn enums_are_written_as_the_executor_writes_them() {
+        use crate::policy::{Access, RevealOption};
+        let walk = Walk {
+            fragments: &HashMap::new(),
+        };
+        let mut flat = Vec::new();
+        let mut executor = Vec::new();
+        for access in [Access::Plain, Access::Masked, Access::Hidden] {
+            access.flat(&walk, &[], &mut flat);
+            write_value(
+                &mut executor,
+                &async_graphql::resolver_utils::enum_value(access),
+            );
+        }
+        RevealOption::None.flat(&walk, &[], &mut flat);
+        let none = async_graphql::resolver_utils::enum_value(RevealOption::None);
+        write_value(&mut executor, &none);
+        assert_eq!(
+            String::from_utf8(flat).unwrap(),
+            "\"PLAIN\"\"MASKED\"\"HIDDEN\"\"NONE\""
+        );
+        assert_eq!(
+            String::from_utf8(executor).unwrap(),
+            "\"PLAIN\"\"MASKED\"\"HIDDEN\"\"NONE\""
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn timestamps_are_written_as_the_scalar_writes_them(
+            seconds in -70_000_000_000i64..300_000_000_000,
+            nanos in 0u32..1_000_000_000,
+            granularity in 0usize..4,
+        ) {
+            let nanos = [0, nanos / 1_000_000 * 1_000_000, nanos / 1_000 * 1_000, nanos][granularity];
+            let time = DateTime::from_timestamp(seconds, nanos).unwrap();
+            let mut out = Vec::new();
+            timestamp(&mut out, &time);
+            proptest::prop_assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&time.to_rfc3339()).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn keys_are_written_as_serde_json_writes_them_with_a_colon() {
+        for name in ["id", "fullName", "_private", "a1", "__typename"] {
+            let mut out = Vec::new();
+            key(&mut out, name);
+            assert_eq!(
+                out,
+                format!("{}:", serde_json::to_string(name).unwrap()).into_bytes()
+            );
+        }
+    }
+
     #[test]
     fn strings_are_written_as_serde_json_writes_them() {
         let specials = [
