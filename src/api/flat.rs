@@ -353,12 +353,6 @@ fn camel_case_of(snake: &str, camel: &str) -> bool {
     camel.next().is_none()
 }
 
-/// Writes `text` as a JSON string.
-///
-/// Most strings of a response (names, subjects, ids, timestamps, enum values) hold nothing
-/// JSON must escape. serde_json looks every byte up in its escape table, which was 5 % of
-/// a page's instructions; [`needs_escape`] looks at eight bytes at a time, and a string
-/// with anything to escape is still written by serde_json.
 /// Writes a response key and its colon (`"fullName":`). A key is a GraphQL name (letters,
 /// digits and `_`; the parser admits nothing else), which JSON never escapes.
 fn key(out: &mut Vec<u8>, name: &str) {
@@ -368,6 +362,12 @@ fn key(out: &mut Vec<u8>, name: &str) {
     out.extend_from_slice(b"\":");
 }
 
+/// Writes `text` as a JSON string.
+///
+/// Most strings of a response (names, subjects, ids, timestamps, enum values) hold nothing
+/// JSON must escape. serde_json looks every byte up in its escape table, which was 5 % of
+/// a page's instructions; [`needs_escape`] looks at eight bytes at a time, and a string
+/// with anything to escape is still written by serde_json.
 fn string(out: &mut Vec<u8>, text: &str) {
     use serde::Serializer;
     if needs_escape(text.as_bytes()) {
@@ -472,8 +472,8 @@ impl FlatValue for DateTime<Utc> {
 }
 
 /// Writes `time` as the `DateTime` scalar renders it (chrono's `to_rfc3339`: fractional
-/// seconds only as far as they go, in 3, 6 or 9 digits, and `+00:00`), a unit test checks
-/// that they agree, without the `String` the scalar allocates: a page of ticket histories
+/// seconds in 3, 6 or 9 digits as far as they go, then `+00:00`; a unit test holds the
+/// two together), without the `String` the scalar allocates: a page of ticket histories
 /// has about a thousand timestamps. Years outside 0–9999 and leap seconds take the
 /// scalar's own path.
 fn timestamp(out: &mut Vec<u8>, time: &DateTime<Utc>) {
@@ -589,8 +589,8 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value) {
 }
 
 /// About how many bytes [`write_value`] writes for `value`: exact for written JSON, which
-/// is nearly all of a large response, and a lower bound for the rest (escapes and numbers
-/// are not counted).
+/// is nearly all of a large response, and an estimate for the rest (escapes are not
+/// counted, numbers are taken as five bytes).
 fn written_size(value: &Value) -> usize {
     match value {
         Value::Binary(json) => json.len(),
@@ -739,8 +739,7 @@ mod tests {
     use chrono::DateTime;
     use std::collections::HashMap;
 
-    /// Every string is written exactly as serde_json writes it, whether or not it holds
-    /// something to escape, at every position within the eight-byte words.
+    /// Enums are written as their GraphQL names, as the executor writes them.
     #[test]
     fn enums_are_written_as_the_executor_writes_them() {
         use crate::policy::{Access, RevealOption};
@@ -770,6 +769,8 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Timestamps of every fractional precision, and years outside 0–9999, are written
+        /// as the `DateTime` scalar writes them.
         #[test]
         fn timestamps_are_written_as_the_scalar_writes_them(
             seconds in -70_000_000_000i64..300_000_000_000,
@@ -787,6 +788,7 @@ mod tests {
         }
     }
 
+    /// A response key is written as serde_json writes the name, then a colon.
     #[test]
     fn keys_are_written_as_serde_json_writes_them_with_a_colon() {
         for name in ["id", "fullName", "_private", "a1", "__typename"] {
@@ -799,6 +801,8 @@ mod tests {
         }
     }
 
+    /// Every string is written exactly as serde_json writes it, whether or not it holds
+    /// something to escape, at every position within the eight-byte words.
     #[test]
     fn strings_are_written_as_serde_json_writes_them() {
         let specials = [

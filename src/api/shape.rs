@@ -48,8 +48,8 @@ pub struct Shapes {
 }
 
 /// The fields of one object selected under one response key, in selection order. Nearly
-/// always one field: it is kept inline, since a page's objects are grouped about a
-/// hundred times per request and each key would otherwise take an allocation.
+/// always one field: it is kept inline, since a page's objects and protected values are
+/// grouped hundreds of times per request and each key would otherwise take an allocation.
 pub(crate) type Grouped<'d> = Vec<(&'d str, SmallVec<[&'d Positioned<Field>; 1]>)>;
 
 /// The specification's CollectFields: the fields of `sets` that apply to one object,
