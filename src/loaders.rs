@@ -13,7 +13,7 @@ use entity::{agent, attachment, customer, invoice, message, payment_method, tick
 use sea_orm::sea_query::{Expr, ExprTrait, PgFunc, SimpleExpr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait,
-    IdenStatic, Iterable, ModelTrait, QueryFilter, QueryOrder, QueryTrait, Statement,
+    ModelTrait, QueryFilter, QueryOrder, QueryTrait, Statement,
 };
 
 use crate::audit::loader::ViewAuditor;
@@ -244,31 +244,26 @@ impl Loader<(i32, Part)> for Records {
         let mut messages: HashMap<i32, Vec<message::Model>> = HashMap::new();
         let backend = self.db.get_database_backend();
         if let Some(statement) = records_statement(backend, keys) {
+            let cards_at = columns_at(backend, Part::PaymentMethods);
+            let invoices_at = columns_at(backend, Part::Invoices);
+            let messages_at = columns_at(backend, Part::ChatHistory);
             let rows = self.db.query_all_raw(statement).await.map_err(Arc::new)?;
             for row in &rows {
                 let tag: i32 = column(row, 0)?;
                 let customer: i32 = column(row, 1)?;
                 match tag {
-                    0 => cards.entry(customer).or_default().push(
-                        payment_method::Model::from_columns(
-                            row,
-                            columns_at(backend, Part::PaymentMethods),
-                        )?,
-                    ),
+                    0 => cards
+                        .entry(customer)
+                        .or_default()
+                        .push(payment_method::Model::from_columns(row, cards_at)?),
                     1 => invoices
                         .entry(customer)
                         .or_default()
-                        .push(invoice::Model::from_columns(
-                            row,
-                            columns_at(backend, Part::Invoices),
-                        )?),
+                        .push(invoice::Model::from_columns(row, invoices_at)?),
                     _ => messages
                         .entry(customer)
                         .or_default()
-                        .push(message::Model::from_columns(
-                            row,
-                            columns_at(backend, Part::ChatHistory),
-                        )?),
+                        .push(message::Model::from_columns(row, messages_at)?),
                 }
             }
         }
@@ -300,15 +295,17 @@ impl Loader<(i32, Part)> for Records {
     }
 }
 
-/// The parts' tables, with their columns' count, in the order of [`Part::ALL`].
-const TABLES: [(Part, &str, usize); 3] = [
+/// The parts' tables and their columns in entity order, in the order of [`Part::ALL`].
+/// The column names are the models' field lists, which `rows`' unit test holds equal to
+/// the entities' columns: one list gives both the statement's columns and their offsets.
+const TABLES: [(Part, &str, &[&str]); 3] = [
     (
         Part::PaymentMethods,
         "payment_methods",
-        payment_method::Model::FIELDS.len(),
+        payment_method::Model::FIELDS,
     ),
-    (Part::Invoices, "invoices", invoice::Model::FIELDS.len()),
-    (Part::ChatHistory, "messages", message::Model::FIELDS.len()),
+    (Part::Invoices, "invoices", invoice::Model::FIELDS),
+    (Part::ChatHistory, "messages", message::Model::FIELDS),
 ];
 
 /// Where `part`'s columns start in a row of [`records_statement`] on `backend`: after the
@@ -317,7 +314,7 @@ fn columns_at(backend: DatabaseBackend, part: Part) -> usize {
     let before = TABLES
         .iter()
         .take_while(|(owner, _, _)| *owner != part)
-        .map(|(_, _, count)| count);
+        .map(|(_, _, names)| names.len());
     match backend {
         DatabaseBackend::Postgres => 2 + before.sum::<usize>(),
         _ => 2,
@@ -387,8 +384,8 @@ fn records_statement(backend: DatabaseBackend, keys: &[(i32, Part)]) -> Option<S
         ];
         let own = |name| format!("{alias}.\"{name}\"");
         if postgres {
-            for (owner, table, _) in TABLES {
-                columns.extend(part_columns(owner).into_iter().map(|name| {
+            for (owner, table, names) in TABLES {
+                columns.extend(names.iter().map(|name| {
                     if owner == part {
                         own(name)
                     } else {
@@ -397,10 +394,17 @@ fn records_statement(backend: DatabaseBackend, keys: &[(i32, Part)]) -> Option<S
                 }));
             }
         } else {
-            let own_columns = part_columns(part);
-            let widest = TABLES.iter().map(|(_, _, count)| *count).max().unwrap_or(0);
+            let own_columns = TABLES
+                .iter()
+                .find(|(owner, _, _)| *owner == part)
+                .map_or(&[][..], |(_, _, names)| names);
+            let widest = TABLES
+                .iter()
+                .map(|(_, _, names)| names.len())
+                .max()
+                .unwrap_or(0);
             let padding = widest.saturating_sub(own_columns.len());
-            columns.extend(own_columns.into_iter().map(own));
+            columns.extend(own_columns.iter().map(own));
             columns.extend(std::iter::repeat_n("NULL".to_owned(), padding));
         }
         branches.push(format!(
@@ -410,20 +414,6 @@ fn records_statement(backend: DatabaseBackend, keys: &[(i32, Part)]) -> Option<S
     }
     (!branches.is_empty())
         .then(|| Statement::from_sql_and_values(backend, branches.join(" UNION ALL "), values))
-}
-
-/// The column names of `part`'s table, in entity order.
-fn part_columns(part: Part) -> Vec<&'static str> {
-    match part {
-        Part::PaymentMethods => names::<payment_method::Entity>(),
-        Part::Invoices => names::<invoice::Entity>(),
-        Part::ChatHistory => names::<message::Entity>(),
-    }
-}
-
-/// The column names of `E`, in entity order.
-fn names<E: EntityTrait>() -> Vec<&'static str> {
-    E::Column::iter().map(|column| column.as_str()).collect()
 }
 
 /// Unwrapped data keys by customer id (cached across requests by the vault).
