@@ -276,6 +276,17 @@ pub enum Subject {
 }
 
 impl Subject {
+    /// How many subjects there are: every class, then every field.
+    pub const COUNT: usize = DataClass::ALL.len() + Field::ALL.len();
+
+    /// The subject's position among [`Subject::COUNT`]: classes first, then fields.
+    pub fn index(self) -> usize {
+        match self {
+            Subject::Class(class) => class as usize,
+            Subject::Field(field) => DataClass::ALL.len() + field.index(),
+        }
+    }
+
     /// A class name or a field's schema name.
     pub fn parse(word: &str) -> Option<Subject> {
         word.parse()
@@ -299,6 +310,15 @@ impl Subject {
             Subject::Field(field) => field.graphql_name(),
         }
     }
+}
+
+/// A role that would see a hidden class on this ticket's topic.
+#[derive(Clone, Debug, PartialEq, Eq, async_graphql::SimpleObject)]
+pub struct HandOff {
+    /// The role, e.g. `billing`.
+    pub role: String,
+    /// How to name it to a customer, e.g. `a billing specialist`.
+    pub label: String,
 }
 
 impl fmt::Display for Subject {

@@ -54,7 +54,7 @@ pub struct Protected<T: async_graphql::OutputType> {
     /// The field's data class.
     pub data_class: DataClass,
     /// When `HIDDEN`: the roles that would see this class on this ticket's topic.
-    pub hand_off: Vec<HandOff>,
+    pub hand_off: Arc<[HandOff]>,
 }
 
 flat_object!(

@@ -429,6 +429,12 @@ impl<T: Flat> FlatValue for Vec<T> {
     }
 }
 
+impl<T: Flat> FlatValue for std::sync::Arc<[T]> {
+    fn flat<'d>(&self, walk: &Walk<'d>, selections: &[&'d SelectionSet], out: &mut Vec<u8>) {
+        walk.list(self, selections, out);
+    }
+}
+
 impl FlatValue for String {
     fn flat<'d>(&self, _: &Walk<'d>, _: &[&'d SelectionSet], out: &mut Vec<u8>) {
         string(out, self);

@@ -12,16 +12,15 @@ pub mod summary;
 use std::future::Future;
 use std::sync::Arc;
 
-use async_graphql::SimpleObject;
 use chrono::{DateTime, Utc};
 
-pub use crate::vocabulary::Field;
+pub use crate::vocabulary::{Field, HandOff};
 
 use crate::agents::Agent;
 use crate::audit::loader::View;
 use crate::crypto::vault::Opener;
 use crate::error::ApiResult;
-use crate::policy::{Access, DataClass, Decision, Decisions, PolicySet, RevealOption, Subject};
+use crate::policy::{Access, DataClass, Decided, Decision, PolicySet, RevealOption, Subject};
 use crate::request::RequestContext;
 
 /// Which form a renderer must produce: the gate never asks for a hidden value.
@@ -31,15 +30,6 @@ pub enum Shown {
     Plain,
     /// The field's mask.
     Masked,
-}
-
-/// A role that would see a hidden class on this ticket's topic.
-#[derive(Clone, Debug, SimpleObject)]
-pub struct HandOff {
-    /// The role, e.g. `billing`.
-    pub role: String,
-    /// How to name it to a customer, e.g. `a billing specialist`.
-    pub label: String,
 }
 
 /// A disclosed value with its metadata, as the gate decided it; the GraphQL layer serves it
@@ -55,8 +45,9 @@ pub struct Disclosed<T> {
     pub grant_expires_at: Option<DateTime<Utc>>,
     /// The field's data class.
     pub data_class: DataClass,
-    /// When `HIDDEN`: the roles that would see this class on this ticket's topic.
-    pub hand_off: Vec<HandOff>,
+    /// When `HIDDEN`: the roles that would see this class on this ticket's topic (shared
+    /// by every field with the same decision and facts).
+    pub hand_off: Arc<[HandOff]>,
 }
 
 /// How one field is served in one response.
@@ -72,9 +63,9 @@ struct Resolved {
 /// The decisions for one agent on one ticket: the purpose of every access it serves.
 pub struct Gate {
     policy: Arc<PolicySet>,
-    decisions: Arc<Decisions>,
-    role: String,
-    topic: String,
+    /// The policy's decisions for the agent's and the ticket's facts, with their
+    /// hand-offs.
+    decisions: Arc<Decided>,
     ticket_id: i32,
     customer_id: i32,
     /// The customer's opener, loaded by the first field this gate renders and shared by
@@ -94,8 +85,6 @@ impl Gate {
         Gate {
             policy,
             decisions,
-            role: agent.role.clone(),
-            topic: facts.topic.clone(),
             ticket_id: ticket.id,
             customer_id: ticket.customer_id,
             opener: tokio::sync::OnceCell::new(),
@@ -239,7 +228,7 @@ impl Gate {
                     data_class: class,
                     access: decision.access,
                     reveal: decision.reveal,
-                    hand_off: self.hand_off(Subject::Class(class), decision),
+                    hand_off: self.hand_off(Subject::Class(class), decision).to_vec(),
                     uniform: self.decisions.uniform(class),
                 }
             })
@@ -254,7 +243,7 @@ impl Gate {
                     access: decision.access,
                     reveal: decision.reveal,
                     field_rule: self.decisions.field_rule(field).is_some(),
-                    hand_off: self.hand_off(Subject::Field(field), decision),
+                    hand_off: self.hand_off(Subject::Field(field), decision).to_vec(),
                 }
             })
             .collect();
@@ -266,18 +255,9 @@ impl Gate {
         }
     }
 
-    fn hand_off(&self, subject: Subject, decision: Decision) -> Vec<HandOff> {
-        if decision.access != Access::Hidden {
-            return Vec::new();
-        }
+    fn hand_off(&self, subject: Subject, decision: Decision) -> Arc<[HandOff]> {
         self.policy
-            .hand_off_roles(&self.topic, subject, &self.role)
-            .into_iter()
-            .map(|r| HandOff {
-                role: r.name,
-                label: r.label,
-            })
-            .collect()
+            .hand_offs(&self.decisions, subject, decision.access)
     }
 
     fn wrap<T>(&self, field: Field, resolved: Resolved, value: Option<T>) -> Disclosed<T> {

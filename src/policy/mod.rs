@@ -27,8 +27,8 @@ use oso::{Oso, PolarClass, PolarValue};
 
 pub use crate::vocabulary::is_word;
 pub use model::{
-    Access, AuditScope, DataClass, Decision, Decisions, Field, RevealOption, Subject, TicketScope,
-    UnknownWord,
+    Access, AuditScope, DataClass, Decided, Decision, Decisions, Field, HandOff, RevealOption,
+    Subject, TicketScope, UnknownWord,
 };
 
 /// What the policy may read about the agent asking (`Agent` in Polar).
@@ -155,7 +155,7 @@ pub struct PolicySet {
     /// Fields whose schema name appears as a string in the policy: only these can have
     /// field-level rules, so only these are asked about one by one.
     named_fields: Vec<Field>,
-    decisions: RwLock<HashMap<(AgentFacts, TicketFacts), Arc<Decisions>>>,
+    decisions: RwLock<HashMap<(AgentFacts, TicketFacts), Arc<Decided>>>,
     scopes: RwLock<HashMap<AgentFacts, Arc<[TicketScope]>>>,
     audit_scopes: RwLock<HashMap<AgentFacts, Arc<[AuditScope]>>>,
     hand_offs: RwLock<HashMap<HandOffKey, Arc<[RoleInfo]>>>,
@@ -316,18 +316,19 @@ impl PolicySet {
     /// The decisions for every data class and field on `ticket` for `agent`, from the
     /// cache when the same facts were seen before. An agent the policy does not know, and
     /// any policy error, fail closed (`HIDDEN`, reveal `NONE`).
-    pub fn decide(&self, agent: &AgentFacts, ticket: &TicketFacts) -> Arc<Decisions> {
+    pub fn decide(&self, agent: &AgentFacts, ticket: &TicketFacts) -> Arc<Decided> {
         let key = (agent.clone(), ticket.clone());
         if let Some(hit) = read_cache(&self.decisions, &key) {
             return hit;
         }
-        let decisions = Arc::new(match self.decide_strict(agent, ticket) {
+        let decisions = match self.decide_strict(agent, ticket) {
             Ok(decisions) => decisions,
             Err(error) => {
                 tracing::error!(%error, "policy evaluation failed; the fields stay hidden");
                 Decisions::DENY_ALL
             }
-        });
+        };
+        let decisions = Arc::new(Decided::new(decisions, &agent.role, &ticket.topic));
         write_cache(&self.decisions, key, decisions.clone());
         decisions
     }
@@ -649,6 +650,21 @@ impl PolicySet {
                 Some((role.clone(), topic))
             })
             .collect()
+    }
+
+    /// The hand-offs for `subject` served at `access` under `decided` (which this set
+    /// decided): the roles of [`PolicySet::hand_off_roles`] when it is hidden, none
+    /// otherwise. Worked out once per cached decision, then shared.
+    pub fn hand_offs(&self, decided: &Decided, subject: Subject, access: Access) -> Arc<[HandOff]> {
+        decided.hand_offs(subject, access, |topic, subject, role| {
+            self.hand_off_roles(topic, subject, role)
+                .into_iter()
+                .map(|r| HandOff {
+                    role: r.name,
+                    label: r.label,
+                })
+                .collect()
+        })
     }
 
     /// The roles (other than `except_role`) whose assignee on a ticket of `topic` would see
@@ -1124,7 +1140,7 @@ mod tests {
         assert!(set.ticket_scopes(&legal).is_empty());
         assert!(set.audit_scopes(&legal).is_empty());
         assert_eq!(
-            *set.decide(&legal, &assigned("billing")),
+            *set.decide(&legal, &assigned("billing")).decisions(),
             Decisions::DENY_ALL
         );
         assert!(!set.authorize(&legal, Permission::SetStatus, Some(&assigned("billing"))));

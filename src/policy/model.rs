@@ -1,8 +1,10 @@
 //! The policy's answers: a [`Decision`] (level and reveal option) per data class and per
 //! field. The words themselves live in [`crate::vocabulary`].
 
+use std::sync::{Arc, OnceLock};
+
 pub use crate::vocabulary::{
-    Access, AuditScope, DataClass, Field, RevealOption, Subject, TicketScope, UnknownWord,
+    Access, AuditScope, DataClass, Field, HandOff, RevealOption, Subject, TicketScope, UnknownWord,
 };
 
 /// The policy's answer for one data class (or field) on one ticket for one agent.
@@ -103,6 +105,64 @@ impl Decisions {
     /// Whether every field of `class` is decided like the class itself.
     pub fn uniform(&self, class: DataClass) -> bool {
         class.fields().all(|f| self.field(f) == self.class(class))
+    }
+}
+
+/// [`Decisions`] as the policy set's cache holds them for one (agent, ticket) key, with
+/// the hand-offs of their hidden subjects: worked out the first time a gate asks, then
+/// shared by every gate with the same facts. Every value of one key has the same role and
+/// topic, so the same hand-offs.
+#[derive(Debug)]
+pub struct Decided {
+    decisions: Decisions,
+    /// The agent's role, left out of its own hand-offs.
+    role: String,
+    /// The ticket's topic, the topic of the hand-offs.
+    topic: String,
+    hand_offs: [OnceLock<Arc<[HandOff]>>; Subject::COUNT],
+    /// What a subject that is not hidden hands off to: nobody.
+    nobody: Arc<[HandOff]>,
+}
+
+impl Decided {
+    /// `decisions` for an agent of `role` on a ticket of `topic`.
+    pub fn new(decisions: Decisions, role: &str, topic: &str) -> Decided {
+        Decided {
+            decisions,
+            role: role.to_owned(),
+            topic: topic.to_owned(),
+            hand_offs: [const { OnceLock::new() }; Subject::COUNT],
+            nobody: Arc::new([]),
+        }
+    }
+
+    /// The decisions.
+    pub fn decisions(&self) -> &Decisions {
+        &self.decisions
+    }
+
+    /// The hand-offs for `subject` served at `access`: none unless it is hidden; else
+    /// `work_out(topic, subject, role)` the first time, shared afterwards.
+    pub fn hand_offs(
+        &self,
+        subject: Subject,
+        access: Access,
+        work_out: impl FnOnce(&str, Subject, &str) -> Vec<HandOff>,
+    ) -> Arc<[HandOff]> {
+        if access != Access::Hidden {
+            return self.nobody.clone();
+        }
+        self.hand_offs[subject.index()]
+            .get_or_init(|| work_out(&self.topic, subject, &self.role).into())
+            .clone()
+    }
+}
+
+impl std::ops::Deref for Decided {
+    type Target = Decisions;
+
+    fn deref(&self) -> &Decisions {
+        &self.decisions
     }
 }
 
