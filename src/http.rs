@@ -631,6 +631,7 @@ async fn run(
             request = request.data(crate::api::flat::RawValues);
         }
     }
+    request = request.data(crate::api::flat::Plans::default());
 
     let claim = match claim_idempotency_key(req, state, &agent, &request, operation).await {
         Ok(claim) => claim.map(Arc::new),
