@@ -13,51 +13,71 @@ use entity::{agent, attachment, customer, invoice, message, payment_method, tick
 use sea_orm::sea_query::{Expr, ExprTrait, PgFunc, SimpleExpr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait,
-    ModelTrait, QueryFilter, QueryOrder, QueryTrait, Statement,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
 };
 
 use crate::audit::loader::ViewAuditor;
 use crate::crypto::vault::{Opener, Vault};
 use crate::error::ApiError;
-use crate::rows::{column, Positional};
+use crate::rows::{column, Positional, TicketSummaryRow};
 
-/// Loads rows of `E` whose `column` is one of the keys.
-pub struct Rows<E: EntityTrait> {
+/// Loads rows of `E` whose `column` is one of the keys, each read as an `M`: the entity's
+/// model, or a row of some of its columns ([`crate::rows::TicketSummaryRow`]).
+pub struct Rows<E: EntityTrait, M = <E as EntityTrait>::Model> {
     db: DatabaseConnection,
     column: E::Column,
     order: E::Column,
-    _entity: PhantomData<E>,
+    /// The columns `M` reads, in its order (its [`Positional::FIELDS`]).
+    columns: Vec<E::Column>,
+    /// Where `column` is among them.
+    key_at: usize,
+    _model: PhantomData<M>,
 }
 
-impl<E: EntityTrait> Rows<E>
-where
-    E::Model: Positional,
-{
+impl<E: EntityTrait, M: Positional> Rows<E, M> {
     fn new(db: &DatabaseConnection, column: E::Column, order: E::Column) -> Self {
+        use sea_orm::{IdenStatic, Iterable};
+        let columns: Vec<E::Column> = M::FIELDS
+            .iter()
+            .map(|name| {
+                E::Column::iter()
+                    .find(|c| c.as_str() == *name)
+                    // `rows`' unit tests check every positional model's names.
+                    .unwrap_or_else(|| {
+                        panic!("{name} is not a column of {}", E::default().as_str())
+                    })
+            })
+            .collect();
+        let key_at = columns
+            .iter()
+            .position(|c| c.as_str() == column.as_str())
+            .unwrap_or_else(|| panic!("a loader's rows read its key column {}", column.as_str()));
         Rows {
             db: db.clone(),
             column,
             order,
-            _entity: PhantomData,
+            columns,
+            key_at,
+            _model: PhantomData,
         }
     }
 
     /// The rows, each with its key. Decoded into a vector sized for them: collecting
     /// through sea-orm's `all()` and then pairing with keys grew two vectors by doubling,
     /// each growth copying every model so far (a page's 550 tickets, twice).
-    async fn fetch(&self, keys: &[i32]) -> Result<Vec<(i32, E::Model)>, Arc<DbErr>> {
+    async fn fetch(&self, keys: &[i32]) -> Result<Vec<(i32, M)>, Arc<DbErr>> {
         let backend = self.db.get_database_backend();
         let statement = E::find()
+            .select_only()
+            .columns(self.columns.iter().copied())
             .filter(keys_match(backend, self.column, keys))
             .order_by_asc(self.order)
             .build(backend);
         let rows = self.db.query_all_raw(statement).await.map_err(Arc::new)?;
         let mut keyed = Vec::with_capacity(rows.len());
         for row in &rows {
-            let model = E::Model::from_columns(row, 0).map_err(Arc::new)?;
-            if let sea_orm::Value::Int(Some(key)) = model.get(self.column) {
-                keyed.push((key, model));
-            }
+            let key = column::<i32>(row, self.key_at).map_err(Arc::new)?;
+            keyed.push((key, M::from_columns(row, 0).map_err(Arc::new)?));
         }
         Ok(keyed)
     }
@@ -83,36 +103,36 @@ fn keys_match(backend: DatabaseBackend, column: impl ColumnTrait, keys: &[i32]) 
 }
 
 /// One row per key (the key is unique, e.g. a primary key).
-pub struct One<E: EntityTrait>(Rows<E>);
+pub struct One<E: EntityTrait, M = <E as EntityTrait>::Model>(Rows<E, M>);
 
 /// All rows per key (e.g. every invoice of a customer), in the order of the order column.
-pub struct Many<E: EntityTrait>(Rows<E>);
+pub struct Many<E: EntityTrait, M = <E as EntityTrait>::Model>(Rows<E, M>);
 
-impl<E> Loader<i32> for One<E>
+impl<E, M> Loader<i32> for One<E, M>
 where
     E: EntityTrait + Send + Sync,
-    E::Model: Positional + Send + Sync + Clone,
+    M: Positional + Send + Sync + Clone + 'static,
     E::Column: Send + Sync,
 {
-    type Value = E::Model;
+    type Value = M;
     type Error = Arc<DbErr>;
 
-    async fn load(&self, keys: &[i32]) -> Result<HashMap<i32, E::Model>, Arc<DbErr>> {
+    async fn load(&self, keys: &[i32]) -> Result<HashMap<i32, M>, Arc<DbErr>> {
         Ok(self.0.fetch(keys).await?.into_iter().collect())
     }
 }
 
-impl<E> Loader<i32> for Many<E>
+impl<E, M> Loader<i32> for Many<E, M>
 where
     E: EntityTrait + Send + Sync,
-    E::Model: Positional + Send + Sync + Clone,
+    M: Positional + Send + Sync + Clone + 'static,
     E::Column: Send + Sync,
 {
-    type Value = Arc<[E::Model]>;
+    type Value = Arc<[M]>;
     type Error = Arc<DbErr>;
 
-    async fn load(&self, keys: &[i32]) -> Result<HashMap<i32, Arc<[E::Model]>>, Arc<DbErr>> {
-        let mut grouped: HashMap<i32, Vec<E::Model>> = HashMap::new();
+    async fn load(&self, keys: &[i32]) -> Result<HashMap<i32, Arc<[M]>>, Arc<DbErr>> {
+        let mut grouped: HashMap<i32, Vec<M>> = HashMap::new();
         for (key, row) in self.0.fetch(keys).await? {
             grouped.entry(key).or_default().push(row);
         }
@@ -439,8 +459,8 @@ pub struct Loaders {
     pub customer: Batched<One<customer::Entity>>,
     /// Payment methods, invoices and chat histories by customer id and part.
     pub records: Batched<Records>,
-    /// Tickets by customer id.
-    pub tickets_of_customer: Batched<Many<ticket::Entity>>,
+    /// Tickets by customer id, as their list shows them.
+    pub tickets_of_customer: Batched<Many<ticket::Entity, TicketSummaryRow>>,
     /// Messages by ticket id.
     pub messages: Batched<Many<message::Entity>>,
     /// Attachments by ticket id.

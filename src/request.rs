@@ -136,7 +136,7 @@ impl RequestContext {
         id: TicketId,
     ) -> ApiResult<(
         crate::tickets::visibility::Joined,
-        Vec<entity::ticket::Model>,
+        Vec<crate::rows::TicketSummaryRow>,
     )> {
         let scopes = self.policy.ticket_scopes(&self.agent.facts());
         crate::tickets::visibility::find_visible_with_customer_tickets(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_graphql::{Context, Object, SimpleObject, ID};
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use entity::{attachment, customer, message, ticket};
+use entity::{attachment, customer, message};
 
 use super::flat::{flat_object, Eager, Failed, FlatValue, Gather, Walk};
 use super::LazyId;
@@ -20,6 +20,7 @@ use crate::ids::Pair;
 use crate::loaders::load_error;
 use crate::policy::{Access, DataClass, RevealOption};
 use crate::request::RequestContext;
+use crate::rows::TicketSummaryRow;
 use crate::tickets::stored_status;
 use crate::vocabulary::Storage;
 use crate::vocabulary::TicketStatus;
@@ -99,7 +100,7 @@ pub struct Customer {
     ticket_id: i32,
     /// The customer's tickets when they came with that ticket (one ticket asked for with
     /// `otherTickets`); otherwise they are loaded when a field needs them.
-    tickets: Option<Arc<[ticket::Model]>>,
+    tickets: Option<Arc<[TicketSummaryRow]>>,
 }
 
 impl Customer {
@@ -114,7 +115,7 @@ impl Customer {
     }
 
     /// The same customer, with their tickets already read (`tickets`, all of them).
-    pub fn with_tickets(self, tickets: Option<Arc<[ticket::Model]>>) -> Customer {
+    pub fn with_tickets(self, tickets: Option<Arc<[TicketSummaryRow]>>) -> Customer {
         Customer { tickets, ..self }
     }
 
@@ -164,7 +165,7 @@ impl Customer {
 
     /// The customer's tickets as loaded, shared by the fields that need them (not copied:
     /// a page's other tickets are hundreds of rows); [`Customer::others`] leaves this one out.
-    async fn customer_tickets(&self, ctx: &Context<'_>) -> ApiResult<Arc<[ticket::Model]>> {
+    async fn customer_tickets(&self, ctx: &Context<'_>) -> ApiResult<Arc<[TicketSummaryRow]>> {
         if let Some(tickets) = &self.tickets {
             return Ok(tickets.clone());
         }
@@ -178,7 +179,10 @@ impl Customer {
     }
 
     /// The customer's tickets other than the one this customer was reached through.
-    fn others<'a>(&self, tickets: &'a [ticket::Model]) -> impl Iterator<Item = &'a ticket::Model> {
+    fn others<'a>(
+        &self,
+        tickets: &'a [TicketSummaryRow],
+    ) -> impl Iterator<Item = &'a TicketSummaryRow> {
         let this = self.ticket_id;
         tickets.iter().filter(move |t| t.id != this)
     }
@@ -634,7 +638,7 @@ flat_object!(TicketSummary {
 });
 
 impl TicketSummary {
-    fn render(row: &ticket::Model, through: i32, shown: Shown) -> ApiResult<TicketSummary> {
+    fn render(row: &TicketSummaryRow, through: i32, shown: Shown) -> ApiResult<TicketSummary> {
         Ok(TicketSummary {
             id: LazyId::new("TicketSummary", Pair(through, row.id)),
             ticket_id: LazyId::new("Ticket", row.id),

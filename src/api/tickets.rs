@@ -37,7 +37,7 @@ pub struct Ticket {
     /// read yet.
     assignee: Option<Option<Assignee>>,
     /// All of the customer's tickets, when they came with the ticket.
-    customer_tickets: Option<Arc<[ticket::Model]>>,
+    customer_tickets: Option<Arc<[crate::rows::TicketSummaryRow]>>,
 }
 
 impl Ticket {

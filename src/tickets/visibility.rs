@@ -11,7 +11,7 @@ use sea_orm::{
 use crate::agents::Agent;
 use crate::error::ApiResult;
 use crate::policy::TicketScope;
-use crate::rows::{column, Positional};
+use crate::rows::{column, Positional, TicketSummaryRow};
 
 /// A visible ticket as one statement reads it: the ticket, its customer and the names of
 /// its assignee (joined, so that showing a ticket's assignee costs no statement of its
@@ -156,7 +156,7 @@ pub async fn find_visible_with_customer_tickets(
     agent: &Agent,
     scopes: &[TicketScope],
     id: i32,
-) -> ApiResult<Option<(Joined, Vec<ticket::Model>)>> {
+) -> ApiResult<Option<(Joined, Vec<TicketSummaryRow>)>> {
     use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
     use sea_orm::Iterable;
     let Some(visible) = visibility(agent, scopes) else {
@@ -218,10 +218,10 @@ pub async fn find_visible_with_customer_tickets(
     for row in &rows {
         if column::<i32>(row, id_at)? == id {
             let joined = Joined::from_query_result(row, "")?;
-            tickets.push(joined.ticket.clone());
+            tickets.push(joined.ticket.clone().into());
             this = Some(joined);
         } else {
-            tickets.push(ticket::Model::from_columns(row, 0)?);
+            tickets.push(ticket::Model::from_columns(row, 0)?.into());
         }
     }
     Ok(this.map(|this| (this, tickets)))
