@@ -19,7 +19,7 @@ use sea_orm::{
 use crate::audit::loader::ViewAuditor;
 use crate::crypto::vault::{Opener, Vault};
 use crate::error::ApiError;
-use crate::rows::{column, Positional, TicketSummaryRow};
+use crate::rows::{column, ChatMessageRow, Positional, TicketSummaryRow};
 
 /// Loads rows of `E` whose `column` is one of the keys, each read as an `M`: the entity's
 /// model, or a row of some of its columns ([`crate::rows::TicketSummaryRow`]).
@@ -237,7 +237,7 @@ pub enum PartRows {
     /// Invoices.
     Invoices(Arc<[invoice::Model]>),
     /// Chat history.
-    ChatHistory(Arc<[message::Model]>),
+    ChatHistory(Arc<[ChatMessageRow]>),
 }
 
 /// The payment methods, invoices and chat histories of customers, by (customer id, part),
@@ -261,7 +261,7 @@ impl Loader<(i32, Part)> for Records {
     ) -> Result<HashMap<(i32, Part), PartRows>, Arc<DbErr>> {
         let mut cards: HashMap<i32, Vec<payment_method::Model>> = HashMap::new();
         let mut invoices: HashMap<i32, Vec<invoice::Model>> = HashMap::new();
-        let mut messages: HashMap<i32, Vec<message::Model>> = HashMap::new();
+        let mut messages: HashMap<i32, Vec<ChatMessageRow>> = HashMap::new();
         let backend = self.db.get_database_backend();
         if let Some(statement) = records_statement(backend, keys) {
             let cards_at = columns_at(backend, Part::PaymentMethods);
@@ -283,7 +283,7 @@ impl Loader<(i32, Part)> for Records {
                     _ => messages
                         .entry(customer)
                         .or_default()
-                        .push(message::Model::from_columns(row, messages_at)?),
+                        .push(ChatMessageRow::from_columns(row, messages_at)?),
                 }
             }
         }
@@ -315,9 +315,9 @@ impl Loader<(i32, Part)> for Records {
     }
 }
 
-/// The parts' tables and their columns in entity order, in the order of [`Part::ALL`].
-/// The column names are the models' field lists, which `rows`' unit test holds equal to
-/// the entities' columns: one list gives both the statement's columns and their offsets.
+/// The parts' tables and the columns read of them, in the order of [`Part::ALL`]. The
+/// column names are the rows' field lists, which `rows`' unit tests hold to the tables'
+/// columns: one list gives both the statement's columns and their offsets.
 const TABLES: [(Part, &str, &[&str]); 3] = [
     (
         Part::PaymentMethods,
@@ -325,7 +325,7 @@ const TABLES: [(Part, &str, &[&str]); 3] = [
         payment_method::Model::FIELDS,
     ),
     (Part::Invoices, "invoices", invoice::Model::FIELDS),
-    (Part::ChatHistory, "messages", message::Model::FIELDS),
+    (Part::ChatHistory, "messages", ChatMessageRow::FIELDS),
 ];
 
 /// Where `part`'s columns start in a row of [`records_statement`] on `backend`: after the
@@ -342,15 +342,15 @@ fn columns_at(backend: DatabaseBackend, part: Part) -> usize {
 }
 
 /// The statement of [`Records`] for `keys`: a branch per part asked for, or `None` when
-/// nothing is. Every branch selects the tag, the customer id and its table's columns in
-/// entity order.
+/// nothing is. Every branch selects the tag, the customer id and the columns [`TABLES`]
+/// lists for its table.
 /// - On PostgreSQL each part has columns of its own, the other parts' NULL: PostgreSQL
 ///   resolves a `UNION`'s column types pair by pair, so every column keeps one type, and
 ///   the NULLs carry it, as fields of a NULL of the table's row type.
 /// - On SQLite, whose columns have no fixed type, the parts share columns, padded with
 ///   NULLs to the widest table. sqlx copies every value of every row on SQLite, NULLs
 ///   included (an allocation and a free each), so each message row, the most numerous,
-///   carries 3 NULLs instead of 18 (BENCHMARKS.md, "2026-12-04, twelfth stop").
+///   carries 5 NULLs instead of 18 (BENCHMARKS.md, "2026-12-04, twelfth stop").
 ///
 /// Asked to join the messages to the customers' tickets, PostgreSQL's planner reads every
 /// message of every customer and hashes them against the tickets: for a page's 50
@@ -546,7 +546,7 @@ impl Loaders {
     }
 
     /// The messages of all of a customer's tickets, by ticket and then message.
-    pub async fn chat_history(&self, customer: i32) -> Result<Arc<[message::Model]>, Arc<DbErr>> {
+    pub async fn chat_history(&self, customer: i32) -> Result<Arc<[ChatMessageRow]>, Arc<DbErr>> {
         match self.records.load_one((customer, Part::ChatHistory)).await? {
             Some(PartRows::ChatHistory(rows)) => Ok(rows),
             _ => Ok(Arc::new([])),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_graphql::{Context, Object, SimpleObject, ID};
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use entity::{attachment, customer, message};
+use entity::{attachment, customer};
 
 use super::flat::{flat_object, Eager, Failed, FlatValue, Gather, Walk};
 use super::LazyId;
@@ -20,7 +20,7 @@ use crate::ids::Pair;
 use crate::loaders::load_error;
 use crate::policy::{Access, DataClass, RevealOption};
 use crate::request::RequestContext;
-use crate::rows::TicketSummaryRow;
+use crate::rows::{ChatMessageRow, TicketSummaryRow};
 use crate::tickets::stored_status;
 use crate::vocabulary::Storage;
 use crate::vocabulary::TicketStatus;
@@ -672,7 +672,7 @@ flat_object!(ChatMessage {
 });
 
 impl ChatMessage {
-    fn render(row: &message::Model, opener: &Opener, shown: Shown) -> ApiResult<ChatMessage> {
+    fn render(row: &ChatMessageRow, opener: &Opener, shown: Shown) -> ApiResult<ChatMessage> {
         let body = opener.text("messages", "body", row.id, &row.body)?;
         Ok(ChatMessage {
             ticket_id: LazyId::new("Ticket", row.ticket_id),
