@@ -155,7 +155,9 @@ pub struct PolicySet {
     /// Fields whose schema name appears as a string in the policy: only these can have
     /// field-level rules, so only these are asked about one by one.
     named_fields: Vec<Field>,
-    decisions: RwLock<HashMap<(AgentFacts, TicketFacts), Arc<Decided>>>,
+    /// By agent, then by ticket: found without copying either's facts into a key, once
+    /// for every ticket a page shows.
+    decisions: RwLock<HashMap<AgentFacts, HashMap<TicketFacts, Arc<Decided>>>>,
     scopes: RwLock<HashMap<AgentFacts, Arc<[TicketScope]>>>,
     audit_scopes: RwLock<HashMap<AgentFacts, Arc<[AuditScope]>>>,
     hand_offs: RwLock<HashMap<HandOffKey, Arc<[RoleInfo]>>>,
@@ -166,8 +168,9 @@ pub struct PolicySet {
 /// (catch-alls), so they are not field-level rules.
 const ANY_SUBJECT: &str = "*";
 
-/// Upper bound on cached decisions; the cache is cleared when it is reached. Keys are
-/// (role, team, queues, topic, status, relation), so real deployments stay far below it.
+/// Upper bound on the entries of each cache (and on one agent's cached decisions); a cache
+/// is cleared when it is reached. Keys are (role, team, queues) and (topic, status,
+/// relation), so real deployments stay far below it.
 const CACHE_LIMIT: usize = 100_000;
 
 impl PolicySet {
@@ -317,9 +320,12 @@ impl PolicySet {
     /// cache when the same facts were seen before. An agent the policy does not know, and
     /// any policy error, fail closed (`HIDDEN`, reveal `NONE`).
     pub fn decide(&self, agent: &AgentFacts, ticket: &TicketFacts) -> Arc<Decided> {
-        let key = (agent.clone(), ticket.clone());
-        if let Some(hit) = read_cache(&self.decisions, &key) {
-            return hit;
+        {
+            // A poisoned lock only means another thread panicked mid-insert of a whole value.
+            let cache = self.decisions.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(hit) = cache.get(agent).and_then(|tickets| tickets.get(ticket)) {
+                return hit.clone();
+            }
         }
         let decisions = match self.decide_strict(agent, ticket) {
             Ok(decisions) => decisions,
@@ -329,7 +335,15 @@ impl PolicySet {
             }
         };
         let decisions = Arc::new(Decided::new(decisions, &agent.role, &ticket.topic));
-        write_cache(&self.decisions, key, decisions.clone());
+        let mut cache = self.decisions.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        let tickets = cache.entry(agent.clone()).or_default();
+        if tickets.len() >= CACHE_LIMIT {
+            tickets.clear();
+        }
+        tickets.insert(ticket.clone(), decisions.clone());
         decisions
     }
 
