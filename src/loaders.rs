@@ -27,37 +27,15 @@ pub struct Rows<E: EntityTrait, M = <E as EntityTrait>::Model> {
     db: DatabaseConnection,
     column: E::Column,
     order: E::Column,
-    /// The columns `M` reads, in its order (its [`Positional::FIELDS`]).
-    columns: Vec<E::Column>,
-    /// Where `column` is among them.
-    key_at: usize,
     _model: PhantomData<M>,
 }
 
 impl<E: EntityTrait, M: Positional> Rows<E, M> {
     fn new(db: &DatabaseConnection, column: E::Column, order: E::Column) -> Self {
-        use sea_orm::{IdenStatic, Iterable};
-        let columns: Vec<E::Column> = M::FIELDS
-            .iter()
-            .map(|name| {
-                E::Column::iter()
-                    .find(|c| c.as_str() == *name)
-                    // `rows`' unit tests check every positional model's names.
-                    .unwrap_or_else(|| {
-                        panic!("{name} is not a column of {}", E::default().as_str())
-                    })
-            })
-            .collect();
-        let key_at = columns
-            .iter()
-            .position(|c| c.as_str() == column.as_str())
-            .unwrap_or_else(|| panic!("a loader's rows read its key column {}", column.as_str()));
         Rows {
             db: db.clone(),
             column,
             order,
-            columns,
-            key_at,
             _model: PhantomData,
         }
     }
@@ -65,18 +43,31 @@ impl<E: EntityTrait, M: Positional> Rows<E, M> {
     /// The rows, each with its key. Decoded into a vector sized for them: collecting
     /// through sea-orm's `all()` and then pairing with keys grew two vectors by doubling,
     /// each growth copying every model so far (a page's 550 tickets, twice).
+    ///
+    /// The statement selects the columns `M`'s fields name ([`Positional::FIELDS`]), in
+    /// that order; `rows`' unit tests hold those names to the tables' columns.
     async fn fetch(&self, keys: &[i32]) -> Result<Vec<(i32, M)>, Arc<DbErr>> {
+        use sea_orm::IdenStatic;
+        let unknown = |name: &str| Arc::new(DbErr::Custom(format!("no column {name} to read")));
+        let columns = M::FIELDS
+            .iter()
+            .map(|name| name.parse::<E::Column>().map_err(|_| unknown(name)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let key_at = M::FIELDS
+            .iter()
+            .position(|name| *name == self.column.as_str())
+            .ok_or_else(|| unknown(self.column.as_str()))?;
         let backend = self.db.get_database_backend();
         let statement = E::find()
             .select_only()
-            .columns(self.columns.iter().copied())
+            .columns(columns)
             .filter(keys_match(backend, self.column, keys))
             .order_by_asc(self.order)
             .build(backend);
         let rows = self.db.query_all_raw(statement).await.map_err(Arc::new)?;
         let mut keyed = Vec::with_capacity(rows.len());
         for row in &rows {
-            let key = column::<i32>(row, self.key_at).map_err(Arc::new)?;
+            let key = column::<i32>(row, key_at).map_err(Arc::new)?;
             keyed.push((key, M::from_columns(row, 0).map_err(Arc::new)?));
         }
         Ok(keyed)

@@ -114,11 +114,13 @@ impl Decisions {
 /// topic, so the same hand-offs.
 #[derive(Debug)]
 pub struct Decided {
+    /// The policy's answers.
     decisions: Decisions,
     /// The agent's role, left out of its own hand-offs.
     role: String,
     /// The ticket's topic, the topic of the hand-offs.
     topic: String,
+    /// Each hidden subject's hand-offs (at [`Subject::index`]), once worked out.
     hand_offs: [OnceLock<Arc<[HandOff]>>; Subject::COUNT],
     /// What a subject that is not hidden hands off to: nobody.
     nobody: Arc<[HandOff]>,
