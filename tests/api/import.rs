@@ -118,10 +118,10 @@ async fn run(backend: Backend) {
     );
 
     // Again: nothing written.
-    let (_, stdout, _) = import(&app, &file);
+    let (code, stdout, stderr) = import(&app, &file);
     assert!(
         stdout.contains("0 customers, 0 tickets, 0 messages, 0 documents written; 6 already there"),
-        "{stdout}"
+        "exit {code:?}: {stdout}{stderr}"
     );
     assert_eq!(
         after,
