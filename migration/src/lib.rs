@@ -1,9 +1,10 @@
 //! needtoknow's schema migrations.
 //!
 //! Every migration is written with sea-query's portable schema builder so the same steps
-//! run on SQLite (the embedded default) and on PostgreSQL, but for two that only
-//! PostgreSQL needs (13, the audit chain's append barrier; 14, its head read planned on
-//! every call), in PostgreSQL's own SQL. The service applies them on start;
+//! run on SQLite (the embedded default) and on PostgreSQL, but for the parts only
+//! PostgreSQL needs (13, the audit chain's append barrier; 14 and 16, its head read
+//! planned on every call; 16, the audit sequence's default dropped), in PostgreSQL's own
+//! SQL. The service applies them on start;
 //! `cargo run -p migration -- up` runs them on their own.
 
 pub use sea_orm_migration::prelude::*;
@@ -23,6 +24,7 @@ mod m20261202_000012_index_unassigned_tickets_by_topic;
 mod m20261203_000013_create_audit_append_barrier;
 mod m20261204_000014_create_audit_chain_head;
 mod m20261204_000015_index_tickets_by_customer_and_id;
+mod m20261204_000016_number_audit_events_after_their_predecessor;
 
 pub use m20261203_000013_create_audit_append_barrier::{AUDIT_APPEND_BARRIER, AUDIT_CHAIN_LOCK};
 
@@ -48,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000013_create_audit_append_barrier::Migration),
             Box::new(m20261204_000014_create_audit_chain_head::Migration),
             Box::new(m20261204_000015_index_tickets_by_customer_and_id::Migration),
+            Box::new(m20261204_000016_number_audit_events_after_their_predecessor::Migration),
         ]
     }
 }

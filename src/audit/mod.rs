@@ -5,10 +5,14 @@
 //! carries the hash of the previous one and its own hash over its content, so
 //! [`verify`] finds the first event that was edited, deleted, inserted or reordered.
 //!
-//! The chain cannot fork: a unique index on `prev_hash` refuses a second event after the
-//! same one. [`AuditLog`] relies on it to append optimistically, in one statement after the
-//! head it remembers, and starts again from the new head when another writer (another
-//! instance, or a write's own events through [`append_in`]) got there first.
+//! The chain cannot fork: an event's sequence number is its predecessor's plus one,
+//! given by whoever appends it, so a second event after the same one takes a number
+//! already taken and the primary key refuses it. [`AuditLog`] relies on this to append
+//! optimistically, in one statement after the head it remembers, and starts again from
+//! the new head when another writer (another instance, or a write's own events through
+//! [`append_in`]) got there first. (The key grows at one end of its index; a unique index
+//! on `prev_hash`, which did this before, took every insert to a random page of an index
+//! as large as the trail: BENCHMARKS.md, "2026-12-04, fifteenth stop".)
 //!
 //! A write transaction appends its own events under the chain's lock, and never gives up
 //! for a lost race: when an optimistic append takes the head it read, it holds the others
@@ -33,6 +37,24 @@ use sha2::{Digest, Sha256};
 
 /// The `prev_hash` of the first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The chain's last event, which the next one follows: its sequence number and its hash
+/// (0 and [`GENESIS`] for an empty chain).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Head {
+    seq: i32,
+    hash: String,
+}
+
+impl Head {
+    /// The head of an empty chain.
+    fn genesis() -> Head {
+        Head {
+            seq: 0,
+            hash: GENESIS.to_owned(),
+        }
+    }
+}
 
 /// What an event records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, async_graphql::Enum)]
@@ -298,7 +320,7 @@ fn now_micros() -> DateTime<Utc> {
     DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
 }
 
-/// Most rows in one INSERT: 13 parameters each stays under SQLite's 32 766.
+/// Most rows in one INSERT: 14 parameters each stays under SQLite's 32 766.
 const INSERT_CHUNK: usize = 2_000;
 
 /// Attempts of one append's statement, the first included, when the database is busy
@@ -327,8 +349,8 @@ struct Waiting {
 /// The statement inserts after the head this log last wrote or read, with no transaction
 /// and no lock of its own: one round trip (on PostgreSQL it waits only while a write
 /// transaction that lost the head holds the appends back, see `append_locked`). When
-/// another writer moved the head in the meantime, the unique index on `prev_hash` refuses
-/// the insert; the log reads the new head and inserts again, and when the chain is that
+/// another writer moved the head in the meantime, the primary key refuses the insert
+/// (the number after the head is taken); the log reads the new head and inserts again, and when the chain is that
 /// busy twice in a row, it appends under the chain's lock like a write transaction.
 ///
 /// A write that must stand or fall with its audit events appends them inside its own
@@ -339,7 +361,7 @@ pub struct AuditLog {
     /// Held by the one append writing at a time. It holds the chain's head as this log
     /// last wrote or read it: `None` when unknown (at first, and after a write that may or
     /// may not have landed), so the next append reads it.
-    head: Arc<tokio::sync::Mutex<Option<String>>>,
+    head: Arc<tokio::sync::Mutex<Option<Head>>>,
     queue: Arc<std::sync::Mutex<Vec<Waiting>>>,
     /// How long each [`AuditLog::append`] waited, when the service reports it.
     latency: Option<prometheus::Histogram>,
@@ -434,11 +456,7 @@ impl AuditLog {
     /// after the new head; when that loses too, the chain is busy with other writers, and
     /// the append queues for the chain's lock like a write transaction does, which always
     /// makes progress.
-    async fn write(
-        &self,
-        head: &mut Option<String>,
-        appends: &[&[NewEvent]],
-    ) -> anyhow::Result<()> {
+    async fn write(&self, head: &mut Option<Head>, appends: &[&[NewEvent]]) -> anyhow::Result<()> {
         let events: Vec<&NewEvent> = appends.iter().flat_map(|a| a.iter()).collect();
         if events.len() <= INSERT_CHUNK {
             let conn = self.writer.connection();
@@ -473,7 +491,7 @@ impl AuditLog {
     /// Writes appends under the chain's lock, in one transaction, after the head read
     /// there (in chunks when they are more rows than one statement takes; retried as a
     /// whole when it loses to contention). Returns the new head.
-    async fn write_in_transaction(&self, appends: &[&[NewEvent]]) -> anyhow::Result<String> {
+    async fn write_in_transaction(&self, appends: &[&[NewEvent]]) -> anyhow::Result<Head> {
         self.writer
             .transaction(|txn| async move {
                 let head = append_locked(&txn, appends).await?;
@@ -523,7 +541,7 @@ pub async fn append_in(
 async fn append_locked(
     txn: &sea_orm::DatabaseTransaction,
     appends: &[&[NewEvent]],
-) -> anyhow::Result<String> {
+) -> anyhow::Result<Head> {
     if txn.get_database_backend() != DatabaseBackend::Postgres {
         return insert_after_head(txn, appends).await;
     }
@@ -551,13 +569,13 @@ async fn append_locked(
 async fn insert_after_head(
     txn: &sea_orm::DatabaseTransaction,
     appends: &[&[NewEvent]],
-) -> anyhow::Result<String> {
-    let mut prev_hash = read_head(txn).await?;
+) -> anyhow::Result<Head> {
+    let mut head = read_head(txn).await?;
     let occurred_at = now_micros();
     for events in appends {
-        insert(txn, events, occurred_at, &mut prev_hash).await?;
+        insert(txn, events, occurred_at, &mut head).await?;
     }
-    Ok(prev_hash)
+    Ok(head)
 }
 
 /// Inserts `events` in one statement on `conn`, outside any transaction, after `head` (or
@@ -565,14 +583,14 @@ async fn insert_after_head(
 /// because another event already follows that head is [`LostRace`].
 async fn insert_after(
     conn: &DatabaseConnection,
-    head: Option<String>,
+    head: Option<Head>,
     events: &[&NewEvent],
-) -> anyhow::Result<String> {
-    let prev_hash = match head {
-        Some(prev_hash) => prev_hash,
+) -> anyhow::Result<Head> {
+    let head = match head {
+        Some(head) => head,
         None => read_head(conn).await?,
     };
-    let (rows, last) = chain(events.iter().copied(), now_micros(), prev_hash)?;
+    let (rows, last) = chain(events.iter().copied(), now_micros(), head)?;
     audit_event::Entity::insert_many(rows)
         .exec_without_returning(conn)
         .await
@@ -580,33 +598,37 @@ async fn insert_after(
     Ok(last)
 }
 
-/// The hash of the chain's last event ([`GENESIS`] for an empty chain). The chain cannot
-/// fork and an event is only appended once its predecessor is committed, so the highest
-/// sequence number is the head. PostgreSQL reads it through `audit_chain_head()`
-/// (migration 14), which plans the query on every call: a plan kept from when the trail
+/// The chain's last event ([`Head::genesis`] for an empty chain). The chain cannot fork
+/// and an event is only appended once its predecessor is committed, so the highest
+/// sequence number is the head. PostgreSQL reads it through `audit_chain_last()`
+/// (migration 16), which plans the query on every call: a plan kept from when the trail
 /// was short scans the whole trail.
-async fn read_head(conn: &impl ConnectionTrait) -> anyhow::Result<String> {
+async fn read_head(conn: &impl ConnectionTrait) -> anyhow::Result<Head> {
     let backend = conn.get_database_backend();
     let sql = match backend {
-        DatabaseBackend::Postgres => "SELECT audit_chain_head() AS hash",
-        _ => "SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1",
+        DatabaseBackend::Postgres => "SELECT seq, hash FROM audit_chain_last()",
+        _ => "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
     };
     let head = conn
         .query_one_raw(Statement::from_string(backend, sql))
         .await
         .and_then(|row| {
-            row.map(|row| row.try_get::<Option<String>>("", "hash"))
-                .transpose()
+            row.map(|row| {
+                Ok(Head {
+                    seq: row.try_get("", "seq")?,
+                    hash: row.try_get("", "hash")?,
+                })
+            })
+            .transpose()
         })
-        .context("reading the audit chain head")?
-        .flatten();
-    Ok(head.unwrap_or_else(|| GENESIS.to_owned()))
+        .context("reading the audit chain head")?;
+    Ok(head.unwrap_or_else(Head::genesis))
 }
 
 /// The error of an INSERT of events, marked [`LostRace`] when the database refused it
-/// because another event already follows its first row's predecessor: the unique index on
-/// `prev_hash` is the table's only unique constraint besides the sequence number, which
-/// inserts never set.
+/// because another event already follows its first row's predecessor: the sequence number
+/// is the table's only unique constraint, and the first row's is the predecessor's plus
+/// one.
 fn refused(error: sea_orm::DbErr) -> anyhow::Error {
     let lost = matches!(
         error.sql_err(),
@@ -620,17 +642,25 @@ fn refused(error: sea_orm::DbErr) -> anyhow::Error {
     }
 }
 
-/// Chains `events` after `prev_hash`: their rows, and the hash of the last one.
+/// Chains `events` after `head`: their rows, numbered on from the head's sequence number,
+/// and the new head.
 fn chain<'a>(
     events: impl IntoIterator<Item = &'a NewEvent>,
     occurred_at: DateTime<Utc>,
-    mut prev_hash: String,
-) -> anyhow::Result<(Vec<audit_event::ActiveModel>, String)> {
+    head: Head,
+) -> anyhow::Result<(Vec<audit_event::ActiveModel>, Head)> {
     let events = events.into_iter();
     let mut rows = Vec::with_capacity(events.size_hint().0);
+    let Head {
+        mut seq,
+        hash: mut prev_hash,
+    } = head;
     for event in events {
+        seq = seq
+            .checked_add(1)
+            .context("the audit trail has run out of sequence numbers")?;
         let mut row = audit_event::Model {
-            seq: 0,
+            seq,
             occurred_at,
             actor_agent_id: event.actor_agent_id,
             actor_role: event.actor_role.clone(),
@@ -648,6 +678,7 @@ fn chain<'a>(
         row.hash = hash_of(&row);
         prev_hash = row.hash.clone();
         rows.push(audit_event::ActiveModel {
+            seq: Set(row.seq),
             occurred_at: Set(row.occurred_at),
             actor_agent_id: Set(row.actor_agent_id),
             actor_role: Set(row.actor_role),
@@ -661,22 +692,27 @@ fn chain<'a>(
             idempotency_key: Set(row.idempotency_key),
             prev_hash: Set(row.prev_hash),
             hash: Set(row.hash),
-            ..Default::default()
         });
     }
-    Ok((rows, prev_hash))
+    Ok((
+        rows,
+        Head {
+            seq,
+            hash: prev_hash,
+        },
+    ))
 }
 
-/// Chains `events` after `prev_hash` and inserts them inside `txn` (in chunks of at most
+/// Chains `events` after `head` and inserts them inside `txn` (in chunks of at most
 /// `INSERT_CHUNK` rows, within every database's bound on parameters). An insert whose head
 /// another append took first is [`LostRace`] (see [`append_locked`]).
 async fn insert(
     txn: &sea_orm::DatabaseTransaction,
     events: &[NewEvent],
     occurred_at: DateTime<Utc>,
-    prev_hash: &mut String,
+    head: &mut Head,
 ) -> anyhow::Result<()> {
-    let (rows, last) = chain(events, occurred_at, std::mem::take(prev_hash))?;
+    let (rows, last) = chain(events, occurred_at, head.clone())?;
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
         let chunk: Vec<_> = rows.by_ref().take(INSERT_CHUNK).collect();
@@ -685,7 +721,7 @@ async fn insert(
             .await
             .map_err(refused)?;
     }
-    *prev_hash = last;
+    *head = last;
     Ok(())
 }
 
@@ -760,6 +796,41 @@ mod tests {
         for action in Action::ALL {
             assert_eq!(Action::parse(action.as_str()), Some(action));
         }
+    }
+
+    /// Events are numbered on from the head, each linked to the one before, and the new
+    /// head is the last of them; a trail out of numbers is an error, not a wrap-around.
+    #[test]
+    fn events_are_numbered_on_from_the_head() {
+        let actor = Actor::system("cli", "r");
+        let events = [
+            actor.event(Action::Purged, None, None, vec![], None),
+            actor.event(Action::Purged, None, None, vec![], None),
+        ];
+        let head = Head {
+            seq: 7,
+            hash: "a".repeat(64),
+        };
+        let (rows, last) = chain(&events, now_micros(), head.clone()).unwrap();
+        let rows: Vec<audit_event::Model> = rows
+            .into_iter()
+            .map(|row| sea_orm::TryIntoModel::try_into_model(row).unwrap())
+            .collect();
+        assert_eq!([rows[0].seq, rows[1].seq], [8, 9]);
+        assert_eq!(rows[0].prev_hash, head.hash);
+        assert_eq!(rows[1].prev_hash, rows[0].hash);
+        assert_eq!(
+            last,
+            Head {
+                seq: 9,
+                hash: rows[1].hash.clone()
+            }
+        );
+        let full = Head {
+            seq: i32::MAX,
+            ..Head::genesis()
+        };
+        assert!(chain(&events, now_micros(), full).is_err());
     }
 
     #[test]

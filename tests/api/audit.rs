@@ -4,7 +4,7 @@
 use entity::audit_event;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, Set,
+    QueryFilter, QueryOrder,
 };
 use serde_json::{json, Value};
 
@@ -210,36 +210,32 @@ on_both_databases! {
         put(&db, seq(1), &original[1]).await;
         assert_eq!(audit::verify(&db).await.unwrap(), whole);
 
-        // Reorder: events 2 and 3 swap places (through a placeholder link, since no two
-        // events may follow the same one even for a moment).
-        let parked = |i: usize| audit_event::Model { prev_hash: "p".repeat(64), ..original[i].clone() };
-        put(&db, seq(2), &parked(1)).await;
+        // Reorder: events 2 and 3 swap places.
         put(&db, seq(1), &original[2]).await;
         put(&db, seq(2), &original[1]).await;
         assert!(matches!(audit::verify(&db).await.unwrap(), Verdict::Broken { seq: s, .. } if s == seq(1)));
-        put(&db, seq(2), &parked(2)).await;
         put(&db, seq(1), &original[1]).await;
         put(&db, seq(2), &original[2]).await;
         assert_eq!(audit::verify(&db).await.unwrap(), whole);
 
-        // Fork: a second event after the same predecessor is refused outright.
-        let mut fork = original[3].clone().into_active_model();
-        fork.seq = sea_orm::ActiveValue::NotSet;
-        assert!(fork.insert(&db).await.is_err(), "the chain forked");
+        // Fork: a second event after the same predecessor takes the same number (the
+        // predecessor's plus one), and is refused outright.
+        let fork = audit_event::Model { request_id: "fork".into(), ..original[3].clone() };
+        assert!(fork.into_active_model().insert(&db).await.is_err(), "the chain forked");
         assert_eq!(audit::verify(&db).await.unwrap(), whole);
 
-        // Insert: a forged event appended with a made-up link.
-        let forged = audit_event::ActiveModel {
-            prev_hash: Set("f".repeat(64)),
-            hash: Set("e".repeat(64)),
-            ..original[3].clone().into_active_model()
-        };
-        let mut forged = forged;
-        forged.seq = sea_orm::ActiveValue::NotSet;
-        let forged = forged.insert(&db).await.unwrap();
-        assert!(matches!(audit::verify(&db).await.unwrap(), Verdict::Broken { seq: s, .. } if s == forged.seq));
-        audit_event::Entity::delete_by_id(forged.seq).exec(&db).await.unwrap();
-        assert_eq!(audit::verify(&db).await.unwrap(), whole);
+        // A fork numbered as if it came last, and a forged event with a made-up link:
+        // both are inserts, and named as such.
+        let after = seq(3) + 1;
+        for forged in [
+            audit_event::Model { seq: after, request_id: "fork".into(), ..original[3].clone() },
+            audit_event::Model { seq: after, prev_hash: "f".repeat(64), hash: "e".repeat(64), ..original[3].clone() },
+        ] {
+            forged.into_active_model().insert(&db).await.unwrap();
+            assert!(matches!(audit::verify(&db).await.unwrap(), Verdict::Broken { seq: s, .. } if s == after));
+            audit_event::Entity::delete_by_id(after).exec(&db).await.unwrap();
+            assert_eq!(audit::verify(&db).await.unwrap(), whole);
+        }
 
         // Delete: event 3 disappears; the break shows at event 4.
         audit_event::Entity::delete_by_id(seq(2)).exec(&db).await.unwrap();
