@@ -9,12 +9,11 @@
 //!
 //! On PostgreSQL the column stops generating numbers (it was an identity column, or a
 //! serial one in databases made by older builds), so an insert without a number fails
-//! instead of taking one out of order. That includes an
-//! instance of a version before this migration, which cannot append any more: stop the
-//! old instances before upgrading (README, "Upgrades"). The head is read through
-//! `audit_chain_last()`, which returns the number with the hash and, like
-//! `audit_chain_head()` (migration 14, kept for those instances), plans its query on every
-//! call.
+//! instead of taking one out of order. That includes an instance of a version before
+//! this migration, which cannot append any more: stop the old instances before upgrading
+//! (README, "Operations", the database). The head is read through `audit_chain_last()`,
+//! which returns the number with the hash and, like `audit_chain_head()` (migration 14,
+//! left in place), plans its query on every call.
 
 use sea_orm_migration::prelude::*;
 

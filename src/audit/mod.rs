@@ -350,8 +350,9 @@ struct Waiting {
 /// and no lock of its own: one round trip (on PostgreSQL it waits only while a write
 /// transaction that lost the head holds the appends back, see `append_locked`). When
 /// another writer moved the head in the meantime, the primary key refuses the insert
-/// (the number after the head is taken); the log reads the new head and inserts again, and when the chain is that
-/// busy twice in a row, it appends under the chain's lock like a write transaction.
+/// (the number after the head is taken); the log reads the new head and inserts again,
+/// and when the chain is that busy twice in a row, it appends under the chain's lock like
+/// a write transaction.
 ///
 /// A write that must stand or fall with its audit events appends them inside its own
 /// transaction with [`append_in`] instead.
