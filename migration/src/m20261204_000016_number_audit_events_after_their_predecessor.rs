@@ -20,6 +20,7 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
+/// Migration 11's index.
 const INDEX: &str = "idx_audit_events_prev_hash";
 
 #[async_trait::async_trait]
@@ -50,16 +51,9 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_index(
-                Index::create()
-                    .if_not_exists()
-                    .name(INDEX)
-                    .table(Alias::new("audit_events"))
-                    .col(Alias::new("prev_hash"))
-                    .unique()
-                    .to_owned(),
-            )
+        // Migration 11's index again, with its message for a trail that forked meanwhile.
+        crate::m20261202_000011_index_audit_chain_links::Migration
+            .up(manager)
             .await?;
         // The column generates numbers again, after the highest one given meanwhile.
         crate::on_postgres(

@@ -571,6 +571,54 @@ async fn a_forked_trail_stops_the_upgrade_and_says_what_to_do() {
     assert!(error.contains("needtoknow audit verify"), "{error}");
 }
 
+/// Undoing migration 16 on PostgreSQL gives back what the service before it relied on:
+/// the unique index on `prev_hash`, and a column that numbers events itself, on from the
+/// highest number given meanwhile. Redone, appends number events again.
+#[tokio::test]
+async fn migration_16_undone_numbers_events_on_from_the_trail_and_redone_appends_again() {
+    use crate::helpers::{fresh_settings, Backend};
+    use migration::{Migrator, MigratorTrait};
+
+    let (settings, _dir, _pg) = fresh_settings(Backend::Postgres).await;
+    let db = needtoknow::db::connect(&settings).await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    let log = audit::AuditLog::new(needtoknow::writer::Writer::new(db.clone()));
+    log.append(&[viewed("one".into()), viewed("two".into())])
+        .await
+        .unwrap();
+
+    Migrator::down(&db, Some(1)).await.unwrap();
+    let head = rows(&db).await.pop().unwrap().hash;
+    db.execute_unprepared(&format!(
+        "INSERT INTO audit_events (occurred_at, actor_role, action, fields, request_id, \
+         prev_hash, hash) VALUES (now(), 'cli', 'viewed', '[]', 'old', '{head}', 'x')"
+    ))
+    .await
+    .expect("numbered by the column, after the trail");
+    let seqs: Vec<i32> = rows(&db).await.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    let fork = db
+        .execute_unprepared(&format!(
+            "INSERT INTO audit_events (occurred_at, actor_role, action, fields, request_id, \
+             prev_hash, hash) VALUES (now(), 'cli', 'viewed', '[]', 'fork', '{head}', 'y')"
+        ))
+        .await;
+    assert!(fork.is_err(), "the prev_hash index is back");
+    db.execute_unprepared("DELETE FROM audit_events WHERE request_id = 'old'")
+        .await
+        .unwrap();
+
+    Migrator::up(&db, None).await.unwrap();
+    let log = audit::AuditLog::new(needtoknow::writer::Writer::new(db.clone()));
+    log.append(&[viewed("three".into())]).await.unwrap();
+    let last = rows(&db).await.pop().unwrap();
+    assert_eq!((last.seq, last.request_id.as_str()), (3, "three"));
+    assert!(matches!(
+        audit::verify(&db).await.unwrap(),
+        Verdict::Intact { events: 3 }
+    ));
+}
+
 /// A write transaction whose audit insert loses the chain's head to an optimistic append
 /// (a read's `viewed` event, one statement, no lock) appends again after the new head,
 /// within the same attempt, instead of failing: under a steady stream of reads, a
