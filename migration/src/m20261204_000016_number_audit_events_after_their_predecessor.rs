@@ -10,8 +10,10 @@
 //! On PostgreSQL the column stops generating numbers (it was an identity column, or a
 //! serial one in databases made by older builds), so an insert without a number fails
 //! instead of taking one out of order. That includes an instance of a version before
-//! this migration, which cannot append any more: stop the old instances before upgrading
-//! (README, "Operations", the database). The head is read through `audit_chain_last()`,
+//! this migration, which cannot append any more. On SQLite the column still numbers an
+//! insert without a number (it is the table's rowid), so an older binary would append
+//! unguarded. Either way: stop the old instances and CLI runs before upgrading (README,
+//! "Operations", the database). The head is read through `audit_chain_last()`,
 //! which returns the number with the hash and, like `audit_chain_head()` (migration 14,
 //! left in place), plans its query on every call.
 
