@@ -9,7 +9,8 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-const INDEX: &str = "idx_audit_events_prev_hash";
+/// The index, which migration 16 drops (and, undone, creates again through this one).
+pub(crate) const INDEX: &str = "idx_audit_events_prev_hash";
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

@@ -19,11 +19,10 @@
 
 use sea_orm_migration::prelude::*;
 
+use crate::m20261202_000011_index_audit_chain_links::INDEX;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-/// Migration 11's index.
-const INDEX: &str = "idx_audit_events_prev_hash";
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
