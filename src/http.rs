@@ -652,6 +652,7 @@ async fn run(
         .queues
         .retain(|topic| policy.vocabulary().has_topic(topic));
     let context = RequestContext {
+        agent_facts: agent.facts(),
         agent,
         request_id,
         policy,

@@ -20,16 +20,23 @@ pub fn global(kind: &str, key: impl Key) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text_of(kind, key))
 }
 
-/// Appends the global id [`global`] makes to `out`, without a `String` of its own.
+/// Appends the global id [`global`] makes to `out`, without an allocation of its own: the
+/// text `Type:key` is written at the end of `out`, encoded after it, and the encoding
+/// moved over the text (a page writes about a thousand ids).
 pub fn write_global(kind: &str, key: impl Key, out: &mut Vec<u8>) {
-    let text = text_of(kind, key);
     let start = out.len();
-    let room = base64::encoded_len(text.len(), false).unwrap_or_default();
-    out.resize(start + room, 0);
+    out.extend_from_slice(kind.as_bytes());
+    out.push(b':');
+    key.write(out);
+    let text_end = out.len();
+    let room = base64::encoded_len(text_end - start, false).unwrap_or_default();
+    out.resize(text_end + room, 0);
+    let (text, encoded) = out.split_at_mut(text_end);
     // `room` is exactly what the encoding takes, so this cannot run short.
     let written = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode_slice(&text, &mut out[start..])
+        .encode_slice(&text[start..], encoded)
         .unwrap_or_default();
+    out.copy_within(text_end..text_end + written, start);
     out.truncate(start + written);
 }
 

@@ -33,6 +33,9 @@ pub fn actor(agent: &Agent, request_id: &RequestId, policy: &PolicySet) -> crate
 pub struct RequestContext {
     /// The authenticated agent.
     pub agent: Agent,
+    /// What the policy may read about the agent, made once per request: every ticket's
+    /// gate asks the policy with them.
+    pub agent_facts: crate::policy::AgentFacts,
     /// The request's id, for logs and audit events.
     pub request_id: RequestId,
     /// The policy set this request is evaluated against, fixed for the whole request.
@@ -74,7 +77,7 @@ impl RequestContext {
     /// Whether the policy grants the calling agent `permission` on a named resource
     /// (`allow(agent, action, "resource")`).
     pub fn allowed(&self, permission: Permission) -> bool {
-        self.policy.authorize(&self.agent.facts(), permission, None)
+        self.policy.authorize(&self.agent_facts, permission, None)
     }
 
     /// An audit event of this request, by the calling agent.
@@ -123,7 +126,7 @@ impl RequestContext {
         &self,
         id: TicketId,
     ) -> ApiResult<crate::tickets::visibility::Joined> {
-        let scopes = self.policy.ticket_scopes(&self.agent.facts());
+        let scopes = self.policy.ticket_scopes(&self.agent_facts);
         crate::tickets::visibility::find_visible(&self.db, &self.agent, &scopes, id.get())
             .await?
             .ok_or(ApiError::NotFound)
@@ -138,7 +141,7 @@ impl RequestContext {
         crate::tickets::visibility::Joined,
         Vec<crate::rows::TicketSummaryRow>,
     )> {
-        let scopes = self.policy.ticket_scopes(&self.agent.facts());
+        let scopes = self.policy.ticket_scopes(&self.agent_facts);
         crate::tickets::visibility::find_visible_with_customer_tickets(
             &self.db,
             &self.agent,

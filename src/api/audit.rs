@@ -151,7 +151,7 @@ impl AuditQuery {
         filter: Option<AuditFilter>,
     ) -> ApiResult<Page<AuditEvent>> {
         let request = RequestContext::get(ctx);
-        let scopes = request.policy.audit_scopes(&request.agent.facts());
+        let scopes = request.policy.audit_scopes(&request.agent_facts);
         let Some(readable) = trail::readable(&scopes, request.agent.id, &request.agent.team) else {
             return Err(ApiError::Forbidden(
                 "your role may not read the audit trail".into(),

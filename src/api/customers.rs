@@ -105,9 +105,9 @@ pub struct Customer {
 
 impl Customer {
     /// The customer `row` reached through ticket `ticket_id`, disclosed by `gate`.
-    pub fn new(row: customer::Model, gate: Arc<Gate>, ticket_id: i32) -> Customer {
+    pub fn new(row: Arc<customer::Model>, gate: Arc<Gate>, ticket_id: i32) -> Customer {
         Customer {
-            row: Arc::new(row),
+            row,
             gate,
             ticket_id,
             tickets: None,
@@ -616,9 +616,9 @@ pub struct TicketSummary {
     /// The other ticket's id, for `ticket(id:)` (the agent may still be unable to open it).
     pub ticket_id: LazyId<i32>,
     /// Subject; null when masked.
-    pub subject: Option<String>,
+    pub subject: Option<Arc<str>>,
     /// Topic.
-    pub topic: String,
+    pub topic: Arc<str>,
     /// Status.
     pub status: TicketStatus,
     /// When it was opened.
@@ -643,7 +643,7 @@ impl TicketSummary {
             id: LazyId::new("TicketSummary", Pair(through, row.id)),
             ticket_id: LazyId::new("Ticket", row.id),
             subject: (shown == Shown::Plain).then(|| row.subject.clone()),
-            topic: row.topic.clone(),
+            topic: row.topic.shared(),
             status: stored_status(&row.status)?,
             created_at: row.created_at,
             resolved_at: row.resolved_at,
@@ -657,7 +657,7 @@ pub struct ChatMessage {
     /// The ticket it belongs to.
     pub ticket_id: LazyId<i32>,
     /// `customer` or `agent`.
-    pub author_kind: String,
+    pub author_kind: Arc<str>,
     /// The text, redacted when masked.
     pub body: String,
     /// When it was written.
@@ -676,7 +676,7 @@ impl ChatMessage {
         let body = opener.text("messages", "body", row.id, &row.body)?;
         Ok(ChatMessage {
             ticket_id: LazyId::new("Ticket", row.ticket_id),
-            author_kind: row.author_kind.clone(),
+            author_kind: row.author_kind.shared(),
             body: match shown {
                 Shown::Plain => body,
                 Shown::Masked => mask::redact_message(&body),

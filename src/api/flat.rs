@@ -557,6 +557,12 @@ impl FlatValue for String {
     }
 }
 
+impl FlatValue for Arc<str> {
+    fn flat<'d>(&self, _: &Walk<'d>, _: &[&'d SelectionSet], out: &mut Vec<u8>) {
+        string(out, self);
+    }
+}
+
 impl FlatValue for str {
     fn flat<'d>(&self, _: &Walk<'d>, _: &[&'d SelectionSet], out: &mut Vec<u8>) {
         string(out, self);

@@ -9,7 +9,6 @@ use entity::{customer, ticket};
 use super::customers::Customer;
 use super::flat::{flat_object, gather, Failed, FlatValue, Gather, Gathered, Walk};
 use super::pages::{numeric_key, Page, Window, DEFAULT_PAGE_SIZE};
-use crate::agents::Agent;
 use crate::disclosure::summary::AccessSummary;
 use crate::disclosure::Gate;
 use crate::error::{ApiError, ApiResult};
@@ -31,8 +30,9 @@ use crate::vocabulary::TicketStatus;
 /// A support ticket the agent may see. Its customer is reachable only through it.
 pub struct Ticket {
     row: ticket::Model,
-    /// The customer's row when it came with the ticket (a page joins it).
-    customer: Option<customer::Model>,
+    /// The customer's row when it came with the ticket (a page joins it); shared with the
+    /// customer object rather than copied (its sealed fields are a dozen allocations).
+    customer: Option<Arc<customer::Model>>,
     /// The assignee when it came with the ticket (`Some(None)`: unassigned); `None`: not
     /// read yet.
     assignee: Option<Option<Assignee>>,
@@ -54,7 +54,7 @@ impl Ticket {
     fn joined(joined: Joined) -> Ticket {
         Ticket {
             row: joined.ticket,
-            customer: joined.customer,
+            customer: joined.customer.map(Arc::new),
             assignee: Some(joined.assignee.map(|(handle, display_name)| Assignee {
                 handle,
                 display_name,
@@ -322,7 +322,8 @@ impl Ticket {
                 .customer
                 .load_one(self.row.customer_id)
                 .await
-                .map_err(load_error)?,
+                .map_err(load_error)?
+                .map(Arc::new),
         };
         let row = row.ok_or_else(|| {
             ApiError::internal(
@@ -340,7 +341,7 @@ impl Ticket {
     fn gate(&self, request: &RequestContext) -> Gate {
         Gate::new(
             request.policy.clone(),
-            &request.agent,
+            &request.agent_facts,
             &self.row,
             &request.agent.ticket_facts(&self.row),
         )
@@ -355,10 +356,6 @@ const BY_CONTACT: &str = "contact_ticket";
 /// Ticket queries.
 #[derive(Default)]
 pub struct TicketQuery;
-
-fn scopes(agent: &Agent, request: &RequestContext) -> Arc<[crate::policy::TicketScope]> {
-    request.policy.ticket_scopes(&agent.facts())
-}
 
 /// Tickets of the customer an inbound email or phone number belongs to.
 #[derive(Default)]
@@ -391,7 +388,7 @@ impl ContactLookupQuery {
         }
         let contact = Contact::parse(email, phone)?;
         let window = Window::configured(request, BY_CONTACT, first, after, last, before)?;
-        let scopes = scopes(&request.agent, request);
+        let scopes = request.policy.ticket_scopes(&request.agent_facts);
         let rows = lookup::by_contact(
             &request.db,
             &request.vault,
@@ -612,7 +609,7 @@ impl TicketQuery {
             status: status.map(|s| s.as_str().to_owned()),
             topic,
         };
-        let scopes = scopes(&request.agent, request);
+        let scopes = request.policy.ticket_scopes(&request.agent_facts);
         // The agent's grants are read alongside the page, so that every ticket's fields find
         // them ready: fields waiting on the grant store at different times would split the
         // page's batched loads into several statements.

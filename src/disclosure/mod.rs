@@ -16,7 +16,6 @@ use chrono::{DateTime, Utc};
 
 pub use crate::vocabulary::{Field, HandOff};
 
-use crate::agents::Agent;
 use crate::audit::loader::View;
 use crate::crypto::vault::Opener;
 use crate::error::ApiResult;
@@ -74,14 +73,15 @@ pub struct Gate {
 }
 
 impl Gate {
-    /// The gate for `agent` on `ticket`, whose policy facts are `facts`.
+    /// The gate on `ticket` for the agent whose policy facts are `agent`, the ticket's
+    /// being `facts`.
     pub fn new(
         policy: Arc<PolicySet>,
-        agent: &Agent,
+        agent: &crate::policy::AgentFacts,
         ticket: &entity::ticket::Model,
         facts: &crate::policy::TicketFacts,
     ) -> Gate {
-        let decisions = policy.decide(&agent.facts(), facts);
+        let decisions = policy.decide(agent, facts);
         Gate {
             policy,
             decisions,
