@@ -58,12 +58,17 @@ impl<E: EntityTrait, M: Positional> Rows<E, M> {
             .position(|name| *name == self.column.as_str())
             .ok_or_else(|| unknown(self.column.as_str()))?;
         let backend = self.db.get_database_backend();
-        let statement = E::find()
-            .select_only()
-            .columns(columns)
-            .filter(keys_match(backend, self.column, keys))
-            .order_by_asc(self.order)
-            .build(backend);
+        let mut select =
+            E::find()
+                .select_only()
+                .columns(columns)
+                .filter(keys_match(backend, self.column, keys));
+        // By key first: the order of an index on (key, order), which the database then
+        // reads without sorting (a page's 550 other tickets); each key's rows stay in order.
+        if self.column.as_str() != self.order.as_str() {
+            select = select.order_by_asc(self.column);
+        }
+        let statement = select.order_by_asc(self.order).build(backend);
         let rows = self.db.query_all_raw(statement).await.map_err(Arc::new)?;
         let mut keyed = Vec::with_capacity(rows.len());
         for row in &rows {

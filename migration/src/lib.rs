@@ -25,6 +25,7 @@ mod m20261203_000013_create_audit_append_barrier;
 mod m20261204_000014_create_audit_chain_head;
 mod m20261204_000015_index_tickets_by_customer_and_id;
 mod m20261204_000016_number_audit_events_after_their_predecessor;
+mod m20261205_000017_cover_customer_ticket_summaries;
 
 pub use m20261203_000013_create_audit_append_barrier::{AUDIT_APPEND_BARRIER, AUDIT_CHAIN_LOCK};
 
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000014_create_audit_chain_head::Migration),
             Box::new(m20261204_000015_index_tickets_by_customer_and_id::Migration),
             Box::new(m20261204_000016_number_audit_events_after_their_predecessor::Migration),
+            Box::new(m20261205_000017_cover_customer_ticket_summaries::Migration),
         ]
     }
 }

@@ -15,7 +15,7 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-const INDEX: &str = "idx_tickets_customer_id_id";
+pub(crate) const INDEX: &str = "idx_tickets_customer_id_id";
 const OLD_INDEX: &str = "idx_tickets_customer";
 
 #[async_trait::async_trait]
@@ -32,7 +32,7 @@ impl MigrationTrait for Migration {
 }
 
 /// Drops the index `name` of `tickets`, if it exists.
-async fn drop(manager: &SchemaManager<'_>, name: &str) -> Result<(), DbErr> {
+pub(crate) async fn drop(manager: &SchemaManager<'_>, name: &str) -> Result<(), DbErr> {
     manager
         .drop_index(
             Index::drop()

@@ -587,7 +587,7 @@ async fn migration_16_undone_numbers_events_on_from_the_trail_and_redone_appends
         .await
         .unwrap();
 
-    Migrator::down(&db, Some(1)).await.unwrap();
+    crate::helpers::undo_migrations_from(&db, "000016").await;
     let head = rows(&db).await.pop().unwrap().hash;
     db.execute_unprepared(&format!(
         "INSERT INTO audit_events (occurred_at, actor_role, action, fields, request_id, \

@@ -374,3 +374,20 @@ macro_rules! on_both_databases {
         }
     };
 }
+
+/// Undoes the migrations from the one whose name holds `number` (e.g. `"000016"`) to the
+/// last, so a test of one migration's `down` keeps testing it when later ones are added.
+pub async fn undo_migrations_from(db: &sea_orm::DatabaseConnection, number: &str) {
+    use migration::{MigrationName, Migrator, MigratorTrait};
+    let names: Vec<String> = Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    let at = names
+        .iter()
+        .position(|name| name.contains(number))
+        .unwrap_or_else(|| panic!("no migration {number}"));
+    Migrator::down(db, Some((names.len() - at) as u32))
+        .await
+        .unwrap();
+}

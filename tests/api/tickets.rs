@@ -272,3 +272,84 @@ on_both_databases! {
         );
     }
 }
+
+/// The names of `tickets`' indexes.
+async fn ticket_indexes(db: &sea_orm::DatabaseConnection) -> Vec<String> {
+    use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DatabaseBackend::Postgres => {
+            "SELECT indexname AS name FROM pg_indexes WHERE tablename = 'tickets'"
+        }
+        _ => "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tickets'",
+    };
+    db.query_all_raw(Statement::from_string(backend, sql))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String>("", "name").unwrap())
+        .collect()
+}
+
+/// Migration 17 carries a ticket summary's columns in the index of a customer's tickets,
+/// and SQLite answers the list of a page's customers' tickets from it alone, in the
+/// loader's order (no sorting); undone, migration 15's index is back, and redone, the
+/// covering one again.
+#[tokio::test]
+async fn customers_tickets_are_listed_from_one_index_and_migration_17_can_be_undone() {
+    use crate::helpers::{fresh_settings, Backend};
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::{ConnectionTrait, Statement};
+
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let (settings, _dir, _pg) = fresh_settings(backend).await;
+        let db = needtoknow::db::connect(&settings).await.unwrap();
+        Migrator::up(&db, None).await.unwrap();
+        let indexes = ticket_indexes(&db).await;
+        assert!(
+            indexes.contains(&"idx_tickets_customer_summaries".to_owned()),
+            "{indexes:?}"
+        );
+        assert!(
+            !indexes.contains(&"idx_tickets_customer_id_id".to_owned()),
+            "{indexes:?}"
+        );
+        if db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
+            let plan: Vec<String> = db
+                .query_all_raw(Statement::from_string(
+                    sea_orm::DatabaseBackend::Sqlite,
+                    "EXPLAIN QUERY PLAN SELECT id, customer_id, topic, status, subject, \
+                     created_at, resolved_at FROM tickets WHERE customer_id IN (1, 2) \
+                     ORDER BY customer_id, id",
+                ))
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.try_get::<String>("", "detail").unwrap())
+                .collect();
+            let plan = plan.join("; ");
+            assert!(
+                plan.contains("COVERING INDEX idx_tickets_customer_summaries"),
+                "{plan}"
+            );
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+        }
+
+        crate::helpers::undo_migrations_from(&db, "000017").await;
+        let indexes = ticket_indexes(&db).await;
+        assert!(
+            indexes.contains(&"idx_tickets_customer_id_id".to_owned()),
+            "{indexes:?}"
+        );
+        assert!(
+            !indexes.contains(&"idx_tickets_customer_summaries".to_owned()),
+            "{indexes:?}"
+        );
+        Migrator::up(&db, None).await.unwrap();
+        let indexes = ticket_indexes(&db).await;
+        assert!(
+            indexes.contains(&"idx_tickets_customer_summaries".to_owned()),
+            "{indexes:?}"
+        );
+    }
+}
