@@ -378,7 +378,7 @@ macro_rules! on_both_databases {
 /// Undoes the migrations from the one whose name holds `number` (e.g. `"000016"`) to the
 /// last, so a test of one migration's `down` keeps testing it when later ones are added.
 pub async fn undo_migrations_from(db: &sea_orm::DatabaseConnection, number: &str) {
-    use migration::{MigrationName, Migrator, MigratorTrait};
+    use migration::{Migrator, MigratorTrait};
     let names: Vec<String> = Migrator::migrations()
         .iter()
         .map(|m| m.name().to_owned())
