@@ -72,6 +72,20 @@ async fn create_index(
     manager.create_index(index).await
 }
 
+/// Drops the index `name` of `table`, if it exists (a `down` may run on a database whose
+/// `up` never built it).
+async fn drop_index(manager: &SchemaManager<'_>, table: &str, name: &str) -> Result<(), DbErr> {
+    manager
+        .drop_index(
+            Index::drop()
+                .if_exists()
+                .name(name)
+                .table(Alias::new(table))
+                .to_owned(),
+        )
+        .await
+}
+
 /// Runs `sql` (statements separated by semicolons) when the database is PostgreSQL, and
 /// nothing on SQLite: the body of the migrations only PostgreSQL needs.
 async fn on_postgres(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {

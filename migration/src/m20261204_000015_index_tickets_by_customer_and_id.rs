@@ -22,24 +22,11 @@ const OLD_INDEX: &str = "idx_tickets_customer";
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         crate::create_index(manager, "tickets", INDEX, &["customer_id", "id"]).await?;
-        drop(manager, OLD_INDEX).await
+        crate::drop_index(manager, "tickets", OLD_INDEX).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         crate::create_index(manager, "tickets", OLD_INDEX, &["customer_id"]).await?;
-        drop(manager, INDEX).await
+        crate::drop_index(manager, "tickets", INDEX).await
     }
-}
-
-/// Drops the index `name` of `tickets`, if it exists.
-pub(crate) async fn drop(manager: &SchemaManager<'_>, name: &str) -> Result<(), DbErr> {
-    manager
-        .drop_index(
-            Index::drop()
-                .if_exists()
-                .name(name)
-                .table(Alias::new("tickets"))
-                .to_owned(),
-        )
-        .await
 }

@@ -40,15 +40,7 @@ impl MigrationTrait for Migration {
              ELSE ALTER TABLE audit_events ALTER COLUMN seq DROP DEFAULT; END IF; END $$;",
         )
         .await?;
-        manager
-            .drop_index(
-                Index::drop()
-                    .if_exists()
-                    .name(INDEX)
-                    .table(Alias::new("audit_events"))
-                    .to_owned(),
-            )
-            .await
+        crate::drop_index(manager, "audit_events", INDEX).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -46,11 +46,11 @@ impl MigrationTrait for Migration {
             }
         }
         manager.create_index(index).await?;
-        fifteen::drop(manager, fifteen::INDEX).await
+        crate::drop_index(manager, "tickets", fifteen::INDEX).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         crate::create_index(manager, "tickets", fifteen::INDEX, &["customer_id", "id"]).await?;
-        fifteen::drop(manager, INDEX).await
+        crate::drop_index(manager, "tickets", INDEX).await
     }
 }
