@@ -455,16 +455,14 @@ on_both_databases! {
 /// behind it gets in between.) One thread, so the two queue in the order they are spawned.
 #[tokio::test(flavor = "current_thread")]
 async fn a_cancelled_append_does_not_fail_the_appends_written_with_it() {
-    use crate::helpers::{eventually, fresh_settings, Backend};
-    use migration::{Migrator, MigratorTrait};
+    use crate::helpers::{eventually, migrated_database, Backend};
     use sea_orm::TransactionTrait;
 
-    let (settings, _dir, _pg) = fresh_settings(Backend::Postgres).await;
-    let db = needtoknow::db::connect(&settings).await.unwrap();
-    Migrator::up(&db, None).await.unwrap();
+    let fresh = migrated_database(Backend::Postgres).await;
+    let (db, settings) = (fresh.db.clone(), &fresh.settings);
     let log = audit::AuditLog::new(needtoknow::writer::Writer::new(db.clone()));
     // Another client of the same database, which takes the locks and watches who waits.
-    let other = needtoknow::db::connect(&settings).await.unwrap();
+    let other = needtoknow::db::connect(settings).await.unwrap();
     let waiting = |what: &'static str| {
         let other = other.clone();
         async move {
@@ -576,12 +574,11 @@ async fn a_forked_trail_stops_the_upgrade_and_says_what_to_do() {
 /// highest number given meanwhile. Redone, appends number events again.
 #[tokio::test]
 async fn migration_16_undone_numbers_events_on_from_the_trail_and_redone_appends_again() {
-    use crate::helpers::{fresh_settings, Backend};
+    use crate::helpers::{migrated_database, Backend};
     use migration::{Migrator, MigratorTrait};
 
-    let (settings, _dir, _pg) = fresh_settings(Backend::Postgres).await;
-    let db = needtoknow::db::connect(&settings).await.unwrap();
-    Migrator::up(&db, None).await.unwrap();
+    let fresh = migrated_database(Backend::Postgres).await;
+    let db = fresh.db.clone();
     let log = audit::AuditLog::new(needtoknow::writer::Writer::new(db.clone()));
     log.append(&[viewed("one".into()), viewed("two".into())])
         .await
@@ -630,14 +627,12 @@ async fn migration_16_undone_numbers_events_on_from_the_trail_and_redone_appends
 /// head, until the optimistic append has landed.
 #[tokio::test]
 async fn a_transaction_that_loses_the_head_appends_again_and_reads_do_not_wait() {
-    use crate::helpers::{eventually, fresh_settings, Backend};
-    use migration::{Migrator, MigratorTrait};
+    use crate::helpers::{eventually, migrated_database, Backend};
     use sea_orm::TransactionTrait;
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    let (settings, _dir, _pg) = fresh_settings(Backend::Postgres).await;
-    let db = needtoknow::db::connect(&settings).await.unwrap();
-    Migrator::up(&db, None).await.unwrap();
+    let fresh = migrated_database(Backend::Postgres).await;
+    let (db, settings) = (fresh.db.clone(), &fresh.settings);
     let log = audit::AuditLog::new(needtoknow::writer::Writer::new(db.clone()));
     // The log knows the head, so its next append is one INSERT after it.
     log.append(&[viewed("before".into())]).await.unwrap();
@@ -650,7 +645,7 @@ async fn a_transaction_that_loses_the_head_appends_again_and_reads_do_not_wait()
     )
     .await
     .unwrap();
-    let other = needtoknow::db::connect(&settings).await.unwrap();
+    let other = needtoknow::db::connect(settings).await.unwrap();
     let hold = other.begin().await.unwrap();
     hold.execute_unprepared("SELECT pg_advisory_xact_lock(7411999)")
         .await

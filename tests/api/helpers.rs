@@ -73,6 +73,29 @@ pub async fn fresh_settings(backend: Backend) -> (Settings, tempfile::TempDir, O
     (settings, dir, pg)
 }
 
+/// A fresh database with every migration applied, connected as the CLI connects, for
+/// tests of the storage below the service. Its data directory lives as long as it does.
+pub struct MigratedDatabase {
+    /// The connection.
+    pub db: sea_orm::DatabaseConnection,
+    /// Its settings, for a second connection.
+    pub settings: Settings,
+    _dir: tempfile::TempDir,
+}
+
+/// A fresh [`MigratedDatabase`] of `backend`.
+pub async fn migrated_database(backend: Backend) -> MigratedDatabase {
+    use migration::{Migrator, MigratorTrait};
+    let (settings, dir, _pg) = fresh_settings(backend).await;
+    let db = needtoknow::db::connect(&settings).await.unwrap();
+    Migrator::up(&db, None).await.unwrap();
+    MigratedDatabase {
+        db,
+        settings,
+        _dir: dir,
+    }
+}
+
 /// Starts the application with the demo data on a fresh database.
 pub async fn spawn_app(backend: Backend) -> TestApp {
     let (settings, dir, pg) = fresh_settings(backend).await;

@@ -298,16 +298,15 @@ async fn customer_ticket_indexes(db: &sea_orm::DatabaseConnection) -> Vec<String
 /// covering one again.
 #[tokio::test]
 async fn customers_tickets_are_listed_from_one_index_and_migration_17_can_be_undone() {
-    use crate::helpers::{fresh_settings, Backend};
+    use crate::helpers::{migrated_database, Backend};
     use migration::{Migrator, MigratorTrait};
     use sea_orm::{ConnectionTrait, Statement};
 
     for backend in [Backend::Sqlite, Backend::Postgres] {
-        let (settings, _dir, _pg) = fresh_settings(backend).await;
-        let db = needtoknow::db::connect(&settings).await.unwrap();
-        Migrator::up(&db, None).await.unwrap();
+        let fresh = migrated_database(backend).await;
+        let db = &fresh.db;
         assert_eq!(
-            customer_ticket_indexes(&db).await,
+            customer_ticket_indexes(db).await,
             ["idx_tickets_customer_summaries"]
         );
         if db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
@@ -331,14 +330,14 @@ async fn customers_tickets_are_listed_from_one_index_and_migration_17_can_be_und
             assert!(!plan.contains("TEMP B-TREE"), "{plan}");
         }
 
-        crate::helpers::undo_migrations_from(&db, "000017").await;
+        crate::helpers::undo_migrations_from(db, "000017").await;
         assert_eq!(
-            customer_ticket_indexes(&db).await,
+            customer_ticket_indexes(db).await,
             ["idx_tickets_customer_id_id"]
         );
-        Migrator::up(&db, None).await.unwrap();
+        Migrator::up(db, None).await.unwrap();
         assert_eq!(
-            customer_ticket_indexes(&db).await,
+            customer_ticket_indexes(db).await,
             ["idx_tickets_customer_summaries"]
         );
     }
