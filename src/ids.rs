@@ -25,9 +25,7 @@ pub fn global(kind: &str, key: impl Key) -> String {
 /// moved over the text (a page writes about a thousand ids).
 pub fn write_global(kind: &str, key: impl Key, out: &mut Vec<u8>) {
     let start = out.len();
-    out.extend_from_slice(kind.as_bytes());
-    out.push(b':');
-    key.write(out);
+    write_text(kind, key, out);
     let text_end = out.len();
     let room = base64::encoded_len(text_end - start, false).unwrap_or_default();
     out.resize(text_end + room, 0);
@@ -43,10 +41,15 @@ pub fn write_global(kind: &str, key: impl Key, out: &mut Vec<u8>) {
 /// The text a global id encodes: `Type:key`.
 fn text_of(kind: &str, key: impl Key) -> Vec<u8> {
     let mut text = Vec::with_capacity(kind.len() + 24);
-    text.extend_from_slice(kind.as_bytes());
-    text.push(b':');
-    key.write(&mut text);
+    write_text(kind, key, &mut text);
     text
+}
+
+/// Appends the text a global id encodes, `Type:key`, to `out`.
+fn write_text(kind: &str, key: impl Key, out: &mut Vec<u8>) {
+    out.extend_from_slice(kind.as_bytes());
+    out.push(b':');
+    key.write(out);
 }
 
 /// The key of a global id: a number, text, or a [`Pair`].
