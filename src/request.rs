@@ -74,6 +74,12 @@ impl RequestContext {
         self.agent.may(&self.policy, permission, ticket)
     }
 
+    /// The ways the policy lets the calling agent see tickets (`ticket_scope`), which the
+    /// ticket queries turn into SQL.
+    pub fn ticket_scopes(&self) -> Arc<[crate::policy::TicketScope]> {
+        self.policy.ticket_scopes(&self.agent_facts)
+    }
+
     /// Whether the policy grants the calling agent `permission` on a named resource
     /// (`allow(agent, action, "resource")`).
     pub fn allowed(&self, permission: Permission) -> bool {
@@ -126,7 +132,7 @@ impl RequestContext {
         &self,
         id: TicketId,
     ) -> ApiResult<crate::tickets::visibility::Joined> {
-        let scopes = self.policy.ticket_scopes(&self.agent_facts);
+        let scopes = self.ticket_scopes();
         crate::tickets::visibility::find_visible(&self.db, &self.agent, &scopes, id.get())
             .await?
             .ok_or(ApiError::NotFound)
@@ -141,7 +147,7 @@ impl RequestContext {
         crate::tickets::visibility::Joined,
         Vec<crate::rows::TicketSummaryRow>,
     )> {
-        let scopes = self.policy.ticket_scopes(&self.agent_facts);
+        let scopes = self.ticket_scopes();
         crate::tickets::visibility::find_visible_with_customer_tickets(
             &self.db,
             &self.agent,

@@ -388,7 +388,7 @@ impl ContactLookupQuery {
         }
         let contact = Contact::parse(email, phone)?;
         let window = Window::configured(request, BY_CONTACT, first, after, last, before)?;
-        let scopes = request.policy.ticket_scopes(&request.agent_facts);
+        let scopes = request.ticket_scopes();
         let rows = lookup::by_contact(
             &request.db,
             &request.vault,
@@ -609,7 +609,7 @@ impl TicketQuery {
             status: status.map(|s| s.as_str().to_owned()),
             topic,
         };
-        let scopes = request.policy.ticket_scopes(&request.agent_facts);
+        let scopes = request.ticket_scopes();
         // The agent's grants are read alongside the page, so that every ticket's fields find
         // them ready: fields waiting on the grant store at different times would split the
         // page's batched loads into several statements.
